@@ -1,0 +1,90 @@
+#include "core/npy.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <optional>
+#include <unistd.h>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xnpy.hpp>
+
+#include "core/errors.hpp"
+
+namespace scoresde {
+
+void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+  const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
+  try {
+    write(tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw InputError(fmt::format("{}: cannot write ({})", path, reason));
+  }
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) throw InputError(fmt::format("{}: cannot write", path));
+  });
+}
+
+void dump_samples_npy(const std::string& path, ConstMatrixRef x) {
+  // A column-major d x n matrix is the row-major (n, d) array numpy expects: no copy, no transpose.
+  const std::vector<std::size_t> shape = {static_cast<std::size_t>(x.cols()), static_cast<std::size_t>(x.rows())};
+  if (x.outerStride() != x.rows()) return dump_samples_npy(path, Matrix(x));
+  auto view = xt::adapt(x.data(), static_cast<std::size_t>(x.size()), xt::no_ownership(), shape);
+  {
+    std::ofstream probe(path, std::ios::binary);
+    if (!probe) throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
+  }
+  xt::dump_npy(path, view);
+}
+
+void write_samples_npy(const std::string& path, ConstMatrixRef x) {
+  write_atomically(path, [&](const std::string& tmp) { dump_samples_npy(tmp, x); });
+}
+
+Matrix read_samples_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("{}: cannot open", path));
+  std::optional<xt::detail::npy_file> loaded;
+  try {
+    loaded.emplace(xt::detail::load_npy_file(in));
+  } catch (const std::exception& e) {
+    throw InputError(fmt::format("{}: not a readable .npy file ({})", path, e.what()));
+  }
+  auto& file = *loaded;
+  if (file.m_shape.size() != 2)
+    throw InputError(fmt::format("{}: expected a 2-d array of shape (n, d); found {} dimensions", path, file.m_shape.size()));
+  if (file.m_fortran_order) throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
+  const auto n = static_cast<Index>(file.m_shape[0]), d = static_cast<Index>(file.m_shape[1]);
+  if (n < 1 || d < 1) throw InputError(fmt::format("{}: the array is empty (shape ({}, {}))", path, n, d));
+  Matrix x(d, n);
+  if (file.m_typestring == "<f8") {
+    auto a = std::move(file).cast<double>();
+    std::copy(a.data(), a.data() + a.size(), x.data());
+  } else if (file.m_typestring == "<f4") {
+    auto a = std::move(file).cast<float>();
+    std::copy(a.data(), a.data() + a.size(), x.data());
+  } else {
+    throw InputError(fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path,
+                                 file.m_typestring));
+  }
+  for (Index j = 0; j < n; ++j)
+    if (!x.col(j).allFinite()) throw InputError(fmt::format("{}: row {} holds a non-finite value", path, j));
+  return x;
+}
+
+}  // namespace scoresde

@@ -1,0 +1,24 @@
+// .npy files at the file boundary (xtensor's xnpy), and atomic writes: every output is written to a temporary
+// file beside its destination and renamed into place, so a failed or interrupted run leaves nothing half-written.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "core/types.hpp"
+
+namespace scoresde {
+
+// Writes the d x n batch x as an (n, d) float64 array (C order) to path as it is (see write_atomically).
+void dump_samples_npy(const std::string& path, ConstMatrixRef x);
+// The same, atomically.
+void write_samples_npy(const std::string& path, ConstMatrixRef x);
+// Reads an (n, d) float64 or float32 array as a d x n batch. InputError naming the file and the problem.
+Matrix read_samples_npy(const std::string& path);
+
+// Calls write(temporary_path), then renames the temporary file to `path`; removes it if write throws.
+void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
+// Writes text to `path` atomically.
+void write_text_atomically(const std::string& path, const std::string& text);
+
+}  // namespace scoresde

@@ -1,0 +1,167 @@
+#include "core/sde.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <numbers>
+
+#include "core/errors.hpp"
+
+namespace scoresde {
+namespace {
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// beta(t) and its integral for the two VP schedules; alpha_t = exp(-B(t)/2) with B = int_0^t beta.
+struct Schedule {
+  const SdeOptions& o;
+  double beta(double t) const {
+    if (o.schedule == VpSchedule::linear) return o.beta_min + t * (o.beta_max - o.beta_min);
+    // Cosine (Nichol & Dhariwal 2021, eq. 17): alpha_bar = cos^2(phi)/cos^2(phi_0), phi = (t+s)/(1+s) pi/2,
+    // so beta = -d log(alpha_bar)/dt = pi/(1+s) tan(phi).
+    const double phi = (t + o.cosine_s) / (1.0 + o.cosine_s) * std::numbers::pi / 2;
+    return std::numbers::pi / (1.0 + o.cosine_s) * std::tan(phi);
+  }
+  double log_alpha(double t) const {
+    if (o.schedule == VpSchedule::linear) return -0.25 * t * t * (o.beta_max - o.beta_min) - 0.5 * t * o.beta_min;
+    const double phi = (t + o.cosine_s) / (1.0 + o.cosine_s) * std::numbers::pi / 2;
+    const double phi0 = o.cosine_s / (1.0 + o.cosine_s) * std::numbers::pi / 2;
+    return std::log(std::cos(phi) / std::cos(phi0));
+  }
+};
+
+class VpSde final : public Sde {
+ public:
+  using Sde::Sde;
+  double f(double t) const override { return -0.5 * Schedule{options()}.beta(t); }
+  double g(double t) const override { return std::sqrt(Schedule{options()}.beta(t)); }
+  double log_alpha(double t) const override { return Schedule{options()}.log_alpha(t); }
+  // sigma^2 = 1 - alpha^2, computed with expm1 to keep precision for small t.
+  double sigma(double t) const override { return std::sqrt(-std::expm1(2.0 * log_alpha(t))); }
+  double prior_std() const override { return 1.0; }
+  double default_eps() const override { return 1e-3; }
+};
+
+class SubVpSde final : public Sde {
+ public:
+  using Sde::Sde;
+  double f(double t) const override { return -0.5 * Schedule{options()}.beta(t); }
+  // g^2 = beta(t) (1 - exp(-2 int_0^t beta)) = beta (1 - alpha^4)   (Song et al. 2021, eq. 11)
+  double g(double t) const override {
+    return std::sqrt(Schedule{options()}.beta(t) * -std::expm1(4.0 * log_alpha(t)));
+  }
+  double log_alpha(double t) const override { return Schedule{options()}.log_alpha(t); }
+  // The kernel std is 1 - alpha^2 itself, not its square root (Song et al. 2021, eq. 29).
+  double sigma(double t) const override { return -std::expm1(2.0 * log_alpha(t)); }
+  double prior_std() const override { return 1.0; }
+  double default_eps() const override { return 1e-3; }
+};
+
+// Variance exploding (SMLD). The kernel variance is the exact sigma(t)^2 - sigma_min^2 (so that sigma_0 = 0 and
+// the exact mixture score is the score of the process simulated), not the reference code's sigma(t)^2; the prior
+// is N(0, sigma_max^2 I) as in the reference. See docs/maths.md.
+class VeSde final : public Sde {
+ public:
+  using Sde::Sde;
+  double log_ratio() const { return std::log(options().sigma_max / options().sigma_min); }
+  double sigma_of(double t) const { return options().sigma_min * std::exp(t * log_ratio()); }
+  double f(double) const override { return 0.0; }
+  double g(double t) const override { return sigma_of(t) * std::sqrt(2.0 * log_ratio()); }
+  double log_alpha(double) const override { return 0.0; }
+  double sigma(double t) const override {
+    return options().sigma_min * std::sqrt(std::expm1(2.0 * t * log_ratio()));
+  }
+  double prior_std() const override { return options().sigma_max; }
+  double default_eps() const override { return 1e-5; }
+};
+
+}  // namespace
+
+std::string to_string(SdeKind kind) {
+  switch (kind) {
+    case SdeKind::vp: return "vp";
+    case SdeKind::subvp: return "subvp";
+    case SdeKind::ve: return "ve";
+  }
+  return "?";
+}
+
+std::string to_string(VpSchedule schedule) { return schedule == VpSchedule::linear ? "linear" : "cosine"; }
+
+std::vector<std::string> sde_names() { return {"vp", "subvp", "ve"}; }
+
+SdeKind sde_kind_from_string(std::string_view name) {
+  for (auto k : {SdeKind::vp, SdeKind::subvp, SdeKind::ve})
+    if (to_string(k) == name) return k;
+  throw ConfigError(fmt::format("--sde = {}: unknown SDE; choose one of {}", name, join(sde_names())));
+}
+
+VpSchedule vp_schedule_from_string(std::string_view name) {
+  if (name == "linear") return VpSchedule::linear;
+  if (name == "cosine") return VpSchedule::cosine;
+  throw ConfigError(fmt::format("--schedule = {}: unknown schedule; choose one of linear, cosine", name));
+}
+
+double SdeOptions::horizon() const {
+  if (T) return *T;
+  return (kind != SdeKind::ve && schedule == VpSchedule::cosine) ? 0.999 : 1.0;
+}
+
+void SdeOptions::validate() const {
+  const double t = horizon();
+  require(std::isfinite(t) && t > 0, "--T", fmt::format("{}", t), "must be > 0");
+  if (kind == SdeKind::ve) {
+    require(sigma_min > 0 && std::isfinite(sigma_min), "--sigma-min", fmt::format("{}", sigma_min), "must be > 0");
+    require(sigma_max > sigma_min && std::isfinite(sigma_max), "--sigma-max", fmt::format("{}", sigma_max),
+            fmt::format("must be > --sigma-min ({})", sigma_min));
+    return;
+  }
+  if (schedule == VpSchedule::linear) {
+    require(beta_min > 0 && std::isfinite(beta_min), "--beta-min", fmt::format("{}", beta_min), "must be > 0");
+    require(beta_max >= beta_min && std::isfinite(beta_max), "--beta-max", fmt::format("{}", beta_max),
+            fmt::format("must be >= --beta-min ({})", beta_min));
+  } else {
+    require(cosine_s > 0 && cosine_s < 1, "--cosine-s", fmt::format("{}", cosine_s), "must be in (0, 1)");
+    require(t < 1.0, "--T", fmt::format("{}", t), "must be < 1 for the cosine schedule (alpha vanishes at t = 1)");
+  }
+}
+
+double Sde::alpha(double t) const { return std::exp(log_alpha(t)); }
+
+Transition Sde::transition(double s, double t) const {
+  const double log_a = log_alpha(t) - log_alpha(s);
+  const double a = std::exp(log_a);
+  if (options_.kind == SdeKind::vp) return {a, -std::expm1(2.0 * log_a)};  // 1 - a^2, the exact discrete beta
+  const double st = sigma(t), ss = sigma(s);
+  return {a, st * st - a * a * ss * ss};
+}
+
+void Sde::prior_log_density(ConstMatrixRef x, VectorRef out) const {
+  const double s = prior_std();
+  const double d = static_cast<double>(x.rows());
+  out = -0.5 * x.colwise().squaredNorm().transpose() / (s * s);
+  out.array() -= 0.5 * d * std::log(2.0 * std::numbers::pi * s * s);
+}
+
+ReverseSde Sde::reverse(bool probability_flow) const { return ReverseSde(*this, probability_flow); }
+
+void ReverseSde::drift(ConstMatrixRef x, ConstMatrixRef score, double t, MatrixRef out) const {
+  const double g = sde_->g(t);
+  const double c = probability_flow_ ? 0.5 : 1.0;
+  out = sde_->f(t) * x - (c * g * g) * score;
+}
+
+std::unique_ptr<Sde> make_sde(const SdeOptions& options) {
+  options.validate();
+  switch (options.kind) {
+    case SdeKind::vp: return std::make_unique<VpSde>(options);
+    case SdeKind::subvp: return std::make_unique<SubVpSde>(options);
+    case SdeKind::ve: return std::make_unique<VeSde>(options);
+  }
+  throw ConfigError("--sde: unknown kind");
+}
+
+}  // namespace scoresde

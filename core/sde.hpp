@@ -1,0 +1,98 @@
+// Forward SDEs of Song et al., "Score-Based Generative Modeling through Stochastic Differential Equations",
+// ICLR 2021 (eqs. 5-11, App. B). All three families are linear with additive noise:
+//
+//     dx = f(t) x dt + g(t) dw,   p(x_t | x_0) = N(alpha_t x_0, sigma_t^2 I),
+//
+// with f = d log(alpha)/dt and g^2 = d(sigma^2)/dt - 2 f sigma^2 (see docs/maths.md). Each SDE also builds its
+// reverse-time SDE and probability-flow ODE from a score (ReverseSde), so samplers never re-derive f - g^2 s.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace scoresde {
+
+enum class SdeKind { vp, subvp, ve };
+enum class VpSchedule { linear, cosine };
+
+std::string to_string(SdeKind kind);
+std::string to_string(VpSchedule schedule);
+SdeKind sde_kind_from_string(std::string_view name);          // ConfigError naming --sde and the valid names
+VpSchedule vp_schedule_from_string(std::string_view name);    // ConfigError naming --schedule
+std::vector<std::string> sde_names();
+
+struct SdeOptions {
+  SdeKind kind = SdeKind::vp;
+  VpSchedule schedule = VpSchedule::linear;  // vp and subvp only
+  double beta_min = 0.1;                     // linear schedule: beta(t) = beta_min + t (beta_max - beta_min)
+  double beta_max = 20.0;
+  double cosine_s = 0.008;    // Nichol & Dhariwal (2021) offset
+  double sigma_min = 0.01;    // ve: sigma(t) = sigma_min (sigma_max / sigma_min)^t
+  double sigma_max = 50.0;
+  std::optional<double> T;    // horizon; default 1, or 0.999 for the cosine schedule whose alpha vanishes at t = 1
+
+  double horizon() const;
+  void validate() const;  // throws ConfigError naming the option and the allowed range
+};
+
+// The exact forward transition between times s < t: x_t = a x_s + G z, z ~ N(0, I).
+struct Transition {
+  double a;         // alpha_t / alpha_s
+  double variance;  // G^2 = sigma_t^2 - a^2 sigma_s^2
+};
+
+class ReverseSde;
+
+class Sde {
+ public:
+  explicit Sde(const SdeOptions& options) : options_(options), T_(options.horizon()) {}
+  virtual ~Sde() = default;
+
+  const SdeOptions& options() const { return options_; }
+  double T() const { return T_; }
+  std::string name() const { return to_string(options_.kind); }
+
+  virtual double f(double t) const = 0;          // drift coefficient: drift = f(t) x
+  virtual double g(double t) const = 0;          // diffusion coefficient
+  virtual double log_alpha(double t) const = 0;  // log of the mean coefficient alpha_t
+  virtual double sigma(double t) const = 0;      // std of the perturbation kernel
+  virtual double prior_std() const = 0;          // the prior at T is N(0, prior_std^2 I)
+  virtual double default_eps() const = 0;        // where sampling stops by default
+
+  double alpha(double t) const;
+  Transition transition(double s, double t) const;
+  // log N(x; 0, prior_std^2 I) for each column.
+  void prior_log_density(ConstMatrixRef x, VectorRef out) const;
+
+  ReverseSde reverse(bool probability_flow) const;
+
+ private:
+  SdeOptions options_;
+  double T_;
+};
+
+// The reverse-time dynamics of Song et al. (2021), eqs. 6 and 13, and App. D.1:
+//   reverse SDE          dx = [f x - g^2 s] dt + g dw_bar
+//   probability flow ODE dx = [f x - g^2 s / 2] dt
+class ReverseSde {
+ public:
+  ReverseSde(const Sde& sde, bool probability_flow) : sde_(&sde), probability_flow_(probability_flow) {}
+  const Sde& sde() const { return *sde_; }
+  bool probability_flow() const { return probability_flow_; }
+  // out = f(t) x - c g(t)^2 score, with c = 1 (SDE) or 1/2 (ODE). out may alias score but not x.
+  void drift(ConstMatrixRef x, ConstMatrixRef score, double t, MatrixRef out) const;
+  double diffusion(double t) const { return probability_flow_ ? 0.0 : sde_->g(t); }
+
+ private:
+  const Sde* sde_;
+  bool probability_flow_;
+};
+
+std::unique_ptr<Sde> make_sde(const SdeOptions& options);
+
+}  // namespace scoresde

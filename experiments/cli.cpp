@@ -1,0 +1,98 @@
+#include "experiments/cli.hpp"
+
+#include <boost/program_options/errors.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <iostream>
+
+#include "core/build_info.hpp"
+#include "core/errors.hpp"
+#include "core/noise.hpp"
+#include "core/sde.hpp"
+#include "models/datasets.hpp"
+#include "solvers/registry.hpp"
+
+namespace scoresde {
+
+namespace {
+const char* main_usage =
+    "scoresde: score-based generative modelling with stochastic differential equations\n\n"
+    "Usage: scoresde COMMAND [options]     (scoresde COMMAND --help for a command's options)\n\n"
+    "Commands:\n"
+    "  sample    draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
+    "  compare   every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  list      SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
+    "  version   version, git revision and compiler\n\n"
+    "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
+}
+
+int list_command(std::ostream& out) {
+  out << "SDEs:         " << fmt::format("{}", fmt::join(sde_names(), ", ")) << "\n";
+  out << "samplers:     " << fmt::format("{}", fmt::join(sampler_names(), ", ")) << "\n";
+  out << "predictors:   (for --sampler pc; the samplers of the same name use them alone)\n";
+  for (const auto& e : predictor_registry()) {
+    const auto p = e.make(SamplerOptions{});
+    const auto& i = p->info();
+    out << fmt::format("  {:<18} {}  [strong {}, weak {}, {} NFE/step; {}]\n", i.name, i.summary, i.strong_order,
+                       i.weak_order, i.evals_per_step, i.reference);
+  }
+  out << "  none\n";
+  out << "correctors:\n";
+  for (const auto& e : corrector_registry()) {
+    const auto c = e.make(SamplerOptions{});
+    const auto& i = c->info();
+    out << fmt::format("  {:<18} {}  [{} NFE/iteration; {}]\n", i.name, i.summary, i.evals_per_step, i.reference);
+  }
+  out << "  none\n";
+  out << "ODE methods:  (for --sampler ode)\n";
+  for (const auto& e : ode_method_registry()) {
+    if (e.adaptive) {
+      out << fmt::format("  {:<18} adaptive Dormand-Prince 5(4), --rtol/--atol  [order {}; 6 NFE/accepted step]\n",
+                         e.name, e.order);
+    } else {
+      const auto p = e.make(SamplerOptions{});
+      out << fmt::format("  {:<18} {}  [order {}, {} NFE/step]\n", e.name, p->info().summary, e.order,
+                         p->info().evals_per_step);
+    }
+  }
+  out << "noise:        " << fmt::format("{}", fmt::join(noise_names(), ", ")) << "\n";
+  out << "data:         " << fmt::format("{}", fmt::join(builtin_data_names(), ", ")) << ", or a mixture FILE.json\n";
+  return 0;
+}
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    out << main_usage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    if (command == "sample") return sample_command(rest, out, err);
+    if (command == "compare") return compare_command(rest, out, err);
+    if (command == "list") return list_command(out);
+    if (command == "version" || command == "--version") {
+      out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(), build_context()["compiler"].get<std::string>());
+      return 0;
+    }
+    err << fmt::format("scoresde: unknown command '{}'; choose one of sample, compare, list, version\n", command);
+    return 2;
+  } catch (const ConfigError& e) {
+    err << fmt::format("scoresde {}: {}\n", command, e.what());
+    return 2;
+  } catch (const InputError& e) {
+    err << fmt::format("scoresde {}: {}\n", command, e.what());
+    return 2;
+  } catch (const boost::program_options::error& e) {
+    err << fmt::format("scoresde {}: {} (see scoresde {} --help)\n", command, e.what(), command);
+    return 2;
+  } catch (const NumericalError& e) {
+    err << fmt::format("scoresde {}: the sampler diverged: {}; nothing was written\n", command, e.what());
+    return 3;
+  } catch (const std::exception& e) {
+    err << fmt::format("scoresde {}: unexpected error: {}\n", command, e.what());
+    return 1;
+  }
+}
+
+}  // namespace scoresde

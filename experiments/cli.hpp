@@ -1,0 +1,19 @@
+// The `scoresde` command line. run_cli is the whole program minus process start-up, so tests call it in-process.
+// Exit status: 0 success, 2 bad option or input file (nothing written), 3 a sampler diverged (nothing written),
+// 1 anything unexpected.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace scoresde {
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// Subcommands, each given the arguments after its name.
+int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int list_command(std::ostream& out);
+
+}  // namespace scoresde

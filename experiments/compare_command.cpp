@@ -1,0 +1,131 @@
+// scoresde compare: the built-in samplers side by side on one data set with its exact score, one row per
+// (SDE, sampler), with NFE, wall time and sample quality against exact samples drawn with the same seed. This is
+// the README's first command; issue "Experiment drivers" grows it into `scoresde study`.
+#include <fmt/format.h>
+#include <iostream>
+#include <sstream>
+
+#include "core/build_info.hpp"
+#include "core/errors.hpp"
+#include "core/npy.hpp"
+#include "experiments/cli.hpp"
+#include "experiments/options_cli.hpp"
+#include "experiments/quality.hpp"
+#include "models/datasets.hpp"
+#include "solvers/driver.hpp"
+
+namespace scoresde {
+
+namespace {
+
+const char* compare_usage =
+    "Usage: scoresde compare [--data eight_gaussians] [--sdes vp,ve] [--steps 1000] [-n 10000] [--seed 0]\n"
+    "                        [--threads 2] [--out TABLE.md]\n\n"
+    "Runs every built-in sampler (euler_maruyama, reverse_diffusion, ancestral, pc with the langevin corrector,\n"
+    "ode with rk4 and with dopri5) with the exact score and prints NFE, wall time and quality: the mean negative\n"
+    "log-likelihood of the samples under the exact data density (exact samples give the reference row) and the\n"
+    "share of samples within Mahalanobis distance 3 of their mode, each with its standard error.\n";
+
+struct Row {
+  std::string sde, sampler;
+  double nfe, seconds;
+  MixtureQuality q;
+  std::string failure;
+};
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description opts("Comparison");
+  opts.add_options()
+      ("data", po::value<std::string>()->default_value("eight_gaussians"), "eight_gaussians, gaussian or FILE.json")
+      ("dim", po::value<Index>()->default_value(0), "dimension for gaussian")
+      ("sdes", po::value<std::string>()->default_value("vp,ve"), "comma-separated SDEs")
+      ("steps", po::value<int>()->default_value(1000), "time steps for the fixed-step samplers")
+      ("samples,n", po::value<Index>()->default_value(10000), "samples per sampler")
+      ("seed", po::value<std::uint64_t>()->default_value(0), "seed (the exact reference samples use it too)")
+      ("threads", po::value<int>()->default_value(2), "worker threads")
+      ("out", po::value<std::string>(), "also write the table as Markdown, with the build context");
+  po::variables_map vm;
+  if (!parse_arguments(args, opts, compare_usage, vm, out)) return 0;
+  const auto mixture = load_data(vm["data"].as<std::string>(), vm["dim"].as<Index>());
+  const Index n = vm["samples"].as<Index>();
+  require(n >= 2, "-n/--samples", std::to_string(n), "must be >= 2");
+  const auto sdes = split(vm["sdes"].as<std::string>());
+  require(!sdes.empty(), "--sdes", vm["sdes"].as<std::string>(), "name at least one of vp, subvp, ve");
+
+  struct Config {
+    std::string label;
+    SamplerOptions o;
+  };
+  std::vector<Config> configs;
+  for (const std::string name : {"euler_maruyama", "reverse_diffusion", "ancestral", "pc"}) {
+    SamplerOptions o;
+    o.sampler = name;
+    configs.push_back({name == "pc" ? "pc (reverse_diffusion + langevin)" : name, o});
+  }
+  for (const std::string method : {"rk4", "dopri5"}) {
+    SamplerOptions o;
+    o.sampler = "ode";
+    o.ode_method = method;
+    configs.push_back({"ode " + method, o});
+  }
+
+  std::vector<Row> rows;
+  Matrix exact(mixture->dim(), n);
+  mixture->sample(vm["seed"].as<std::uint64_t>(), 0, exact);
+  rows.push_back({"-", "exact samples", 0, 0, mixture_quality(*mixture, exact), ""});
+  for (const auto& sde_name : sdes) {
+    SdeOptions so;
+    so.kind = sde_kind_from_string(sde_name);
+    const auto sde = make_sde(so);
+    const MixtureScore model(mixture, *sde);
+    for (auto c : configs) {
+      c.o.steps = vm["steps"].as<int>();
+      c.o.seed = vm["seed"].as<std::uint64_t>();
+      c.o.threads = vm["threads"].as<int>();
+      if (c.o.resolved_predictor() == "ancestral" && so.kind == SdeKind::subvp) continue;
+      err << fmt::format("  {} {} ...\r", sde_name, c.label) << std::flush;
+      try {
+        const auto r = sample(*sde, model, c.o, n);
+        rows.push_back({sde_name, c.label, r.nfe_mean(), r.wall_seconds, mixture_quality(*mixture, r.samples), ""});
+      } catch (const NumericalError& e) {
+        rows.push_back({sde_name, c.label, 0, 0, {}, e.what()});
+      }
+    }
+  }
+  err << std::string(60, ' ') << "\r";
+
+  std::string table = fmt::format(
+      "| SDE | sampler | NFE | time (s) | NLL (nats) | in-mode share |\n|---|---|---:|---:|---:|---:|\n");
+  for (const auto& r : rows) {
+    if (!r.failure.empty()) {
+      table += fmt::format("| {} | {} | - | - | diverged: {} | |\n", r.sde, r.sampler, r.failure);
+      continue;
+    }
+    table += fmt::format("| {} | {} | {} | {} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} |\n", r.sde, r.sampler,
+                         r.nfe > 0 ? fmt::format("{:.0f}", r.nfe) : "-",
+                         r.seconds > 0 ? fmt::format("{:.3f}", r.seconds) : "-", r.q.nll, r.q.nll_se, r.q.in_mode,
+                         r.q.in_mode_se);
+  }
+  const auto ctx = build_context();
+  const std::string header = fmt::format(
+      "{} samples of {} per row, exact score, {} steps for fixed-step samplers, seed {}, {} threads.\n"
+      "scoresde {} ({}), {}, {}.\n\n",
+      n, vm["data"].as<std::string>(), vm["steps"].as<int>(), vm["seed"].as<std::uint64_t>(),
+      vm["threads"].as<int>(), version(), git_revision(), ctx["compiler"].get<std::string>(),
+      ctx["date_utc"].get<std::string>());
+  out << header << table;
+  if (vm.count("out")) write_text_atomically(vm["out"].as<std::string>(), header + table);
+  return 0;
+}
+
+}  // namespace scoresde

@@ -1,0 +1,166 @@
+#include "experiments/options_cli.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <fstream>
+#include <iostream>
+
+#include "core/errors.hpp"
+#include "solvers/registry.hpp"
+
+namespace scoresde {
+
+po::options_description sde_option_group() {
+  const SdeOptions d;
+  po::options_description g("Forward SDE");
+  g.add_options()
+      ("sde", po::value<std::string>()->default_value("vp"), "vp (variance preserving), subvp, or ve (variance exploding)")
+      ("schedule", po::value<std::string>()->default_value("linear"), "vp/subvp noise schedule: linear or cosine")
+      ("beta-min", po::value<double>()->default_value(d.beta_min), "linear schedule: beta(0)")
+      ("beta-max", po::value<double>()->default_value(d.beta_max), "linear schedule: beta(T)")
+      ("cosine-s", po::value<double>()->default_value(d.cosine_s), "cosine schedule offset s")
+      ("sigma-min", po::value<double>()->default_value(d.sigma_min), "ve: sigma(0)")
+      ("sigma-max", po::value<double>()->default_value(d.sigma_max), "ve: sigma(T); the prior is N(0, sigma_max^2 I)")
+      ("T", po::value<double>(), "time horizon (default 1; 0.999 for the cosine schedule)");
+  return g;
+}
+
+SdeOptions sde_options_from(const po::variables_map& vm) {
+  SdeOptions o;
+  o.kind = sde_kind_from_string(vm["sde"].as<std::string>());
+  o.schedule = vp_schedule_from_string(vm["schedule"].as<std::string>());
+  o.beta_min = vm["beta-min"].as<double>();
+  o.beta_max = vm["beta-max"].as<double>();
+  o.cosine_s = vm["cosine-s"].as<double>();
+  o.sigma_min = vm["sigma-min"].as<double>();
+  o.sigma_max = vm["sigma-max"].as<double>();
+  if (vm.count("T")) o.T = vm["T"].as<double>();
+  o.validate();
+  return o;
+}
+
+void record(const SdeOptions& o, nlohmann::ordered_json& out) {
+  out["sde"] = to_string(o.kind);
+  out["schedule"] = to_string(o.schedule);
+  out["beta-min"] = o.beta_min;
+  out["beta-max"] = o.beta_max;
+  out["cosine-s"] = o.cosine_s;
+  out["sigma-min"] = o.sigma_min;
+  out["sigma-max"] = o.sigma_max;
+  out["T"] = o.horizon();
+}
+
+po::options_description sampler_option_group() {
+  const SamplerOptions d;
+  po::options_description g("Sampler");
+  g.add_options()
+      ("sampler", po::value<std::string>()->default_value(d.sampler),
+       "euler_maruyama | reverse_diffusion | ancestral | pc | ode   (scoresde list shows them all)")
+      ("predictor", po::value<std::string>()->default_value(d.predictor),
+       "pc: euler_maruyama | reverse_diffusion | ancestral | none")
+      ("corrector", po::value<std::string>()->default_value(d.corrector), "pc: langevin | ald | none")
+      ("snr", po::value<double>()->default_value(d.snr), "corrector signal-to-noise ratio r")
+      ("corrector-steps", po::value<int>()->default_value(d.corrector_steps), "corrector iterations per step")
+      ("langevin-norm", po::value<std::string>()->default_value(to_string(d.langevin_norm)),
+       "langevin step norms: capped (per sample, capped at 2a(r sigma_t)^2), sample, or batch (the reference's batch "
+       "mean over a chunk)")
+      ("ode-method", po::value<std::string>()->default_value(d.ode_method), "ode: euler | rk4 | dopri5 (adaptive)")
+      ("rtol", po::value<double>()->default_value(d.rtol), "dopri5 relative tolerance")
+      ("atol", po::value<double>()->default_value(d.atol), "dopri5 absolute tolerance")
+      ("ode-control", po::value<std::string>()->default_value(to_string(d.ode_control)),
+       "dopri5 step control: chunk (one step size per chunk) or sample (per sample)")
+      ("steps", po::value<int>()->default_value(d.steps), "time steps N from T down to eps (fixed-step methods)")
+      ("eps", po::value<double>(), "final time (default 1e-3 for vp/subvp, 1e-5 for ve)")
+      ("denoise", po::value<std::string>()->default_value("on"), "on: the last step returns the noise-free mean; off")
+      ("noise", po::value<std::string>()->default_value(to_string(d.noise)),
+       "independent (fresh increments per step) or brownian_tree (one Brownian path shared by every step count)")
+      ("seed", po::value<std::uint64_t>()->default_value(d.seed), "fixes every random number")
+      ("threads", po::value<int>()->default_value(d.threads), "worker threads; results do not depend on it")
+      ("chunk", po::value<Index>()->default_value(d.chunk), "samples per chunk (see docs/reproducibility.md)");
+  return g;
+}
+
+bool parse_on_off(const std::string& option, const std::string& value) {
+  if (value == "on" || value == "true" || value == "1" || value == "yes") return true;
+  if (value == "off" || value == "false" || value == "0" || value == "no") return false;
+  throw ConfigError(fmt::format("--{} = {}: choose on or off", option, value));
+}
+
+SamplerOptions sampler_options_from(const po::variables_map& vm) {
+  SamplerOptions o;
+  o.sampler = vm["sampler"].as<std::string>();
+  o.predictor = vm["predictor"].as<std::string>();
+  o.corrector = vm["corrector"].as<std::string>();
+  o.snr = vm["snr"].as<double>();
+  o.corrector_steps = vm["corrector-steps"].as<int>();
+  o.langevin_norm = langevin_norm_from_string(vm["langevin-norm"].as<std::string>());
+  o.ode_method = vm["ode-method"].as<std::string>();
+  o.rtol = vm["rtol"].as<double>();
+  o.atol = vm["atol"].as<double>();
+  o.ode_control = ode_control_from_string(vm["ode-control"].as<std::string>());
+  o.steps = vm["steps"].as<int>();
+  if (vm.count("eps")) o.eps = vm["eps"].as<double>();
+  o.denoise = parse_on_off("denoise", vm["denoise"].as<std::string>());
+  o.noise = noise_kind_from_string(vm["noise"].as<std::string>());
+  o.seed = vm["seed"].as<std::uint64_t>();
+  o.threads = vm["threads"].as<int>();
+  o.chunk = vm["chunk"].as<Index>();
+  return o;
+}
+
+void record(const SamplerOptions& o, const Sde& sde, nlohmann::ordered_json& out) {
+  out["sampler"] = o.sampler;
+  out["predictor"] = o.predictor;
+  out["corrector"] = o.corrector;
+  out["snr"] = o.snr;
+  out["corrector-steps"] = o.corrector_steps;
+  out["langevin-norm"] = to_string(o.langevin_norm);
+  out["ode-method"] = o.ode_method;
+  out["rtol"] = o.rtol;
+  out["atol"] = o.atol;
+  out["ode-control"] = to_string(o.ode_control);
+  out["steps"] = o.steps;
+  out["eps"] = o.resolved_eps(sde);
+  out["denoise"] = o.denoise ? "on" : "off";
+  out["noise"] = to_string(o.noise);
+  out["seed"] = o.seed;
+  out["threads"] = o.threads;
+  out["chunk"] = o.chunk;
+}
+
+bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
+                     const std::string& usage, po::variables_map& vm, std::ostream& out) {
+  po::options_description all = visible;
+  all.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                 "INI file with the same keys (no dashes); the command line wins");
+  po::store(po::command_line_parser(args).options(all).run(), vm);
+  if (vm.count("help")) {
+    out << usage << "\n" << all << "\n";
+    return false;
+  }
+  if (vm.count("config")) {
+    const auto path = vm["config"].as<std::string>();
+    std::ifstream in(path);
+    if (!in) throw InputError(fmt::format("--config = {}: cannot open the file", path));
+    try {
+      po::store(po::parse_config_file(in, all), vm);
+    } catch (const po::error& e) {
+      throw InputError(fmt::format("{}: {}", path, e.what()));
+    }
+  }
+  po::notify(vm);
+  return true;
+}
+
+std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved) {
+  std::string cmd = "scoresde " + subcommand;
+  for (auto it = resolved.begin(); it != resolved.end(); ++it) {
+    const auto& v = it.value();
+    if (v.is_null()) continue;
+    const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+    cmd += fmt::format(" --{} {}", it.key(), text);
+  }
+  return cmd;
+}
+
+}  // namespace scoresde

@@ -1,0 +1,71 @@
+// Gaussian mixtures in any dimension, with isotropic or full covariances, and their exact diffused densities.
+// Under a linear SDE with kernel N(alpha_t x_0, sigma_t^2 I),
+//     p_0 = sum_k w_k N(mu_k, S_k)   =>   p_t = sum_k w_k N(alpha_t mu_k, C_k),  C_k = alpha_t^2 S_k + sigma_t^2 I,
+// so the score, log-density and Laplacian of log p_t are known in closed form for every t (shared/ORACLES.md;
+// docs/maths.md). Each S_k is diagonalised once, S_k = U_k diag(lambda_k) U_k^T, so that C_k^{-1} at any t is
+// U_k diag(1 / (alpha^2 lambda_k + sigma^2)) U_k^T with no factorisation per call. Mixtures of components are
+// combined with log-sum-exp throughout.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/noise.hpp"
+#include "core/sde.hpp"
+#include "models/score_model.hpp"
+
+namespace scoresde {
+
+class GaussianMixture {
+ public:
+  // weights (K, positive, normalised here), means (d x K), covariances (K matrices d x d, symmetric positive
+  // definite). Throws ConfigError describing the first problem found.
+  GaussianMixture(Vector weights, Matrix means, std::vector<Matrix> covariances);
+  // Isotropic components: S_k = stds(k)^2 I.
+  static GaussianMixture isotropic(Vector weights, Matrix means, const Vector& stds);
+
+  Index dim() const { return means_.rows(); }
+  Index components() const { return means_.cols(); }
+  const Vector& weights() const { return weights_; }
+  const Matrix& means() const { return means_; }
+  Matrix covariance(Index k) const;
+  bool is_isotropic() const { return isotropic_; }
+
+  // Exact samples from p_0 for the columns [first, first + out.cols()), keyed by sample index.
+  void sample(std::uint64_t seed, Index first, MatrixRef out) const;
+
+  // The diffused density p_t for alpha = alpha_t, sigma = sigma_t, at every column of x.
+  // score and laplacian may be null when not wanted. log_density is log p_t; laplacian is the Laplacian of log p_t.
+  void evaluate(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, Matrix* score,
+                Vector* laplacian) const;
+
+ private:
+  Vector weights_, log_weights_;
+  Matrix means_;
+  std::vector<Matrix> eigenvectors_;  // U_k; empty when isotropic_
+  Matrix eigenvalues_;                // d x K: lambda_k
+  bool isotropic_ = false;
+};
+
+// The exact score of a mixture diffused by an SDE: a ScoreModel.
+class MixtureScore final : public ScoreModel {
+ public:
+  MixtureScore(std::shared_ptr<const GaussianMixture> mixture, const Sde& sde)
+      : mixture_(std::move(mixture)), sde_(&sde) {}
+  Index dim() const override { return mixture_->dim(); }
+  std::string describe() const override;
+  const GaussianMixture& mixture() const { return *mixture_; }
+
+  void log_density(ConstMatrixRef x, double t, Vector& out) const;
+  void laplacian(ConstMatrixRef x, double t, Vector& out) const;
+
+ protected:
+  void evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const override;
+
+ private:
+  std::shared_ptr<const GaussianMixture> mixture_;
+  const Sde* sde_;
+};
+
+}  // namespace scoresde

@@ -1,0 +1,1 @@
+#include "models/score_model.hpp"

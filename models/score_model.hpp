@@ -1,0 +1,39 @@
+// The score-model interface: grad_x log p_t(x), evaluated on batches. States are d x n matrices (one column per
+// sample) with one time per column; a model is called once per batch, so a virtual call costs nothing next to the
+// work it dispatches. Every evaluation is counted.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "core/types.hpp"
+
+namespace scoresde {
+
+class ScoreModel {
+ public:
+  virtual ~ScoreModel() = default;
+  virtual Index dim() const = 0;
+  virtual std::string describe() const = 0;
+
+  // out.col(j) = score(x.col(j), t(j)). Column j of the result depends only on column j of x and t(j).
+  // Thread-safe: a model may be evaluated from several threads at once.
+  void score(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
+    calls_.fetch_add(1, std::memory_order_relaxed);
+    columns_.fetch_add(x.cols(), std::memory_order_relaxed);
+    evaluate(x, t, out);
+  }
+
+  // Batch calls and single-column evaluations made so far.
+  long long calls() const { return calls_.load(std::memory_order_relaxed); }
+  long long columns() const { return columns_.load(std::memory_order_relaxed); }
+
+ protected:
+  virtual void evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const = 0;
+
+ private:
+  mutable std::atomic<long long> calls_{0};
+  mutable std::atomic<long long> columns_{0};
+};
+
+}  // namespace scoresde

@@ -1,0 +1,130 @@
+#include "solvers/driver.hpp"
+
+#include <chrono>
+#include <fmt/format.h>
+#include <omp.h>
+
+#include "core/errors.hpp"
+#include "core/noise.hpp"
+#include "solvers/ode.hpp"
+#include "solvers/registry.hpp"
+
+namespace scoresde {
+
+std::vector<double> time_grid(double T, double eps, int steps) {
+  std::vector<double> grid(static_cast<std::size_t>(steps) + 1);
+  for (int k = 0; k <= steps; ++k) grid[k] = T + k * (eps - T) / steps;
+  grid.back() = eps;
+  return grid;
+}
+
+namespace {
+
+struct ChunkFailure {
+  Index sample;
+  Index step;
+  double time;
+  std::string what;
+};
+
+Index first_non_finite(const Matrix& x, Index valid) {
+  for (Index j = 0; j < valid; ++j)
+    if (!x.col(j).allFinite()) return j;
+  return -1;
+}
+
+}  // namespace
+
+SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
+                    const Matrix* init, Observer* observer) {
+  options.validate(sde);
+  require(n >= 1, "-n", std::to_string(n), "must be >= 1");
+  const Index d = model.dim();
+  if (init && (init->rows() != d || init->cols() != n))
+    throw ConfigError(fmt::format("--init: holds {} samples of dimension {}; expected {} of dimension {}",
+                                  init->cols(), init->rows(), n, d));
+  const auto start_time = std::chrono::steady_clock::now();
+  const long long calls0 = model.calls(), columns0 = model.columns();
+
+  const bool is_ode = options.sampler == "ode";
+  const bool adaptive = is_ode && find_ode_method(options.ode_method).adaptive;
+  std::unique_ptr<Predictor> predictor;
+  std::unique_ptr<Corrector> corrector;
+  if (is_ode) {
+    if (!adaptive) predictor = find_ode_method(options.ode_method).make(options);
+  } else {
+    predictor = make_predictor(options.resolved_predictor(), options);
+    corrector = make_corrector(options.resolved_corrector(), options);
+  }
+  const double T = sde.T(), eps = options.resolved_eps(sde);
+  const std::vector<double> grid = time_grid(T, eps, options.steps);
+  const int N = options.steps;
+  const Index C = options.chunk;
+  const Index chunks = (n + C - 1) / C;
+  const bool probability_flow = is_ode;
+
+  SampleReport report;
+  report.samples.resize(d, n);
+  report.nfe.resize(n);
+  std::vector<std::optional<ChunkFailure>> failures(static_cast<std::size_t>(chunks));
+  const CounterRng prior_rng(options.seed, NoisePurpose::prior);
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(options.threads)
+  for (Index chunk = 0; chunk < chunks; ++chunk) {
+    const Index first = chunk * C;
+    const Index valid = std::min(C, n - first);
+    Index step = -1;
+    double t = T;
+    try {
+      // Every chunk has C columns; those past n are the prior draws of samples >= n, computed and dropped.
+      Matrix x(d, C);
+      prior_rng.normal_columns(static_cast<std::uint64_t>(first), 0, 0, x);
+      x *= sde.prior_std();
+      if (init) x.leftCols(valid) = init->middleCols(first, valid);
+      Vector nfe(C);
+      if (adaptive) {
+        integrate_adaptive_chunk(sde, model, options, first, T, eps, x, nfe);
+      } else {
+        auto brownian = make_brownian_path(options.noise, options.seed, T, first, d, C);
+        StepContext context(sde, model, probability_flow, first, d, C, *brownian, options.seed);
+        if (predictor) context.scratch = predictor->make_scratch(d, C);
+        for (step = 0; step < N; ++step) {
+          t = grid[step];
+          const double t_next = grid[step + 1];
+          if (corrector) corrector->correct(context, x, step, t, t_next);
+          if (predictor) predictor->step(context, x, step, t, t_next, options.denoise && step == N - 1);
+          if (Index j = first_non_finite(x, valid); j >= 0) {
+            failures[chunk] = ChunkFailure{first + j, step, t_next,
+                                           fmt::format("sample {} turned non-finite at step {} of {} (t = {:.6g})",
+                                                       first + j, step + 1, N, t_next)};
+            break;
+          }
+          if (observer) observer->on_step(first, valid, step, t_next, x);
+        }
+        nfe.setConstant(static_cast<double>(context.nfe));
+      }
+      report.samples.middleCols(first, valid) = x.leftCols(valid);
+      report.nfe.segment(first, valid) = nfe.head(valid);
+    } catch (const NumericalError& e) {
+      failures[chunk] = ChunkFailure{e.sample, e.step, e.time, e.what()};
+    } catch (const std::exception& e) {
+      failures[chunk] = ChunkFailure{first, step, t, e.what()};
+    }
+  }
+
+  // Report the failure of the lowest-indexed sample, so the message does not depend on thread timing.
+  for (const auto& f : failures) {
+    if (!f) continue;
+    if (f->sample >= n)  // a padding column: its chunk could not finish, so the samples sharing it have no result
+      throw NumericalError(f->what + fmt::format(" (sample {} is computed only to fill chunk {} of --chunk {} columns;"
+                                                 " its chunk-mates below -n {} have no result)", f->sample, f->sample / C, C, n),
+                           f->sample, f->step, f->time);
+    throw NumericalError(f->what, f->sample, f->step, f->time);
+  }
+  report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  report.score_calls = model.calls() - calls0;
+  report.score_columns = model.columns() - columns0;
+  return report;
+}
+
+}  // namespace scoresde

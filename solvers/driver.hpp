@@ -1,0 +1,44 @@
+// The one driver loop (in the manner of diffrax's diffeqsolve). It splits the samples into fixed chunks of
+// `chunk` consecutive indices, runs each chunk through the whole time grid on one thread, counts score
+// evaluations, stops a chunk with a report (sample, step, time) when its state turns non-finite, and lets an
+// observer record trajectories. A sample's result depends only on (seed, index, options): chunks are aligned to
+// sample indices and always full (columns past n are real samples of higher index, computed and dropped), so the
+// arithmetic a sample sees is the same for any n and any thread count. docs/reproducibility.md has the details.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "core/sde.hpp"
+#include "models/score_model.hpp"
+#include "solvers/options.hpp"
+
+namespace scoresde {
+
+// t_k = T + k (eps - T) / N for k = 0..N, with t_N = eps exactly.
+std::vector<double> time_grid(double T, double eps, int steps);
+
+// Called after every step of every chunk with the chunk's state (all chunk columns; the first `valid` are
+// samples < n). Called from worker threads when threads > 1: implementations must be thread-safe.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_step(Index first_sample, Index valid, Index step, double t, ConstMatrixRef x) = 0;
+};
+
+struct SampleReport {
+  Matrix samples;        // d x n
+  Vector nfe;            // score evaluations each sample took part in
+  double wall_seconds = 0;
+  long long score_calls = 0;    // batch calls to the model
+  long long score_columns = 0;  // columns evaluated, chunk padding included
+  double nfe_mean() const { return nfe.size() ? nfe.mean() : 0.0; }
+  double nfe_max() const { return nfe.size() ? nfe.maxCoeff() : 0.0; }
+};
+
+// Draws n samples. `init`, when given, is d x n and replaces the prior draws. Throws ConfigError for invalid
+// options, NumericalError for the lowest-indexed sample whose state turned non-finite.
+SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
+                    const Matrix* init = nullptr, Observer* observer = nullptr);
+
+}  // namespace scoresde

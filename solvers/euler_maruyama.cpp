@@ -1,0 +1,35 @@
+// Euler-Maruyama on the reverse-time SDE (Song et al. 2021, eq. 6; App. D "reverse SDE solvers").
+//
+//   x_{k+1} = x_k - [f(t_k) x_k - g(t_k)^2 s(x_k, t_k)] h + g(t_k) dW_k,     h = t_k - t_{k+1},  dW_k ~ N(0, h I)
+//
+// Strong order 1 here (not 0.5): g depends on t only, so the noise is additive (Kloeden & Platen 1992, 10.2).
+// Weak order 1. One score evaluation per step.
+#include "solvers/registry.hpp"
+
+namespace scoresde {
+namespace {
+
+class EulerMaruyama final : public Predictor {
+ public:
+  const StepperInfo& info() const override {
+    static const StepperInfo i{"euler_maruyama", "x - [f x - g^2 s] h + g dW",
+                               "Song et al. 2021, eq. 6; Kloeden & Platen 1992, eq. 10.2.2", 1.0, 1.0, 1};
+    return i;
+  }
+
+  void step(StepContext& c, Matrix& x, Index k, double t, double t_next, bool noise_free) const override {
+    const double h = t - t_next;
+    c.score(x, t, c.score_buf);
+    c.reverse.drift(x, c.score_buf, t, c.drift_buf);
+    x -= h * c.drift_buf;
+    if (noise_free) return;
+    c.brownian.increment(k, t, t_next, c.noise_buf);
+    x += c.reverse.diffusion(t) * c.noise_buf;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Predictor> make_euler_maruyama(const SamplerOptions&) { return std::make_unique<EulerMaruyama>(); }
+
+}  // namespace scoresde

@@ -1,0 +1,58 @@
+// Sampling options: plain values with defaults, printed into every result file, and one validator whose
+// messages name the option and the allowed values (in the style of ceres' Solver::Options::IsValid).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/noise.hpp"
+#include "core/sde.hpp"
+
+namespace scoresde {
+
+// How the Langevin corrector's step eps = 2 a (snr |z| / |s|)^2 measures the norms (docs/samplers.md):
+//   capped  per sample, capped at the noise-scale step 2 a (snr sigma_t)^2: batch-invariant and stable (default)
+//   sample  per sample, uncapped: batch-invariant, unstable in low dimension where |s| -> 0 near a mode
+//   batch   averaged over the chunk, as the reference code averages over its batch: couples samples
+enum class LangevinNorm { capped, sample, batch };
+std::string to_string(LangevinNorm norm);
+LangevinNorm langevin_norm_from_string(std::string_view name);
+
+// Step-size control for adaptive ODE methods: one controller per chunk of samples (the error norm is taken over
+// the chunk, as a solver run on a whole batch does), or one per sample (results depend on nothing but the sample).
+enum class OdeControl { chunk, sample };
+std::string to_string(OdeControl control);
+OdeControl ode_control_from_string(std::string_view name);
+
+struct SamplerOptions {
+  std::string sampler = "euler_maruyama";      // euler_maruyama | reverse_diffusion | ancestral | pc | ode
+  std::string predictor = "reverse_diffusion";  // pc only
+  std::string corrector = "langevin";           // pc only
+  double snr = 0.16;                            // Langevin signal-to-noise ratio r
+  int corrector_steps = 1;                      // corrector iterations per noise level
+  LangevinNorm langevin_norm = LangevinNorm::capped;
+  std::string ode_method = "dopri5";  // ode only: euler | rk4 | dopri5
+  double rtol = 1e-5;                 // dopri5 (the reference's defaults)
+  double atol = 1e-5;
+  OdeControl ode_control = OdeControl::chunk;
+  int steps = 1000;           // grid steps N (fixed-step methods; ignored by dopri5)
+  std::optional<double> eps;  // final time; default 1e-3 (vp, subvp) or 1e-5 (ve)
+  bool denoise = true;        // last step returns the noise-free mean
+  NoiseKind noise = NoiseKind::independent;
+  std::uint64_t seed = 0;
+  int threads = 1;
+  Index chunk = 256;  // samples per chunk; see docs/reproducibility.md
+
+  // The predictor and corrector that `sampler` stands for ("none" when absent); empty predictor for ode.
+  std::string resolved_predictor() const;
+  std::string resolved_corrector() const;
+  double resolved_eps(const Sde& sde) const { return eps.value_or(sde.default_eps()); }
+  void validate(const Sde& sde) const;
+};
+
+std::vector<std::string> sampler_names();
+
+}  // namespace scoresde

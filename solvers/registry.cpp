@@ -1,0 +1,79 @@
+#include "solvers/registry.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/errors.hpp"
+
+namespace scoresde {
+
+const std::vector<PredictorEntry>& predictor_registry() {
+  static const std::vector<PredictorEntry> registry = {
+      {"euler_maruyama", make_euler_maruyama},
+      {"reverse_diffusion", make_reverse_diffusion},
+      {"ancestral", make_ancestral},
+  };
+  return registry;
+}
+
+const std::vector<CorrectorEntry>& corrector_registry() {
+  static const std::vector<CorrectorEntry> registry = {
+      {"langevin", make_langevin},
+      {"ald", make_annealed_langevin},
+  };
+  return registry;
+}
+
+const std::vector<OdeMethodEntry>& ode_method_registry() {
+  static const std::vector<OdeMethodEntry> registry = {
+      {"euler", false, 1.0, make_ode_euler},
+      {"rk4", false, 4.0, make_ode_rk4},
+      {"dopri5", true, 5.0, nullptr},
+  };
+  return registry;
+}
+
+std::vector<std::string> predictor_names() {
+  std::vector<std::string> names;
+  for (const auto& e : predictor_registry()) names.push_back(e.name);
+  names.push_back("none");
+  return names;
+}
+
+std::vector<std::string> corrector_names() {
+  std::vector<std::string> names;
+  for (const auto& e : corrector_registry()) names.push_back(e.name);
+  names.push_back("none");
+  return names;
+}
+
+std::vector<std::string> ode_method_names() {
+  std::vector<std::string> names;
+  for (const auto& e : ode_method_registry()) names.push_back(e.name);
+  return names;
+}
+
+std::unique_ptr<Predictor> make_predictor(const std::string& name, const SamplerOptions& options) {
+  if (name == "none") return nullptr;
+  for (const auto& e : predictor_registry())
+    if (e.name == name) return e.make(options);
+  throw ConfigError(fmt::format("--predictor = {}: unknown predictor; choose one of {}", name,
+                                fmt::join(predictor_names(), ", ")));
+}
+
+std::unique_ptr<Corrector> make_corrector(const std::string& name, const SamplerOptions& options) {
+  if (name == "none") return nullptr;
+  for (const auto& e : corrector_registry())
+    if (e.name == name) return e.make(options);
+  throw ConfigError(fmt::format("--corrector = {}: unknown corrector; choose one of {}", name,
+                                fmt::join(corrector_names(), ", ")));
+}
+
+const OdeMethodEntry& find_ode_method(const std::string& name) {
+  for (const auto& e : ode_method_registry())
+    if (e.name == name) return e;
+  throw ConfigError(fmt::format("--ode-method = {}: unknown ODE method; choose one of {}", name,
+                                fmt::join(ode_method_names(), ", ")));
+}
+
+}  // namespace scoresde
