@@ -18,6 +18,11 @@ namespace scoresde {
 
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
   const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
+  {
+    // Name the destination, not the temporary file, when the directory is missing or read-only.
+    std::ofstream probe(tmp, std::ios::binary);
+    if (!probe) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+  }
   try {
     write(tmp);
   } catch (...) {
@@ -58,7 +63,7 @@ void write_samples_npy(const std::string& path, ConstMatrixRef x) {
 
 Matrix read_samples_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("{}: cannot open", path));
+  if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
   std::optional<xt::detail::npy_file> loaded;
   try {
     loaded.emplace(xt::detail::load_npy_file(in));

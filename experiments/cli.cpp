@@ -1,9 +1,10 @@
 #include "experiments/cli.hpp"
 
-#include <boost/program_options/errors.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <boost/program_options/errors.hpp>
 #include <iostream>
+#include <new>
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
@@ -61,15 +62,27 @@ int list_command(std::ostream& out) {
 }
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+  if (args.empty()) {
+    err << main_usage;
+    return 2;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     out << main_usage;
-    return args.empty() ? 2 : 0;
+    return 0;
   }
   const std::string command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     if (command == "sample") return sample_command(rest, out, err);
     if (command == "compare") return compare_command(rest, out, err);
+    if ((command == "list" || command == "version") && !rest.empty()) {
+      if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
+        out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
+        return 0;
+      }
+      err << fmt::format("scoresde {}: takes no options or arguments; found '{}'\n", command, rest[0]);
+      return 2;
+    }
     if (command == "list") return list_command(out);
     if (command == "version" || command == "--version") {
       out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(), build_context()["compiler"].get<std::string>());
@@ -89,6 +102,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } catch (const NumericalError& e) {
     err << fmt::format("scoresde {}: the sampler diverged: {}; nothing was written\n", command, e.what());
     return 3;
+  } catch (const std::bad_alloc&) {
+    err << fmt::format(
+        "scoresde {}: out of memory; the run needs more than this machine has (see -n, --dim, --chunk)\n",
+        command);
+    return 1;
   } catch (const std::exception& e) {
     err << fmt::format("scoresde {}: unexpected error: {}\n", command, e.what());
     return 1;

@@ -2,8 +2,13 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <optional>
 
 #include "core/errors.hpp"
 #include "solvers/registry.hpp"
@@ -105,6 +110,15 @@ SamplerOptions sampler_options_from(const po::variables_map& vm) {
   o.seed = vm["seed"].as<std::uint64_t>();
   o.threads = vm["threads"].as<int>();
   o.chunk = vm["chunk"].as<Index>();
+  // Names and values that no sampler accepts are refused whichever --sampler is chosen: a typo in an option
+  // the chosen sampler ignores would otherwise be recorded in the result file as if it had been used.
+  make_predictor(o.predictor, o);
+  make_corrector(o.corrector, o);
+  find_ode_method(o.ode_method);
+  require(std::isfinite(o.snr) && o.snr > 0, "--snr", fmt::format("{}", o.snr), "must be > 0");
+  require(o.corrector_steps >= 1, "--corrector-steps", std::to_string(o.corrector_steps), "must be >= 1");
+  require(std::isfinite(o.rtol) && o.rtol > 0, "--rtol", fmt::format("{}", o.rtol), "must be > 0");
+  require(std::isfinite(o.atol) && o.atol > 0, "--atol", fmt::format("{}", o.atol), "must be > 0");
   return o;
 }
 
@@ -128,12 +142,74 @@ void record(const SamplerOptions& o, const Sde& sde, nlohmann::ordered_json& out
   out["chunk"] = o.chunk;
 }
 
+namespace {
+
+// "-n/--samples" or "--steps": how the user may spell the option.
+std::string display_name(const po::option_description& d) {
+  const std::string shorter = d.canonical_display_name(po::command_line_style::allow_dash_for_short);
+  const std::string longer = d.canonical_display_name(po::command_line_style::allow_long);
+  return shorter != longer && shorter.size() == 2 ? shorter + "/" + longer : longer;
+}
+
+template <class T>
+bool is_integer(const std::string& text) {
+  T value;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+template <class T>
+std::optional<std::string> integer_problem(const std::string& text) {
+  if (is_integer<T>(text)) return std::nullopt;
+  if (is_integer<long long>(text) || is_integer<unsigned long long>(text))
+    return fmt::format("expected an integer in [{}, {}]", std::numeric_limits<T>::min(),
+                       std::numeric_limits<T>::max());
+  return std::string("expected an integer");
+}
+
+// What is wrong with `text` as a value of option `d`, for the value types the options use; nothing if it is
+// fine. Boost would say "the argument ('abc') for option '--steps' is invalid", and would read "-1" as an
+// unsigned 2^64 - 1.
+std::optional<std::string> value_problem(const po::option_description& d, const std::string& text) {
+  const po::value_semantic* s = d.semantic().get();
+  if (dynamic_cast<const po::typed_value<int>*>(s)) return integer_problem<int>(text);
+  if (dynamic_cast<const po::typed_value<Index>*>(s)) return integer_problem<Index>(text);
+  if (dynamic_cast<const po::typed_value<std::uint64_t>*>(s)) return integer_problem<std::uint64_t>(text);
+  if (dynamic_cast<const po::typed_value<double>*>(s)) {
+    char* end = nullptr;
+    std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size()) return std::string("expected a number");
+  }
+  return std::nullopt;
+}
+
+// Checks every value before boost converts it, so that the message names the option and what it takes.
+// `source` is empty for the command line, or the --config file.
+void check_values(const po::parsed_options& parsed, const po::options_description& all,
+                  const std::string& source) {
+  for (const auto& o : parsed.options) {
+    if (o.unregistered || o.string_key.empty()) continue;
+    const auto* d = all.find_nothrow(o.string_key, false);
+    if (!d) continue;
+    for (const auto& text : o.value) {
+      const auto problem = value_problem(*d, text);
+      if (!problem) continue;
+      if (source.empty()) throw ConfigError(fmt::format("{} = {}: {}", display_name(*d), text, *problem));
+      throw InputError(fmt::format("{}: key \"{}\" = {}: {}", source, o.string_key, text, *problem));
+    }
+  }
+}
+
+}  // namespace
+
 bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
                      const std::string& usage, po::variables_map& vm, std::ostream& out) {
   po::options_description all = visible;
   all.add_options()("help,h", "show this help")("config", po::value<std::string>(),
                                                  "INI file with the same keys (no dashes); the command line wins");
-  po::store(po::command_line_parser(args).options(all).run(), vm);
+  const auto parsed = po::command_line_parser(args).options(all).run();
+  check_values(parsed, all, "");
+  po::store(parsed, vm);
   if (vm.count("help")) {
     out << usage << "\n" << all << "\n";
     return false;
@@ -143,7 +219,14 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
     std::ifstream in(path);
     if (!in) throw InputError(fmt::format("--config = {}: cannot open the file", path));
     try {
-      po::store(po::parse_config_file(in, all), vm);
+      const auto parsed = po::parse_config_file(in, all);
+      check_values(parsed, all, path);
+      po::store(parsed, vm);
+    } catch (const po::unknown_option& e) {
+      throw InputError(
+          fmt::format("{}: unknown key \"{}\"; the keys are the long option names without dashes, as "
+                      "--help lists them",
+                      path, e.get_option_name()));
     } catch (const po::error& e) {
       throw InputError(fmt::format("{}: {}", path, e.what()));
     }

@@ -2,6 +2,9 @@
 // options, NFE, wall time, build context), both atomically.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "core/build_info.hpp"
@@ -26,9 +29,27 @@ const char* sample_usage =
     "  scoresde sample --data eight_gaussians --sde ve --sampler pc --predictor reverse_diffusion \\\n"
     "                  --corrector langevin --snr 0.16 --steps 500 -n 10000 --out pc.npy\n"
     "  scoresde sample --data mix.json --sampler ode --ode-method dopri5 --rtol 1e-5 --atol 1e-5 -n 1000 --out ode.npy\n";
+
+// Refuses an --out that cannot be written before any sampling time is spent on it.
+void check_out_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path out(path);
+  if (path.empty() || !out.has_filename())
+    throw ConfigError(fmt::format("--out = {}: name a file, such as samples.npy", path));
+  if (fs::is_directory(out, ec))
+    throw ConfigError(fmt::format("--out = {}: is a directory; name a file in it", path));
+  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  if (!fs::exists(dir, ec))
+    throw ConfigError(fmt::format("--out = {}: the directory {} does not exist", path, dir.string()));
+  if (!fs::is_directory(dir, ec))
+    throw ConfigError(fmt::format("--out = {}: {} is not a directory", path, dir.string()));
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw ConfigError(fmt::format("--out = {}: the directory {} is not writable", path, dir.string()));
+}
 }
 
-int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*err*/) {
   po::options_description data("Data and output");
   data.add_options()
       ("data", po::value<std::string>()->default_value("eight_gaussians"),
@@ -45,6 +66,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
 
   if (!vm.count("out")) throw ConfigError("--out: required; name the .npy file to write");
   const std::string out_path = vm["out"].as<std::string>();
+  check_out_path(out_path);
   const SdeOptions sde_options = sde_options_from(vm);
   const auto sde = make_sde(sde_options);
   const SamplerOptions sampler_options = sampler_options_from(vm);
@@ -55,7 +77,11 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   std::optional<Matrix> init;
   if (vm.count("init")) {
     const auto path = vm["init"].as<std::string>();
-    init = read_samples_npy(path);
+    try {
+      init = read_samples_npy(path);
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("--init: {}", e.what()));
+    }
     if (init->rows() != mixture->dim())
       throw ConfigError(fmt::format("--init = {}: samples of dimension {}, but --data {} is {}-dimensional", path,
                                     init->rows(), vm["data"].as<std::string>(), mixture->dim()));
@@ -91,11 +117,19 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   meta["context"] = build_context();
   meta["context"]["threads"] = sampler_options.threads;
 
-  // Both files are complete before either is renamed into place.
-  write_atomically(out_path, [&](const std::string& tmp) {
-    dump_samples_npy(tmp, report.samples);
-    write_text_atomically(out_path + ".json", meta.dump(2) + "\n");
-  });
+  // Both files are complete before either is renamed into place; if the last rename fails, the json goes too.
+  const std::string json_path = out_path + ".json";
+  bool json_written = false;
+  try {
+    write_atomically(out_path, [&](const std::string& tmp) {
+      dump_samples_npy(tmp, report.samples);
+      write_text_atomically(json_path, meta.dump(2) + "\n");
+      json_written = true;
+    });
+  } catch (...) {
+    if (json_written) std::remove(json_path.c_str());
+    throw;
+  }
   if (!vm["quiet"].as<bool>())
     out << fmt::format("wrote {} ({} samples of dimension {}); NFE {:.1f}; {:.3f} s; options in {}.json\n", out_path,
                        n, mixture->dim(), report.nfe_mean(), report.wall_seconds, out_path);

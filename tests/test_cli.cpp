@@ -1,0 +1,517 @@
+// The command line, called in-process: every bad input is answered with exit status 2, a message that names
+// the option or file and what is allowed, and no output file; a diverging sampler with status 3 and no output
+// file; valid runs write OUT.npy and OUT.npy.json with the resolved options and the build context.
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/noise.hpp"
+#include "core/npy.hpp"
+#include "core/sde.hpp"
+#include "experiments/cli.hpp"
+#include "experiments/options_cli.hpp"
+#include "solvers/options.hpp"
+#include "solvers/registry.hpp"
+
+using namespace scoresde;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / fmt::format("scoresde-test-cli-{}-{}", ::getpid(), counter++);
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(file(name), std::ios::binary) << text;
+    return file(name);
+  }
+  std::set<std::string> entries() const {
+    std::set<std::string> names;
+    for (const auto& e : fs::recursive_directory_iterator(path_))
+      names.insert(e.path().lexically_relative(path_).string());
+    return names;
+  }
+
+ private:
+  fs::path path_;
+};
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result run(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  const int code = run_cli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+bool has(const std::vector<std::string>& args, std::initializer_list<const char*> names) {
+  for (const auto& a : args)
+    for (const char* n : names)
+      if (a == n || a.rfind(std::string(n) + "=", 0) == 0) return true;
+  return false;
+}
+
+void check_contains(const std::string& text, const std::string& needle) {
+  INFO("looking for: " << needle);
+  INFO("in: " << text);
+  CHECK(text.find(needle) != std::string::npos);
+}
+
+// Runs `scoresde sample ARGS --out DIR/out.npy` (with -n 4 --steps 3 unless ARGS says otherwise, so that an
+// input that is wrongly accepted costs little) and checks: status 2, each needle in the message, and nothing
+// written.
+void expect_rejected(const TempDir& dir, std::vector<std::string> args,
+                     const std::vector<std::string>& needles, bool add_out = true) {
+  args.insert(args.begin(), "sample");
+  if (add_out && !has(args, {"--out"})) args.insert(args.end(), {"--out", dir.file("out.npy")});
+  if (!has(args, {"-n", "--samples", "--init"})) args.insert(args.end(), {"-n", "4"});
+  if (!has(args, {"--steps"})) args.insert(args.end(), {"--steps", "3"});
+  const auto before = dir.entries();
+  const Result r = run(args);
+  INFO("stderr: " << r.err);
+  CHECK(r.code == 2);
+  for (const auto& n : needles) check_contains(r.err, n);
+  CHECK(dir.entries() == before);
+  CHECK_FALSE(fs::exists(dir.file("out.npy")));
+  CHECK_FALSE(fs::exists(dir.file("out.npy.json")));
+}
+
+std::vector<std::string> with(const std::vector<std::string>& needles,
+                              const std::vector<std::string>& names) {
+  auto all = needles;
+  all.insert(all.end(), names.begin(), names.end());
+  return all;
+}
+
+const char* good_mixture = R"({"weights": [1, 2], "means": [[0, 0], [1, 1]], "stds": [1, 0.5]})";
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- unknown
+// names
+
+TEST_CASE("sample: an unknown --sde is refused with the list of SDEs") {
+  TempDir dir;
+  expect_rejected(dir, {"--sde", "vpp"}, with({"--sde = vpp"}, sde_names()));
+}
+
+TEST_CASE("sample: an unknown --sampler is refused with the list of samplers") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "heun"}, with({"--sampler = heun"}, sampler_names()));
+}
+
+TEST_CASE("sample: an unknown --predictor is refused, with pc and with a sampler that ignores it") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "pc", "--predictor", "foo"},
+                  with({"--predictor = foo"}, predictor_names()));
+  expect_rejected(dir, {"--predictor", "foo"}, with({"--predictor = foo"}, predictor_names()));
+}
+
+TEST_CASE("sample: an unknown --corrector is refused with the list of correctors") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "pc", "--corrector", "foo"},
+                  with({"--corrector = foo"}, corrector_names()));
+}
+
+TEST_CASE("sample: an unknown --ode-method is refused with the list of methods") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "ode", "--ode-method", "rk45"},
+                  with({"--ode-method = rk45"}, ode_method_names()));
+  expect_rejected(dir, {"--ode-method", "rk45"}, with({"--ode-method = rk45"}, ode_method_names()));
+}
+
+TEST_CASE("sample: an unknown --noise is refused with the list of noise sources") {
+  TempDir dir;
+  expect_rejected(dir, {"--noise", "pink"}, with({"--noise = pink"}, noise_names()));
+}
+
+TEST_CASE("sample: an unknown --langevin-norm is refused with the list of norms") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "pc", "--langevin-norm", "foo"},
+                  {"--langevin-norm = foo", "capped", "sample", "batch"});
+}
+
+TEST_CASE("sample: an unknown --ode-control is refused with the list of controls") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "ode", "--ode-control", "foo"},
+                  {"--ode-control = foo", "chunk", "sample"});
+}
+
+TEST_CASE("sample: an unknown --schedule is refused with the list of schedules") {
+  TempDir dir;
+  expect_rejected(dir, {"--schedule", "quadratic"}, {"--schedule = quadratic", "linear", "cosine"});
+}
+
+// ---------------------------------------------------------------------------------------------- ranges
+
+TEST_CASE("sample: --steps 0") {
+  TempDir dir;
+  expect_rejected(dir, {"--steps", "0"}, {"--steps = 0", ">= 1"});
+}
+
+TEST_CASE("sample: --eps outside (0, T)") {
+  TempDir dir;
+  for (const std::string eps : {"0", "1", "-1"}) {
+    CAPTURE(eps);
+    expect_rejected(dir, {"--eps", eps}, {"--eps = " + eps, "(0, T) = (0, 1)"});
+  }
+}
+
+TEST_CASE("sample: --snr -1") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "pc", "--snr", "-1"}, {"--snr = -1", "> 0"});
+  expect_rejected(dir, {"--snr", "-1"}, {"--snr = -1", "> 0"});
+}
+
+TEST_CASE("sample: --rtol 0 and --atol -1 with dopri5") {
+  TempDir dir;
+  expect_rejected(dir, {"--sampler", "ode", "--ode-method", "dopri5", "--rtol", "0"}, {"--rtol = 0", "> 0"});
+  expect_rejected(dir, {"--sampler", "ode", "--ode-method", "dopri5", "--atol", "-1"},
+                  {"--atol = -1", "> 0"});
+}
+
+TEST_CASE("sample: -n 0") {
+  TempDir dir;
+  expect_rejected(dir, {"-n", "0"}, {"-n/--samples = 0", ">= 1"});
+}
+
+TEST_CASE("sample: --threads 0") {
+  TempDir dir;
+  expect_rejected(dir, {"--threads", "0"}, {"--threads = 0", ">= 1"});
+}
+
+TEST_CASE("sample: --chunk 0") {
+  TempDir dir;
+  expect_rejected(dir, {"--chunk", "0"}, {"--chunk = 0", ">= 1"});
+}
+
+TEST_CASE("sample: --denoise maybe") {
+  TempDir dir;
+  expect_rejected(dir, {"--denoise", "maybe"}, {"--denoise = maybe", "on or off"});
+}
+
+TEST_CASE("sample: --dim 3 with eight_gaussians") {
+  TempDir dir;
+  expect_rejected(dir, {"--data", "eight_gaussians", "--dim", "3"},
+                  {"--dim = 3", "eight_gaussians is 2-dimensional"});
+}
+
+// ---------------------------------------------------------------------------------------------- parsing
+
+TEST_CASE("sample: a value that is not a number") {
+  TempDir dir;
+  expect_rejected(dir, {"--steps", "abc"}, {"--steps = abc", "expected an integer"});
+  expect_rejected(dir, {"--steps", "1.5"}, {"--steps = 1.5", "expected an integer"});
+  expect_rejected(dir, {"-n", "ten"}, {"-n/--samples = ten", "expected an integer"});
+  expect_rejected(dir, {"--eps", "small"}, {"--eps = small", "expected a number"});
+}
+
+TEST_CASE("sample: a negative --seed is not read as 2^64 - 1") {
+  TempDir dir;
+  expect_rejected(dir, {"--seed", "-1"},
+                  {"--seed = -1", fmt::format("[0, {}]", std::numeric_limits<std::uint64_t>::max())});
+}
+
+TEST_CASE("sample: an unknown option") {
+  TempDir dir;
+  expect_rejected(dir, {"--stepz", "5"}, {"'--stepz'", "--help"});
+}
+
+TEST_CASE("sample: --out missing") {
+  TempDir dir;
+  expect_rejected(dir, {}, {"--out", "required"}, false);
+}
+
+// ---------------------------------------------------------------------------------------------- --data
+
+TEST_CASE("sample: --data with an unknown name") {
+  TempDir dir;
+  expect_rejected(dir, {"--data", "nine_gaussians"},
+                  {"--data = nine_gaussians", "eight_gaussians", "gaussian", ".json"});
+}
+
+TEST_CASE("sample: --data naming a missing mixture file") {
+  TempDir dir;
+  const auto path = dir.file("missing.json");
+  expect_rejected(dir, {"--data", path}, {path, "cannot open"});
+}
+
+TEST_CASE("sample: --data with a file that is not JSON") {
+  TempDir dir;
+  const auto path = dir.write("bad.json", R"({"weights": [1, 1], "means": [[0, 0], [1, 1]], "stds": [1)");
+  expect_rejected(dir, {"--data", path}, {path, "not valid JSON"});
+}
+
+TEST_CASE("sample: --data with a mixture file missing a field") {
+  TempDir dir;
+  const auto path = dir.write("nomeans.json", R"({"weights": [1, 1], "stds": [1, 1]})");
+  expect_rejected(dir, {"--data", path}, {path, "field \"means\": missing"});
+}
+
+TEST_CASE("sample: --data with a mixture file whose arrays disagree in length") {
+  TempDir dir;
+  const auto path =
+      dir.write("length.json", R"({"weights": [1, 1, 1], "means": [[0, 0], [1, 1]], "stds": [1, 1]})");
+  expect_rejected(dir, {"--data", path}, {path, "field \"weights\"", "expected 2 entries, found 3"});
+}
+
+TEST_CASE("sample: --data with a non-positive standard deviation") {
+  TempDir dir;
+  const auto path =
+      dir.write("std.json", R"({"weights": [1, 1], "means": [[0, 0], [1, 1]], "stds": [1, 0]})");
+  expect_rejected(dir, {"--data", path}, {path, "field \"stds[1]\"", "must be > 0"});
+}
+
+// ---------------------------------------------------------------------------------------------- --init
+
+TEST_CASE("sample: --init naming a missing file") {
+  TempDir dir;
+  const auto path = dir.file("none.npy");
+  expect_rejected(dir, {"--init", path}, {"--init", path, "cannot open"});
+}
+
+TEST_CASE("sample: --init naming a file that is not .npy") {
+  TempDir dir;
+  const auto path = dir.write("text.npy", "this is not an array\n");
+  expect_rejected(dir, {"--init", path}, {"--init", path, "not a readable .npy file"});
+}
+
+TEST_CASE("sample: --init with the wrong dimension for the data") {
+  TempDir dir;
+  const auto path = dir.file("d3.npy");
+  write_samples_npy(path, Matrix::Zero(3, 5));
+  expect_rejected(dir, {"--init", path}, {"--init = " + path, "dimension 3", "2-dimensional"});
+}
+
+TEST_CASE("sample: --init holding a NaN") {
+  TempDir dir;
+  const auto path = dir.file("nan.npy");
+  Matrix x = Matrix::Zero(2, 5);
+  x(1, 3) = std::numeric_limits<double>::quiet_NaN();
+  write_samples_npy(path, x);
+  expect_rejected(dir, {"--init", path}, {"--init", path, "row 3", "non-finite"});
+}
+
+TEST_CASE("sample: -n disagreeing with the rows of --init") {
+  TempDir dir;
+  const auto path = dir.file("init.npy");
+  write_samples_npy(path, Matrix::Zero(2, 5));
+  expect_rejected(dir, {"--init", path, "-n", "4"}, {"-n = 4", "holds 5 samples"});
+}
+
+// ---------------------------------------------------------------------------------------------- --out,
+// combinations
+
+TEST_CASE("sample: --out in a directory that does not exist") {
+  TempDir dir;
+  const auto out = dir.file("nowhere/out.npy");
+  expect_rejected(dir, {"--out", out}, {"--out = " + out, "does not exist"});
+  CHECK_FALSE(fs::exists(dir.file("nowhere")));
+}
+
+TEST_CASE("sample: --out naming a directory") {
+  TempDir dir;
+  fs::create_directory(dir.file("sub"));
+  expect_rejected(dir, {"--out", dir.file("sub")}, {"--out = " + dir.file("sub"), "is a directory"});
+}
+
+TEST_CASE("sample: ancestral with --sde subvp") {
+  TempDir dir;
+  expect_rejected(dir, {"--sde", "subvp", "--sampler", "ancestral"},
+                  {"ancestral", "subvp", "reverse_diffusion"});
+  expect_rejected(dir, {"--sde", "subvp", "--sampler", "pc", "--predictor", "ancestral"},
+                  {"ancestral", "subvp", "reverse_diffusion"});
+}
+
+// ---------------------------------------------------------------------------------------------- --config
+
+TEST_CASE("sample: --config naming a missing file") {
+  TempDir dir;
+  const auto path = dir.file("none.ini");
+  expect_rejected(dir, {"--config", path}, {"--config = " + path, "cannot open"});
+}
+
+TEST_CASE("sample: --config with an unknown key") {
+  TempDir dir;
+  const auto path = dir.write("bad.ini", "steps = 3\nstepz = 4\n");
+  expect_rejected(dir, {"--config", path}, {path, "unknown key \"stepz\""});
+}
+
+TEST_CASE("sample: --config with a value that is not a number") {
+  TempDir dir;
+  const auto path = dir.write("bad.ini", "chunk = lots\n");
+  expect_rejected(dir, {"--config", path}, {path, "key \"chunk\" = lots", "expected an integer"});
+}
+
+// ---------------------------------------------------------------------------------------------- divergence
+
+TEST_CASE("sample: a diverging sampler exits 3, says which sample and when, and writes nothing") {
+  TempDir dir;
+  // The Langevin step 2 a (snr sigma_t)^2 ~ 1e200 overflows the state in the first corrector step.
+  const auto before = dir.entries();
+  const Result r = run({"sample", "--sampler", "pc", "--corrector", "langevin", "--snr", "1e100", "-n", "8",
+                        "--steps", "3", "--out", dir.file("out.npy")});
+  INFO("stderr: " << r.err);
+  CHECK(r.code == 3);
+  check_contains(r.err, "sample");
+  check_contains(r.err, "t = ");
+  check_contains(r.err, "nothing was written");
+  CHECK(dir.entries() == before);
+}
+
+// ---------------------------------------------------------------------------------------------- valid runs
+
+TEST_CASE("sample: a valid run writes OUT.npy and OUT.npy.json with options, result and context") {
+  TempDir dir;
+  const auto out = dir.file("out.npy");
+  const Result r = run({"sample", "-n", "50", "--steps", "10", "--out", out});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(dir.entries() == std::set<std::string>{"out.npy", "out.npy.json"});
+  const Matrix x = read_samples_npy(out);
+  CHECK(x.rows() == 2);
+  CHECK(x.cols() == 50);
+  const auto meta = nlohmann::json::parse(std::ifstream(out + ".json"));
+  REQUIRE(meta.contains("command"));
+  CHECK(meta["command"].get<std::string>().rfind("scoresde sample", 0) == 0);
+  REQUIRE(meta.contains("options"));
+  CHECK(meta["options"]["steps"] == 10);
+  CHECK(meta["options"]["samples"] == 50);
+  REQUIRE(meta.contains("result"));
+  CHECK(meta["result"]["nfe"].get<double>() == doctest::Approx(10));
+  REQUIRE(meta.contains("context"));
+  CHECK(meta["context"].contains("git_revision"));
+  CHECK(meta["context"].contains("version"));
+}
+
+TEST_CASE("sample: a mixture file and --init that are valid are used") {
+  TempDir dir;
+  const auto data = dir.write("mix.json", good_mixture);
+  const auto init = dir.file("init.npy");
+  write_samples_npy(init, Matrix::Ones(2, 6));
+  const auto out = dir.file("out.npy");
+  const Result r = run({"sample", "--data", data, "--init", init, "--steps", "4", "--out", out, "--quiet"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.empty());
+  CHECK(read_samples_npy(out).cols() == 6);
+}
+
+TEST_CASE("sample: --config supplies options and the command line wins") {
+  TempDir dir;
+  const auto ini = dir.write("run.ini", "steps = 7\nsampler = reverse_diffusion\nsamples = 9\nseed = 3\n");
+  const auto out = dir.file("out.npy");
+  const Result r = run({"sample", "--config", ini, "--steps", "5", "--out", out});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  const auto meta = nlohmann::json::parse(std::ifstream(out + ".json"));
+  CHECK(meta["options"]["steps"] == 5);
+  CHECK(meta["options"]["sampler"] == "reverse_diffusion");
+  CHECK(meta["options"]["samples"] == 9);
+  CHECK(meta["options"]["seed"] == 3);
+  CHECK(read_samples_npy(out).cols() == 9);
+}
+
+TEST_CASE("sample --help returns 0, mentions every option and writes nothing") {
+  TempDir dir;
+  const Result r = run({"sample", "--help", "--out", dir.file("out.npy")});
+  CHECK(r.code == 0);
+  std::vector<std::string> names = {"data", "dim", "samples", "init", "out", "quiet", "config", "help"};
+  for (const auto& group : {sde_option_group(), sampler_option_group()})
+    for (const auto& o : group.options()) names.push_back(o->long_name());
+  for (const auto& n : names) check_contains(r.out, "--" + n);
+  check_contains(r.out, "-n");
+  CHECK(dir.entries().empty());
+}
+
+// ---------------------------------------------------------------------------------------------- other
+// commands
+
+TEST_CASE("list returns 0 and names every SDE, sampler, predictor, corrector, ODE method and noise source") {
+  const Result r = run({"list"});
+  CHECK(r.code == 0);
+  for (const auto& names : {sde_names(), sampler_names(), predictor_names(), corrector_names(),
+                            ode_method_names(), noise_names()})
+    for (const auto& n : names) check_contains(r.out, n);
+}
+
+TEST_CASE("list refuses arguments") {
+  const Result r = run({"list", "--samplers"});
+  CHECK(r.code == 2);
+  check_contains(r.err, "takes no options");
+  check_contains(r.err, "'--samplers'");
+}
+
+TEST_CASE("an unknown command returns 2 with the list of commands") {
+  const Result r = run({"smaple"});
+  CHECK(r.code == 2);
+  check_contains(r.err, "'smaple'");
+  check_contains(r.err, "sample, compare, list, version");
+  CHECK(run({}).code == 2);
+  CHECK(run({"--help"}).code == 0);
+}
+
+TEST_CASE("compare: bad inputs return 2 and write nothing") {
+  TempDir dir;
+  const auto out = dir.file("table.md");
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> needles;
+  };
+  const std::vector<Case> cases = {
+      {{"--stepz", "5"}, {"'--stepz'"}},
+      {{"--steps", "0"}, {"--steps = 0", ">= 1"}},
+      {{"--steps", "abc"}, {"--steps = abc", "expected an integer"}},
+      {{"-n", "1"}, {"-n/--samples = 1", ">= 2"}},
+      {{"--sdes", "vp,vpp"}, with({"--sde = vpp"}, sde_names())},
+      {{"--data", "nine_gaussians"}, {"--data = nine_gaussians"}},
+      {{"--seed", "-1"}, {"--seed = -1"}},
+      {{"--out", dir.file("nowhere/table.md")}, {dir.file("nowhere/table.md"), "cannot write"}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"compare", "--sdes", "vp", "-n", "20", "--steps", "3", "--threads", "1"};
+    // Later values of the options given twice would be refused as duplicates: replace them.
+    for (std::size_t i = 0; i + 1 < c.args.size(); i += 2) {
+      const auto it = std::find(args.begin(), args.end(), c.args[i]);
+      if (it != args.end()) {
+        *(it + 1) = c.args[i + 1];
+      } else {
+        args.insert(args.end(), {c.args[i], c.args[i + 1]});
+      }
+    }
+    if (!has(args, {"--out"})) args.insert(args.end(), {"--out", out});
+    CAPTURE(fmt::format("{}", fmt::join(args, " ")));
+    const Result r = run(args);
+    INFO("stderr: " << r.err);
+    CHECK(r.code == 2);
+    for (const auto& n : c.needles) check_contains(r.err, n);
+    CHECK(dir.entries().empty());
+  }
+}
