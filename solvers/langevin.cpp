@@ -6,6 +6,9 @@
 // langevin  eps = 2 a (r |z| / |s|)^2, a = alpha_t^2 / alpha_{t_next}^2 (= 1 - beta_i) for vp and subvp, 1 for ve.
 //           The norms follow --langevin-norm (solvers/options.hpp): per sample capped at the noise-scale step
 //           2 a (r sigma_t)^2 (default), per sample, or averaged over the chunk (the reference code's batch mean).
+//           Per sample, |z|^2 is replaced by its mean d: a step size computed from the very z the move then adds
+//           makes the injected noise sqrt(2 c) |z| z, whose second moment is (d + 2) / d times too large (twice in
+//           2-D). Averaged over a batch, |z| is nearly constant and the reference's form is kept.
 // ald       eps = 2 a (r sigma_t)^2 with sigma_t the perturbation kernel's std: annealed Langevin dynamics, the
 //           step set by the noise level alone (the reference code's AnnealedLangevinDynamics).
 //
@@ -29,7 +32,7 @@ class Langevin final : public Corrector {
  public:
   Langevin(int steps, double snr, LangevinNorm norm) : steps_(steps), snr_(snr), norm_(norm) {}
   const StepperInfo& info() const override {
-    static const StepperInfo i{"langevin", "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2",
+    static const StepperInfo i{"langevin", "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2, |z|^2 -> d per sample",
                                "Song et al. 2021, Algorithm 5", 0.0, 0.0, 1};
     return i;
   }
@@ -49,8 +52,9 @@ class Langevin final : public Corrector {
         x += eps * c.score_buf + std::sqrt(2.0 * eps) * c.noise_buf;
         continue;
       }
+      const double noise_norm2 = static_cast<double>(x.rows());  // E|z|^2 = d
       for (Index j = 0; j < x.cols(); ++j) {
-        const double ratio = c.noise_buf.col(j).squaredNorm() / c.score_buf.col(j).squaredNorm();
+        const double ratio = noise_norm2 / c.score_buf.col(j).squaredNorm();
         double eps = 2.0 * a * snr_ * snr_ * ratio;
         if (norm_ == LangevinNorm::capped) eps = std::min(eps, cap);
         x.col(j) += eps * c.score_buf.col(j) + std::sqrt(2.0 * eps) * c.noise_buf.col(j);
