@@ -1,49 +1,107 @@
 #include "core/noise.hpp"
 
-#include <Random123/boxmuller.hpp>
 #include <Random123/philox.h>
-#include <Random123/uniform.hpp>
 #include <cmath>
 #include <fmt/format.h>
 
+#include "core/box_muller.hpp"
 #include "core/errors.hpp"
 
 namespace scoresde {
 namespace {
-using Philox = r123::Philox4x64;
-}
 
-CounterRng::CounterRng(std::uint64_t seed, NoisePurpose purpose)
-    : key_{seed, static_cast<std::uint64_t>(purpose)} {}
+using Philox = r123::Philox4x32;
+constexpr int philox_block = 16;
+constexpr std::uint64_t max_counter = 0xFFFFFFFFull;
 
-void CounterRng::normals(std::uint64_t a, std::uint64_t b, std::uint64_t c, double* out, Index count) const {
+// Philox4x32-10 on a fixed block of counters that differ in their first and last words. A fixed trip count lets
+// GCC vectorise the rounds (integer arithmetic: the bits do not depend on the code path).
+void philox_words(const Philox::key_type& key, const std::uint32_t* first, std::uint32_t b, std::uint32_t c,
+                  const std::uint32_t* last, std::uint64_t* __restrict words_a, std::uint64_t* __restrict words_b) {
   Philox philox;
-  const Philox::key_type key = {{key_[0], key_[1]}};
-  for (Index block = 0; 4 * block < count; ++block) {
-    const Philox::ctr_type ctr = {{a, b, c, static_cast<std::uint64_t>(block)}};
+  for (int i = 0; i < philox_block; ++i) {
+    const Philox::ctr_type ctr = {{first[i], b, c, last[i]}};
     const Philox::ctr_type r = philox(ctr, key);
-    const r123::double2 z01 = r123::boxmuller(r[0], r[1]);
-    const r123::double2 z23 = r123::boxmuller(r[2], r[3]);
-    const double z[4] = {z01.x, z01.y, z23.x, z23.y};
-    const Index n = std::min<Index>(4, count - 4 * block);
-    for (Index j = 0; j < n; ++j) out[4 * block + j] = z[j];
+    words_a[i] = (static_cast<std::uint64_t>(r[0]) << 32) | r[1];
+    words_b[i] = (static_cast<std::uint64_t>(r[2]) << 32) | r[3];
   }
 }
 
+std::uint32_t narrow(std::uint64_t v, const char* what) {
+  if (v > max_counter)
+    throw ConfigError(fmt::format("noise counter: {} = {} exceeds 2^32 - 1, the largest the generator takes", what, v));
+  return static_cast<std::uint32_t>(v);
+}
+
+}  // namespace
+
+CounterRng::CounterRng(std::uint64_t seed, NoisePurpose purpose)
+    : key_{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)},
+      purpose_bits_(static_cast<std::uint32_t>(purpose) << 24) {}
+
+void CounterRng::normals(std::uint64_t a, std::uint64_t b, std::uint64_t c, double* out, Index count) const {
+  fill_normals(a, b, c, 1, count, out, count);
+}
+
 void CounterRng::uniforms(std::uint64_t a, std::uint64_t b, std::uint64_t c, double* out, Index count) const {
-  Philox philox;
   const Philox::key_type key = {{key_[0], key_[1]}};
-  for (Index block = 0; 4 * block < count; ++block) {
-    const Philox::ctr_type ctr = {{a, b, c, static_cast<std::uint64_t>(block)}};
+  Philox philox;
+  for (Index q = 0; 2 * q < count; ++q) {
+    const Philox::ctr_type ctr = {{narrow(a, "sample"), narrow(b, "step"), narrow(c, "sub-step"),
+                                   purpose_bits_ | static_cast<std::uint32_t>(q)}};
     const Philox::ctr_type r = philox(ctr, key);
-    const Index n = std::min<Index>(4, count - 4 * block);
-    // u01 maps to (0, 1]; 1 - u lies in [0, 1) and is never used for a logarithm, so keep (0, 1].
-    for (Index j = 0; j < n; ++j) out[4 * block + j] = r123::u01<double>(r[j]);
+    const std::uint64_t w[2] = {(static_cast<std::uint64_t>(r[0]) << 32) | r[1],
+                                (static_cast<std::uint64_t>(r[2]) << 32) | r[3]};
+    // 53 random bits, mapped to (0, 1]: never 0, so the value may go into a logarithm.
+    for (Index j = 0; j < 2 && 2 * q + j < count; ++j)
+      out[2 * q + j] = (static_cast<double>(static_cast<std::int64_t>(w[j] >> 11)) + 1.0) * 0x1p-53;
   }
 }
 
 void CounterRng::normal_columns(std::uint64_t first, std::uint64_t b, std::uint64_t c, MatrixRef out) const {
-  for (Index j = 0; j < out.cols(); ++j) normals(first + static_cast<std::uint64_t>(j), b, c, out.col(j).data(), out.rows());
+  fill_normals(first, b, c, out.cols(), out.rows(), out.data(), out.outerStride());
+}
+
+// Normals 2p and 2p + 1 of counter (a, b, c) are Box-Muller pair p, made from the four words of the Philox block
+// (a, b, c, purpose << 24 | p). All pairs of a request go through the vectorised kernels in fixed blocks.
+void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_t c, Index cols, Index count,
+                              double* out, Index stride) const {
+  static_assert(philox_block % box_muller_block == 0);
+  thread_local std::vector<std::uint32_t> ctr_first, ctr_last;
+  thread_local std::vector<std::uint64_t> words_a, words_b;
+  thread_local std::vector<double> z0, z1;
+  const Index pairs = (count + 1) / 2;
+  if (pairs > (1 << 24)) throw ConfigError(fmt::format("noise: {} normals per counter exceed 2^25", count));
+  narrow(first + static_cast<std::uint64_t>(cols), "sample");
+  const std::uint32_t b32 = narrow(b, "step"), c32 = narrow(c, "sub-step");
+  const Index total = cols * pairs;
+  const Index padded = (total + philox_block - 1) / philox_block * philox_block;
+  if (static_cast<Index>(words_a.size()) < padded) {
+    for (auto* v : {&ctr_first, &ctr_last}) v->resize(padded);
+    for (auto* v : {&words_a, &words_b}) v->resize(padded);
+    for (auto* v : {&z0, &z1}) v->resize(padded);
+  }
+  for (Index j = 0, i = 0; j < cols; ++j)
+    for (Index p = 0; p < pairs; ++p, ++i) {
+      ctr_first[i] = static_cast<std::uint32_t>(first + static_cast<std::uint64_t>(j));
+      ctr_last[i] = purpose_bits_ | static_cast<std::uint32_t>(p);
+    }
+  for (Index i = total; i < padded; ++i) ctr_first[i] = ctr_last[i] = 0;
+  const Philox::key_type key = {{key_[0], key_[1]}};
+  for (Index i = 0; i < padded; i += philox_block)
+    philox_words(key, ctr_first.data() + i, b32, c32, ctr_last.data() + i, words_a.data() + i, words_b.data() + i);
+  for (Index i = 0; i < padded; i += box_muller_block)
+    box_muller(words_a.data() + i, words_b.data() + i, z0.data() + i, z1.data() + i);
+  for (Index j = 0; j < cols; ++j) {
+    double* col = out + j * stride;
+    const double* c0 = z0.data() + j * pairs;
+    const double* c1 = z1.data() + j * pairs;
+    for (Index p = 0; p < count / 2; ++p) {
+      col[2 * p] = c0[p];
+      col[2 * p + 1] = c1[p];
+    }
+    if (count % 2) col[count - 1] = c0[pairs - 1];
+  }
 }
 
 std::string to_string(NoiseKind kind) { return kind == NoiseKind::independent ? "independent" : "brownian_tree"; }
@@ -62,7 +120,7 @@ class IndependentPath final : public BrownianPath {
   IndependentPath(std::uint64_t seed, Index first) : rng_(seed, NoisePurpose::brownian), first_(first) {}
   void increment(Index step, double t, double t_next, MatrixRef out) override {
     rng_.normal_columns(static_cast<std::uint64_t>(first_), static_cast<std::uint64_t>(step), 0, out);
-    out *= std::sqrt(t - t_next);
+    flat(out) *= std::sqrt(t - t_next);
   }
 
  private:

@@ -1,6 +1,7 @@
-// Counter-based noise. Every random number is a pure function of (seed, purpose) and a counter
-// (sample index, step, sub-step), computed with Philox4x64-10 (Salmon et al., "Parallel random numbers: as easy
-// as 1, 2, 3", SC 2011) and Box-Muller. Sample i therefore depends only on (seed, i, options): never on the
+// Counter-based noise. Every random number is a pure function of the seed and a counter (sample index, step,
+// sub-step, purpose and position), computed with Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy
+// as 1, 2, 3", SC 2011) keyed by the 64-bit seed, and Box-Muller (core/box_muller.hpp). Counter words are 32 bits:
+// sample indices, steps and sub-steps must stay below 2^32 (a ConfigError says so otherwise). Sample i therefore depends only on (seed, i, options): never on the
 // number of samples, the chunk a sample falls in, or the number of threads. Samplers receive noise from a
 // BrownianPath and a CounterRng; they never own a generator. See docs/reproducibility.md.
 #pragma once
@@ -28,16 +29,19 @@ enum class NoisePurpose : std::uint64_t {
 class CounterRng {
  public:
   CounterRng(std::uint64_t seed, NoisePurpose purpose);
-  // Standard normals for counter (a, b, c): out[j] uses Philox block j / 4, so the first m values do not depend on
-  // how many are asked for.
+  // Standard normals for counter (a, b, c): out[j] comes from Philox block j / 2, so the first m values do not
+  // depend on how many are asked for.
   void normals(std::uint64_t a, std::uint64_t b, std::uint64_t c, double* out, Index count) const;
-  // Uniforms in (0, 1), 53 random bits each, same layout as normals().
+  // Uniforms in (0, 1], 53 random bits each; out[j] comes from Philox block j / 2.
   void uniforms(std::uint64_t a, std::uint64_t b, std::uint64_t c, double* out, Index count) const;
   // Column j of out (d x m) holds normals(first + j, b, c).
   void normal_columns(std::uint64_t first, std::uint64_t b, std::uint64_t c, MatrixRef out) const;
 
  private:
-  std::uint64_t key_[2];
+  void fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_t c, Index cols, Index count, double* out,
+                    Index stride) const;
+  std::uint32_t key_[2];
+  std::uint32_t purpose_bits_;
 };
 
 enum class NoiseKind { independent, brownian_tree };

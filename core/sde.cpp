@@ -151,7 +151,7 @@ ReverseSde Sde::reverse(bool probability_flow) const { return ReverseSde(*this, 
 void ReverseSde::drift(ConstMatrixRef x, ConstMatrixRef score, double t, MatrixRef out) const {
   const double g = sde_->g(t);
   const double c = probability_flow_ ? 0.5 : 1.0;
-  out = sde_->f(t) * x - (c * g * g) * score;
+  flat(out) = sde_->f(t) * flat(x) - (c * g * g) * flat(score);
 }
 
 std::unique_ptr<Sde> make_sde(const SdeOptions& options) {

@@ -15,4 +15,15 @@ using VectorRef = Eigen::Ref<Vector>;
 using ConstVectorRef = Eigen::Ref<const Vector>;
 using Index = Eigen::Index;
 
+// A batch's coefficients as one flat array, so that element-wise work vectorises across samples instead of along
+// a column of d (often 2) entries. Requires contiguous columns, which every batch buffer in the library has.
+inline Eigen::Map<Eigen::ArrayXd> flat(MatrixRef m) {
+  eigen_assert(m.outerStride() == m.rows() || m.cols() <= 1);
+  return {m.data(), m.size()};
+}
+inline Eigen::Map<const Eigen::ArrayXd> flat(ConstMatrixRef m) {
+  eigen_assert(m.outerStride() == m.rows() || m.cols() <= 1);
+  return {m.data(), m.size()};
+}
+
 }  // namespace scoresde

@@ -80,61 +80,110 @@ void GaussianMixture::sample(std::uint64_t seed, Index first, MatrixRef out) con
   }
 }
 
+namespace {
+// Row-major scratch: row i holds coordinate i of every sample, so the per-sample work of each component runs
+// along contiguous rows and vectorises across samples whatever the dimension.
+using RowArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+}  // namespace
+
 void GaussianMixture::evaluate(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, Matrix* score,
                                Vector* laplacian) const {
+  if (score) score->resize(x.rows(), x.cols());
+  evaluate_into(alpha, sigma, x, log_density, score ? score->data() : nullptr, laplacian);
+}
+
+void GaussianMixture::score_into(double alpha, double sigma, ConstMatrixRef x, MatrixRef out) const {
+  if (out.outerStride() == out.rows()) return evaluate_into(alpha, sigma, x, nullptr, out.data(), nullptr);
+  Matrix contiguous(out.rows(), out.cols());
+  evaluate_into(alpha, sigma, x, nullptr, contiguous.data(), nullptr);
+  out = contiguous;
+}
+
+void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density,
+                                    double* score, Vector* laplacian) const {
   const Index d = dim(), K = components(), n = x.cols();
-  // Scratch kept per thread so that repeated calls on batches of one size do not allocate.
-  thread_local Matrix logits, y, z_all, g;
-  thread_local Vector trace_inv;
+  // Scratch kept per thread, so that repeated calls on batches of one size allocate nothing.
+  thread_local RowArray xr, y, logits, z_all, acc;
+  thread_local Eigen::Array<double, 1, Eigen::Dynamic> row_max, row_sum;
+  thread_local Eigen::ArrayXd c, inv_c;
+  thread_local Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rotated;
+  thread_local Eigen::ArrayXd trace_inv, log_norm;
+  xr = x.array();
   logits.resize(K, n);
-  y.resize(d, n);
   trace_inv.resize(K);
-  const bool need_z = score != nullptr || laplacian != nullptr;
-  if (need_z) z_all.resize(d * K, n);
+  log_norm.resize(K);
+  // The whitened offsets z_k = C_k^{-1} (x - m_k) (in U_k's basis) are kept when the Laplacian or a rotated
+  // score needs them; for an isotropic mixture the score is rebuilt from x directly.
+  const bool keep_z = laplacian != nullptr || (score != nullptr && !isotropic_);
+  if (keep_z) z_all.resize(K * d, n);
   const double log_2pi = std::log(2.0 * std::numbers::pi);
   for (Index k = 0; k < K; ++k) {
-    // C_k = U diag(c) U^T with c = alpha^2 lambda_k + sigma^2;  y = U^T (x - alpha mu_k);  z = C_k^{-1}-whitened y.
-    const Eigen::ArrayXd c = alpha * alpha * eigenvalues_.col(k).array() + sigma * sigma;
-    if (isotropic_) {
-      y = x.colwise() - alpha * means_.col(k);
-    } else {
-      y.noalias() = eigenvectors_[k].transpose() * (x.colwise() - alpha * means_.col(k));
+    // C_k = U diag(c) U^T, c = alpha^2 lambda_k + sigma^2;  y = U^T (x - alpha mu_k).
+    c = alpha * alpha * eigenvalues_.col(k).array() + sigma * sigma;
+    inv_c = c.inverse();
+    log_norm(k) = log_weights_(k) - 0.5 * (d * log_2pi + c.log().sum());
+    auto logit = logits.row(k);
+    if (isotropic_ && !keep_z) {
+      // Squared distance accumulated row by row, without materialising x - alpha mu_k.
+      logit = (xr.row(0) - alpha * means_(0, k)).square();
+      for (Index i = 1; i < d; ++i) logit += (xr.row(i) - alpha * means_(i, k)).square();
+      logit = log_norm(k) - (0.5 * inv_c(0)) * logit;
+      continue;
     }
-    y.array().colwise() /= c.sqrt();  // y now holds C^{-1/2} (x - m) in the eigenbasis
-    logits.row(k) = (-0.5 * y.colwise().squaredNorm()).array() +
-                    (log_weights_(k) - 0.5 * (d * log_2pi + c.log().sum()));
-    if (need_z) {
-      z_all.middleRows(k * d, d) = y.array().colwise() / c.sqrt();  // C^{-1} (x - m) in the eigenbasis
-      trace_inv(k) = c.inverse().sum();
+    y = xr.colwise() - alpha * means_.col(k).array();
+    if (!isotropic_) {
+      rotated.noalias() = eigenvectors_[k].transpose() * y.matrix();
+      y = rotated.array();
+    }
+    logit = y.row(0).square() * inv_c(0);
+    for (Index i = 1; i < d; ++i) logit += y.row(i).square() * inv_c(i);
+    logit = log_norm(k) - 0.5 * logit;
+    z_all.middleRows(k * d, d) = y.colwise() * inv_c;
+    trace_inv(k) = inv_c.sum();
+  }
+  // Responsibilities gamma_k = e_k / sum_j e_j with e_k = exp(logit_k - max_j logit_j): log-sum-exp.
+  row_max = logits.row(0);
+  for (Index k = 1; k < K; ++k) row_max = row_max.max(logits.row(k));
+  logits.rowwise() -= row_max;
+  logits = logits.exp();
+  row_sum = logits.row(0);
+  for (Index k = 1; k < K; ++k) row_sum += logits.row(k);
+  if (log_density) *log_density = (row_max + row_sum.log()).transpose();
+  if (!score && !laplacian) return;
+  row_sum = row_sum.inverse();  // one division per sample; everything after multiplies
+
+  // score = sum_k gamma_k s_k with s_k = -C_k^{-1} (x - alpha mu_k).
+  acc.setZero(d, n);
+  if (isotropic_ && !keep_z) {
+    // s_k = (alpha mu_k - x) / c_k: score = [alpha sum_k (e_k / c_k) mu_k - x sum_k e_k / c_k] / sum_k e_k.
+    row_max.setZero(n);  // reused: sum_k e_k / c_k
+    for (Index k = 0; k < K; ++k) {
+      auto e = logits.row(k);
+      e *= 1.0 / (alpha * alpha * eigenvalues_(0, k) + sigma * sigma);
+      row_max += e;
+      for (Index i = 0; i < d; ++i) acc.row(i) += (alpha * means_(i, k)) * e;
+    }
+    for (Index i = 0; i < d; ++i) acc.row(i) = (acc.row(i) - xr.row(i) * row_max) * row_sum;
+  } else {
+    for (Index k = 0; k < K; ++k) logits.row(k) *= row_sum;  // logits now holds gamma
+    for (Index k = 0; k < K; ++k) {
+      y = z_all.middleRows(k * d, d).rowwise() * logits.row(k);
+      if (isotropic_) {
+        acc -= y;
+      } else {
+        rotated.noalias() = eigenvectors_[k] * y.matrix();
+        acc -= rotated.array();
+      }
     }
   }
-  // Responsibilities gamma = softmax(logits) per column, by log-sum-exp.
-  const Eigen::RowVectorXd max_logit = logits.colwise().maxCoeff();
-  logits.rowwise() -= max_logit;
-  logits = logits.array().exp();
-  const Eigen::RowVectorXd total = logits.colwise().sum();
-  if (log_density) *log_density = (max_logit.array() + total.array().log()).transpose();
-  if (!need_z) return;
-  logits.array().rowwise() /= total.array();  // logits now holds gamma
-  Matrix& out = score ? *score : g;
-  out.setZero(d, n);
-  for (Index k = 0; k < K; ++k) {
-    auto zk = z_all.middleRows(k * d, d);
-    if (isotropic_) {
-      out.array() -= zk.array().rowwise() * logits.row(k).array();
-    } else {
-      out.noalias() -= eigenvectors_[k] * (zk.array().rowwise() * logits.row(k).array()).matrix();
-    }
-  }
+  if (score) Eigen::Map<Matrix>(score, d, n) = acc.matrix();
   if (laplacian) {
     // Laplacian of log p_t = sum_k gamma_k (|s_k|^2 - tr C_k^{-1}) - |score|^2   (shared/ORACLES.md)
-    laplacian->setZero(n);
-    for (Index k = 0; k < K; ++k) {
-      const auto zk = z_all.middleRows(k * d, d);
-      laplacian->array() +=
-          logits.row(k).transpose().array() * (zk.colwise().squaredNorm().transpose().array() - trace_inv(k));
-    }
-    laplacian->array() -= out.colwise().squaredNorm().transpose().array();
+    row_sum.setZero(n);
+    for (Index k = 0; k < K; ++k)
+      row_sum += logits.row(k) * (z_all.middleRows(k * d, d).square().colwise().sum() - trace_inv(k));
+    row_sum -= acc.square().colwise().sum();
+    *laplacian = row_sum.transpose();
   }
 }
 
@@ -152,16 +201,14 @@ void MixtureScore::laplacian(ConstMatrixRef x, double t, Vector& out) const {
 }
 
 void MixtureScore::evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
-  thread_local Matrix block;
   // Columns sharing a time (the usual case: a whole batch at one grid time) are evaluated together.
   const Index n = x.cols();
   for (Index start = 0; start < n;) {
     Index end = start + 1;
     while (end < n && t(end) == t(start)) ++end;
     const double ti = t(start);
-    block.resize(x.rows(), end - start);
-    mixture_->evaluate(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(start, end - start), nullptr, &block, nullptr);
-    out.middleCols(start, end - start) = block;
+    mixture_->score_into(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(start, end - start),
+                         out.middleCols(start, end - start));
     start = end;
   }
 }

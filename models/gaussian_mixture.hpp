@@ -39,8 +39,13 @@ class GaussianMixture {
   // score and laplacian may be null when not wanted. log_density is log p_t; laplacian is the Laplacian of log p_t.
   void evaluate(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, Matrix* score,
                 Vector* laplacian) const;
+  // The score alone, written into out (d x n).
+  void score_into(double alpha, double sigma, ConstMatrixRef x, MatrixRef out) const;
 
  private:
+  void evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, double* score,
+                     Vector* laplacian) const;
+
   Vector weights_, log_weights_;
   Matrix means_;
   std::vector<Matrix> eigenvectors_;  // U_k; empty when isotropic_
