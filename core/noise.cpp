@@ -131,66 +131,61 @@ class IndependentPath final : public BrownianPath {
 // Virtual Brownian tree (Gaines & Lyons 1997; Li et al., "Scalable gradients for SDEs", AISTATS 2020, sec. 5):
 // node (level l, index j) covers [j, j + 1] T / 2^l and draws the value at its midpoint from the Brownian bridge
 // N((W_a + W_b) / 2, (b - a) / 4) with normals keyed by the node's heap number 2^l + j. W(T) ~ N(0, T).
+// Every column of a chunk is queried at the same t, so the walk down the tree is the same for all of them and
+// each level is one batched draw for the whole chunk.
 class BrownianTreePath final : public BrownianPath {
  public:
   BrownianTreePath(std::uint64_t seed, double T, Index first, Index dim, Index cols)
-      : rng_(seed, NoisePurpose::brownian), T_(T), first_(first), wa_(dim), wb_(dim), z_(dim),
+      : rng_(seed, NoisePurpose::brownian), T_(T), first_(first), wa_(dim, cols), wb_(dim, cols), z_(dim, cols),
         cached_t_(-1.0), cached_w_(dim, cols), next_w_(dim, cols) {}
 
   void increment(Index, double t, double t_next, MatrixRef out) override {
     // Grids are walked downwards, so W(t) is usually the W(t_next) of the previous step.
     if (t != cached_t_) evaluate(t, cached_w_);
     evaluate(t_next, next_w_);
-    out = cached_w_ - next_w_;
+    flat(out) = flat(cached_w_) - flat(next_w_);
     cached_w_.swap(next_w_);
     cached_t_ = t_next;
   }
 
  private:
   void evaluate(double t, Matrix& w) {
-    for (Index j = 0; j < w.cols(); ++j) evaluate_column(static_cast<std::uint64_t>(first_ + j), t, w.col(j));
-  }
-
-  void evaluate_column(std::uint64_t sample, double t, Eigen::Ref<Vector> w) {
-    const Index d = w.size();
+    const auto first = static_cast<std::uint64_t>(first_);
     if (t <= 0.0) {
       w.setZero();
       return;
     }
     double a = 0.0, b = T_;
     wa_.setZero();
-    rng_.normals(sample, 1, 0, wb_.data(), d);
-    wb_ *= std::sqrt(T_);
+    rng_.normal_columns(first, 1, 0, wb_);
+    flat(wb_) *= std::sqrt(T_);
     std::uint64_t node = 1;
-    for (int level = 0; level < brownian_tree_depth; ++level) {
-      if (t >= b) break;
+    for (int level = 0; level < brownian_tree_depth && t < b && t != a; ++level) {
       const double mid = 0.5 * (a + b);
-      rng_.normals(sample, node, 1, z_.data(), d);
-      // The midpoint's bridge value, computed in place into whichever end it replaces.
+      rng_.normal_columns(first, node, 1, z_);
+      Matrix& replaced = t < mid ? wb_ : wa_;  // the end the midpoint replaces
+      flat(replaced) = 0.5 * (flat(wa_) + flat(wb_)) + std::sqrt(0.25 * (b - a)) * flat(z_);
       if (t < mid) {
-        wb_ = 0.5 * (wa_ + wb_) + std::sqrt(0.25 * (b - a)) * z_;
         b = mid;
         node = 2 * node;
       } else {
-        wa_ = 0.5 * (wa_ + wb_) + std::sqrt(0.25 * (b - a)) * z_;
         a = mid;
         node = 2 * node + 1;
       }
-      if (t == a) break;
     }
     if (t >= b) {
       w = wb_;
     } else if (t == a) {
       w = wa_;
     } else {
-      w = wa_ + ((t - a) / (b - a)) * (wb_ - wa_);
+      flat(w) = flat(wa_) + ((t - a) / (b - a)) * (flat(wb_) - flat(wa_));  // linear inside a leaf
     }
   }
 
   CounterRng rng_;
   double T_;
   Index first_;
-  Vector wa_, wb_, z_;
+  Matrix wa_, wb_, z_;
   double cached_t_;
   Matrix cached_w_, next_w_;
 };

@@ -25,5 +25,7 @@ inline Eigen::Map<const Eigen::ArrayXd> flat(ConstMatrixRef m) {
   eigen_assert(m.outerStride() == m.rows() || m.cols() <= 1);
   return {m.data(), m.size()};
 }
+inline Eigen::Map<Eigen::ArrayXd> flat(Matrix& m) { return {m.data(), m.size()}; }
+inline Eigen::Map<const Eigen::ArrayXd> flat(const Matrix& m) { return {m.data(), m.size()}; }
 
 }  // namespace scoresde

@@ -67,8 +67,8 @@ po::options_description sampler_option_group() {
       ("snr", po::value<double>()->default_value(d.snr), "corrector signal-to-noise ratio r")
       ("corrector-steps", po::value<int>()->default_value(d.corrector_steps), "corrector iterations per step")
       ("langevin-norm", po::value<std::string>()->default_value(to_string(d.langevin_norm)),
-       "langevin step norms: capped (per sample, capped at 2a(r sigma_t)^2), sample, or batch (the reference's batch "
-       "mean over a chunk)")
+       "langevin step norms: chunk (|z|, |s| averaged over the --chunk samples of a chunk, as the reference "
+       "averages over its batch) or sample (per sample: biased, for comparison)")
       ("ode-method", po::value<std::string>()->default_value(d.ode_method), "ode: euler | rk4 | dopri5 (adaptive)")
       ("rtol", po::value<double>()->default_value(d.rtol), "dopri5 relative tolerance")
       ("atol", po::value<double>()->default_value(d.atol), "dopri5 absolute tolerance")

@@ -4,11 +4,10 @@
 //   x <- x + eps s(x, t_k) + sqrt(2 eps) z,     z ~ N(0, I) keyed by (sample, k, iteration)
 //
 // langevin  eps = 2 a (r |z| / |s|)^2, a = alpha_t^2 / alpha_{t_next}^2 (= 1 - beta_i) for vp and subvp, 1 for ve.
-//           The norms follow --langevin-norm (solvers/options.hpp): per sample capped at the noise-scale step
-//           2 a (r sigma_t)^2 (default), per sample, or averaged over the chunk (the reference code's batch mean).
-//           Per sample, |z|^2 is replaced by its mean d: a step size computed from the very z the move then adds
-//           makes the injected noise sqrt(2 c) |z| z, whose second moment is (d + 2) / d times too large (twice in
-//           2-D). Averaged over a batch, |z| is nearly constant and the reference's form is kept.
+//           The norms follow --langevin-norm (solvers/options.hpp): averaged over the chunk (default; the reference
+//           code averages over its whole batch), or per sample. Per sample, |z|^2 is replaced by its mean d: a step
+//           computed from the very z the move then adds makes the injected noise sqrt(2 c) |z| z, whose second
+//           moment is (d + 2) / d times too large.
 // ald       eps = 2 a (r sigma_t)^2 with sigma_t the perturbation kernel's std: annealed Langevin dynamics, the
 //           step set by the noise level alone (the reference code's AnnealedLangevinDynamics).
 //
@@ -32,20 +31,18 @@ class Langevin final : public Corrector {
  public:
   Langevin(int steps, double snr, LangevinNorm norm) : steps_(steps), snr_(snr), norm_(norm) {}
   const StepperInfo& info() const override {
-    static const StepperInfo i{"langevin", "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2, |z|^2 -> d per sample",
+    static const StepperInfo i{"langevin", "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2",
                                "Song et al. 2021, Algorithm 5", 0.0, 0.0, 1};
     return i;
   }
 
   void correct(StepContext& c, Matrix& x, Index k, double t, double t_next) const override {
     const double a = step_scale(c, t, t_next);
-    const double sigma = c.sde.sigma(t);
-    const double cap = 2.0 * a * snr_ * snr_ * sigma * sigma;
     for (int i = 0; i < steps_; ++i) {
       c.score(x, t, c.score_buf);
       c.corrector_noise.normal_columns(static_cast<std::uint64_t>(c.first_sample), static_cast<std::uint64_t>(k),
                                        static_cast<std::uint64_t>(i), c.noise_buf);
-      if (norm_ == LangevinNorm::batch) {
+      if (norm_ == LangevinNorm::chunk) {
         const double z = c.noise_buf.colwise().norm().mean();
         const double s = c.score_buf.colwise().norm().mean();
         const double eps = 2.0 * a * (snr_ * z / s) * (snr_ * z / s);
@@ -55,8 +52,7 @@ class Langevin final : public Corrector {
       const double noise_norm2 = static_cast<double>(x.rows());  // E|z|^2 = d
       for (Index j = 0; j < x.cols(); ++j) {
         const double ratio = noise_norm2 / c.score_buf.col(j).squaredNorm();
-        double eps = 2.0 * a * snr_ * snr_ * ratio;
-        if (norm_ == LangevinNorm::capped) eps = std::min(eps, cap);
+        const double eps = 2.0 * a * snr_ * snr_ * ratio;
         x.col(j) += eps * c.score_buf.col(j) + std::sqrt(2.0 * eps) * c.noise_buf.col(j);
       }
     }

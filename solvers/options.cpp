@@ -10,18 +10,13 @@
 namespace scoresde {
 
 std::string to_string(LangevinNorm norm) {
-  switch (norm) {
-    case LangevinNorm::capped: return "capped";
-    case LangevinNorm::sample: return "sample";
-    case LangevinNorm::batch: return "batch";
-  }
-  return "?";
+  return norm == LangevinNorm::chunk ? "chunk" : "sample";
 }
 
 LangevinNorm langevin_norm_from_string(std::string_view name) {
-  for (auto n : {LangevinNorm::capped, LangevinNorm::sample, LangevinNorm::batch})
+  for (auto n : {LangevinNorm::chunk, LangevinNorm::sample})
     if (to_string(n) == name) return n;
-  throw ConfigError(fmt::format("--langevin-norm = {}: choose one of capped, sample, batch", name));
+  throw ConfigError(fmt::format("--langevin-norm = {}: choose one of chunk, sample", name));
 }
 
 std::string to_string(OdeControl control) { return control == OdeControl::chunk ? "chunk" : "sample"; }

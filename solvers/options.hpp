@@ -14,10 +14,13 @@
 namespace scoresde {
 
 // How the Langevin corrector's step eps = 2 a (snr |z| / |s|)^2 measures the norms (docs/samplers.md):
-//   capped  per sample, capped at the noise-scale step 2 a (snr sigma_t)^2: batch-invariant and stable (default)
-//   sample  per sample, uncapped: batch-invariant, unstable in low dimension where |s| -> 0 near a mode
-//   batch   averaged over the chunk, as the reference code averages over its batch: couples samples
-enum class LangevinNorm { capped, sample, batch };
+//   chunk   |z| and |s| averaged over the chunk of --chunk samples, as the reference code averages over its whole
+//           batch (default). Chunks are fixed sets of sample indices, so sample i still depends only on
+//           (seed, i, options), never on n or the thread count; with --chunk equal to n it is the reference's rule.
+//   sample  per sample. Batch-free, but a step that depends on x time-changes the Langevin diffusion, whose
+//           invariant density becomes p / eps(x): biased at O(1), and unstable in low dimension where |s| -> 0
+//           near a mode. Offered for comparison only.
+enum class LangevinNorm { chunk, sample };
 std::string to_string(LangevinNorm norm);
 LangevinNorm langevin_norm_from_string(std::string_view name);
 
@@ -33,7 +36,7 @@ struct SamplerOptions {
   std::string corrector = "langevin";           // pc only
   double snr = 0.16;                            // Langevin signal-to-noise ratio r
   int corrector_steps = 1;                      // corrector iterations per noise level
-  LangevinNorm langevin_norm = LangevinNorm::capped;
+  LangevinNorm langevin_norm = LangevinNorm::chunk;
   std::string ode_method = "dopri5";  // ode only: euler | rk4 | dopri5
   double rtol = 1e-5;                 // dopri5 (the reference's defaults)
   double atol = 1e-5;

@@ -155,7 +155,7 @@ TEST_CASE("sample: an unknown --noise is refused with the list of noise sources"
 TEST_CASE("sample: an unknown --langevin-norm is refused with the list of norms") {
   TempDir dir;
   expect_rejected(dir, {"--sampler", "pc", "--langevin-norm", "foo"},
-                  {"--langevin-norm = foo", "capped", "sample", "batch"});
+                  {"--langevin-norm = foo", "chunk", "sample"});
 }
 
 TEST_CASE("sample: an unknown --ode-control is refused with the list of controls") {
