@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian 12 packages), then configures and builds scoresde with the release preset.
+# Safe to run again: it installs nothing that is already there and rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  g++ cmake ninja-build git pkg-config
+  libeigen3-dev libboost-dev libboost-program-options-dev libxtensor-dev libfmt-dev
+  doctest-dev librandom123-dev nlohmann-json3-dev libbenchmark-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "setup: installing ${missing[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all build dependencies are installed"
+fi
+
+echo "setup: configuring (CMake preset 'release') and building with $(nproc) jobs"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)"
+echo "setup: built build/release/scoresde"
