@@ -66,7 +66,8 @@ TEST_CASE("a different seed gives different samples; the same seed the same") {
   CHECK((a - c).cwiseAbs().minCoeff() > 0.0);
 }
 
-TEST_CASE("NFE is counted exactly: predictor and corrector evaluations per step, adaptive counts per sample") {
+TEST_CASE(
+    "NFE is counted exactly: predictor and corrector evaluations per step, adaptive counts per sample") {
   const auto sde = make_sde(SdeOptions{});
   const MixtureScore model(load_data("eight_gaussians", 0), *sde);
   for (const auto& c : predictor_cases()) {
@@ -118,16 +119,17 @@ TEST_CASE("the last step is noise-free with --denoise on and noisy with it off")
     const Matrix clean = sample(*sde, model, o, 20).samples;
     o.denoise = false;
     const Matrix noisy = sample(*sde, model, o, 20).samples;
-    // The runs share every step but the last one's noise G z, G ~ sqrt(beta(eps) h) = sqrt(0.12 / 200) = 0.025:
-    // 40 normals stay below 4.5 sd, so the difference is nonzero and below 0.12.
+    // The runs share every step but the last one's noise G z, G ~ sqrt(beta(eps) h) = sqrt(0.12 / 200) =
+    // 0.025: 40 normals stay below 4.5 sd, so the difference is nonzero and below 0.12.
     CHECK((clean - noisy).cwiseAbs().maxCoeff() > 0.0);
     CHECK((clean - noisy).cwiseAbs().maxCoeff() < 0.12);
   }
 }
 
 TEST_CASE("Euler-Maruyama stationary variance is 1 / (1 - beta h / 4) (shared/ORACLES.md)") {
-  // VP with constant beta on N(0, I) data: p_t = N(0, I) and the score is -x at every t, so one reverse EM step is
-  // x <- (1 - beta h / 2) x + sqrt(beta h) z, whose stationary variance is exactly 1 / (1 - beta h / 4).
+  // VP with constant beta on N(0, I) data: p_t = N(0, I) and the score is -x at every t, so one reverse EM
+  // step is x <- (1 - beta h / 2) x + sqrt(beta h) z, whose stationary variance is exactly 1 / (1 - beta h /
+  // 4).
   SdeOptions so;
   so.beta_min = so.beta_max = 20.0;
   const auto sde = make_sde(so);
@@ -151,12 +153,12 @@ TEST_CASE("Euler-Maruyama stationary variance is 1 / (1 - beta h / 4) (shared/OR
 }
 
 TEST_CASE("correctors leave p_t invariant up to their O(eps) bias") {
-  // N(0, I) data under VP: p_t = N(0, I) for every t, and the prior is exact. A corrector alone (no predictor)
-  // must keep the variance at 1 up to the Langevin discretisation bias. Unadjusted Langevin on N(0, 1) with step
-  // eps, x <- (1 - eps) x + sqrt(2 eps) z, has stationary variance 1 / (1 - eps / 2); both step rules give
-  // eps <= 2 r^2 here (a <= 1, sigma_t <= 1, and E|z| / E|s| ~ 1 for s = -x), so the bias is at most
-  // 1 / (1 - r^2) - 1 = 0.026. A step that depends on each sample's own norms (time change) or a noise term
-  // correlated with the step would be off by O(1).
+  // N(0, I) data under VP: p_t = N(0, I) for every t, and the prior is exact. A corrector alone (no
+  // predictor) must keep the variance at 1 up to the Langevin discretisation bias. Unadjusted Langevin on
+  // N(0, 1) with step eps, x <- (1 - eps) x + sqrt(2 eps) z, has stationary variance 1 / (1 - eps / 2); both
+  // step rules give eps <= 2 r^2 here (a <= 1, sigma_t <= 1, and E|z| / E|s| ~ 1 for s = -x), so the bias is
+  // at most 1 / (1 - r^2) - 1 = 0.026. A step that depends on each sample's own norms (time change) or a
+  // noise term correlated with the step would be off by O(1).
   const auto sde = make_sde(SdeOptions{});
   for (const Index d : {1, 2, 8}) {
     const MixtureScore model(load_data("gaussian", d), *sde);

@@ -1,0 +1,188 @@
+// Declared order, measured slope (in the manner of diffrax's test_sde and odeint's runge_kutta tests), for
+// every registered stepper. Data: N(mu, s^2 I) in 2-D, whose diffused densities, reverse-SDE moments and
+// probability-flow paths are known exactly (shared/ORACLES.md):
+//   v_t = alpha_t^2 s^2 + sigma_t^2,
+//   PF ODE:       x_t = alpha_t mu + sqrt(v_t / v_T) (x_T - alpha_T mu),
+//   reverse SDE from the prior N(0, p^2 I): mean_t = alpha_t mu - alpha_T mu (v_t / v_T) (alpha_T / alpha_t),
+//                 var_t = v_t + (p^2 - v_T) (v_t / v_T)^2 (alpha_T / alpha_t)^2
+// (the mean error and the variance error of the exact reverse SDE obey d delta / dt = (f + g^2 / v) delta and
+// d e / dt = 2 (f + g^2 / v) e, and d log v / dt = 2 f + g^2 / v).
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+#include <cmath>
+
+#include "core/noise.hpp"
+#include "models/gaussian_mixture.hpp"
+#include "sampler_cases.hpp"
+#include "solvers/driver.hpp"
+
+using namespace scoresde;
+using namespace scoresde::testing;
+
+namespace {
+
+constexpr double data_std = 0.5;
+
+std::shared_ptr<const GaussianMixture> gaussian_data() {
+  Matrix mu(2, 1);
+  mu << 1.0, -0.5;
+  return std::make_shared<GaussianMixture>(
+      GaussianMixture::isotropic(Vector::Ones(1), mu, Vector::Constant(1, data_std)));
+}
+
+// Least-squares slope of log(error) against log(h).
+double slope(const std::vector<double>& h, const std::vector<double>& error) {
+  const auto n = static_cast<double>(h.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const double x = std::log(h[i]), y = std::log(error[i]);
+    sx += x, sy += y, sxx += x * x, sxy += x * y;
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+std::vector<SdeOptions> sdes_under_test() {
+  SdeOptions vp, ve;
+  vp.kind = SdeKind::vp;
+  ve.kind = SdeKind::ve;
+  ve.sigma_max = 10.0;  // a VE that the coarse grids resolve: g^2 / v stays below about 5
+  return {vp, ve};
+}
+
+}  // namespace
+
+TEST_CASE("strong order: error against a fine solution on the same Brownian path") {
+  const auto data = gaussian_data();
+  for (const auto& so : sdes_under_test()) {
+    const auto sde = make_sde(so);
+    const MixtureScore model(data, *sde);
+    for (auto c : predictor_cases()) {
+      if (c.strong_order == 0) continue;
+      CAPTURE(c.label);
+      CAPTURE(sde->name());
+      c.options.noise = NoiseKind::brownian_tree;
+      c.options.denoise = false;  // dropping the last increment would be an O(sqrt(h)) pathwise change
+      c.options.seed = 3;
+      c.options.threads = 2;
+      const Index n = 512;
+      c.options.steps = 4096;
+      const Matrix reference = sample(*sde, model, c.options, n).samples;
+      std::vector<double> hs, errors;
+      for (int steps : {32, 64, 128, 256}) {
+        c.options.steps = steps;
+        const Matrix x = sample(*sde, model, c.options, n).samples;
+        hs.push_back(1.0 / steps);
+        errors.push_back(std::sqrt((x - reference).colwise().squaredNorm().mean()));
+      }
+      const double p = slope(hs, errors);
+      MESSAGE(fmt::format("{} {}: strong errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label,
+                          sde->name(), errors[0], errors[1], errors[2], errors[3], p));
+      // shared/ORACLES.md: slope within about 0.2 of the declared order.
+      CHECK(std::abs(p - c.strong_order) < 0.2);
+    }
+  }
+}
+
+TEST_CASE("weak order: mean and variance against the exact reverse-SDE moments") {
+  const auto data = gaussian_data();
+  // VP only: on VE the start is forgotten by a factor (v_eps / v_T)^2 ~ 1e-5 and the remaining bias falls
+  // below what a Monte Carlo estimate affordable here resolves at step counts where VE's stiffness (h g^2 / v
+  // ~ 14 h) is in the asymptotic range.
+  for (const auto& so : {sdes_under_test()[0]}) {
+    const auto sde = make_sde(so);
+    const MixtureScore model(data, *sde);
+    const double T = sde->T();
+    const double prior_var = sde->prior_std() * sde->prior_std();
+    for (auto c : predictor_cases()) {
+      if (c.weak_order == 0) continue;
+      CAPTURE(c.label);
+      CAPTURE(sde->name());
+      const double eps = c.options.resolved_eps(*sde);
+      const auto v = [&](double t) {
+        return sde->alpha(t) * sde->alpha(t) * data_std * data_std + sde->sigma(t) * sde->sigma(t);
+      };
+      const double ratio = v(eps) / v(T), decay = sde->alpha(T) / sde->alpha(eps);
+      const Vector mu = data->means().col(0);
+      const Vector mean = sde->alpha(eps) * mu - sde->alpha(T) * mu * ratio * decay;
+      const double var = v(eps) + (prior_var - v(T)) * ratio * ratio * decay * decay;
+
+      c.options.denoise = false;
+      c.options.seed = 5;
+      c.options.threads = 2;
+      const Index n = 1600000;
+      std::vector<double> hs, errors;
+      double se = 0;
+      for (int steps : {16, 32, 64, 128}) {
+        c.options.steps = steps;
+        const Matrix x = sample(*sde, model, c.options, n).samples;
+        const Vector m = x.rowwise().mean();
+        const Vector s2 = (x.colwise() - m).rowwise().squaredNorm() / (n - 1);
+        hs.push_back(1.0 / steps);
+        errors.push_back((m - mean).cwiseAbs().mean() + (s2.array() - var).abs().mean());
+        // Standard errors of a mean and of a Gaussian sample variance, averaged over the two coordinates.
+        se = std::sqrt(var / n) + var * std::sqrt(2.0 / n);
+      }
+      const double p = slope(hs, errors);
+      MESSAGE(fmt::format("{} {}: weak errors {:.3e} {:.3e} {:.3e} {:.3e} (MC se {:.1e}), slope {:.2f}",
+                          c.label, sde->name(), errors[0], errors[1], errors[2], errors[3], se, p));
+      // The Monte Carlo error must be far below the smallest bias, or the slope would be noise (ORACLES.md).
+      // A least-squares slope over four points spanning a factor 8 moves by at most about 0.5 (delta e / e) /
+      // ln 2 per point, so e > 5 se keeps the Monte Carlo part of the slope below 0.15 at the worst point.
+      CHECK(errors.back() > 5 * se);
+      CHECK(std::abs(p - c.weak_order) < 0.25);
+    }
+  }
+}
+
+TEST_CASE("probability-flow ODE methods converge to the exact Gaussian path at their order") {
+  const auto data = gaussian_data();
+  for (const auto& so : sdes_under_test()) {
+    const auto sde = make_sde(so);
+    const MixtureScore model(data, *sde);
+    const double T = sde->T();
+    const Index n = 256;
+    Matrix init(2, n);
+    CounterRng(11, NoisePurpose::prior).normal_columns(0, 0, 0, init);
+    init *= sde->prior_std();
+    for (auto c : ode_cases()) {
+      CAPTURE(c.label);
+      CAPTURE(sde->name());
+      const double eps = c.options.resolved_eps(*sde);
+      const auto v = [&](double t) {
+        return sde->alpha(t) * sde->alpha(t) * data_std * data_std + sde->sigma(t) * sde->sigma(t);
+      };
+      const Vector mu = data->means().col(0);
+      const Matrix exact =
+          ((init.colwise() - sde->alpha(T) * mu) * std::sqrt(v(eps) / v(T))).colwise() + sde->alpha(eps) * mu;
+      auto max_error = [&](const SamplerOptions& o) {
+        return (sample(*sde, model, o, n, &init).samples - exact).cwiseAbs().maxCoeff();
+      };
+      if (find_ode_method(c.options.ode_method).adaptive) {
+        // Global error follows the tolerance: within a small multiple of it, and 100 times tighter tolerances
+        // give at least 10 times smaller errors.
+        c.options.rtol = c.options.atol = 1e-6;
+        const double loose = max_error(c.options);
+        c.options.rtol = c.options.atol = 1e-8;
+        const double tight = max_error(c.options);
+        MESSAGE(fmt::format("{} {}: error {:.2e} at tol 1e-6, {:.2e} at tol 1e-8", c.label, sde->name(),
+                            loose, tight));
+        CHECK(loose < 100 * 1e-6);
+        CHECK(tight < loose / 10);
+        continue;
+      }
+      const std::vector<int> grid =
+          c.strong_order >= 4 ? std::vector<int>{16, 32, 64, 128} : std::vector<int>{128, 256, 512, 1024};
+      std::vector<double> hs, errors;
+      for (int steps : grid) {
+        c.options.steps = steps;
+        hs.push_back(1.0 / steps);
+        errors.push_back(max_error(c.options));
+      }
+      const double p = slope(hs, errors);
+      MESSAGE(fmt::format("{} {}: errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label, sde->name(),
+                          errors[0], errors[1], errors[2], errors[3], p));
+      CHECK(std::abs(p - c.strong_order) < 0.2);
+    }
+  }
+}
