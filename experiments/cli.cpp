@@ -48,7 +48,7 @@ int list_command(std::ostream& out) {
   out << "ODE methods:  (for --sampler ode)\n";
   for (const auto& e : ode_method_registry()) {
     if (e.adaptive) {
-      out << fmt::format("  {:<18} adaptive Dormand-Prince 5(4), --rtol/--atol  [order {}; 6 NFE/accepted step]\n",
+      out << fmt::format("  {:<18} adaptive Dormand-Prince 5(4), --rtol/--atol  [order {}; 1 + 6 NFE per attempted step]\n",
                          e.name, e.order);
     } else {
       const auto p = e.make(SamplerOptions{});

@@ -110,16 +110,7 @@ SamplerOptions sampler_options_from(const po::variables_map& vm) {
   o.seed = vm["seed"].as<std::uint64_t>();
   o.threads = vm["threads"].as<int>();
   o.chunk = vm["chunk"].as<Index>();
-  // Names and values that no sampler accepts are refused whichever --sampler is chosen: a typo in an option
-  // the chosen sampler ignores would otherwise be recorded in the result file as if it had been used.
-  make_predictor(o.predictor, o);
-  make_corrector(o.corrector, o);
-  find_ode_method(o.ode_method);
-  require(std::isfinite(o.snr) && o.snr > 0, "--snr", fmt::format("{}", o.snr), "must be > 0");
-  require(o.corrector_steps >= 1, "--corrector-steps", std::to_string(o.corrector_steps), "must be >= 1");
-  require(std::isfinite(o.rtol) && o.rtol > 0, "--rtol", fmt::format("{}", o.rtol), "must be > 0");
-  require(std::isfinite(o.atol) && o.atol > 0, "--atol", fmt::format("{}", o.atol), "must be > 0");
-  return o;
+  return o;  // validated against the SDE by SamplerOptions::validate
 }
 
 void record(const SamplerOptions& o, const Sde& sde, nlohmann::ordered_json& out) {

@@ -117,7 +117,7 @@ std::shared_ptr<const GaussianMixture> load_data(const std::string& name, Index 
     return std::make_shared<GaussianMixture>(eight_gaussians());
   }
   if (name == "gaussian") {
-    require(dim >= 0, "--dim", std::to_string(dim), "must be >= 1");
+    require(dim >= 0 && dim <= 100000, "--dim", std::to_string(dim), "must be in [1, 100000]");
     return std::make_shared<GaussianMixture>(standard_normal(dim == 0 ? 2 : dim));
   }
   if (name.size() < 5 || name.substr(name.size() - 5) != ".json")

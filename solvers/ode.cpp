@@ -72,7 +72,7 @@ std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&) {
 }
 
 void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const SamplerOptions& options,
-                              Index first_sample, double T, double eps, Matrix& x,
+                              Index first_sample, Index valid, double T, double eps, Matrix& x,
                               VectorRef nfe_per_column) {
   const Index d = x.rows();
   const double dt0 = -(T - eps) / 100.0;
@@ -91,7 +91,8 @@ void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const Sam
     return;
   }
   Matrix column(d, 1);
-  for (Index j = 0; j < x.cols(); ++j) {
+  nfe_per_column.setZero();
+  for (Index j = 0; j < valid; ++j) {
     column = x.col(j);
     nfe_per_column(j) = static_cast<double>(solve(first_sample + j, column));
     x.col(j) = column;

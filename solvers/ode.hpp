@@ -18,9 +18,11 @@
 namespace scoresde {
 
 // Integrates the probability-flow ODE for the chunk x from T to eps with dopri5. nfe_per_column(j) receives the
-// number of score evaluations column j took part in. Throws NumericalError naming the sample and time where a
+// number of score evaluations column j took part in. With per-sample control only the first `valid` columns are
+// integrated (the others only fill the chunk for per-chunk control). Throws NumericalError naming the sample and time where a
 // state or score turns non-finite.
 void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const SamplerOptions& options,
-                              Index first_sample, double T, double eps, Matrix& x, VectorRef nfe_per_column);
+                              Index first_sample, Index valid, double T, double eps, Matrix& x,
+                              VectorRef nfe_per_column);
 
 }  // namespace scoresde

@@ -47,22 +47,20 @@ void SamplerOptions::validate(const Sde& sde) const {
   const double e = resolved_eps(sde);
   require(std::isfinite(e) && e > 0 && e < sde.T(), "--eps", fmt::format("{}", e),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));
-  if (sampler == "ode") {
-    const auto& method = find_ode_method(ode_method);
-    if (method.adaptive) {
-      require(std::isfinite(rtol) && rtol > 0, "--rtol", fmt::format("{}", rtol), "must be > 0");
-      require(std::isfinite(atol) && atol > 0, "--atol", fmt::format("{}", atol), "must be > 0");
-    }
-    return;
-  }
-  const auto p = make_predictor(resolved_predictor(), *this);
-  const auto c = make_corrector(resolved_corrector(), *this);
-  if (p) p->check(sde);
-  require(p || c, "--predictor", "none", "with --corrector none there is nothing to run; name one of them");
-  if (c) {
-    require(std::isfinite(snr) && snr > 0, "--snr", fmt::format("{}", snr), "must be > 0");
-    require(corrector_steps >= 1, "--corrector-steps", std::to_string(corrector_steps), "must be >= 1");
-  }
+  // Every name and value is checked whichever sampler is chosen: a typo in an option the chosen sampler ignores
+  // would otherwise be recorded in the result file as if it had been used.
+  make_predictor(predictor, *this);
+  make_corrector(corrector, *this);
+  find_ode_method(ode_method);
+  require(std::isfinite(snr) && snr > 0, "--snr", fmt::format("{}", snr), "must be > 0");
+  require(corrector_steps >= 1, "--corrector-steps", std::to_string(corrector_steps), "must be >= 1");
+  require(std::isfinite(rtol) && rtol > 0, "--rtol", fmt::format("{}", rtol), "must be > 0");
+  require(std::isfinite(atol) && atol > 0, "--atol", fmt::format("{}", atol), "must be > 0");
+  if (sampler == "ode") return;
+  const auto used = make_predictor(resolved_predictor(), *this);
+  if (used) used->check(sde);
+  require(used || resolved_corrector() != "none", "--predictor", "none",
+          "with --corrector none there is nothing to run; name one of them");
 }
 
 }  // namespace scoresde
