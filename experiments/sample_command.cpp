@@ -1,6 +1,8 @@
 // scoresde sample: draws samples with any sampler and writes SAMPLES.npy and SAMPLES.npy.json (the resolved
 // options, NFE, wall time, build context), both atomically.
+#include <chrono>
 #include <fmt/format.h>
+#include <unistd.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
 #include <cstdio>
@@ -49,7 +51,7 @@ void check_out_path(const std::string& path) {
 }
 }
 
-int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*err*/) {
+int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description data("Data and output");
   data.add_options()
       ("data", po::value<std::string>()->default_value("eight_gaussians"),
@@ -92,7 +94,24 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   }
 
   const MixtureScore model(mixture, *sde);
-  const SampleReport report = sample(*sde, model, sampler_options, n, init ? &*init : nullptr);
+  // Progress on one line of the terminal for runs that take more than a moment; nothing when stderr is not a
+  // terminal (files, CI logs) or with --quiet.
+  const bool show_progress = !vm["quiet"].as<bool>() && isatty(STDERR_FILENO);
+  const auto started = std::chrono::steady_clock::now();
+  auto last_shown = started;
+  ProgressFn progress = [&](Index done, Index total) {
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - started).count();
+    if (done < total && (elapsed < 1.0 || now - last_shown < std::chrono::milliseconds(200))) return;
+    last_shown = now;
+    const double left = elapsed * static_cast<double>(total - done) / static_cast<double>(done);
+    err << fmt::format("\rsampling: {:3.0f}% ({} of {} chunks), {:.1f} s elapsed, about {:.0f} s left   ",
+                       100.0 * done / total, done, total, elapsed, left);
+    if (done == total) err << "\r" << std::string(80, ' ') << "\r";
+    err << std::flush;
+  };
+  const SampleReport report =
+      sample(*sde, model, sampler_options, n, init ? &*init : nullptr, nullptr, show_progress ? progress : ProgressFn{});
 
   nlohmann::ordered_json resolved;
   resolved["data"] = vm["data"].as<std::string>();

@@ -36,7 +36,7 @@ Index first_non_finite(const Matrix& x, Index valid) {
 }  // namespace
 
 SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
-                    const Matrix* init, Observer* observer) {
+                    const Matrix* init, Observer* observer, const ProgressFn& progress) {
   options.validate(sde);
   require(n >= 1, "-n", std::to_string(n), "must be >= 1");
   const Index d = model.dim();
@@ -68,6 +68,7 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   report.nfe.resize(n);
   std::vector<std::optional<ChunkFailure>> failures(static_cast<std::size_t>(chunks));
   const CounterRng prior_rng(options.seed, NoisePurpose::prior);
+  Index chunks_done = 0;
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(options.threads)
   for (Index chunk = 0; chunk < chunks; ++chunk) {
@@ -109,6 +110,10 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
       failures[chunk] = ChunkFailure{e.sample, e.step, e.time, e.what()};
     } catch (const std::exception& e) {
       failures[chunk] = ChunkFailure{first, step, t, e.what()};
+    }
+    if (progress) {
+#pragma omp critical(scoresde_progress)
+      progress(++chunks_done, chunks);
     }
   }
 

@@ -6,6 +6,7 @@
 // arithmetic a sample sees is the same for any n and any thread count. docs/reproducibility.md has the details.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -36,9 +37,12 @@ struct SampleReport {
   double nfe_max() const { return nfe.size() ? nfe.maxCoeff() : 0.0; }
 };
 
+// Called as chunks finish, with the number finished and the total; from worker threads, one call at a time.
+using ProgressFn = std::function<void(Index chunks_done, Index chunks_total)>;
+
 // Draws n samples. `init`, when given, is d x n and replaces the prior draws. Throws ConfigError for invalid
 // options, NumericalError for the lowest-indexed sample whose state turned non-finite.
 SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
-                    const Matrix* init = nullptr, Observer* observer = nullptr);
+                    const Matrix* init = nullptr, Observer* observer = nullptr, const ProgressFn& progress = {});
 
 }  // namespace scoresde
