@@ -203,6 +203,7 @@ void MixtureScore::laplacian(ConstMatrixRef x, double t, Vector& out) const {
 void MixtureScore::evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
   // Columns sharing a time (the usual case: a whole batch at one grid time) are evaluated together.
   const Index n = x.cols();
+  if (n > 0 && (t.array() == t(0)).all()) return mixture_->score_into(sde_->alpha(t(0)), sde_->sigma(t(0)), x, out);
   for (Index start = 0; start < n;) {
     Index end = start + 1;
     while (end < n && t(end) == t(start)) ++end;

@@ -28,6 +28,7 @@ struct ChunkFailure {
 };
 
 Index first_non_finite(const Matrix& x, Index valid) {
+  if (Eigen::Map<const Eigen::ArrayXd>(x.data(), x.rows() * valid).allFinite()) return -1;  // the usual case
   for (Index j = 0; j < valid; ++j)
     if (!x.col(j).allFinite()) return j;
   return -1;
