@@ -4,7 +4,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
-#include "core/box_muller.hpp"
+#include "core/vector_math.hpp"
 #include "core/errors.hpp"
 
 namespace scoresde {
@@ -66,7 +66,7 @@ void CounterRng::normal_columns(std::uint64_t first, std::uint64_t b, std::uint6
 // (a, b, c, purpose << 24 | p). All pairs of a request go through the vectorised kernels in fixed blocks.
 void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_t c, Index cols, Index count,
                               double* out, Index stride) const {
-  static_assert(philox_block % box_muller_block == 0);
+  static_assert(philox_block % vector_block == 0);
   thread_local std::vector<std::uint32_t> ctr_first, ctr_last;
   thread_local std::vector<std::uint64_t> words_a, words_b;
   thread_local std::vector<double> z0, z1;
@@ -90,7 +90,7 @@ void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_
   const Philox::key_type key = {{key_[0], key_[1]}};
   for (Index i = 0; i < padded; i += philox_block)
     philox_words(key, ctr_first.data() + i, b32, c32, ctr_last.data() + i, words_a.data() + i, words_b.data() + i);
-  for (Index i = 0; i < padded; i += box_muller_block)
+  for (Index i = 0; i < padded; i += vector_block)
     box_muller(words_a.data() + i, words_b.data() + i, z0.data() + i, z1.data() + i);
   for (Index j = 0; j < cols; ++j) {
     double* col = out + j * stride;

@@ -1,6 +1,6 @@
 // Counter-based noise. Every random number is a pure function of the seed and a counter (sample index, step,
 // sub-step, purpose and position), computed with Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy
-// as 1, 2, 3", SC 2011) keyed by the 64-bit seed, and Box-Muller (core/box_muller.hpp). Counter words are 32 bits:
+// as 1, 2, 3", SC 2011) keyed by the 64-bit seed, and Box-Muller (core/vector_math.hpp). Counter words are 32 bits:
 // sample indices, steps and sub-steps must stay below 2^32 (a ConfigError says so otherwise). Sample i therefore depends only on (seed, i, options): never on the
 // number of samples, the chunk a sample falls in, or the number of threads. Samplers receive noise from a
 // BrownianPath and a CounterRng; they never own a generator. See docs/reproducibility.md.

@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "core/errors.hpp"
+#include "core/vector_math.hpp"
 
 namespace scoresde {
 
@@ -145,7 +146,7 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
   row_max = logits.row(0);
   for (Index k = 1; k < K; ++k) row_max = row_max.max(logits.row(k));
   logits.rowwise() -= row_max;
-  logits = logits.exp();
+  exp_in_place(logits.data(), logits.size());  // libmvec: see core/vector_math.hpp
   row_sum = logits.row(0);
   for (Index k = 1; k < K; ++k) row_sum += logits.row(k);
   if (log_density) *log_density = (row_max + row_sum.log()).transpose();
