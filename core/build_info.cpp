@@ -1,5 +1,7 @@
 #include "core/build_info.hpp"
 
+#include "scoresde_revision.hpp"  // generated at build time
+
 #include <Eigen/Core>
 #include <boost/version.hpp>
 #include <chrono>
