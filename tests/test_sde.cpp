@@ -1,0 +1,473 @@
+// Forward SDEs against closed forms (shared/ORACLES.md, "Linear forward SDEs"):
+//   - alpha_t, sigma_t, f, g and the prior against the published formulas, evaluated independently here in
+//     long double (64-bit mantissa), so the oracle's own rounding is ~1e-19 and cannot hide a library error;
+//   - f and g against numerical derivatives of the library's own marginals: f = d log(alpha)/dt and
+//     g^2 = d(sigma^2)/dt - 2 f sigma^2 (consistency of the SDE with its perturbation kernel);
+//   - Sde::transition against alpha_t / alpha_s and sigma_t^2 - a^2 sigma_s^2, and the Chapman-Kolmogorov
+//     composition s < u < t;
+//   - SdeOptions::validate messages, ReverseSde::drift.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <numbers>
+#include <optional>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/errors.hpp"
+#include "core/sde.hpp"
+
+using namespace scoresde;
+
+namespace {
+
+using ld = long double;
+constexpr double eps = std::numeric_limits<double>::epsilon();
+constexpr ld pi_ld = std::numbers::pi_v<long double>;
+
+struct Case {
+  std::string label;
+  SdeOptions options;
+};
+
+SdeOptions vp(VpSchedule schedule, double b0, double b1, std::optional<double> T = {}, double s = 0.008,
+              SdeKind kind = SdeKind::vp) {
+  SdeOptions o;
+  o.kind = kind;
+  o.schedule = schedule;
+  o.beta_min = b0;
+  o.beta_max = b1;
+  o.cosine_s = s;
+  o.T = T;
+  return o;
+}
+
+SdeOptions ve(double smin, double smax, std::optional<double> T = {}) {
+  SdeOptions o;
+  o.kind = SdeKind::ve;
+  o.sigma_min = smin;
+  o.sigma_max = smax;
+  o.T = T;
+  return o;
+}
+
+// Every family with its reference defaults and with non-default parameters.
+std::vector<Case> all_cases() {
+  return {
+      {"vp linear default", vp(VpSchedule::linear, 0.1, 20.0)},
+      {"vp linear b0=0.5 b1=7.5 T=0.8", vp(VpSchedule::linear, 0.5, 7.5, 0.8)},
+      {"vp linear constant beta=3", vp(VpSchedule::linear, 3.0, 3.0)},
+      {"vp cosine default", vp(VpSchedule::cosine, 0.1, 20.0)},
+      {"vp cosine s=0.02 T=0.95", vp(VpSchedule::cosine, 0.1, 20.0, 0.95, 0.02)},
+      {"subvp linear default", vp(VpSchedule::linear, 0.1, 20.0, {}, 0.008, SdeKind::subvp)},
+      {"subvp linear b0=0.3 b1=12 T=0.9", vp(VpSchedule::linear, 0.3, 12.0, 0.9, 0.008, SdeKind::subvp)},
+      {"subvp cosine default", vp(VpSchedule::cosine, 0.1, 20.0, {}, 0.008, SdeKind::subvp)},
+      {"ve default", ve(0.01, 50.0)},
+      {"ve smin=0.05 smax=348 T=0.9", ve(0.05, 348.0, 0.9)},
+  };
+}
+
+// Closed forms from shared/ORACLES.md, written from the formulas (not from the library), in long double.
+struct Oracle {
+  SdeOptions o;
+  bool cosine() const { return o.kind != SdeKind::ve && o.schedule == VpSchedule::cosine; }
+  ld phi(ld t) const { return (t + o.cosine_s) / (1 + static_cast<ld>(o.cosine_s)) * pi_ld / 2; }
+  ld beta(ld t) const {
+    if (!cosine()) return o.beta_min + t * (static_cast<ld>(o.beta_max) - o.beta_min);
+    // alpha_bar = cos^2(phi)/cos^2(phi0) and beta = -d log(alpha_bar)/dt = pi/(1+s) tan(phi).
+    return pi_ld / (1 + static_cast<ld>(o.cosine_s)) * std::tan(phi(t));
+  }
+  ld log_alpha(ld t) const {
+    if (o.kind == SdeKind::ve) return 0;
+    if (!cosine()) return -t * t * (static_cast<ld>(o.beta_max) - o.beta_min) / 4 - t * o.beta_min / 2;
+    // alpha_t^2 = alpha_bar(t) = cos^2(phi(t)) / cos^2(phi(0)).
+    return 0.5L * std::log(std::pow(std::cos(phi(t)), 2) / std::pow(std::cos(phi(0)), 2));
+  }
+  ld alpha(ld t) const { return std::exp(log_alpha(t)); }
+  ld variance(ld t) const {
+    const ld a2 = alpha(t) * alpha(t);
+    switch (o.kind) {
+      case SdeKind::vp:
+        return 1 - a2;
+      case SdeKind::subvp:
+        return (1 - a2) * (1 - a2);  // std = 1 - alpha^2
+      case SdeKind::ve: {
+        // Exact kernel variance sigma(t)^2 - sigma_min^2, sigma(t) = smin (smax/smin)^t.
+        const ld s = o.sigma_min * std::pow(static_cast<ld>(o.sigma_max) / o.sigma_min, t);
+        return s * s - static_cast<ld>(o.sigma_min) * o.sigma_min;
+      }
+    }
+    return 0;
+  }
+  ld f(ld t) const { return o.kind == SdeKind::ve ? 0 : -beta(t) / 2; }
+  ld g2(ld t) const {
+    switch (o.kind) {
+      case SdeKind::vp:
+        return beta(t);
+      case SdeKind::subvp: {
+        // beta(t) (1 - exp(-2 int_0^t beta)), and int_0^t beta = -2 log(alpha_t).
+        return beta(t) * (1 - std::exp(4 * log_alpha(t)));
+      }
+      case SdeKind::ve: {
+        const ld r = std::log(static_cast<ld>(o.sigma_max) / o.sigma_min);
+        const ld s = o.sigma_min * std::exp(t * r);
+        return s * s * 2 * r;
+      }
+    }
+    return 0;
+  }
+  ld prior_std() const { return o.kind == SdeKind::ve ? o.sigma_max : 1; }
+  double r() const { return std::log(o.sigma_max / o.sigma_min); }
+
+  // Error model of the library's double evaluation (what a correct implementation of the documented formulas
+  // achieves; 64 eps stands for "a few ulps per elementary operation" with a generous margin).
+  // cond: relative conditioning of beta = pi/(1+s) tan(phi): tan loses ~2 phi |tan phi| ulps near the pole.
+  double cond(double t) const {
+    return cosine() ? 1.0 + 2.0 * std::abs(static_cast<double>(std::tan(phi(t)))) : 1.0;
+  }
+  // Absolute error of log(alpha_t). Linear schedule: a polynomial with positive coefficients, a few ulps of
+  // |log alpha|. Cosine: log(cos(phi)/cos(phi0)) is the log of a ratio near 1 at small t, so its error is
+  // ~eps absolute (not relative to |log alpha|), and cos(phi) near the pole adds ~|tan phi| ulps.
+  // VE: exactly 0.
+  double la_err(double t) const {
+    const double la = std::abs(static_cast<double>(log_alpha(t)));
+    if (o.kind == SdeKind::ve) return 0;
+    return 64 * eps * (la + (cosine() ? cond(t) : 0.0));
+  }
+  // Absolute error of sigma_t^2, propagated from la_err through sigma^2 = 1 - alpha^2 (d/d la = -2 alpha^2),
+  // subVP's (1 - alpha^2)^2 (twice that, times 1 - alpha^2), and VE's sigma_min^2 expm1(2 t r) (the argument
+  // carries a few ulps, amplified by (1 + x) for x = 2 t r).
+  double var_err(double t) const {
+    const double a2 = static_cast<double>(alpha(t) * alpha(t)), v = static_cast<double>(variance(t));
+    switch (o.kind) {
+      case SdeKind::vp:
+        return 2 * a2 * la_err(t) + 64 * eps * v;
+      case SdeKind::subvp:
+        return 2 * std::sqrt(v) * (2 * a2 * la_err(t)) + 64 * eps * v;
+      case SdeKind::ve:
+        return 64 * eps * v * (1 + 2 * t * r());
+    }
+    return 0;
+  }
+  // Relative error of g^2: beta's conditioning, and subVP's factor 1 - alpha^4 (d/d la = -4 alpha^4).
+  double g2_rel_err(double t) const {
+    const double a4 = static_cast<double>(std::pow(alpha(t), 4));
+    switch (o.kind) {
+      case SdeKind::vp:
+        return 64 * eps * cond(t);
+      case SdeKind::subvp:
+        return 64 * eps * cond(t) + 4 * a4 * la_err(t) / (1 - a4);
+      case SdeKind::ve:
+        return 64 * eps * (1 + 2 * t * r());
+    }
+    return 0;
+  }
+  // Transition(s, t): a = exp(la_t - la_s) and variance sigma_t^2 - a^2 sigma_s^2, errors propagated term by
+  // term (for VP the library's 1 - a^2 is exactly this expression, with a smaller error).
+  double a_rel_err(double s, double t) const { return la_err(t) + la_err(s) + 64 * eps; }
+  double transition_var_err(double s, double t) const {
+    const double a = static_cast<double>(alpha(t) / alpha(s)), vs = static_cast<double>(variance(s));
+    return var_err(t) + a * a * var_err(s) + 2 * a * a * vs * a_rel_err(s, t) +
+           64 * eps * static_cast<double>(variance(t));
+  }
+};
+
+// Test times: small, interior, and close to the horizon.
+std::vector<double> times(double T) {
+  return {1e-3, 0.02, 0.1, 0.25, 0.5, 0.77, 0.9 * T, T - 1e-3, T};
+}
+
+double rel_err(double x, ld ref) {
+  return static_cast<double>(std::abs(x - ref) / std::abs(ref));
+}
+
+}  // namespace
+
+TEST_CASE("alpha_t, sigma_t, f, g and the prior std match the closed forms") {
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    const Oracle o{c.options};
+    CHECK(sde->prior_std() == static_cast<double>(o.prior_std()));
+    for (double t : times(sde->T())) {
+      CAPTURE(t);
+      // Tolerances: the error model above (la_err, var_err, g2_rel_err); the long double oracle's own error
+      // (~1e-19 relative, 1e-19 absolute for 1 - alpha^2) is negligible next to it.
+      const ld la = o.log_alpha(t);
+      CHECK(std::abs(sde->log_alpha(t) - la) <= o.la_err(t));
+      CHECK(rel_err(sde->alpha(t), o.alpha(t)) <= o.la_err(t) + 64 * eps);
+      CHECK(std::abs(sde->sigma(t) * sde->sigma(t) - o.variance(t)) <= o.var_err(t));
+      if (c.options.kind == SdeKind::ve)
+        CHECK(sde->f(t) == 0.0);
+      else
+        CHECK(rel_err(sde->f(t), o.f(t)) <= 64 * eps * o.cond(t));
+      CHECK(rel_err(sde->g(t) * sde->g(t), o.g2(t)) <= o.g2_rel_err(t));
+    }
+  }
+}
+
+TEST_CASE("the marginals vanish correctly at t = 0: alpha_0 = 1, sigma_0 = 0") {
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    CHECK(sde->alpha(0.0) == 1.0);
+    CHECK(sde->sigma(0.0) == 0.0);  // VE too: the kernel variance is sigma(t)^2 - sigma_min^2
+  }
+}
+
+TEST_CASE("defaults: T = 1, or 0.999 for the cosine schedule; VE prior std sigma_max") {
+  CHECK(make_sde(vp(VpSchedule::linear, 0.1, 20.0))->T() == 1.0);
+  CHECK(make_sde(vp(VpSchedule::cosine, 0.1, 20.0))->T() == 0.999);
+  CHECK(make_sde(vp(VpSchedule::cosine, 0.1, 20.0, {}, 0.008, SdeKind::subvp))->T() == 0.999);
+  CHECK(make_sde(ve(0.01, 50.0))->T() == 1.0);
+  CHECK(make_sde(ve(0.01, 348.0))->prior_std() == 348.0);
+  CHECK(make_sde(SdeOptions{})->prior_std() == 1.0);
+}
+
+namespace {
+// Fourth-order central difference: error h^4/30 |F^(5)| + rounding (3/2) |dF| / h for value errors dF.
+double derivative(const std::function<double(double)>& F, double t, double h) {
+  return (-F(t + 2 * h) + 8 * F(t + h) - 8 * F(t - h) + F(t - 2 * h)) / (12 * h);
+}
+}  // namespace
+
+TEST_CASE(
+    "f and g are consistent with the marginals: f = d log(alpha)/dt, g^2 = d(sigma^2)/dt - 2 f sigma^2") {
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    const Oracle o{c.options};
+    const bool cosine = o.cosine();
+    for (double t : times(sde->T())) {
+      if (t >= sde->T()) continue;  // keep the stencil inside [0, T]
+      CAPTURE(t);
+      // Steps relative to the local length scale l of each function, so that the truncation error
+      // (h/l)^4 C / 30 is negligible (C = |F^(5)| l^4 / |F'| = O(1..100) for these smooth F: <= 4e-12):
+      //   log alpha: l = 1, or the distance 1 - t to the cosine schedule's pole at t = 1;
+      //   sigma^2: also l <= t (subVP's (1 - alpha^2)^2 ~ t^2 has F'(0) = 0), and l <= 1/(2r) for VE.
+      // h = 1e-3 l. Rounding: the values carry the errors la_err / var_err of the first test case, giving
+      // 1.5 err / (h |F'|): <= ~1e-8 (worst: subVP cosine at t = 1e-3, where 1 - alpha^2 has relative error
+      // ~eps / |log alpha| = 1e-11, F / F' = t / 2: 1.5e-11 t / 2 / (1e-3 t) ~ 1e-8).
+      // Tolerance 1e-7 relative: >= 10x those bounds; a wrong coefficient (a factor 2 in beta, g vs g^2, the
+      // square of subVP's std) is an O(1) error.
+      const double tol = 1e-7;
+      const double l_alpha = cosine ? std::min(1.0, 1.0 - t) : 1.0;
+      double l_var = std::min(l_alpha, t);
+      if (c.options.kind == SdeKind::ve) l_var = std::min(l_var, 1.0 / (2 * o.r()));
+      const double fd_f = derivative([&](double s) { return sde->log_alpha(s); }, t, 1e-3 * l_alpha);
+      if (c.options.kind == SdeKind::ve) {
+        CHECK(sde->f(t) == 0.0);
+        CHECK(fd_f == 0.0);
+      } else {
+        CHECK(std::abs(fd_f - sde->f(t)) <= tol * std::abs(sde->f(t)));
+      }
+      auto var = [&](double s) { return sde->sigma(s) * sde->sigma(s); };
+      const double fd_var = derivative(var, t, 1e-3 * l_var);
+      // Both terms of g^2 are >= 0 (f <= 0), so there is no cancellation: the relative error of the sum is at
+      // most that of d(sigma^2)/dt.
+      const double g2 = fd_var - 2 * sde->f(t) * var(t);
+      CHECK(std::abs(g2 - sde->g(t) * sde->g(t)) <= tol * sde->g(t) * sde->g(t));
+    }
+  }
+}
+
+TEST_CASE("transition(s, t): a = alpha_t / alpha_s, variance = sigma_t^2 - a^2 sigma_s^2, and it composes") {
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    const Oracle o{c.options};
+    const double T = sde->T();
+    const std::vector<std::pair<double, double>> pairs = {{0.0, 0.5 * T},  {1e-3, 0.01}, {0.1, 0.2},
+                                                          {0.3, 0.31},     {0.5, T},     {0.6, 0.9 * T},
+                                                          {0.2, T - 1e-3}, {0.0, T}};
+    for (auto [s, t] : pairs) {
+      CAPTURE(s);
+      CAPTURE(t);
+      const Transition tr = sde->transition(s, t);
+      const ld a = o.alpha(t) / o.alpha(s);
+      const ld var = o.variance(t) - a * a * o.variance(s);
+      // Tolerances: the error model (a_rel_err, transition_var_err), propagated from log alpha and sigma^2.
+      CHECK(rel_err(tr.a, a) <= o.a_rel_err(s, t));
+      CHECK(std::abs(tr.variance - var) <= o.transition_var_err(s, t));
+      CHECK(tr.variance > 0);
+    }
+    // Chapman-Kolmogorov: x_t = a_ut (a_su x_s + G_su z1) + G_ut z2, so
+    // a = a_ut a_su and G^2 = a_ut^2 G_su^2 + G_ut^2.
+    for (auto [s, u, t] : std::vector<std::tuple<double, double, double>>{
+             {0.0, 0.3, T}, {1e-3, 0.05, 0.5}, {0.2, 0.6, 0.9 * T}, {0.45, 0.46, 0.47}}) {
+      CAPTURE(s);
+      CAPTURE(u);
+      CAPTURE(t);
+      const Transition su = sde->transition(s, u), ut = sde->transition(u, t), st = sde->transition(s, t);
+      // Each side carries the errors of its transitions (error model above).
+      const double a_tol = o.a_rel_err(s, u) + o.a_rel_err(u, t) + o.a_rel_err(s, t);
+      CHECK(std::abs(su.a * ut.a - st.a) <= a_tol * st.a);
+      const double composed = ut.a * ut.a * su.variance + ut.variance;
+      const double var_tol =
+          ut.a * ut.a * (o.transition_var_err(s, u) + 2 * o.a_rel_err(u, t) * su.variance) +
+          o.transition_var_err(u, t) + o.transition_var_err(s, t);
+      CHECK(std::abs(composed - st.variance) <= var_tol);
+    }
+  }
+}
+
+TEST_CASE("prior_log_density is log N(x; 0, prior_std^2 I)") {
+  std::mt19937_64 gen(42);
+  std::normal_distribution<double> normal;
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    for (Index d : {1, 2, 7}) {
+      const Index n = 5;
+      Matrix x(d, n);
+      for (Index j = 0; j < n; ++j)
+        for (Index i = 0; i < d; ++i) x(i, j) = sde->prior_std() * (1.0 + j) * normal(gen);
+      Vector out(n);
+      sde->prior_log_density(x, out);
+      const ld s = sde->prior_std();
+      for (Index j = 0; j < n; ++j) {
+        ld q = 0;
+        for (Index i = 0; i < d; ++i) q += static_cast<ld>(x(i, j)) * x(i, j);
+        const ld ref = -q / (2 * s * s) - 0.5L * d * std::log(2 * pi_ld * s * s);
+        // A sum of d squares and two logs in double: a few ulps of the largest term.
+        CHECK(std::abs(out(j) - static_cast<double>(ref)) <=
+              64 * eps * static_cast<double>(1 + std::abs(ref)));
+      }
+    }
+  }
+}
+
+namespace {
+// The exception's message, or "" when none was thrown.
+std::string config_error(const SdeOptions& o) {
+  try {
+    o.validate();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+}  // namespace
+
+TEST_CASE("SdeOptions::validate rejects bad values with a ConfigError naming the option") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  struct Bad {
+    SdeOptions options;
+    std::string option;
+  };
+  std::vector<Bad> bad = {
+      {vp(VpSchedule::linear, 0.0, 20.0), "--beta-min"},
+      {vp(VpSchedule::linear, -0.1, 20.0), "--beta-min"},
+      {vp(VpSchedule::linear, nan, 20.0), "--beta-min"},
+      {vp(VpSchedule::linear, 0.1, 0.05), "--beta-max"},
+      {vp(VpSchedule::linear, 0.1, inf), "--beta-max"},
+      {vp(VpSchedule::linear, 0.1, nan), "--beta-max"},
+      {vp(VpSchedule::linear, 0.1, 0.05, {}, 0.008, SdeKind::subvp), "--beta-max"},
+      {vp(VpSchedule::linear, 0.1, 20.0, 0.0), "--T"},
+      {vp(VpSchedule::linear, 0.1, 20.0, -1.0), "--T"},
+      {vp(VpSchedule::linear, 0.1, 20.0, nan), "--T"},
+      {vp(VpSchedule::linear, 0.1, 20.0, inf), "--T"},
+      {vp(VpSchedule::cosine, 0.1, 20.0, 1.0), "--T"},  // alpha vanishes at t = 1
+      {vp(VpSchedule::cosine, 0.1, 20.0, 1.5), "--T"},
+      {vp(VpSchedule::cosine, 0.1, 20.0, 1.0, 0.008, SdeKind::subvp), "--T"},
+      {vp(VpSchedule::cosine, 0.1, 20.0, {}, 0.0), "--cosine-s"},
+      {vp(VpSchedule::cosine, 0.1, 20.0, {}, 1.0), "--cosine-s"},
+      {ve(0.0, 50.0), "--sigma-min"},
+      {ve(-1.0, 50.0), "--sigma-min"},
+      {ve(nan, 50.0), "--sigma-min"},
+      {ve(0.01, 0.01), "--sigma-max"},
+      {ve(0.01, 0.005), "--sigma-max"},
+      {ve(0.01, inf), "--sigma-max"},
+      {ve(0.01, 50.0, 0.0), "--T"},
+  };
+  // Every value is validated, including those the chosen SDE ignores (they are recorded in result files).
+  SdeOptions ve_bad_beta = ve(0.01, 50.0);
+  ve_bad_beta.beta_min = 0.0;
+  SdeOptions vp_bad_sigma = vp(VpSchedule::linear, 0.1, 20.0);
+  vp_bad_sigma.sigma_max = 0.001;
+  bad.push_back({ve_bad_beta, "--beta-min"});
+  bad.push_back({vp_bad_sigma, "--sigma-max"});
+  for (const auto& b : bad) {
+    const std::string msg = config_error(b.options);
+    CAPTURE(msg);
+    CAPTURE(b.option);
+    // require() formats "<option> = <value>: <requirement>"; the message must start with the option so that a
+    // --beta-max error that mentions --beta-min in its requirement is not mistaken for a --beta-min error.
+    CHECK(starts_with(msg, b.option + " = "));
+    CHECK_THROWS_AS(make_sde(b.options), ConfigError);
+  }
+  // Valid edge values are accepted.
+  for (const auto& c : all_cases()) CHECK(config_error(c.options).empty());
+  CHECK(config_error(vp(VpSchedule::cosine, 0.1, 20.0, 0.999)).empty());
+  CHECK(config_error(vp(VpSchedule::linear, 0.1, 20.0, 2.0)).empty());  // linear allows T > 1
+}
+
+TEST_CASE("names map to enums and back; unknown names are ConfigErrors naming the option") {
+  for (const auto& n : sde_names()) CHECK(to_string(sde_kind_from_string(n)) == n);
+  CHECK(vp_schedule_from_string("cosine") == VpSchedule::cosine);
+  CHECK(vp_schedule_from_string("linear") == VpSchedule::linear);
+  try {
+    sde_kind_from_string("vpp");
+    FAIL("no exception");
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    CHECK(starts_with(msg, "--sde"));
+    for (const auto& n : sde_names()) CHECK(msg.find(n) != std::string::npos);
+  }
+  try {
+    vp_schedule_from_string("quadratic");
+    FAIL("no exception");
+  } catch (const ConfigError& e) {
+    CHECK(starts_with(e.what(), "--schedule"));
+  }
+}
+
+TEST_CASE("ReverseSde::drift is f x - g^2 s (SDE) and f x - g^2 s / 2 (probability flow)") {
+  std::mt19937_64 gen(7);
+  std::normal_distribution<double> normal;
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    const Oracle o{c.options};
+    const Index d = 3, n = 4;
+    Matrix x(d, n), s(d, n);
+    for (Index j = 0; j < n; ++j)
+      for (Index i = 0; i < d; ++i) {
+        x(i, j) = normal(gen);
+        s(i, j) = normal(gen);
+      }
+    for (double t : {0.01, 0.4, 0.9 * sde->T()}) {
+      CAPTURE(t);
+      for (bool pf : {false, true}) {
+        CAPTURE(pf);
+        const ReverseSde rev = sde->reverse(pf);
+        CHECK(rev.probability_flow() == pf);
+        CHECK(rev.diffusion(t) == (pf ? 0.0 : sde->g(t)));
+        Matrix out(d, n);
+        rev.drift(x, s, t, out);
+        const ld c2 = pf ? 0.5L : 1.0L;
+        for (Index j = 0; j < n; ++j)
+          for (Index i = 0; i < d; ++i) {
+            const ld ref = o.f(t) * x(i, j) - c2 * o.g2(t) * s(i, j);
+            // f and g^2 carry a few ulps (see the first test); the difference of the two terms is conditioned
+            // by their magnitudes, not by the result.
+            const double scale =
+                static_cast<double>(std::abs(o.f(t) * x(i, j)) + std::abs(c2 * o.g2(t) * s(i, j)));
+            CHECK(std::abs(out(i, j) - static_cast<double>(ref)) <= 64 * eps * o.cond(t) * scale);
+          }
+        // out may alias score.
+        Matrix aliased = s;
+        rev.drift(x, aliased, t, aliased);
+        CHECK((aliased - out).cwiseAbs().maxCoeff() == 0.0);
+      }
+    }
+  }
+}
