@@ -72,7 +72,7 @@ void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_
   thread_local std::vector<double> z0, z1;
   const Index pairs = (count + 1) / 2;
   if (pairs > (1 << 24)) throw ConfigError(fmt::format("noise: {} normals per counter exceed 2^25", count));
-  narrow(first + static_cast<std::uint64_t>(cols), "sample");
+  if (cols > 0) narrow(first + static_cast<std::uint64_t>(cols - 1), "sample");  // the last index used
   const std::uint32_t b32 = narrow(b, "step"), c32 = narrow(c, "sub-step");
   const Index total = cols * pairs;
   const Index padded = (total + philox_block - 1) / philox_block * philox_block;

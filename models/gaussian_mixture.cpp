@@ -139,8 +139,10 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
     logit = y.row(0).square() * inv_c(0);
     for (Index i = 1; i < d; ++i) logit += y.row(i).square() * inv_c(i);
     logit = log_norm(k) - 0.5 * logit;
-    z_all.middleRows(k * d, d) = y.colwise() * inv_c;
-    trace_inv(k) = inv_c.sum();
+    if (keep_z) {
+      z_all.middleRows(k * d, d) = y.colwise() * inv_c;
+      trace_inv(k) = inv_c.sum();
+    }
   }
   // Responsibilities gamma_k = e_k / sum_j e_j with e_k = exp(logit_k - max_j logit_j): log-sum-exp.
   row_max = logits.row(0);

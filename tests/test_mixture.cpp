@@ -223,16 +223,10 @@ Matrix test_points(const Spec& m, double alpha, double sigma, std::uint64_t seed
   return x;
 }
 
-// log p_t at every column of x. MixtureScore::log_density for isotropic mixtures; for full covariances the
-// Laplacian is requested alongside, because at commit 7a6830f GaussianMixture::evaluate asked for log p_t
-// alone writes its per-component scratch (z_all) without sizing it when the covariances are full: heap
-// corruption. Switch this back to model.log_density everywhere once that is fixed.
-Vector log_p(const MixtureScore& model, const Sde& sde, const Matrix& x, double t) {
-  Vector lp, lap;
-  if (model.mixture().is_isotropic())
-    model.log_density(x, t, lp);
-  else
-    model.mixture().evaluate(sde.alpha(t), sde.sigma(t), x, &lp, nullptr, &lap);
+// log p_t at every column of x, asked for alone (the path that once wrote unsized scratch for full covariances).
+Vector log_p(const MixtureScore& model, const Sde&, const Matrix& x, double t) {
+  Vector lp;
+  model.log_density(x, t, lp);
   return lp;
 }
 

@@ -300,8 +300,10 @@ TEST_CASE("counters must fit in 32 bits: larger ones are ConfigErrors") {
   CHECK_THROWS_AS(rng.uniforms(0, big, 0, z, 4), ConfigError);
   Matrix m(2, 3);
   CHECK_THROWS_AS(rng.normal_columns(big - 1, 0, 0, m), ConfigError);  // columns big - 1 .. big + 1
-  CHECK_NOTHROW(rng.normals(big - 2, big - 1, big - 1, z, 4));
-  CHECK_NOTHROW(rng.uniforms(big - 2, big - 1, big - 1, z, 4));
+  CHECK_NOTHROW(rng.normals(big - 1, big - 1, big - 1, z, 4));  // the largest index is 2^32 - 1
+  CHECK_NOTHROW(rng.uniforms(big - 1, big - 1, big - 1, z, 4));
+  Matrix last(2, 3);
+  CHECK_NOTHROW(rng.normal_columns(big - 3, 0, 0, last));  // columns 2^32 - 3 .. 2^32 - 1
 }
 
 TEST_CASE("noise kinds map to names and back; an unknown name is a ConfigError naming --noise") {
