@@ -29,7 +29,10 @@ struct Schedule {
     if (o.schedule == VpSchedule::linear) return -0.25 * t * t * (o.beta_max - o.beta_min) - 0.5 * t * o.beta_min;
     const double phi = (t + o.cosine_s) / (1.0 + o.cosine_s) * std::numbers::pi / 2;
     const double phi0 = o.cosine_s / (1.0 + o.cosine_s) * std::numbers::pi / 2;
-    return std::log(std::cos(phi) / std::cos(phi0));
+    // log(cos phi / cos phi0) = log1p((cos phi - cos phi0) / cos phi0), with the difference of cosines as a
+    // product of sines: no cancellation for small t, where sigma_t^2 = 1 - alpha_t^2 needs log alpha to full
+    // relative precision.
+    return std::log1p(-2.0 * std::sin(0.5 * (phi + phi0)) * std::sin(0.5 * (phi - phi0)) / std::cos(phi0));
   }
 };
 
