@@ -21,11 +21,11 @@ po::options_description sde_option_group() {
   g.add_options()
       ("sde", po::value<std::string>()->default_value("vp"), "vp (variance preserving), subvp, or ve (variance exploding)")
       ("schedule", po::value<std::string>()->default_value("linear"), "vp/subvp noise schedule: linear or cosine")
-      ("beta-min", po::value<double>()->default_value(d.beta_min), "linear schedule: beta(0)")
-      ("beta-max", po::value<double>()->default_value(d.beta_max), "linear schedule: beta(T)")
-      ("cosine-s", po::value<double>()->default_value(d.cosine_s), "cosine schedule offset s")
-      ("sigma-min", po::value<double>()->default_value(d.sigma_min), "ve: sigma(0)")
-      ("sigma-max", po::value<double>()->default_value(d.sigma_max), "ve: sigma(T); the prior is N(0, sigma_max^2 I)")
+      ("beta-min", po::value<double>()->default_value(d.beta_min, fmt::format("{}", d.beta_min)), "linear schedule: beta(0)")
+      ("beta-max", po::value<double>()->default_value(d.beta_max, fmt::format("{}", d.beta_max)), "linear schedule: beta(T)")
+      ("cosine-s", po::value<double>()->default_value(d.cosine_s, fmt::format("{}", d.cosine_s)), "cosine schedule offset s")
+      ("sigma-min", po::value<double>()->default_value(d.sigma_min, fmt::format("{}", d.sigma_min)), "ve: sigma(0)")
+      ("sigma-max", po::value<double>()->default_value(d.sigma_max, fmt::format("{}", d.sigma_max)), "ve: sigma(T); the prior is N(0, sigma_max^2 I)")
       ("T", po::value<double>(), "time horizon (default 1; 0.999 for the cosine schedule)");
   return g;
 }
@@ -60,18 +60,20 @@ po::options_description sampler_option_group() {
   po::options_description g("Sampler");
   g.add_options()
       ("sampler", po::value<std::string>()->default_value(d.sampler),
-       "euler_maruyama | reverse_diffusion | ancestral | pc | ode   (scoresde list shows them all)")
+       fmt::format("{}   (scoresde list describes them)", fmt::join(sampler_names(), " | ")).c_str())
       ("predictor", po::value<std::string>()->default_value(d.predictor),
-       "pc: euler_maruyama | reverse_diffusion | ancestral | none")
-      ("corrector", po::value<std::string>()->default_value(d.corrector), "pc: langevin | ald | none")
-      ("snr", po::value<double>()->default_value(d.snr), "corrector signal-to-noise ratio r")
+       fmt::format("pc: {}", fmt::join(predictor_names(), " | ")).c_str())
+      ("corrector", po::value<std::string>()->default_value(d.corrector), 
+       fmt::format("pc: {}", fmt::join(corrector_names(), " | ")).c_str())
+      ("snr", po::value<double>()->default_value(d.snr, fmt::format("{}", d.snr)), "corrector signal-to-noise ratio r")
       ("corrector-steps", po::value<int>()->default_value(d.corrector_steps), "corrector iterations per step")
       ("langevin-norm", po::value<std::string>()->default_value(to_string(d.langevin_norm)),
        "langevin step norms: chunk (|z|, |s| averaged over the --chunk samples of a chunk, as the reference "
        "averages over its batch) or sample (per sample: biased, for comparison)")
-      ("ode-method", po::value<std::string>()->default_value(d.ode_method), "ode: euler | rk4 | dopri5 (adaptive)")
-      ("rtol", po::value<double>()->default_value(d.rtol), "dopri5 relative tolerance")
-      ("atol", po::value<double>()->default_value(d.atol), "dopri5 absolute tolerance")
+      ("ode-method", po::value<std::string>()->default_value(d.ode_method), 
+       fmt::format("ode: {}", fmt::join(ode_method_names(), " | ")).c_str())
+      ("rtol", po::value<double>()->default_value(d.rtol, fmt::format("{}", d.rtol)), "dopri5 relative tolerance")
+      ("atol", po::value<double>()->default_value(d.atol, fmt::format("{}", d.atol)), "dopri5 absolute tolerance")
       ("ode-control", po::value<std::string>()->default_value(to_string(d.ode_control)),
        "dopri5 step control: chunk (one step size per chunk) or sample (per sample)")
       ("steps", po::value<int>()->default_value(d.steps), "time steps N from T down to eps (fixed-step methods)")

@@ -27,7 +27,14 @@ OdeControl ode_control_from_string(std::string_view name) {
   throw ConfigError(fmt::format("--ode-control = {}: choose one of chunk, sample", name));
 }
 
-std::vector<std::string> sampler_names() { return {"euler_maruyama", "reverse_diffusion", "ancestral", "pc", "ode"}; }
+std::vector<std::string> sampler_names() {
+  // Every predictor alone, then predictor-corrector and the probability-flow ODE.
+  std::vector<std::string> names;
+  for (const auto& e : predictor_registry()) names.push_back(e.name);
+  names.push_back("pc");
+  names.push_back("ode");
+  return names;
+}
 
 std::string SamplerOptions::resolved_predictor() const {
   if (sampler == "pc") return predictor;

@@ -7,6 +7,15 @@
 
 namespace scoresde {
 
+// The factories, one per sampler file.
+std::unique_ptr<Predictor> make_euler_maruyama(const SamplerOptions&);
+std::unique_ptr<Predictor> make_reverse_diffusion(const SamplerOptions&);
+std::unique_ptr<Predictor> make_ancestral(const SamplerOptions&);
+std::unique_ptr<Corrector> make_langevin(const SamplerOptions&);
+std::unique_ptr<Corrector> make_annealed_langevin(const SamplerOptions&);
+std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&);
+std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&);
+
 const std::vector<PredictorEntry>& predictor_registry() {
   static const std::vector<PredictorEntry> registry = {
       {"euler_maruyama", make_euler_maruyama},

@@ -1,6 +1,8 @@
-// The registry of steppers. Adding a sampler is one file (with its header block) plus one line here in
-// registry.cpp; the generic tests (tests/test_samplers.cpp) iterate over these lists, so a new entry is covered
-// by the order, reproducibility and bad-input tests without further work.
+// The registry of steppers. Adding a sampler is one file in solvers/ (with its header block and a factory
+// function) plus its entry in registry.cpp: the factory's declaration and one line in the list. CMake builds every
+// solvers/*.cpp, a new predictor is also a --sampler of the same name, and the generic tests
+// (tests/test_samplers.cpp, tests/test_sampler_orders_slow.cpp) iterate over these lists, so a new entry is
+// covered by the order, reproducibility and bad-input tests without further work.
 #pragma once
 
 #include <functional>
@@ -42,14 +44,5 @@ std::vector<std::string> ode_method_names();
 std::unique_ptr<Predictor> make_predictor(const std::string& name, const SamplerOptions& options);
 std::unique_ptr<Corrector> make_corrector(const std::string& name, const SamplerOptions& options);
 const OdeMethodEntry& find_ode_method(const std::string& name);
-
-// Factories, one per sampler file.
-std::unique_ptr<Predictor> make_euler_maruyama(const SamplerOptions&);
-std::unique_ptr<Predictor> make_reverse_diffusion(const SamplerOptions&);
-std::unique_ptr<Predictor> make_ancestral(const SamplerOptions&);
-std::unique_ptr<Corrector> make_langevin(const SamplerOptions&);
-std::unique_ptr<Corrector> make_annealed_langevin(const SamplerOptions&);
-std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&);
-std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&);
 
 }  // namespace scoresde
