@@ -163,11 +163,18 @@ void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_
     for (auto* v : {&words_a, &words_b}) v->resize(padded);
     for (auto* v : {&z0, &z1}) v->resize(padded);
   }
-  for (Index j = 0, i = 0; j < cols; ++j)
-    for (Index p = 0; p < pairs; ++p, ++i) {
-      ctr_first[i] = static_cast<std::uint32_t>(first + static_cast<std::uint64_t>(j));
-      ctr_last[i] = purpose_bits_ | static_cast<std::uint32_t>(p);
+  if (pairs == 1) {  // two dimensions, the commonest case: a flat loop the compiler vectorises
+    for (Index i = 0; i < total; ++i) {
+      ctr_first[i] = static_cast<std::uint32_t>(first + static_cast<std::uint64_t>(i));
+      ctr_last[i] = purpose_bits_;
     }
+  } else {
+    for (Index j = 0, i = 0; j < cols; ++j)
+      for (Index p = 0; p < pairs; ++p, ++i) {
+        ctr_first[i] = static_cast<std::uint32_t>(first + static_cast<std::uint64_t>(j));
+        ctr_last[i] = purpose_bits_ | static_cast<std::uint32_t>(p);
+      }
+  }
   for (Index i = total; i < padded; ++i) ctr_first[i] = ctr_last[i] = 0;
   const Philox::key_type key = {{key_[0], key_[1]}};
   for (Index i = 0; i < padded; i += philox_block)
@@ -175,6 +182,14 @@ void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_
                  words_b.data() + i);
   for (Index i = 0; i < padded; i += vector_block)
     box_muller(words_a.data() + i, words_b.data() + i, z0.data() + i, z1.data() + i);
+  if (count % 2 == 0 && stride == count) {
+    // Contiguous columns of even length: the output is the pairs' values interleaved, one flat loop.
+    for (Index i = 0; i < total; ++i) {
+      out[2 * i] = z0[i];
+      out[2 * i + 1] = z1[i];
+    }
+    return;
+  }
   for (Index j = 0; j < cols; ++j) {
     double* col = out + j * stride;
     const double* c0 = z0.data() + j * pairs;
