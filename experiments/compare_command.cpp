@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <iostream>
 #include <sstream>
+#include <unistd.h>
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
@@ -79,6 +80,8 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
     configs.push_back({"ode " + method, o});
   }
 
+  // Progress on one terminal line; nothing when stderr is a file or a pipe.
+  const bool show_progress = isatty(STDERR_FILENO);
   std::vector<Row> rows;
   Matrix exact(mixture->dim(), n);
   mixture->sample(vm["seed"].as<std::uint64_t>(), 0, exact);
@@ -93,7 +96,7 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
       c.o.seed = vm["seed"].as<std::uint64_t>();
       c.o.threads = vm["threads"].as<int>();
       if (c.o.resolved_predictor() == "ancestral" && so.kind == SdeKind::subvp) continue;
-      err << fmt::format("  {} {} ...\r", sde_name, c.label) << std::flush;
+      if (show_progress) err << fmt::format("\r  {} {} ...{}", sde_name, c.label, std::string(20, ' ')) << std::flush;
       try {
         const auto r = sample(*sde, model, c.o, n);
         rows.push_back({sde_name, c.label, r.nfe_mean(), r.wall_seconds, mixture_quality(*mixture, r.samples), ""});
@@ -102,7 +105,7 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
       }
     }
   }
-  err << std::string(60, ' ') << "\r";
+  if (show_progress) err << "\r" << std::string(70, ' ') << "\r" << std::flush;
 
   std::string table = fmt::format(
       "| SDE | sampler | NFE | time (s) | NLL (nats) | in-mode share |\n|---|---|---:|---:|---:|---:|\n");
