@@ -1,8 +1,8 @@
 #include "solvers/driver.hpp"
 
-#include <chrono>
 #include <fmt/format.h>
 #include <omp.h>
+#include <chrono>
 
 #include "core/errors.hpp"
 #include "core/noise.hpp"
@@ -26,13 +26,6 @@ struct ChunkFailure {
   double time;
   std::string what;
 };
-
-Index first_non_finite(const Matrix& x, Index valid) {
-  if (Eigen::Map<const Eigen::ArrayXd>(x.data(), x.rows() * valid).allFinite()) return -1;  // the usual case
-  for (Index j = 0; j < valid; ++j)
-    if (!x.col(j).allFinite()) return j;
-  return -1;
-}
 
 }  // namespace
 
@@ -62,7 +55,7 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   const int N = options.steps;
   const Index C = options.chunk;
   const Index chunks = (n + C - 1) / C;
-  const bool probability_flow = is_ode;
+  const bool probability_flow = predictor && predictor->probability_flow();
 
   SampleReport report;
   report.samples.resize(d, n);
@@ -96,9 +89,10 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
           if (corrector) corrector->correct(context, x, step, t, t_next);
           if (predictor) predictor->step(context, x, step, t, t_next, options.denoise && step == N - 1);
           if (Index j = first_non_finite(x, valid); j >= 0) {
-            failures[chunk] = ChunkFailure{first + j, step, t_next,
-                                           fmt::format("sample {} turned non-finite at step {} of {} (t = {:.6g})",
-                                                       first + j, step + 1, N, t_next)};
+            failures[chunk] =
+                ChunkFailure{first + j, step, t_next,
+                             fmt::format("sample {} turned non-finite at step {} of {} (t = {:.6g})",
+                                         first + j, step + 1, N, t_next)};
             break;
           }
           if (observer) observer->on_step(first, valid, step, t_next, x);
@@ -121,10 +115,13 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   // Report the failure of the lowest-indexed sample, so the message does not depend on thread timing.
   for (const auto& f : failures) {
     if (!f) continue;
-    if (f->sample >= n)  // a padding column: its chunk could not finish, so the samples sharing it have no result
-      throw NumericalError(f->what + fmt::format(" (sample {} is computed only to fill chunk {} of --chunk {} columns;"
-                                                 " its chunk-mates below -n {} have no result)", f->sample, f->sample / C, C, n),
-                           f->sample, f->step, f->time);
+    if (f->sample >=
+        n)  // a padding column: its chunk could not finish, so the samples sharing it have no result
+      throw NumericalError(
+          f->what + fmt::format(" (sample {} is computed only to fill chunk {} of --chunk {} columns;"
+                                " its chunk-mates below -n {} have no result)",
+                                f->sample, f->sample / C, C, n),
+          f->sample, f->step, f->time);
     throw NumericalError(f->what, f->sample, f->step, f->time);
   }
   report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();

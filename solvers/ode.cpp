@@ -1,7 +1,7 @@
 #include "solvers/ode.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+#include <cmath>
 
 #include "core/errors.hpp"
 #include "solvers/odeint_eigen.hpp"
@@ -11,13 +11,6 @@ namespace scoresde {
 namespace odeint = boost::numeric::odeint;
 namespace {
 
-// Index (within the chunk) of the first column with a non-finite entry, or -1.
-Index first_non_finite(const Matrix& m) {
-  for (Index j = 0; j < m.cols(); ++j)
-    if (!m.col(j).allFinite()) return j;
-  return -1;
-}
-
 // The probability-flow vector field for odeint: dxdt = f x - g^2 s / 2, evaluated through the step context so
 // that evaluations are counted.
 struct ProbabilityFlow {
@@ -25,8 +18,9 @@ struct ProbabilityFlow {
   void operator()(const Matrix& x, Matrix& dxdt, double t) const {
     c->score(x, t, c->score_buf);
     if (Index j = first_non_finite(c->score_buf); j >= 0)
-      throw NumericalError(fmt::format("the score turned non-finite for sample {} at t = {:.6g}", c->first_sample + j, t),
-                           c->first_sample + j, -1, t);
+      throw NumericalError(
+          fmt::format("the score turned non-finite for sample {} at t = {:.6g}", c->first_sample + j, t),
+          c->first_sample + j, -1, t);
     c->reverse.drift(x, c->score_buf, t, dxdt);
   }
 };
@@ -61,14 +55,14 @@ using Dopri5 = odeint::runge_kutta_dopri5<Matrix, double, Matrix, double, odeint
 }  // namespace
 
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&) {
-  return std::make_unique<FixedStepOde<Euler>>(
-      StepperInfo{"euler", "x + h [f x - g^2 s / 2]", "Song et al. 2021, eq. 13; odeint::euler", 1.0, 1.0, 1});
+  return std::make_unique<FixedStepOde<Euler>>(StepperInfo{
+      "euler", "x + h [f x - g^2 s / 2]", "Song et al. 2021, eq. 13; odeint::euler", 1.0, 1.0, 1});
 }
 
 std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&) {
-  return std::make_unique<FixedStepOde<Rk4>>(StepperInfo{
-      "rk4", "classical Runge-Kutta on dx/dt = f x - g^2 s / 2", "Song et al. 2021, eq. 13; odeint::runge_kutta4",
-      4.0, 4.0, 4});
+  return std::make_unique<FixedStepOde<Rk4>>(
+      StepperInfo{"rk4", "classical Runge-Kutta on dx/dt = f x - g^2 s / 2",
+                  "Song et al. 2021, eq. 13; odeint::runge_kutta4", 4.0, 4.0, 4});
 }
 
 void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const SamplerOptions& options,
@@ -76,7 +70,8 @@ void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const Sam
                               VectorRef nfe_per_column) {
   const Index d = x.rows();
   const double dt0 = -(T - eps) / 100.0;
-  // Brownian noise is never drawn by the ODE; the context still wants a path, so give it one that is never used.
+  // Brownian noise is never drawn by the ODE; the context still wants a path, so give it one that is never
+  // used.
   auto unused = make_brownian_path(NoiseKind::independent, 0, T, first_sample, d, 1);
   auto solve = [&](Index first, Matrix& state) {
     StepContext c(sde, model, /*probability_flow=*/true, first, d, state.cols(), *unused, options.seed);

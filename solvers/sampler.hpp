@@ -1,8 +1,8 @@
 // The sampler interface. The driver (solvers/driver.hpp) walks the time grid t_0 = T > t_1 > ... > t_N = eps
-// and, at step k, calls the corrector at t_k and then the predictor from t_k to t_{k+1}. A sampler only says how
-// one step is taken; it receives its noise (a Brownian increment, corrector normals) from the step context and
-// evaluates the score through it, so every evaluation is counted. Steppers are stateless: options are fixed at
-// construction, scratch buffers live in the StepContext.
+// and, at step k, calls the corrector at t_k and then the predictor from t_k to t_{k+1}. A sampler only says
+// how one step is taken; it receives its noise (a Brownian increment, corrector normals) from the step
+// context and evaluates the score through it, so every evaluation is counted. Steppers are stateless: options
+// are fixed at construction, scratch buffers live in the StepContext.
 #pragma once
 
 #include <memory>
@@ -24,6 +24,18 @@ struct StepperInfo {
   int evals_per_step;          // score evaluations per step (per corrector iteration for correctors)
 };
 
+// Index of the first of the first `valid` columns of x holding a non-finite value, or -1. One vectorised pass
+// in the usual all-finite case.
+inline Index first_non_finite(const Matrix& x, Index valid) {
+  if (Eigen::Map<const Eigen::ArrayXd>(x.data(), x.rows() * valid).allFinite()) return -1;
+  for (Index j = 0; j < valid; ++j)
+    if (!x.col(j).allFinite()) return j;
+  return -1;
+}
+inline Index first_non_finite(const Matrix& x) {
+  return first_non_finite(x, x.cols());
+}
+
 // Per-chunk state a stepper keeps between steps (for example an odeint stepper's stage buffers).
 class StepperScratch {
  public:
@@ -36,9 +48,16 @@ class StepContext {
  public:
   StepContext(const Sde& sde, const ScoreModel& model, bool probability_flow, Index first_sample, Index dim,
               Index cols, BrownianPath& brownian, std::uint64_t seed)
-      : sde(sde), reverse(sde, probability_flow), first_sample(first_sample), brownian(brownian),
-        corrector_noise(seed, NoisePurpose::corrector), score_buf(dim, cols), drift_buf(dim, cols),
-        noise_buf(dim, cols), model_(model), times_(cols) {}
+      : sde(sde),
+        reverse(sde, probability_flow),
+        first_sample(first_sample),
+        brownian(brownian),
+        corrector_noise(seed, NoisePurpose::corrector),
+        score_buf(dim, cols),
+        drift_buf(dim, cols),
+        noise_buf(dim, cols),
+        model_(model),
+        times_(cols) {}
 
   // out = score(x, t) for every column; counts one evaluation (NFE) for the chunk.
   void score(ConstMatrixRef x, double t, MatrixRef out) {
@@ -69,9 +88,12 @@ class Predictor {
   virtual const StepperInfo& info() const = 0;
   // Throws ConfigError when the predictor is not defined for this SDE.
   virtual void check(const Sde&) const {}
+  // True for steppers of the probability-flow ODE: the driver then gives the step context the ODE's drift.
   virtual bool probability_flow() const { return false; }
   // Called once per chunk, before the step loop.
-  virtual std::unique_ptr<StepperScratch> make_scratch(Index /*dim*/, Index /*cols*/) const { return nullptr; }
+  virtual std::unique_ptr<StepperScratch> make_scratch(Index /*dim*/, Index /*cols*/) const {
+    return nullptr;
+  }
   virtual void step(StepContext& c, Matrix& x, Index k, double t, double t_next, bool noise_free) const = 0;
 };
 
