@@ -21,6 +21,8 @@ const char* main_usage =
     "Usage: scoresde COMMAND [options]     (scoresde COMMAND --help for a command's options)\n\n"
     "Commands:\n"
     "  sample    draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
+    "  study     a grid of runs (data x SDE x sampler x steps x seeds) scored by metrics; CSV, JSON, INI\n"
+    "  report    figures and a summary of a study directory (matplotlib)\n"
     "  compare   every built-in sampler side by side on one data set: NFE, time, quality\n"
     "  list      SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
     "  version   version, git revision and compiler\n\n"
@@ -75,6 +77,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   try {
     if (command == "sample") return sample_command(rest, out, err);
     if (command == "compare") return compare_command(rest, out, err);
+    if (command == "study") return study_command(rest, out, err);
+    if (command == "report") return report_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);

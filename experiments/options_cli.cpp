@@ -15,11 +15,11 @@
 
 namespace scoresde {
 
-po::options_description sde_option_group() {
+po::options_description sde_parameter_group() {
   const SdeOptions d;
-  po::options_description g("Forward SDE");
+  po::options_description g("Forward SDE parameters");
+  // clang-format off
   g.add_options()
-      ("sde", po::value<std::string>()->default_value("vp"), "vp (variance preserving), subvp, or ve (variance exploding)")
       ("schedule", po::value<std::string>()->default_value("linear"), "vp/subvp noise schedule: linear or cosine")
       ("beta-min", po::value<double>()->default_value(d.beta_min, fmt::format("{}", d.beta_min)), "linear schedule: beta(0)")
       ("beta-max", po::value<double>()->default_value(d.beta_max, fmt::format("{}", d.beta_max)), "linear schedule: beta(T)")
@@ -27,12 +27,20 @@ po::options_description sde_option_group() {
       ("sigma-min", po::value<double>()->default_value(d.sigma_min, fmt::format("{}", d.sigma_min)), "ve: sigma(0)")
       ("sigma-max", po::value<double>()->default_value(d.sigma_max, fmt::format("{}", d.sigma_max)), "ve: sigma(T); the prior is N(0, sigma_max^2 I)")
       ("T", po::value<double>(), "time horizon (default 1; 0.999 for the cosine schedule)");
+  // clang-format on
   return g;
 }
 
-SdeOptions sde_options_from(const po::variables_map& vm) {
+po::options_description sde_option_group() {
+  po::options_description g("Forward SDE");
+  g.add_options()("sde", po::value<std::string>()->default_value("vp"),
+                  "vp (variance preserving), subvp, or ve (variance exploding)");
+  g.add(sde_parameter_group());
+  return g;
+}
+
+SdeOptions sde_parameters_from(const po::variables_map& vm) {
   SdeOptions o;
-  o.kind = sde_kind_from_string(vm["sde"].as<std::string>());
   o.schedule = vp_schedule_from_string(vm["schedule"].as<std::string>());
   o.beta_min = vm["beta-min"].as<double>();
   o.beta_max = vm["beta-max"].as<double>();
@@ -40,6 +48,12 @@ SdeOptions sde_options_from(const po::variables_map& vm) {
   o.sigma_min = vm["sigma-min"].as<double>();
   o.sigma_max = vm["sigma-max"].as<double>();
   if (vm.count("T")) o.T = vm["T"].as<double>();
+  return o;
+}
+
+SdeOptions sde_options_from(const po::variables_map& vm) {
+  SdeOptions o = sde_parameters_from(vm);
+  o.kind = sde_kind_from_string(vm["sde"].as<std::string>());
   o.validate();
   return o;
 }
@@ -58,6 +72,7 @@ void record(const SdeOptions& o, nlohmann::ordered_json& out) {
 po::options_description sampler_option_group() {
   const SamplerOptions d;
   po::options_description g("Sampler");
+  // clang-format off
   g.add_options()
       ("sampler", po::value<std::string>()->default_value(d.sampler),
        fmt::format("{}   (scoresde list describes them)", fmt::join(sampler_names(), " | ")).c_str())
@@ -84,6 +99,7 @@ po::options_description sampler_option_group() {
       ("seed", po::value<std::uint64_t>()->default_value(d.seed), "fixes every random number")
       ("threads", po::value<int>()->default_value(d.threads), "worker threads; results do not depend on it")
       ("chunk", po::value<Index>()->default_value(d.chunk), "samples per chunk (see docs/reproducibility.md)");
+  // clang-format on
   return g;
 }
 
@@ -91,6 +107,48 @@ bool parse_on_off(const std::string& option, const std::string& value) {
   if (value == "on" || value == "true" || value == "1" || value == "yes") return true;
   if (value == "off" || value == "false" || value == "0" || value == "no") return false;
   throw ConfigError(fmt::format("--{} = {}: choose on or off", option, value));
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(start, end - start);
+    const auto first = item.find_first_not_of(" \t");
+    const auto last = item.find_last_not_of(" \t");
+    if (first != std::string::npos) items.push_back(item.substr(first, last - first + 1));
+    start = end + 1;
+  }
+  return items;
+}
+
+std::vector<double> parse_number_list(const std::string& option, const std::string& text) {
+  std::vector<double> values;
+  for (const auto& item : split_list(text)) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (end != item.c_str() + item.size())
+      throw ConfigError(fmt::format(
+          "--{} = {}: \"{}\" is not a number; give a comma-separated list of numbers", option, text, item));
+    values.push_back(v);
+  }
+  return values;
+}
+
+std::vector<int> parse_integer_list(const std::string& option, const std::string& text) {
+  std::vector<int> values;
+  for (const auto& item : split_list(text)) {
+    int v = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || end != item.data() + item.size())
+      throw ConfigError(
+          fmt::format("--{} = {}: \"{}\" is not an integer; give a comma-separated list of integers", option,
+                      text, item));
+    values.push_back(v);
+  }
+  return values;
 }
 
 SamplerOptions sampler_options_from(const po::variables_map& vm) {
@@ -198,8 +256,8 @@ void check_values(const po::parsed_options& parsed, const po::options_descriptio
 bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
                      const std::string& usage, po::variables_map& vm, std::ostream& out) {
   po::options_description all = visible;
-  all.add_options()("help,h", "show this help")("config", po::value<std::string>(),
-                                                 "INI file with the same keys (no dashes); the command line wins");
+  all.add_options()("help,h", "show this help")(
+      "config", po::value<std::string>(), "INI file with the same keys (no dashes); the command line wins");
   const auto parsed = po::command_line_parser(args).options(all).run();
   check_values(parsed, all, "");
   po::store(parsed, vm);

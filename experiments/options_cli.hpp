@@ -15,8 +15,11 @@ namespace scoresde {
 
 namespace po = boost::program_options;
 
-po::options_description sde_option_group();
+po::options_description sde_option_group();  // --sde and its parameters
 SdeOptions sde_options_from(const po::variables_map& vm);
+// The parameters alone (schedule, beta, sigma, T), for commands where --sde is a list; not validated.
+po::options_description sde_parameter_group();
+SdeOptions sde_parameters_from(const po::variables_map& vm);
 void record(const SdeOptions& o, nlohmann::ordered_json& out);
 
 po::options_description sampler_option_group();
@@ -24,6 +27,12 @@ SamplerOptions sampler_options_from(const po::variables_map& vm);
 void record(const SamplerOptions& o, const Sde& sde, nlohmann::ordered_json& out);
 
 bool parse_on_off(const std::string& option, const std::string& value);
+
+// Comma-separated lists ("vp,ve", "10,100,1000"): items trimmed, empty items dropped. Numbers that do not
+// parse are a ConfigError naming --option and the item.
+std::vector<std::string> split_list(const std::string& text);
+std::vector<double> parse_number_list(const std::string& option, const std::string& text);
+std::vector<int> parse_integer_list(const std::string& option, const std::string& text);
 
 // Parses the command line, then --config FILE (INI, same keys without dashes); the command line wins.
 // Returns false when --help was asked for (and printed).

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# README command 1: set up, build, and run the default job: every built-in sampler on eight_gaussians with the
-# exact score, side by side (NFE, time, quality). The table is printed and kept in runs/default/compare.md.
+# README command 1: set up, build, and run the default study: eight_gaussians with its exact score, VP and VE,
+# every built-in sampler (euler_maruyama, reverse_diffusion, ancestral, pc with langevin, ode with rk4 and
+# dopri5) from 10 to 1000 steps, 3 seeds; then its report. Leaves runs/default/ with results.csv, results.json,
+# study.ini, report.md and figures/*.png. A second run continues an interrupted study (--resume) and redraws.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-mkdir -p runs/default
-build/release/scoresde compare --data eight_gaussians --sdes vp,ve --steps 1000 -n 10000 --threads "$(nproc)" \
-  --out runs/default/compare.md
+out=runs/default
+resume=()
+[[ -f $out/results.json ]] && resume=(--resume)
+echo "default study: scoresde study --out $out ${resume[*]}"
+build/release/scoresde study --out "$out" --threads "$(nproc)" "${resume[@]}"
+build/release/scoresde report "$out"
+echo "default study: open $out/report.md (figures in $out/figures/)"

@@ -1,0 +1,296 @@
+# The figures and summary of `scoresde report DIR`. The scoresde program embeds this script at build time and runs
+# it with /usr/bin/python3 (Debian's numpy and matplotlib), passing: DIR, the command line, the scoresde version.
+# It reads DIR/results.json (written by `scoresde study`) and DIR/samples/*.npy, and writes DIR/figures/*.png and
+# DIR/report.md, each through a temporary file and a rename.
+import json
+import math
+import os
+import sys
+from collections import OrderedDict, defaultdict
+
+try:
+    import numpy as np
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError as e:
+    sys.stderr.write(
+        "report: needs Debian's numpy and matplotlib for /usr/bin/python3 ({}); "
+        "install them with: sudo apt-get install python3-numpy python3-matplotlib\n".format(e)
+    )
+    sys.exit(2)
+
+# Metrics where larger is better; every other metric is a distance or an error, better when smaller in size.
+HIGHER_IS_BETTER = {"mode_coverage", "in_mode", "coverage"}
+# Metrics that can be negative (unbiased estimators, log-likelihoods): plotted on a linear axis.
+SIGNED = {"mmd2", "nll", "nll_gap", "energy"}
+PRIMARY_ORDER = ["sliced_w2", "mmd2", "energy", "frechet", "nll_gap", "nll"]
+
+
+def atomic_write(path, write):
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def savefig(fig, path):
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png"))
+    plt.close(fig)
+
+
+def point_of(row):
+    """The x-axis position a run occupies within its configuration: its steps, or its tolerance."""
+    if row.get("steps") is not None:
+        return ("steps", row["steps"])
+    return ("rtol", row["rtol"])
+
+
+def aggregate(rows, metrics):
+    """Mean over replicate seeds per (sde, label, point). The standard error of the mean of k independent runs
+    is sqrt(sum se_i^2) / k, from each run's own standard error (replicate seeds draw independent samples)."""
+    groups = OrderedDict()
+    for r in rows:
+        key = (r["data"], r["score"], r["sde"], r["label"], point_of(r))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (data, score, sde, label, point), runs in groups.items():
+        ok = [r for r in runs if r["status"] == "ok"]
+        entry = {
+            "data": data,
+            "score": score,
+            "sde": sde,
+            "label": label,
+            "point": point,
+            "runs": len(runs),
+            "diverged": len(runs) - len(ok),
+            "nfe": float(np.mean([r["nfe"] for r in ok])) if ok else float("nan"),
+            "failures": [r.get("failure") for r in runs if r["status"] != "ok"],
+        }
+        for m in metrics:
+            vals = [r[m] for r in ok if r.get(m) is not None]
+            ses = [r[m + "_se"] for r in ok if r.get(m + "_se") is not None]
+            if vals:
+                entry[m] = float(np.mean(vals))
+                entry[m + "_se"] = math.sqrt(sum(s * s for s in ses)) / len(vals) if ses else float("nan")
+        out.append(entry)
+    return out
+
+
+def better(metric, a, b):
+    if metric in HIGHER_IS_BETTER:
+        return a > b
+    return abs(a) < abs(b)
+
+
+def fmt(v, se=None):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if se is None:
+        return "{:.4g}".format(v)
+    return "{:.4g} ± {:.2g}".format(v, se)
+
+
+def metric_figure(entries, metric, sdes, labels, path, title):
+    fig, axes = plt.subplots(1, len(sdes), figsize=(5.2 * len(sdes), 4.2), squeeze=False, sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "osD^v<>ph*"
+    signed = metric in SIGNED or any(e.get(metric, 1) <= 0 for e in entries if metric in e)
+    for ax, sde in zip(axes[0], sdes):
+        for i, label in enumerate(labels):
+            pts = [e for e in entries if e["sde"] == sde and e["label"] == label and metric in e]
+            pts.sort(key=lambda e: e["nfe"])
+            if not pts:
+                continue
+            ax.errorbar(
+                [e["nfe"] for e in pts],
+                [e[metric] for e in pts],
+                yerr=[1.96 * e[metric + "_se"] for e in pts],
+                label=label,
+                color=colors[i % len(colors)],
+                marker=markers[i % len(markers)],
+                markersize=4,
+                capsize=2,
+                linewidth=1.2,
+            )
+        ax.set_xscale("log")
+        if not signed:
+            ax.set_yscale("log")
+        elif any(e.get(metric, 1) <= 0 for e in entries if e["sde"] == sde and metric in e):
+            ax.axhline(0.0, color="0.6", linewidth=0.8)
+        ax.set_title(sde.upper() if len(sde) <= 5 else sde)
+        ax.set_xlabel("NFE (score evaluations per sample)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel(metric)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        h, n = ax.get_legend_handles_labels()
+        for hh, nn in zip(h, n):
+            if nn not in names:
+                handles.append(hh)
+                names.append(nn)
+    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), frameon=False, bbox_to_anchor=(0.5, -0.12))
+    fig.suptitle(title + "  (error bars: 95% intervals over runs' standard errors)", fontsize=10)
+    savefig(fig, path)
+
+
+def point_title(p):
+    return "{} {}".format("N =" if p[0] == "steps" else "rtol", p[1])
+
+
+def scatter_figure(directory, rows, sde, labels, path, title):
+    """One row per sampler configuration: exact samples, then the configuration's runs by step count (or
+    tolerance), first seed only."""
+    first_seed = min(r["seed"] for r in rows)
+    runs = [r for r in rows if r["sde"] == sde and r["seed"] == first_seed and r["status"] == "ok"]
+    used = [l for l in labels if any(r["label"] == l for r in runs)]
+    if not runs or not used:
+        return False
+    order = lambda p: (p[0] != "steps", p[1] if p[0] == "steps" else -p[1])
+    points = {l: sorted({point_of(r) for r in runs if r["label"] == l}, key=order) for l in used}
+    ref_files = sorted(f for f in os.listdir(os.path.join(directory, "samples")) if f.startswith("reference."))
+    reference = np.load(os.path.join(directory, "samples", ref_files[0])) if ref_files else None
+    lim = 1.15 * np.percentile(np.abs(reference), 99.5) if reference is not None else 6.0
+    ncols = 1 + max(len(p) for p in points.values())
+    fig, axes = plt.subplots(len(used), ncols, figsize=(1.9 * ncols, 2.0 * len(used)), squeeze=False)
+    for i, label in enumerate(used):
+        for j in range(ncols):
+            ax = axes[i][j]
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_aspect("equal")
+            if j == 0:
+                if reference is not None:
+                    x = reference[:2000]
+                    ax.scatter(x[:, 0], x[:, 1], s=0.6, c="0.35", linewidths=0)
+                ax.set_ylabel(label, fontsize=7)
+                ax.set_title("exact", fontsize=8)
+                continue
+            if j - 1 >= len(points[label]):
+                ax.axis("off")
+                continue
+            p = points[label][j - 1]
+            match = [r for r in runs if r["label"] == label and point_of(r) == p]
+            ax.set_title("{} (NFE {:.0f})".format(point_title(p), match[0]["nfe"]) if match else point_title(p),
+                         fontsize=7)
+            f = os.path.join(directory, "samples", match[0]["run"] + ".npy") if match else None
+            if not f or not os.path.exists(f):
+                ax.set_facecolor("0.95")
+                continue
+            x = np.load(f)
+            x = x[np.isfinite(x).all(axis=1)][:2000]
+            ax.scatter(x[:, 0], x[:, 1], s=0.6, c="C0", linewidths=0)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    savefig(fig, path)
+    return True
+
+
+def main():
+    directory, command, version = sys.argv[1], sys.argv[2], sys.argv[3]
+    with open(os.path.join(directory, "results.json")) as f:
+        results = json.load(f)
+    rows = results["rows"]
+    columns = results.get("columns", [])
+    metrics = [c for c in columns if c + "_se" in columns]
+    if not rows:
+        sys.stderr.write("report: {} has no finished runs yet\n".format(os.path.join(directory, "results.json")))
+        sys.exit(2)
+    entries = aggregate(rows, metrics)
+    sdes = list(OrderedDict.fromkeys(r["sde"] for r in rows))
+    labels = list(OrderedDict.fromkeys(r["label"] for r in rows))
+    datas = list(OrderedDict.fromkeys((r["data"], r["score"]) for r in rows))
+    fig_dir = os.path.join(directory, "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+
+    md = []
+    ctx = results.get("context", {})
+    md.append("# Study report: {}\n".format(os.path.basename(os.path.normpath(directory))))
+    md.append(
+        "Made by `{}` (scoresde {}, matplotlib {}) from `results.json`, which `{}` wrote "
+        "(scoresde {} at {}, {}, {} threads, {}).\n".format(
+            command,
+            version,
+            matplotlib.__version__,
+            results.get("command", "scoresde study"),
+            ctx.get("version", "?"),
+            ctx.get("git_revision", "?"),
+            ctx.get("compiler", "?"),
+            ctx.get("threads", "?"),
+            ctx.get("date_utc", "?"),
+        )
+    )
+    nseeds = len({r["seed"] for r in rows})
+    md.append(
+        "{} runs, {} samples each, {} replicate seed(s) per cell; values are means over seeds with the standard error "
+        "of that mean (from each run's own standard error). Rerun the study with "
+        "`scoresde study --config {}/study.ini --out NEW_DIR`.\n".format(
+            len(rows), rows[0]["n"], nseeds, directory
+        )
+    )
+    primary = next((m for m in PRIMARY_ORDER if m in metrics), metrics[0] if metrics else None)
+
+    for data, score in datas:
+        sub = [e for e in entries if e["data"] == data and e["score"] == score]
+        sub_rows = [r for r in rows if r["data"] == data and r["score"] == score]
+        tag = "" if len(datas) == 1 else "_{}_{}".format(os.path.splitext(os.path.basename(data))[0], score)
+        heading = "{} with the {} score".format(data, score)
+        md.append("\n## {}\n".format(heading))
+        if primary:
+            md.append("\n### Best sampler per NFE budget ({}, {})\n".format(
+                primary, "higher is better" if primary in HIGHER_IS_BETTER else "closer to 0 is better"))
+            budgets = [b for b in [10, 30, 100, 300, 1000, 3000, 10000]]
+            md.append("| NFE budget | " + " | ".join(s for s in sdes) + " |")
+            md.append("|---:|" + "---|" * len(sdes))
+            for b in budgets:
+                cells = []
+                for sde in sdes:
+                    cands = [e for e in sub if e["sde"] == sde and primary in e and e["nfe"] <= b * 1.0001]
+                    best = None
+                    for e in cands:
+                        if best is None or better(primary, e[primary], best[primary]):
+                            best = e
+                    cells.append(
+                        "-" if best is None else "{} ({} {}; NFE {:.0f}): {}".format(
+                            best["label"], "N =" if best["point"][0] == "steps" else "rtol", best["point"][1],
+                            best["nfe"], fmt(best[primary], best[primary + "_se"]))
+                    )
+                md.append("| ≤ {} | ".format(b) + " | ".join(cells) + " |")
+            md.append("")
+        for m in metrics:
+            path = os.path.join(fig_dir, "{}{}.png".format(m, tag))
+            metric_figure(sub, m, sdes, labels, path, "{}: {} against NFE".format(heading, m))
+            md.append("\n### {} against NFE\n\n![{}](figures/{})\n".format(m, m, os.path.basename(path)))
+        samples_dir = os.path.join(directory, "samples")
+        if os.path.isdir(samples_dir) and any(f.endswith(".npy") for f in os.listdir(samples_dir)):
+            for sde in sdes:
+                path = os.path.join(fig_dir, "samples_{}{}.png".format(sde, tag))
+                if scatter_figure(directory, sub_rows, sde, labels, path,
+                                  "{}, {}: samples of the first seed (grey: exact)".format(heading, sde)):
+                    md.append("\n### Samples, {}\n\n![samples {}](figures/{})\n".format(sde, sde, os.path.basename(path)))
+        md.append("\n### All cells\n")
+        shown = metrics[:4]
+        md.append("| SDE | sampler | steps / rtol | NFE | " + " | ".join(shown) + " | diverged |")
+        md.append("|---|---|---:|---:|" + "---:|" * len(shown) + "---:|")
+        for e in sub:
+            md.append(
+                "| {} | {} | {} | {} | {} | {} |".format(
+                    e["sde"], e["label"], e["point"][1], fmt(e["nfe"]),
+                    " | ".join(fmt(e.get(m), e.get(m + "_se")) for m in shown),
+                    "{}/{}".format(e["diverged"], e["runs"]) if e["diverged"] else "",
+                )
+            )
+        failures = [r for r in sub_rows if r["status"] != "ok"]
+        if failures:
+            md.append("\n### Runs that diverged\n")
+            for r in failures:
+                md.append("- `{}`: {}".format(r["run"], r.get("failure", "")))
+    text = "\n".join(md) + "\n"
+    atomic_write(os.path.join(directory, "report.md"), lambda tmp: open(tmp, "w").write(text))
+    print("report: wrote {} and {} figures in {}".format(
+        os.path.join(directory, "report.md"), len([f for f in os.listdir(fig_dir) if f.endswith(".png")]), fig_dir))
+
+
+main()

@@ -1,0 +1,321 @@
+// scoresde study and report: the grid expands as documented, a study rerun from its study.ini reproduces
+// every deterministic column, a study interrupted at any run (in-process, and by SIGKILL of the real program)
+// and resumed equals the uninterrupted one, diverging runs are recorded, and bad grids name the key.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/errors.hpp"
+#include "core/npy.hpp"
+#include "experiments/cli.hpp"
+#include "experiments/study.hpp"
+
+extern char** environ;
+
+using namespace scoresde;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / fmt::format("scoresde-test-study-{}-{}", ::getpid(), counter++);
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+struct Result {
+  int status;
+  std::string out, err;
+};
+
+Result cli(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  const int status = run_cli(args, out, err);
+  return {status, out.str(), err.str()};
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// The rows without the one column that is not deterministic.
+nlohmann::json deterministic_rows(const std::string& dir) {
+  auto rows = read_json(dir + "/results.json")["rows"];
+  for (auto& r : rows) r.erase("wall_s");
+  return rows;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A small grid that still has every kind of run: SDE x (fixed-step, pc, fixed ODE, adaptive ODE) x steps x
+// seeds.
+std::vector<std::string> small_grid(const std::string& out) {
+  return {"study",   "--sde", "vp,ve",  "--sampler", "euler_maruyama,pc,ode",
+          "--steps", "5,20",  "--rtol", "1e-3",      "--seeds",
+          "2",       "-n",    "300",    "--threads", "2",
+          "--quiet", "--out", out};
+}
+
+StudySpec small_spec() {
+  StudySpec spec;
+  spec.sde = {"vp", "ve"};
+  spec.sampler = {"euler_maruyama", "pc", "ode"};
+  spec.steps = {5, 20};
+  spec.rtol = {1e-3};
+  spec.seeds = 2;
+  spec.samples = 300;
+  spec.sampler_base.threads = 2;
+  return spec;
+}
+
+struct Interrupted {};
+
+}  // namespace
+
+TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP, tolerances for dopri5") {
+  StudySpec spec;
+  std::vector<std::string> skipped;
+  const auto runs = expand_study(spec, &skipped);
+  // Per SDE: 4 fixed-step samplers (em, rd, ancestral, pc) + rk4 at 5 step counts, dopri5 at 4 tolerances; 3
+  // seeds.
+  CHECK(runs.size() == 2 * (5 * 5 + 4) * 3);
+  CHECK(skipped.empty());
+  std::set<std::string> ids;
+  for (const auto& r : runs) ids.insert(r.id);
+  CHECK(ids.size() == runs.size());
+
+  spec.sde = {"subvp"};
+  skipped.clear();
+  const auto subvp = expand_study(spec, &skipped);
+  CHECK(subvp.size() == (4 * 5 + 4) * 3);
+  REQUIRE(skipped.size() == 1);
+  CHECK(skipped[0].find("ancestral") != std::string::npos);
+
+  // pc expands over predictor x corrector x snr; a corrector of none ignores the snr list.
+  spec.sde = {"vp"};
+  spec.sampler = {"pc"};
+  spec.predictor = {"euler_maruyama", "reverse_diffusion"};
+  spec.corrector = {"langevin", "none"};
+  spec.snr = {0.1, 0.2};
+  spec.steps = {10};
+  spec.seeds = 1;
+  CHECK(expand_study(spec).size() == 2 * (2 + 1));
+}
+
+TEST_CASE("a study writes one row per run, and its study.ini reruns it with the same deterministic columns") {
+  TempDir dir;
+  const auto first = dir.file("first"), second = dir.file("second");
+  const auto r = cli(small_grid(first));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const auto rows = read_json(first + "/results.json")["rows"];
+  CHECK(rows.size() == 2 * 4 * 2 * 2 - 2 * 2);  // dopri5 has one tolerance instead of two step counts
+  const auto csv = read_text(first + "/results.csv");
+  CHECK(
+      csv.rfind("run,data,score,sde,sampler,label,predictor,corrector,snr,corrector_steps,ode_method,steps,",
+                0) == 0);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == static_cast<long>(rows.size()) + 1);
+  for (const auto& row : rows) {
+    CHECK(row["status"] == "ok");
+    CHECK(row["nfe"].get<double>() > 0);
+  }
+  const auto context = read_json(first + "/results.json")["context"];
+  for (const auto* key : {"date_utc", "host", "version", "git_revision", "compiler", "build_type", "threads"})
+    CHECK_MESSAGE(context.contains(key), key);
+  CHECK(fs::exists(first + "/samples/vp.euler_maruyama.n5.s0.npy"));
+  CHECK_FALSE(fs::exists(first + "/samples/vp.euler_maruyama.n5.s1.npy"));  // first seed only
+
+  // From the file alone, on another thread count: the same rows.
+  const auto rerun =
+      cli({"study", "--config", first + "/study.ini", "--threads", "1", "--quiet", "--out", second});
+  REQUIRE_MESSAGE(rerun.status == 0, rerun.err);
+  CHECK(deterministic_rows(first) == deterministic_rows(second));
+}
+
+TEST_CASE("paired by design: a seed fixes the prior draws and the Brownian path for every step count") {
+  // With the Brownian tree, the EM run at 20 steps and the one at 5 see the same path: refining steps moves
+  // the samples by O(step) at most, far less than the spread between independent draws.
+  TempDir dir;
+  REQUIRE(cli({"study", "--sde", "vp", "--sampler", "euler_maruyama", "--steps", "200,400", "--seeds", "1",
+               "-n", "200", "--quiet", "--out", dir.file("s")})
+              .status == 0);
+  const Matrix coarse = read_samples_npy(dir.file("s") + "/samples/vp.euler_maruyama.n200.s0.npy");
+  const Matrix fine = read_samples_npy(dir.file("s") + "/samples/vp.euler_maruyama.n400.s0.npy");
+  const Matrix other = read_samples_npy(dir.file("s") + "/samples/reference.eight_gaussians.s0.npy");
+  const double paired = (coarse - fine).colwise().norm().mean();
+  const double unpaired = (coarse - other.leftCols(coarse.cols())).colwise().norm().mean();
+  CAPTURE(paired);
+  CAPTURE(unpaired);
+  CHECK(unpaired > 2.0);  // independent draws of eight_gaussians are far apart
+  CHECK(paired < 0.1);    // the same prior draw and Brownian path: only the discretisation differs
+}
+
+TEST_CASE("a study interrupted after any run and resumed equals the uninterrupted study") {
+  TempDir dir;
+  const auto spec = small_spec();
+  const auto whole = dir.file("whole");
+  run_study(spec, whole, false, "test");
+  const Index total = static_cast<Index>(expand_study(spec).size());
+  for (const Index stop_after : {Index{0}, Index{1}, Index{5}, total - 1}) {
+    CAPTURE(stop_after);
+    const auto part = dir.file(fmt::format("part{}", stop_after));
+    StudyProgress stop;
+    stop.starting = [&](const StudyRun&, Index done, Index, double, double) {
+      if (done == stop_after) throw Interrupted{};
+    };
+    CHECK_THROWS_AS(run_study(spec, part, false, "test", stop), Interrupted);
+    CHECK(read_json(part + "/results.json")["rows"].size() == static_cast<std::size_t>(stop_after));
+    // Without --resume the directory is refused; with it, the study completes.
+    CHECK_THROWS_WITH_AS(run_study(spec, part, false, "test"), doctest::Contains("--resume"), ConfigError);
+    run_study(spec, part, true, "test");
+    CHECK(deterministic_rows(part) == deterministic_rows(whole));
+  }
+}
+
+TEST_CASE("a study killed with SIGKILL at several moments and resumed loses and duplicates nothing") {
+  const char* binary = std::getenv("SCORESDE_BINARY");
+  REQUIRE_MESSAGE(binary != nullptr, "SCORESDE_BINARY is set by ctest");
+  TempDir dir;
+  const auto whole = dir.file("whole");
+  REQUIRE(cli(small_grid(whole)).status == 0);
+  for (const int delay_ms : {5, 40, 120, 250}) {
+    CAPTURE(delay_ms);
+    const auto part = dir.file(fmt::format("killed{}", delay_ms));
+    std::vector<std::string> args = small_grid(part);
+    args.insert(args.begin(), binary);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, binary, nullptr, nullptr, argv.data(), environ) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    // Whatever the moment, the directory is either untouched or a consistent prefix that --resume completes.
+    auto resume = small_grid(part);
+    if (fs::exists(part + "/results.json")) resume.push_back("--resume");
+    const auto r = cli(resume);
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    CHECK(deterministic_rows(part) == deterministic_rows(whole));
+  }
+}
+
+TEST_CASE("a run that diverges is recorded with where it diverged, and the study goes on") {
+  TempDir dir;
+  const auto r = cli({"study", "--sde", "ve", "--sampler", "pc", "--snr", "1e200,0.16", "--steps", "10",
+                      "--seeds", "1", "-n", "100", "--quiet", "--out", dir.file("d")});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const auto rows = read_json(dir.file("d") + "/results.json")["rows"];
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0]["status"] == "diverged");
+  CHECK(rows[0]["failure"].get<std::string>().find("non-finite at step") != std::string::npos);
+  CHECK(rows[1]["status"] == "ok");
+  CHECK(r.out.find("1 diverged") != std::string::npos);
+}
+
+TEST_CASE("bad grids and files name the key, exit 2, and write nothing") {
+  TempDir dir;
+  const auto out = dir.file("never");
+  const auto bad_ini = dir.file("bad.ini");
+  std::ofstream(bad_ini) << "sde = vp\nstepz = 10\n";
+  const auto malformed_ini = dir.file("malformed.ini");
+  std::ofstream(malformed_ini) << "sde vp\n";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--steps", ""}, "--steps"},
+      {{"--steps", "10,x"}, "--steps"},
+      {{"--steps", "0"}, "--steps"},
+      {{"--sde", "vp,vx"}, "--sde"},
+      {{"--sde", ","}, "--sde"},
+      {{"--sampler", "em"}, "--sampler"},
+      {{"--sampler", "pc", "--corrector", "lang"}, "--corrector"},
+      {{"--snr", "-1"}, "--snr"},
+      {{"--rtol", "0"}, "--rtol"},
+      {{"--rtol", "1e-3,1e-4", "--atol", "1e-3"}, "--atol"},
+      {{"--seeds", "0"}, "--seeds"},
+      {{"-n", "1"}, "--samples"},
+      {{"--score", "model.ckpt"}, "--score"},
+      {{"--data", "missing.json"}, "missing.json"},
+      {{"--metrics", "bogus"}, "bogus"},
+      {{"--noise", "pink"}, "--noise"},
+      {{"--config", bad_ini}, "stepz"},
+      {{"--config", malformed_ini}, "malformed.ini"},
+  };
+  for (const auto& [extra, named] : cases) {
+    std::vector<std::string> args{"study", "--out", out};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CAPTURE(fmt::format("{}", fmt::join(extra, " ")));
+    const auto r = cli(args);
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(r.err.find(named) != std::string::npos, r.err);
+    CHECK_FALSE(fs::exists(out));
+  }
+  const auto r = cli({"study", "--sde", "subvp", "--sampler", "ancestral", "--out", out});
+  CHECK(r.status == 2);
+  CHECK(r.err.find("no runnable combination") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("--dry-run lists the runs and writes nothing") {
+  TempDir dir;
+  auto args = small_grid(dir.file("dry"));
+  args.push_back("--dry-run");
+  const auto r = cli(args);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("28 runs") != std::string::npos);
+  CHECK(r.out.find("ve.ode_dopri5.tol0.001.s1") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir.file("dry")));
+}
+
+TEST_CASE(
+    "report: figures and a summary from a study directory; a directory that is not a study is refused") {
+  if (!fs::exists("/usr/bin/python3")) return;
+  TempDir dir;
+  const auto study = dir.file("s");
+  REQUIRE(cli(small_grid(study)).status == 0);
+  const auto r = cli({"report", study});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const auto md = read_text(study + "/report.md");
+  CHECK(md.find("scoresde report " + study) != std::string::npos);
+  CHECK(md.find("Best sampler per NFE budget") != std::string::npos);
+  CHECK(fs::exists(study + "/figures/samples_vp.png"));
+  CHECK(fs::exists(study + "/figures/samples_ve.png"));
+  std::size_t pngs = 0;
+  for (const auto& e : fs::directory_iterator(study + "/figures")) pngs += e.path().extension() == ".png";
+  CHECK(pngs >= 3);
+
+  const auto missing = cli({"report", dir.file("nothing")});
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("results.json") != std::string::npos);
+  CHECK(cli({"report", "--bogus"}).status == 2);
+}
