@@ -1,13 +1,16 @@
-// Compiled with -ffast-math (CMakeLists.txt) so that GCC maps exp, log, cos and sin to libmvec. Loops are kept to
-// one function each: GCC would otherwise fuse cos and sin into one sincos call, which has no vector variant. Trip
-// counts are the fixed block size and the arrays are local, so there is no scalar remainder or aliasing fallback.
-// Nothing here tests for NaN or infinity: the callers' inputs are finite, and libmvec's own results are what
-// they are without -ffast-math too.
+// Compiled with -ffast-math (CMakeLists.txt) so that GCC maps exp, log, cos and sin to libmvec. Loops are
+// kept to one function each: GCC would otherwise fuse cos and sin into one sincos call, which has no vector
+// variant. Trip counts are the fixed block size and the arrays are local, so there is no scalar remainder or
+// aliasing fallback. Nothing here tests for NaN or infinity: the callers' inputs are finite, and libmvec's
+// own results are what they are without -ffast-math too.
 #include "core/vector_math.hpp"
 
 #include <math.h>
 
 #include <algorithm>
+#include <cfloat>
+#include <cstring>
+#include <vector>
 
 namespace scoresde {
 
@@ -48,6 +51,106 @@ void exp_in_place(double* x, Index n) {
   std::copy(x + i, x + n, tail);
   exp_block(tail);
   std::copy(tail, tail + (n - i), x + i);
+}
+
+namespace {
+
+// One block of vector_block samples, transposed: xb[i * B + l] is coordinate i of lane l. D > 0 fixes the
+// dimension at compile time (so the accumulators live in registers); D = 0 reads it from m.dim.
+// Eight doubles as one value (GCC vector extension): one AVX-512 register, or two AVX2 ones, with the lane
+// arithmetic written once.
+using Lanes = double __attribute__((vector_size(vector_block * sizeof(double))));
+static_assert(sizeof(Lanes) == vector_block * sizeof(double));
+inline Lanes load(const double* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(double* p, Lanes v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+template <int D>
+void isotropic_score_block(const IsotropicMixtureAtTime& m, const double* __restrict xb,
+                           double* __restrict ob, double* __restrict logits, double* __restrict acc_dynamic) {
+  constexpr int B = vector_block;
+  const Index d = D > 0 ? D : m.dim, K = m.components;
+  const double* __restrict centres = m.centres;
+  Lanes max_logit = load(xb) * 0.0 - DBL_MAX;
+  for (Index k = 0; k < K; ++k) {
+    Lanes q = {};
+    for (Index i = 0; i < d; ++i) {
+      const Lanes r = load(xb + i * B) - centres[k * d + i];
+      q += r * r;
+    }
+    const Lanes v = m.log_norm[k] - (0.5 * m.inv_var[k]) * q;
+    store(logits + k * B, v);
+    max_logit = v > max_logit ? v : max_logit;
+  }
+  for (Index k = 0; k < K; ++k) {
+    alignas(64) double e[B];
+    store(e, load(logits + k * B) - max_logit);
+    for (int l = 0; l < B; ++l) e[l] = exp(e[l]);  // libmvec
+    std::memcpy(logits + k * B, e, sizeof e);
+  }
+  Lanes sum_e = {}, sum_e_inv_var = {};
+  Lanes acc_fixed[D > 0 ? D : 1] = {};
+  for (Index i = 0; D == 0 && i < d; ++i) store(acc_dynamic + i * B, Lanes{});
+  for (Index k = 0; k < K; ++k) {
+    const Lanes e = load(logits + k * B);
+    const Lanes e_inv_var = e * m.inv_var[k];
+    sum_e += e;
+    sum_e_inv_var += e_inv_var;
+    for (Index i = 0; i < d; ++i) {
+      if constexpr (D > 0) {
+        acc_fixed[i] += e_inv_var * centres[k * d + i];
+      } else {
+        store(acc_dynamic + i * B, load(acc_dynamic + i * B) + e_inv_var * centres[k * d + i]);
+      }
+    }
+  }
+  for (Index i = 0; i < d; ++i) {
+    const Lanes acc = D > 0 ? acc_fixed[D > 0 ? i : 0] : load(acc_dynamic + i * B);
+    store(ob + i * B, (acc - load(xb + i * B) * sum_e_inv_var) / sum_e);
+  }
+}
+
+template <int D>
+void isotropic_score(const IsotropicMixtureAtTime& m, const double* x, Index n, double* out) {
+  constexpr int B = vector_block;
+  const Index d = D > 0 ? D : m.dim;
+  thread_local std::vector<double> scratch;
+  scratch.resize(static_cast<std::size_t>((3 * d + m.components) * B));
+  double* xb = scratch.data();
+  double* ob = xb + d * B;
+  double* acc = ob + d * B;
+  double* logits = acc + d * B;
+  for (Index j = 0; j < n; j += B) {
+    const Index valid = std::min<Index>(B, n - j);
+    // Lanes past the end repeat the block's first sample: every lane computes something finite.
+    for (int l = 0; l < B; ++l) {
+      const double* column = x + (j + (l < valid ? l : 0)) * d;
+      for (Index i = 0; i < d; ++i) xb[i * B + l] = column[i];
+    }
+    isotropic_score_block<D>(m, xb, ob, logits, acc);
+    for (Index l = 0; l < valid; ++l)
+      for (Index i = 0; i < d; ++i) out[(j + l) * d + i] = ob[i * B + l];
+  }
+}
+
+}  // namespace
+
+void isotropic_mixture_score(const IsotropicMixtureAtTime& mixture, const double* x, Index n, double* out) {
+  switch (mixture.dim) {
+    case 1:
+      return isotropic_score<1>(mixture, x, n, out);
+    case 2:
+      return isotropic_score<2>(mixture, x, n, out);
+    case 3:
+      return isotropic_score<3>(mixture, x, n, out);
+    default:
+      return isotropic_score<0>(mixture, x, n, out);
+  }
 }
 
 }  // namespace scoresde

@@ -1,8 +1,8 @@
 #include "models/gaussian_mixture.hpp"
 
+#include <fmt/format.h>
 #include <Eigen/Eigenvalues>
 #include <cmath>
-#include <fmt/format.h>
 #include <numbers>
 
 #include "core/errors.hpp"
@@ -29,7 +29,8 @@ GaussianMixture::GaussianMixture(Vector weights, Matrix means, std::vector<Matri
   for (Index k = 0; k < K; ++k) {
     const Matrix& S = covariances[k];
     if (S.rows() != d || S.cols() != d)
-      throw ConfigError(fmt::format("mixture: covariances[{}] is {}x{}; expected {}x{}", k, S.rows(), S.cols(), d, d));
+      throw ConfigError(
+          fmt::format("mixture: covariances[{}] is {}x{}; expected {}x{}", k, S.rows(), S.cols(), d, d));
     if (!S.allFinite() || (S - S.transpose()).cwiseAbs().maxCoeff() > 1e-12 * (1.0 + S.cwiseAbs().maxCoeff()))
       throw ConfigError(fmt::format("mixture: covariances[{}] must be finite and symmetric", k));
     const bool diagonal_equal = (S - S(0, 0) * Matrix::Identity(d, d)).cwiseAbs().maxCoeff() == 0.0;
@@ -87,8 +88,8 @@ namespace {
 using RowArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 }  // namespace
 
-void GaussianMixture::evaluate(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, Matrix* score,
-                               Vector* laplacian) const {
+void GaussianMixture::evaluate(double alpha, double sigma, ConstMatrixRef x, Vector* log_density,
+                               Matrix* score, Vector* laplacian) const {
   if (score) score->resize(x.rows(), x.cols());
   evaluate_into(alpha, sigma, x, log_density, score ? score->data() : nullptr, laplacian);
 }
@@ -103,6 +104,23 @@ void GaussianMixture::score_into(double alpha, double sigma, ConstMatrixRef x, M
 void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density,
                                     double* score, Vector* laplacian) const {
   const Index d = dim(), K = components(), n = x.cols();
+  if (isotropic_ && score && !log_density && !laplacian) {
+    // The score alone: one fused pass (core/vector_math.hpp), the hot path of sampling.
+    thread_local Matrix centres;
+    thread_local Eigen::ArrayXd norm, inv_var;
+    const double log_2pi = std::log(2.0 * std::numbers::pi);
+    centres = alpha * means_;
+    inv_var = (alpha * alpha * eigenvalues_.row(0).transpose().array() + sigma * sigma).inverse();
+    norm = log_weights_.array() + 0.5 * static_cast<double>(d) * (inv_var.log() - log_2pi);
+    const double* xs = x.data();
+    Matrix contiguous;
+    if (x.outerStride() != d) {
+      contiguous = x;
+      xs = contiguous.data();
+    }
+    isotropic_mixture_score({d, K, centres.data(), norm.data(), inv_var.data()}, xs, n, score);
+    return;
+  }
   // Scratch kept per thread, so that repeated calls on batches of one size allocate nothing.
   thread_local RowArray xr, y, logits, z_all, acc;
   thread_local Eigen::Array<double, 1, Eigen::Dynamic> row_max, row_sum;
@@ -206,7 +224,8 @@ void MixtureScore::laplacian(ConstMatrixRef x, double t, Vector& out) const {
 void MixtureScore::evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
   // Columns sharing a time (the usual case: a whole batch at one grid time) are evaluated together.
   const Index n = x.cols();
-  if (n > 0 && (t.array() == t(0)).all()) return mixture_->score_into(sde_->alpha(t(0)), sde_->sigma(t(0)), x, out);
+  if (n > 0 && (t.array() == t(0)).all())
+    return mixture_->score_into(sde_->alpha(t(0)), sde_->sigma(t(0)), x, out);
   for (Index start = 0; start < n;) {
     Index end = start + 1;
     while (end < n && t(end) == t(start)) ++end;

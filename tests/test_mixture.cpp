@@ -78,7 +78,9 @@ Spec full_spec(Index d, std::uint64_t seed) {
 }
 
 std::vector<Spec> all_specs() {
-  return {isotropic_spec(3, 11), isotropic_spec(5, 12), full_spec(3, 13), full_spec(5, 14)};
+  // d = 1, 2, 3 take the fused score kernel's fixed-dimension paths, d = 5 its general one (core/vector_math.hpp).
+  return {isotropic_spec(1, 15), isotropic_spec(2, 16), isotropic_spec(3, 11), isotropic_spec(5, 12),
+          full_spec(3, 13),      full_spec(5, 14)};
 }
 
 SdeOptions sde_options(SdeKind kind, VpSchedule schedule = VpSchedule::linear) {
