@@ -242,8 +242,7 @@ class BrownianTreePath final : public BrownianPath {
       : rng_(seed, NoisePurpose::brownian),
         T_(T),
         first_(first),
-        wa_(dim, cols),
-        wb_(dim, cols),
+        levels_(brownian_tree_depth + 1, Level{0.0, 0.0, 0, Matrix(dim, cols), Matrix(dim, cols)}),
         z_(dim, cols),
         cached_t_(-1.0),
         cached_w_(dim, cols),
@@ -259,43 +258,73 @@ class BrownianTreePath final : public BrownianPath {
   }
 
  private:
+  // The walk's state on entering depth l: the interval [a, b] and W at its ends, and the heap number of the
+  // node whose midpoint splits it.
+  struct Level {
+    double a, b;
+    std::uint64_t node;
+    Matrix wa, wb;
+  };
+
   void evaluate(double t, Matrix& w) {
     const auto first = static_cast<std::uint64_t>(first_);
     if (t <= 0.0) {
       w.setZero();
       return;
     }
-    double a = 0.0, b = T_;
-    wa_.setZero();
-    rng_.normal_columns(first, 1, 0, wb_);
-    flat(wb_) *= std::sqrt(T_);
-    std::uint64_t node = 1;
-    for (int level = 0; level < brownian_tree_depth && t < b && t != a; ++level) {
-      const double mid = 0.5 * (a + b);
-      rng_.normal_columns(first, node, 1, z_);
-      Matrix& replaced = t < mid ? wb_ : wa_;  // the end the midpoint replaces
-      flat(replaced) = 0.5 * (flat(wa_) + flat(wb_)) + std::sqrt(0.25 * (b - a)) * flat(z_);
+    // Consecutive queries share the top of their walks (all the levels whose interval holds both times): the
+    // walk resumes from the deepest level of the previous one whose interval holds t. Levels below the root
+    // cover [a, b): the walk sends t = mid to the right.
+    int l = walked_ - 1;
+    while (l > 0 && !(levels_[l].a <= t && t < levels_[l].b)) --l;
+    if (l < 0) {
+      Level& root = levels_[0];
+      root.a = 0.0;
+      root.b = T_;
+      root.node = 1;
+      root.wa.setZero();
+      rng_.normal_columns(first, 1, 0, root.wb);
+      flat(root.wb) *= std::sqrt(T_);
+      l = 0;
+    }
+    for (; l < brownian_tree_depth && t < levels_[l].b && t != levels_[l].a; ++l) {
+      const Level& up = levels_[l];
+      Level& down = levels_[l + 1];
+      const double mid = 0.5 * (up.a + up.b);
+      rng_.normal_columns(first, up.node, 1, z_);
+      // The bridge's midpoint replaces the end of the half that does not hold t.
+      Matrix& mid_w = t < mid ? down.wb : down.wa;
+      flat(mid_w) = 0.5 * (flat(up.wa) + flat(up.wb)) + std::sqrt(0.25 * (up.b - up.a)) * flat(z_);
       if (t < mid) {
-        b = mid;
-        node = 2 * node;
+        down.a = up.a;
+        down.b = mid;
+        down.wa = up.wa;
+        down.node = 2 * up.node;
       } else {
-        a = mid;
-        node = 2 * node + 1;
+        down.a = mid;
+        down.b = up.b;
+        down.wb = up.wb;
+        down.node = 2 * up.node + 1;
       }
     }
-    if (t >= b) {
-      w = wb_;
-    } else if (t == a) {
-      w = wa_;
+    walked_ = l + 1;
+    const Level& leaf = levels_[l];
+    if (t >= leaf.b) {
+      w = leaf.wb;
+    } else if (t == leaf.a) {
+      w = leaf.wa;
     } else {
-      flat(w) = flat(wa_) + ((t - a) / (b - a)) * (flat(wb_) - flat(wa_));  // linear inside a leaf
+      flat(w) =
+          flat(leaf.wa) + ((t - leaf.a) / (leaf.b - leaf.a)) * (flat(leaf.wb) - flat(leaf.wa));  // linear
     }
   }
 
   CounterRng rng_;
   double T_;
   Index first_;
-  Matrix wa_, wb_, z_;
+  std::vector<Level> levels_;  // levels_[0, walked_) hold the last walk
+  int walked_ = 0;
+  Matrix z_;
   double cached_t_;
   Matrix cached_w_, next_w_;
 };
