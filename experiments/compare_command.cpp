@@ -34,14 +34,6 @@ struct Row {
   std::string failure;
 };
 
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  std::stringstream in(list);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 }  // namespace
 
 int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -60,7 +52,7 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
   const auto mixture = load_data(vm["data"].as<std::string>(), vm["dim"].as<Index>());
   const Index n = vm["samples"].as<Index>();
   require(n >= 2, "-n/--samples", std::to_string(n), "must be >= 2");
-  const auto sdes = split(vm["sdes"].as<std::string>());
+  const auto sdes = split_list(vm["sdes"].as<std::string>());
   require(!sdes.empty(), "--sdes", vm["sdes"].as<std::string>(), "name at least one of vp, subvp, ve");
 
   struct Config {

@@ -580,13 +580,10 @@ MetricValue paired_u_statistic(ConstMatrixRef x, ConstMatrixRef y, QuadraticKern
   return u_statistic(quadratic_sums(x, y, {kernel}, bandwidth, threads)[0]);
 }
 
-std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef samples,
-                                                                  ConstMatrixRef reference,
-                                                                  const GaussianMixture* mixture,
-                                                                  const MetricsOptions& options) {
+std::vector<std::string> requested_metrics(const MetricsOptions& options, bool mixture_reference) {
   options.validate();
-  const auto wanted = options.metrics.empty() ? default_metrics(mixture != nullptr) : options.metrics;
-  if (!mixture)
+  const auto wanted = options.metrics.empty() ? default_metrics(mixture_reference) : options.metrics;
+  if (!mixture_reference)
     for (const auto& name : wanted)
       if (contains(mixture_metric_names(), name))
         throw ConfigError(
@@ -594,6 +591,17 @@ std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef
                         "reference points "
                         "only, choose from {}",
                         name, fmt::join(default_metrics(false), ", ")));
+  std::vector<std::string> out;
+  for (const auto& name : metric_names())
+    if (contains(wanted, name)) out.push_back(name);
+  return out;
+}
+
+std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef samples,
+                                                                  ConstMatrixRef reference,
+                                                                  const GaussianMixture* mixture,
+                                                                  const MetricsOptions& options) {
+  const auto wanted = requested_metrics(options, mixture != nullptr);
   if (samples.rows() != reference.rows())
     throw InputError(fmt::format("the samples have dimension {} but the reference points {}", samples.rows(),
                                  reference.rows()));

@@ -74,6 +74,11 @@ std::vector<std::string> default_metrics(bool mixture_reference);
 // One line per metric for help texts and tables, e.g. "squared sliced Wasserstein-2 distance".
 std::string metric_description(const std::string& name);
 
+// The metrics options.metrics asks for (default_metrics when empty), after options.validate(); ConfigError
+// naming
+// --metrics when a mixture metric is asked for without a mixture reference.
+std::vector<std::string> requested_metrics(const MetricsOptions& options, bool mixture_reference);
+
 // samples and reference: d x n and d x m (one column per point). mixture may be null (reference given as
 // points only); when given, `reference` should be exact samples from it (reference_points). Returns the
 // metrics in the order of metric_names(), each once. Throws ConfigError for unknown names or mixture metrics
