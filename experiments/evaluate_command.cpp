@@ -69,28 +69,29 @@ std::string metric_list_help() {
 int evaluate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*err*/) {
   const MetricsOptions defaults;
   po::options_description opts("Evaluation");
-  opts.add_options()("samples", po::value<std::string>(),
-                     "samples to evaluate: .npy of shape (n, d) (required)")(
-      "reference", po::value<std::string>(),
-      fmt::format("{}, a mixture FILE.json, or points REF.npy of shape (m, d) (required)",
-                  fmt::join(builtin_data_names(), ", "))
-          .c_str())("dim", po::value<Index>()->default_value(0),
-                    "dimension of gaussian (0: the samples'); checked otherwise")(
-      "metrics", po::value<std::string>(), metric_list_help().c_str())(
-      "reference-n", po::value<Index>(),
-      "exact reference points drawn from a distribution or mixture file "
-      "(default min(10 n, 100000)); not with REF.npy")(
-      "seed", po::value<std::uint64_t>()->default_value(defaults.seed),
-      "fixes the reference points, the sliced W2 directions and the subsamples")(
-      "mmd-bandwidth", po::value<double>()->default_value(defaults.mmd_bandwidth, "0"),
-      "Gaussian kernel bandwidth h of mmd2; 0: the median distance between reference points")(
-      "projections", po::value<int>()->default_value(defaults.projections), "sliced W2 directions")(
-      "max-quadratic", po::value<Index>()->default_value(defaults.max_quadratic),
-      "points per set for mmd2 and energy (larger sets are subsampled)")(
-      "threads", po::value<int>()->default_value(defaults.threads),
-      "worker threads (0: OpenMP's default); results do not depend on it")(
-      "out", po::value<std::string>(), "output METRICS.json (required)")("quiet", po::bool_switch(),
-                                                                         "print nothing on success");
+  // clang-format off
+  opts.add_options()
+      ("samples", po::value<std::string>(), "samples to evaluate: .npy of shape (n, d) (required)")
+      ("reference", po::value<std::string>(),
+       fmt::format("{}, a mixture FILE.json, or points REF.npy of shape (m, d) (required)",
+                   fmt::join(builtin_data_names(), ", ")).c_str())
+      ("dim", po::value<Index>()->default_value(0), "dimension of gaussian (0: the samples'); checked otherwise")
+      ("metrics", po::value<std::string>(), metric_list_help().c_str())
+      ("reference-n", po::value<Index>(),
+       "exact reference points drawn from a distribution or mixture file (default min(10 n, 100000)); not with "
+       "REF.npy")
+      ("seed", po::value<std::uint64_t>()->default_value(defaults.seed),
+       "fixes the reference points, the sliced W2 directions and the subsamples")
+      ("mmd-bandwidth", po::value<double>()->default_value(defaults.mmd_bandwidth, "0"),
+       "Gaussian kernel bandwidth h of mmd2; 0: the median distance between reference points")
+      ("projections", po::value<int>()->default_value(defaults.projections), "sliced W2 directions")
+      ("max-quadratic", po::value<Index>()->default_value(defaults.max_quadratic),
+       "points per set for mmd2 and energy (larger sets are subsampled)")
+      ("threads", po::value<int>()->default_value(defaults.threads),
+       "worker threads (0: OpenMP's default); results do not depend on it")
+      ("out", po::value<std::string>(), "output METRICS.json (required)")
+      ("quiet", po::bool_switch(), "print nothing on success");
+  // clang-format on
   po::variables_map vm;
   if (!parse_arguments(args, opts, evaluate_usage, vm, out)) return 0;
 

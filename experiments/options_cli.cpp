@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -11,7 +12,6 @@
 #include <limits>
 #include <optional>
 #include <sstream>
-#include <unistd.h>
 
 #include "core/errors.hpp"
 #include "solvers/registry.hpp"
