@@ -57,10 +57,11 @@ Matrix read_points(const std::string& option, const std::string& path) {
   return x;
 }
 
-std::string metric_list_help() {
-  std::string text = "comma-separated metrics (default: all that the reference allows):";
+// The usage text followed by one line per metric.
+std::string usage_with_metrics() {
+  std::string text = std::string(evaluate_usage) + "\nMetrics (--metrics; docs/metrics.md):\n";
   for (const auto& name : metric_names())
-    text += fmt::format("\n  {:<14} {}", name, metric_description(name));
+    text += fmt::format("  {:<14} {}\n", name, metric_description(name));
   return text;
 }
 
@@ -76,7 +77,8 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
        fmt::format("{}, a mixture FILE.json, or points REF.npy of shape (m, d) (required)",
                    fmt::join(builtin_data_names(), ", ")).c_str())
       ("dim", po::value<Index>()->default_value(0), "dimension of gaussian (0: the samples'); checked otherwise")
-      ("metrics", po::value<std::string>(), metric_list_help().c_str())
+      ("metrics", po::value<std::string>(),
+       "comma-separated metrics, listed above (default: every metric the reference allows)")
       ("reference-n", po::value<Index>(),
        "exact reference points drawn from a distribution or mixture file (default min(10 n, 100000)); not with "
        "REF.npy")
@@ -93,7 +95,7 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
       ("quiet", po::bool_switch(), "print nothing on success");
   // clang-format on
   po::variables_map vm;
-  if (!parse_arguments(args, opts, evaluate_usage, vm, out)) return 0;
+  if (!parse_arguments(args, opts, usage_with_metrics(), vm, out)) return 0;
 
   // Options first, files next: a mistake in the options costs no reading.
   if (!vm.count("samples"))
