@@ -104,8 +104,8 @@ MetricValue frechet(const Moments& x, const Moments& y) {
   bures_cross_trace(y.cov, x.cov, &t_yx);
   MetricValue r;
   r.value = std::max(0.0, diff.squaredNorm() + x.cov.trace() + y.cov.trace() - 2.0 * cross);
-  // d FD / d m_X = 2 (m_X - m_Y), d FD / d S_X = I - T_{X->Y}; influence of a point on (m, S): (z, z z^T -
-  // S).
+  // d FD / d m_X = 2 (m_X - m_Y) and d FD / d S_X = I - T_{X->Y};
+  // the influence of a point on (m, S) is (z, z z^T - S).
   const Matrix id = Matrix::Identity(d, d);
   const double var = quadratic_influence_variance(x.centred, id - t_xy, 2.0 * diff) +
                      quadratic_influence_variance(y.centred, id - t_yx, -2.0 * diff);

@@ -4,33 +4,30 @@
 // can be told apart from noise. docs/metrics.md gives each formula; in short (X the samples, Y the reference,
 // P and Q their laws):
 //
-//   sliced_w2      SW_2^2 = mean over L random unit directions theta of W_2^2(theta.X, theta.Y), each exact
-//                  (sorted projections, quantile functions merged). The SQUARED distance, like frechet and
-//                  mmd2. Directions come in independent randomly rotated groups (2-D: 16 equally spaced
-//                  angles; otherwise orthonormal frames), see sliced_w2_directions. SE: delta method
-//                  (influence function: the 1-D Kantorovich potentials, averaged over the directions, of
-//                  samples and reference) plus the Monte Carlo variance over the directions (spread of the
-//                  group means).
-//   mmd2           unbiased MMD^2, Gaussian kernel exp(-|x - y|^2 / (2 h^2)), as a U-statistic over N pairs
-//                  (x_i, y_i). SE: the unbiased estimate of the U-statistic's exact variance (first- and
-//                  second-order terms), valid also when P = Q.
-//   energy         energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely & Rizzo), the same U-statistic
-//   with
-//                  the kernel -|x - y|; same SE.
-//   frechet        |m_X - m_Y|^2 + tr(S_X + S_Y - 2 (S_X^{1/2} S_Y S_X^{1/2})^{1/2}) between the Gaussian
-//   fits.
-//                  SE: delta method (influence functions of means and covariances).
+//   sliced_w2      SW_2^2 = mean over L random unit directions theta of W_2^2(theta.X, theta.Y), each
+//                  exact (sorted projections, quantile functions merged). The SQUARED distance, like
+//                  frechet and mmd2. Directions come in independent randomly rotated groups (2-D: 16
+//                  equally spaced angles; otherwise orthonormal frames), see sliced_w2_directions.
+//                  SE: delta method (influence function: the 1-D Kantorovich potentials, averaged over
+//                  the directions, of samples and reference) plus the Monte Carlo variance over the
+//                  directions (spread of the group means).
+//   mmd2           unbiased MMD^2, Gaussian kernel exp(-|x - y|^2 / (2 h^2)), as a U-statistic over N
+//                  pairs (x_i, y_i). SE: the unbiased estimate of the U-statistic's exact variance
+//                  (first- and second-order terms), valid also when P = Q.
+//   energy         energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely & Rizzo), the same
+//                  U-statistic with the kernel -|x - y|; same SE.
+//   frechet        |m_X - m_Y|^2 + tr(S_X + S_Y - 2 (S_X^{1/2} S_Y S_X^{1/2})^{1/2}) between the
+//                  Gaussian fits. SE: delta method (influence functions of means and covariances).
 //   mean_error     |m_X - m_Y|. SE: delta method.
 //   cov_error      |S_X - S_Y|_F (Frobenius). SE: delta method.
 //   nll            mean of -log p_0(x) over the samples under the mixture (nats). SE: std / sqrt(n).
 //   nll_gap        nll(samples) - nll(reference points). SE: the two SEs added in quadrature.
-//   mode_coverage  share of components k whose count (each sample assigned to its highest-responsibility
-//                  component) is at least half its expected count w_k n. SE: plug-in binomial (normal
-//                  approximation) for each component's indicator.
-//   mode_chi2      Pearson chi-square of the counts against n w_k, K - 1 degrees of freedom (mode_counts
-//   gives
-//                  the p-value). SE: sqrt(2 (K - 1 + 2 lambda)), the non-central chi-square's standard
-//                  deviation at lambda = max(chi2 - (K - 1), 0).
+//   mode_coverage  share of components k whose count (each sample assigned to its highest-
+//                  responsibility component) is at least half its expected count w_k n. SE: plug-in
+//                  binomial (normal approximation) for each component's indicator.
+//   mode_chi2      Pearson chi-square of the counts against n w_k, K - 1 degrees of freedom
+//                  (mode_counts gives the p-value). SE: sqrt(2 (K - 1 + 2 lambda)), the non-central
+//                  chi-square's standard deviation at lambda = max(chi2 - (K - 1), 0).
 //
 // Quadratic metrics (mmd2, energy) use N = min(n, m, max_quadratic) points of each set; a larger set is
 // subsampled without replacement, deterministically (see subsample_indices). Random numbers (directions,

@@ -4,10 +4,9 @@
 //     translation), in two dimensions against the circle average of the Gaussian W2^2;
 //   - the U-statistic of mmd2 / energy and its variance estimate against a brute-force enumeration of index
 //     tuples, across tile boundaries; mmd2 and energy against their closed forms for Gaussians;
-//   - nll of exact samples against the entropy of a well-separated mixture; mode counts, chi-square,
-//   coverage;
-//   - option and input errors, the stable order, deterministic subsamples and independence of the thread
-//   count.
+//   - nll of exact samples against the entropy of a well-separated mixture;
+//   - mode counts, chi-square and coverage;
+//   - option and input errors, the stable order, deterministic subsamples, independence of the thread count.
 // Statistical checks use |estimate - truth| < 4 SE (two-sided probability 6e-5 for a normal estimate) plus
 // any bias bound stated beside them; SE calibration over repeated draws is in test_metrics_slow.cpp.
 #include <doctest/doctest.h>
@@ -170,8 +169,8 @@ TEST_CASE("frechet, mean_error and cov_error equal the closed forms on sets with
 }
 
 TEST_CASE("sliced_w2 in one dimension is the exact W2^2 of the empirical laws") {
-  // Quantile functions: a is 0 on (0, 1/2], 1 on (1/2, 1]; b is 0, 0.5, 1 on the thirds: W2^2 = 2 (1/6)
-  // (1/4).
+  // Quantile functions: a is 0 on (0, 1/2], 1 on (1/2, 1]; b is 0, 0.5, 1 on the thirds:
+  // W2^2 = 2 (1/6) (1/4).
   const Matrix a = row({1, 0, 1, 0}), b = row({0.5, 0, 1, 0, 1, 0.5, 0, 1, 0.5});
   CHECK(one("sliced_w2", a, b).value == doctest::Approx(1.0 / 12).epsilon(1e-14));
   CHECK(one("sliced_w2", b, a).value == doctest::Approx(1.0 / 12).epsilon(1e-14));

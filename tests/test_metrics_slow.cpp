@@ -1,18 +1,16 @@
 // Calibration of the metrics' standard errors over R = 200 independent repetitions (fresh samples, fresh
 // reference, fresh directions and subsamples in each), against truths known in closed form
 // (tests/metrics_oracles.hpp):
-//   - coverage: value +- 1.96 SE contains the truth in C of R repetitions. For calibrated SEs C ~ Binomial(R,
-//   0.95):
-//     mean 190, sd 3.08; we accept 3 sd either side, [181, 199] (each side fails by chance with probability
-//     < 0.002; 200 of 200 would mean SEs too large);
+//   - coverage: value +- 1.96 SE contains the truth in C of R repetitions. For calibrated SEs
+//     C ~ Binomial(R, 0.95): mean 190, sd 3.08; we accept 3 sd either side, [181, 199] (each side fails by
+//     chance with probability < 0.002; 200 of 200 would mean SEs too large);
 //   - spread: the standard deviation of the R values over the root mean square of the SEs is 1 within 15%:
-//   the
-//     sample sd of R = 200 normal values has a relative sd of 1 / sqrt(2 (R - 1)) = 5%, so 15% is 3 of those;
-//     this also tests the SEs of mmd2 and energy when both sets come from one law, where the estimate is not
-//     normal and coverage of 0 is not the right test;
-//   - mode_chi2 of exact samples: the mean of the chi-square over R is K - 1 = 7 within 4 sd (sd sqrt(2 * 7 /
-//   R)),
-//     and the number of p-values below 0.05 is Binomial(R, 0.05) within 3 sd (10 +- 9.2).
+//     the sample sd of R = 200 normal values has a relative sd of 1 / sqrt(2 (R - 1)) = 5%, so 15% is 3 of
+//     those; this also tests the SEs of mmd2 and energy when both sets come from one law, where the
+//     estimate is not normal and coverage of 0 is not the right test;
+//   - mode_chi2 of exact samples: the mean of the chi-square over R is K - 1 = 7 within 4 sd
+//     (sd sqrt(2 * 7 / R)), and the number of p-values below 0.05 is Binomial(R, 0.05) within 3 sd
+//     (10 +- 9.2).
 // Biases of order 1/n (sliced W2, Frechet and the norms are biased upward by O(d / n)) are below a tenth of
 // the SEs at these sizes (n = 1000, m = 2000).
 #include <doctest/doctest.h>
@@ -47,7 +45,7 @@ struct Tally {
   std::vector<double> values, errors;
 };
 
-// Runs R repetitions of `draw(r) -> (x, y)` and evaluates every metric of `truths`, then checks coverage and
+// Runs R repetitions of `draw(r) -> (x, y)` and evaluates every metric of `tallies`, then checks coverage and
 // spread.
 template <class Draw>
 void calibrate(const std::string& label, std::map<std::string, Tally> tallies, Draw draw, MetricsOptions o,
