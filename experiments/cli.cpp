@@ -24,6 +24,7 @@ const char* main_usage =
     "  study     a grid of runs (data x SDE x sampler x steps x seeds) scored by metrics; CSV, JSON, INI\n"
     "  report    figures and a summary of a study directory (matplotlib)\n"
     "  compare   every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  evaluate  sample-quality metrics of samples against a distribution or reference points, with SEs\n"
     "  list      SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
     "  version   version, git revision and compiler\n\n"
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
@@ -79,6 +80,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "compare") return compare_command(rest, out, err);
     if (command == "study") return study_command(rest, out, err);
     if (command == "report") return report_command(rest, out, err);
+    if (command == "evaluate") return evaluate_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -92,7 +94,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(), build_context()["compiler"].get<std::string>());
       return 0;
     }
-    err << fmt::format("scoresde: unknown command '{}'; choose one of sample, compare, list, version\n", command);
+    err << fmt::format(
+        "scoresde: unknown command '{}'; choose one of sample, compare, evaluate, list, version\n", command);
     return 2;
   } catch (const ConfigError& e) {
     err << fmt::format("scoresde {}: {}\n", command, e.what());

@@ -16,6 +16,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
 int study_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int report_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int evaluate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int list_command(std::ostream& out);
 
 }  // namespace scoresde

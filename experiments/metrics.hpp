@@ -1,22 +1,138 @@
-// TEMPORARY stand-in for the metrics library (branch `metrics` replaces this file): the contract the study uses.
+// Sample-quality metrics: how far a set of samples (d x n, one column per point) is from a reference, either
+// a set of points (d x m) or a Gaussian mixture whose exact density is known. Every value comes with a
+// standard error for the sampling error of BOTH the samples and the reference points, so that two samplers
+// can be told apart from noise. docs/metrics.md gives each formula; in short (X the samples, Y the reference,
+// P and Q their laws):
+//
+//   sliced_w2      SW_2^2 = mean over L random unit directions theta of W_2^2(theta.X, theta.Y), each
+//                  exact (sorted projections, quantile functions merged). The SQUARED distance, like
+//                  frechet and mmd2. Directions come in independent randomly rotated groups (2-D: 16
+//                  equally spaced angles; otherwise orthonormal frames), see sliced_w2_directions.
+//                  SE: delta method (influence function: the 1-D Kantorovich potentials, averaged over
+//                  the directions, of samples and reference) plus the Monte Carlo variance over the
+//                  directions (spread of the group means).
+//   mmd2           unbiased MMD^2, Gaussian kernel exp(-|x - y|^2 / (2 h^2)), as a U-statistic over N
+//                  pairs (x_i, y_i). SE: the unbiased estimate of the U-statistic's exact variance
+//                  (first- and second-order terms), valid also when P = Q.
+//   energy         energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely & Rizzo), the same
+//                  U-statistic with the kernel -|x - y|; same SE.
+//   frechet        |m_X - m_Y|^2 + tr(S_X + S_Y - 2 (S_X^{1/2} S_Y S_X^{1/2})^{1/2}) between the
+//                  Gaussian fits. SE: delta method (influence functions of means and covariances).
+//   mean_error     |m_X - m_Y|. SE: delta method.
+//   cov_error      |S_X - S_Y|_F (Frobenius). SE: delta method.
+//   nll            mean of -log p_0(x) over the samples under the mixture (nats). SE: std / sqrt(n).
+//   nll_gap        nll(samples) - nll(reference points). SE: the two SEs added in quadrature.
+//   mode_coverage  share of components k whose count (each sample assigned to its highest-
+//                  responsibility component) is at least half its expected count w_k n. SE: plug-in
+//                  binomial (normal approximation) for each component's indicator.
+//   mode_chi2      Pearson chi-square of the counts against n w_k, K - 1 degrees of freedom
+//                  (mode_counts gives the p-value). SE: sqrt(2 (K - 1 + 2 lambda)), the non-central
+//                  chi-square's standard deviation at lambda = max(chi2 - (K - 1), 0).
+//
+// Quadratic metrics (mmd2, energy) use N = min(n, m, max_quadratic) points of each set; a larger set is
+// subsampled without replacement, deterministically (see subsample_indices). Random numbers (directions,
+// subsamples) come from CounterRng(seed, NoisePurpose::metric); results do not depend on the thread count.
 #pragma once
+
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/types.hpp"
 #include "models/gaussian_mixture.hpp"
+
 namespace scoresde {
-struct MetricValue { double value = 0; double std_error = 0; };
+
+struct MetricValue {
+  double value = 0;
+  double std_error = 0;
+};
+
 struct MetricsOptions {
-  std::vector<std::string> metrics;
-  double mmd_bandwidth = 0;
-  int projections = 128;
-  Index max_quadratic = 4000;
-  std::uint64_t seed = 0;
+  std::vector<std::string> metrics;  // empty = default_metrics(mixture given)
+  double mmd_bandwidth = 0;    // h > 0; 0 = median heuristic: the median of |y_i - y_j| over the pairs of the
+                               // first min(N, 1000) points of the reference subsample (resolve_mmd_bandwidth)
+  int projections = 128;       // sliced W2 directions L (rounded up: sliced_w2_directions)
+  Index max_quadratic = 4000;  // N = min(n, m, max_quadratic) points of each set for mmd2 and energy
+  std::uint64_t seed = 0;      // directions and subsamples
+  int threads = 0;             // OpenMP threads; 0 = OpenMP's default. Results do not depend on it.
+  // ConfigError naming the option (--metrics, --mmd-bandwidth, --projections, --max-quadratic, --threads) and
+  // what is allowed.
   void validate() const;
 };
+
+// Every metric, in the order evaluate_metrics returns them.
 std::vector<std::string> metric_names();
+// The metrics that need a mixture reference (nll, nll_gap, mode_coverage, mode_chi2).
+std::vector<std::string> mixture_metric_names();
+// All metrics with a mixture reference; the sample-based ones (no nll or mode metrics) without.
 std::vector<std::string> default_metrics(bool mixture_reference);
-std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef samples, ConstMatrixRef reference,
-    const GaussianMixture* mixture, const MetricsOptions& options);
-}
+// One line per metric for help texts and tables, e.g. "squared sliced Wasserstein-2 distance".
+std::string metric_description(const std::string& name);
+
+// The metrics options.metrics asks for (default_metrics when empty), after options.validate(); ConfigError
+// naming
+// --metrics when a mixture metric is asked for without a mixture reference.
+std::vector<std::string> requested_metrics(const MetricsOptions& options, bool mixture_reference);
+
+// samples and reference: d x n and d x m (one column per point). mixture may be null (reference given as
+// points only); when given, `reference` should be exact samples from it (reference_points). Returns the
+// metrics in the order of metric_names(), each once. Throws ConfigError for unknown names or mixture metrics
+// without a mixture (or invalid options), InputError for non-finite points, dimension mismatches and fewer
+// than 2 points in a set.
+std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef samples,
+                                                                  ConstMatrixRef reference,
+                                                                  const GaussianMixture* mixture,
+                                                                  const MetricsOptions& options);
+
+// ---------------------------------------------------------------------------------------------- building
+// blocks
+
+// The exact reference set for a mixture: GaussianMixture::sample(seed, first = reference_first_index, count).
+// The offset keeps it apart from exact samples 0, 1, ... drawn with the same seed (compare's "exact
+// samples").
+inline constexpr Index reference_first_index = Index{1} << 31;
+Matrix reference_points(const GaussianMixture& mixture, std::uint64_t seed, Index count);
+// Reference size when none is asked for: min(10 n, 100000), so that the reference adds at most a tenth of the
+// samples' variance while 10,000 samples are evaluated in seconds.
+Index default_reference_count(Index n);
+
+// `count` of the indices 0 .. size - 1, without replacement, in increasing order: the indices with the
+// `count` smallest Philox keys u_i = uniform(seed, metric; i, stream). All of them when count >= size.
+std::vector<Index> subsample_indices(Index size, Index count, std::uint64_t seed, std::uint64_t stream);
+// The number of sliced W2 directions used: `projections` rounded up to whole groups (16 in 2-D, d otherwise;
+// 1 in 1-D, where every direction gives the same value).
+Index sliced_w2_directions(Index dim, int projections);
+// N = min(n, m, max_quadratic): the points per set of the quadratic metrics.
+Index quadratic_count(Index n, Index m, const MetricsOptions& options);
+// The Gaussian-kernel bandwidth mmd2 uses: options.mmd_bandwidth, or the median heuristic when it is 0.
+double resolve_mmd_bandwidth(ConstMatrixRef reference, Index n_samples, const MetricsOptions& options);
+
+// Each sample's highest-responsibility component (argmax_k log w_k + log N(x; mu_k, S_k)), and its squared
+// Mahalanobis distance to that component.
+struct ModeAssignment {
+  std::vector<Index> component;
+  Vector mahalanobis2;
+};
+ModeAssignment assign_modes(const GaussianMixture& mixture, ConstMatrixRef samples, int threads = 0);
+
+struct ModeCounts {
+  Vector counts;    // samples assigned to each component
+  Vector expected;  // n w_k
+  double chi2 = 0;  // Pearson: sum_k (counts_k - expected_k)^2 / expected_k
+  int dof = 0;      // K - 1
+  double p_value = 1;
+  double coverage = 0, coverage_se = 0;  // mode_coverage
+  double chi2_se = 0;                    // mode_chi2's standard error
+};
+ModeCounts mode_counts(const GaussianMixture& mixture, ConstMatrixRef samples, int threads = 0);
+
+// The statistic of one quadratic metric on paired sets x, y (d x N each): the U-statistic
+//   U = 1 / (N (N - 1)) sum_{i != j} H_ij,  H_ij = k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(x_j, y_i),
+// and the unbiased estimate of its variance (docs/metrics.md).
+enum class QuadraticKernel { gaussian, energy };
+MetricValue paired_u_statistic(ConstMatrixRef x, ConstMatrixRef y, QuadraticKernel kernel, double bandwidth,
+                               int threads = 0);
+
+}  // namespace scoresde

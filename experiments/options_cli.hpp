@@ -39,6 +39,10 @@ std::vector<int> parse_integer_list(const std::string& option, const std::string
 bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
                      const std::string& usage, po::variables_map& vm, std::ostream& out);
 
+// Refuses an --out that cannot be written (empty, a directory, a missing or read-only directory) before any
+// work is spent on it: ConfigError naming --out. `example` names a suitable file, such as "samples.npy".
+void check_out_path(const std::string& path, const std::string& example);
+
 // "scoresde SUBCOMMAND --key value ..." from resolved options: the run, rerunnable.
 std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved);
 

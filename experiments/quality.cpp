@@ -1,7 +1,8 @@
 #include "experiments/quality.hpp"
 
-#include <Eigen/Cholesky>
 #include <cmath>
+
+#include "experiments/metrics.hpp"
 
 namespace scoresde {
 
@@ -15,24 +16,10 @@ MixtureQuality mixture_quality(const GaussianMixture& mixture, ConstMatrixRef sa
   q.nll_se = n > 1 ? std::sqrt((log_p.array() + mean).square().sum() / (n - 1) / n) : 0.0;
 
   // Nearest component by weighted density, and whether the sample is within Mahalanobis distance 3 of it.
-  std::vector<Eigen::LLT<Matrix>> factors;
-  for (Index k = 0; k < K; ++k) factors.emplace_back(mixture.covariance(k));
+  const ModeAssignment modes = assign_modes(mixture, samples);
   Vector counts = Vector::Zero(K);
-  Index inside = 0;
-  Vector diff(mixture.dim());
-  for (Index j = 0; j < n; ++j) {
-    Index best = 0;
-    double best_logit = -INFINITY, best_dist2 = 0;
-    for (Index k = 0; k < K; ++k) {
-      diff = samples.col(j) - mixture.means().col(k);
-      const double dist2 = factors[k].matrixL().solve(diff).squaredNorm();
-      const double log_det = 2.0 * factors[k].matrixL().toDenseMatrix().diagonal().array().log().sum();
-      const double logit = std::log(mixture.weights()(k)) - 0.5 * (dist2 + log_det);
-      if (logit > best_logit) best_logit = logit, best = k, best_dist2 = dist2;
-    }
-    counts(best) += 1;
-    if (best_dist2 <= 9.0) ++inside;
-  }
+  for (const Index k : modes.component) counts(k) += 1;
+  const Index inside = (modes.mahalanobis2.array() <= 9.0).count();
   Index covered = 0;
   for (Index k = 0; k < K; ++k)
     if (counts(k) >= 0.1 * mixture.weights()(k) * n) ++covered;

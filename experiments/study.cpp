@@ -456,6 +456,7 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
       MetricsOptions mo;
       mo.metrics = metric_names;
       mo.seed = run.sampler.seed;
+      mo.threads = run.sampler.threads;
       const auto values = evaluate_metrics(report.samples, reference, mixture.get(), mo);
       row["status"] = "ok";
       row["nfe"] = report.nfe_mean();
