@@ -22,6 +22,7 @@ const char* main_usage =
     "Commands:\n"
     "  sample    draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
     "  compare   every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  likelihood  per-point log p through the probability-flow ODE; writes .npy + .json (NLL, bits/dim)\n"
     "  list      SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
     "  version   version, git revision and compiler\n\n"
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
@@ -75,6 +76,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   try {
     if (command == "sample") return sample_command(rest, out, err);
     if (command == "compare") return compare_command(rest, out, err);
+    if (command == "likelihood") return likelihood_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -88,7 +90,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(), build_context()["compiler"].get<std::string>());
       return 0;
     }
-    err << fmt::format("scoresde: unknown command '{}'; choose one of sample, compare, list, version\n", command);
+    err << fmt::format("scoresde: unknown command '{}'; choose one of sample, compare, list, version, likelihood\n", command);
     return 2;
   } catch (const ConfigError& e) {
     err << fmt::format("scoresde {}: {}\n", command, e.what());

@@ -31,24 +31,6 @@ const char* sample_usage =
     "  scoresde sample --data eight_gaussians --sde ve --sampler pc --predictor reverse_diffusion \\\n"
     "                  --corrector langevin --snr 0.16 --steps 500 -n 10000 --out pc.npy\n"
     "  scoresde sample --data mix.json --sampler ode --ode-method dopri5 --rtol 1e-5 --atol 1e-5 -n 1000 --out ode.npy\n";
-
-// Refuses an --out that cannot be written before any sampling time is spent on it.
-void check_out_path(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path out(path);
-  if (path.empty() || !out.has_filename())
-    throw ConfigError(fmt::format("--out = {}: name a file, such as samples.npy", path));
-  if (fs::is_directory(out, ec))
-    throw ConfigError(fmt::format("--out = {}: is a directory; name a file in it", path));
-  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  if (!fs::exists(dir, ec))
-    throw ConfigError(fmt::format("--out = {}: the directory {} does not exist", path, dir.string()));
-  if (!fs::is_directory(dir, ec))
-    throw ConfigError(fmt::format("--out = {}: {} is not a directory", path, dir.string()));
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw ConfigError(fmt::format("--out = {}: the directory {} is not writable", path, dir.string()));
-}
 }
 
 int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
