@@ -211,9 +211,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
       {"bits_per_dim_se", s.bits_per_dim_se},
       {"bits_per_dim_offset", s.bits_per_dim_offset},
       {"divergence", to_string(r.divergence)},
-      {"jacobian_vector_products", r.divergence == DivergenceMethod::hutchinson
-                                       ? (r.finite_difference_jvp ? "central differences" : "model")
-                                       : "not used"},
+      {"evaluation", describe(r.evaluation)},
       {"terminal", terminal == "prior" ? fmt::format("prior N(0, {}^2 I)", sde->prior_std())
                                        : std::string("exact log p_T of the mixture")},
       {"eps", r.eps},

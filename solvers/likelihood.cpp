@@ -83,15 +83,45 @@ double bits_per_dim_offset(Dequantization dequantization) {
   return 0.0;
 }
 
+std::string describe(DivergenceEvaluation evaluation) {
+  switch (evaluation) {
+    case DivergenceEvaluation::model_divergence:
+      return "exact: the model's divergence";
+    case DivergenceEvaluation::jacobian_columns:
+      return "exact: trace of the Jacobian from d Jacobian-vector products";
+    case DivergenceEvaluation::hutchinson_jvp:
+      return "hutchinson: the model's Jacobian-vector products";
+    case DivergenceEvaluation::hutchinson_central:
+      return "hutchinson: Jacobian-vector products by central differences of the score";
+  }
+  return "?";
+}
+
+namespace {
+ConfigError no_exact_divergence(const ScoreModel& model) {
+  return ConfigError(
+      fmt::format("--divergence = exact: the score model '{}' has neither an exact divergence "
+                  "nor Jacobian-vector products; use --divergence hutchinson",
+                  model.describe()));
+}
+}  // namespace
+
 DivergenceMethod LikelihoodOptions::resolved_divergence(const ScoreModel& model) const {
   if (divergence == DivergenceMethod::automatic)
     return model.has_exact_divergence() ? DivergenceMethod::exact : DivergenceMethod::hutchinson;
-  if (divergence == DivergenceMethod::exact && !model.has_exact_divergence())
-    throw ConfigError(
-        fmt::format("--divergence = exact: the score model '{}' has no exact divergence; use "
-                    "--divergence hutchinson",
-                    model.describe()));
+  if (divergence == DivergenceMethod::exact && !model.has_exact_divergence() && !model.has_jvp())
+    throw no_exact_divergence(model);
   return divergence;
+}
+
+DivergenceEvaluation divergence_evaluation(DivergenceMethod resolved, const ScoreModel& model) {
+  if (resolved == DivergenceMethod::automatic)
+    throw ConfigError("divergence_evaluation: resolve --divergence auto first");
+  if (resolved == DivergenceMethod::hutchinson)
+    return model.has_jvp() ? DivergenceEvaluation::hutchinson_jvp : DivergenceEvaluation::hutchinson_central;
+  if (model.has_exact_divergence()) return DivergenceEvaluation::model_divergence;
+  if (model.has_jvp()) return DivergenceEvaluation::jacobian_columns;
+  throw no_exact_divergence(model);
 }
 
 void LikelihoodOptions::validate(const Sde& sde) const {
@@ -152,22 +182,36 @@ using Dopri5 = odeint::runge_kutta_dopri5<Vector, double, Vector, double, odeint
 // vector: x as a d x m column-major block, then the m integrals delta. Buffers are allocated once per solve.
 class AugmentedFlow {
  public:
-  AugmentedFlow(const ScoreModel& model, const Sde& sde, DivergenceMethod method, bool finite_difference,
+  AugmentedFlow(const ScoreModel& model, const Sde& sde, DivergenceEvaluation evaluation,
                 const Matrix& probes, int K, Index first, Index d, Index m)
       : model_(model),
         reverse_(sde, /*probability_flow=*/true),
-        method_(method),
-        finite_difference_(finite_difference),
+        evaluation_(evaluation),
         probes_(probes),
         K_(K),
         first_(first),
         d_(d),
         m_(m),
         score_(d, m),
-        jv_(d, finite_difference ? 2 * m : m),
         div_(m),
-        times_(finite_difference ? 2 * m : m) {
-    if (finite_difference_) shifted_.resize(d, 2 * m);
+        times_(m) {
+    switch (evaluation_) {
+      case DivergenceEvaluation::model_divergence:
+        break;
+      case DivergenceEvaluation::jacobian_columns:
+        jv_.resize(d, m);
+        basis_.resize(d, m);
+        break;
+      case DivergenceEvaluation::hutchinson_jvp:
+        jv_.resize(d, m);
+        break;
+      case DivergenceEvaluation::hutchinson_central:
+        jv_.resize(d, 2 * m);
+        shifted_.resize(d, 2 * m);
+        shifted_times_.resize(2 * m);
+        step_.resize(m);
+        break;
+    }
   }
 
   // dstate = [f x - g^2 s / 2; d f - g^2 div s / 2] at time t.
@@ -176,20 +220,33 @@ class AugmentedFlow {
     last_t = t;
     const Eigen::Map<const Matrix> x(state.data(), d_, m_);
     Eigen::Map<Matrix> dx(dstate.data(), d_, m_);
-    auto times = times_.head(m_);
-    times.setConstant(t);
-    if (method_ == DivergenceMethod::exact) {
-      model_.score_and_divergence(x, times, score_, div_);
-    } else if (!finite_difference_) {
-      div_.setZero();
-      for (int k = 0; k < K_; ++k) {
-        const auto v = probes_.middleCols(k * m_, m_);
-        model_.score_and_jvp(x, times, v, score_, jv_);
-        div_ += (v.array() * jv_.array()).colwise().sum().transpose().matrix();
-      }
-      div_ /= static_cast<double>(K_);
-    } else {
-      finite_difference_divergence(x, t);
+    times_.setConstant(t);
+    switch (evaluation_) {
+      case DivergenceEvaluation::model_divergence:
+        model_.score_and_divergence(x, times_, score_, div_);
+        break;
+      case DivergenceEvaluation::jacobian_columns:
+        // div s = sum_i e_i^T J e_i: row i of J e_i.
+        div_.setZero();
+        for (Index i = 0; i < d_; ++i) {
+          basis_.setZero();
+          basis_.row(i).setOnes();
+          model_.score_and_jvp(x, times_, basis_, score_, jv_);
+          div_ += jv_.row(i).transpose();
+        }
+        break;
+      case DivergenceEvaluation::hutchinson_jvp:
+        div_.setZero();
+        for (int k = 0; k < K_; ++k) {
+          const auto v = probes_.middleCols(k * m_, m_);
+          model_.score_and_jvp(x, times_, v, score_, jv_);
+          div_ += (v.array() * jv_.array()).colwise().sum().transpose().matrix();
+        }
+        div_ /= static_cast<double>(K_);
+        break;
+      case DivergenceEvaluation::hutchinson_central:
+        central_difference_hutchinson(x, t);
+        break;
     }
     check_finite(t);
     reverse_.drift(x, score_, t, dx);
@@ -204,25 +261,22 @@ class AugmentedFlow {
  private:
   // v^T J v with J v = (s(x + h v) - s(x - h v)) / (2 h) + O(h^2), h = cbrt(machine epsilon) (1 + |x|_inf) /
   // |v|_inf per column: the step that balances the truncation and rounding errors of a central difference.
-  void finite_difference_divergence(const Eigen::Map<const Matrix>& x, double t) {
-    model_.score(x, times_.head(m_), score_);
-    times_.setConstant(t);
+  void central_difference_hutchinson(const Eigen::Map<const Matrix>& x, double t) {
+    model_.score(x, times_, score_);
+    shifted_times_.setConstant(t);
     const double rel = std::cbrt(std::numeric_limits<double>::epsilon());
     div_.setZero();
     for (int k = 0; k < K_; ++k) {
       const auto v = probes_.middleCols(k * m_, m_);
-      Vector h(m_);
       for (Index j = 0; j < m_; ++j) {
-        const double hj = rel * (1.0 + x.col(j).cwiseAbs().maxCoeff()) / v.col(j).cwiseAbs().maxCoeff();
-        // The step actually taken, so that (x + h v) - (x - h v) is exactly 2 h v up to the rounding of v.
-        shifted_.col(j) = x.col(j) + hj * v.col(j);
-        shifted_.col(m_ + j) = x.col(j) - hj * v.col(j);
-        h(j) = hj;
+        step_(j) = rel * (1.0 + x.col(j).cwiseAbs().maxCoeff()) / v.col(j).cwiseAbs().maxCoeff();
+        shifted_.col(j) = x.col(j) + step_(j) * v.col(j);
+        shifted_.col(m_ + j) = x.col(j) - step_(j) * v.col(j);
       }
-      model_.score(shifted_, times_, jv_);
+      model_.score(shifted_, shifted_times_, jv_);
       div_.array() +=
           (v.array() * (jv_.leftCols(m_) - jv_.rightCols(m_)).array()).colwise().sum().transpose() /
-          (2.0 * h.array());
+          (2.0 * step_.array());
     }
     div_ /= static_cast<double>(K_);
   }
@@ -242,13 +296,12 @@ class AugmentedFlow {
 
   const ScoreModel& model_;
   ReverseSde reverse_;
-  DivergenceMethod method_;
-  bool finite_difference_;
+  DivergenceEvaluation evaluation_;
   const Matrix& probes_;  // d x (K m): probe k of column j in column k m + j
   int K_;
   Index first_, d_, m_;
-  Matrix score_, jv_, shifted_;
-  Vector div_, times_;
+  Matrix score_, jv_, basis_, shifted_;
+  Vector div_, times_, shifted_times_, step_;
 };
 
 // odeint copies the system it is given; this forwards to one AugmentedFlow so that its counters survive.
@@ -294,7 +347,7 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
   const Index d = model.dim();
   check_points(points, d, "points");
   const DivergenceMethod method = options.resolved_divergence(model);
-  const bool finite_difference = method == DivergenceMethod::hutchinson && !model.has_jvp();
+  const DivergenceEvaluation evaluation = divergence_evaluation(method, model);
   const int K = method == DivergenceMethod::hutchinson ? options.probes : 0;
   const auto start_time = std::chrono::steady_clock::now();
   const long long calls0 = model.calls(), columns0 = model.columns();
@@ -307,7 +360,7 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
 
   LikelihoodResult r;
   r.divergence = method;
-  r.finite_difference_jvp = finite_difference;
+  r.evaluation = evaluation;
   r.eps = eps;
   r.T = T;
   r.latents.resize(d, n);
@@ -318,7 +371,7 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
 
   // Integrates m columns (points first ..) from eps to T in `state`; returns the right-hand-side evaluations.
   auto solve = [&](Index first, Index m, const Matrix& probes, Vector& state) {
-    AugmentedFlow flow(model, sde, method, finite_difference, probes, K, first, d, m);
+    AugmentedFlow flow(model, sde, evaluation, probes, K, first, d, m);
     try {
       auto stepper = odeint::make_controlled(options.atol, options.rtol, Dopri5());
       odeint::integrate_adaptive(stepper, FlowRef{&flow}, state, eps, T, dt0);

@@ -8,22 +8,23 @@
 //     div f~(x, t) = d f(t) - g(t)^2 / 2 div s(x, t).
 //
 // The state [x; delta] (delta = the integral so far) is integrated forward, from eps to T, with odeint's
-// dopri5 under error control on both parts, and log p_T is the prior's log-density (N(0, prior_std^2 I)). The
-// result is the model's log-density at time eps; with the exact score of a mixture it is the mixture's
-// log p_eps, which differs from the data's log p_0 by O(sigma_eps^2) (docs/likelihood.md).
+// dopri5 under error control on both parts, and log p_T is the prior's log-density (N(0, prior_std^2 I)).
+// The result is the model's log-density at time eps; with the exact score of a mixture it is the mixture's
+// log p_eps up to the solver's error and the prior mismatch log N(x_T) - log p_T(x_T) (docs/likelihood.md).
 //
 // div s comes from one of (--divergence):
-//   exact       ScoreModel::score_and_divergence (mixtures: the closed-form Laplacian; d Jacobian columns for
-//   a
-//               network): 1 model evaluation per right-hand side;
-//   hutchinson  the average of v^T (ds/dx) v over K probes v with E[v v^T] = I (Hutchinson 1989; Grathwohl et
-//               al. 2019, FFJORD), each probe fixed per point for the whole solve and keyed by (seed, point,
-//               probe) so that it is reproducible: K evaluations with a Jacobian-vector product per
-//               right-hand side (ScoreModel::score_and_jvp), or 1 + 2K plain score evaluations with central
-//               differences for a model without one. Unbiased for the integrand; its variance is 2 |A|_F^2
-//               for Gaussian probes and 2 sum_{i != j} A_ij^2 for Rademacher ones (A the symmetric part of
-//               ds/dx), which is why Rademacher is the default.
-//   automatic   exact when the model has an exact divergence, hutchinson otherwise (the default).
+//   exact       ScoreModel::score_and_divergence (mixtures: the closed-form Laplacian), 1 model evaluation
+//               per right-hand side; for a model without it but with Jacobian-vector products, the trace
+//               from the d products with the basis vectors, d evaluations;
+//   hutchinson  the average of v^T (ds/dx) v over K probes v with E[v v^T] = I (Hutchinson 1989; Grathwohl
+//               et al. 2019, FFJORD), each probe fixed per point for the whole solve and keyed by (seed,
+//               point, probe) so that it is reproducible: K evaluations with a Jacobian-vector product per
+//               right-hand side (ScoreModel::score_and_jvp), or 1 + K score evaluations (the K on twice the
+//               columns) with central differences for a model without them. Unbiased; its variance is
+//               2 |A|_F^2 for Gaussian probes and 2 sum_{i != j} A_ij^2 for Rademacher ones (A = ds/dx,
+//               symmetric for a true score), which is why Rademacher is the default;
+//   automatic   exact when the model has an exact divergence (score_and_divergence), hutchinson otherwise
+//               (the default).
 //
 // Points are split into fixed chunks of consecutive indices, solved on OpenMP threads; a point's result does
 // not depend on the number of threads (with --ode-control sample, on nothing but the point and the options).
@@ -46,6 +47,17 @@ enum class DivergenceMethod { automatic, exact, hutchinson };
 std::string to_string(DivergenceMethod method);
 DivergenceMethod divergence_method_from_string(std::string_view name);  // ConfigError naming --divergence
 std::vector<std::string> divergence_method_names();
+
+// How the divergence is evaluated, once the method is resolved for a model; model evaluations per right-hand
+// side of the ODE, for K probes in dimension d:
+//   model_divergence    exact, ScoreModel::score_and_divergence: 1
+//   jacobian_columns    exact, sum_i e_i^T J e_i with ScoreModel::score_and_jvp: d
+//   hutchinson_jvp      hutchinson with ScoreModel::score_and_jvp: K
+//   hutchinson_central  hutchinson with central differences of the score: 1 + K, the K on twice the columns
+enum class DivergenceEvaluation { model_divergence, jacobian_columns, hutchinson_jvp, hutchinson_central };
+std::string describe(DivergenceEvaluation evaluation);
+// ConfigError for exact on a model with neither an exact divergence nor Jacobian-vector products.
+DivergenceEvaluation divergence_evaluation(DivergenceMethod resolved, const ScoreModel& model);
 
 enum class ProbeDistribution { rademacher, gaussian };
 std::string to_string(ProbeDistribution distribution);
@@ -76,7 +88,8 @@ struct LikelihoodOptions {
   Index chunk = 256;  // points per chunk
 
   double resolved_eps(const Sde& sde) const { return eps.value_or(sde.default_eps()); }
-  // automatic -> exact or hutchinson; exact on a model without an exact divergence is a ConfigError.
+  // automatic -> exact or hutchinson; exact on a model with neither an exact divergence nor Jacobian-vector
+  // products is a ConfigError.
   DivergenceMethod resolved_divergence(const ScoreModel& model) const;
   // ConfigError naming the option and what is allowed.
   void validate(const Sde& sde) const;
@@ -101,7 +114,7 @@ struct LikelihoodResult {
   Vector nfe;          // per point: right-hand-side evaluations of the ODE its solve took part in
   NllSummary summary;
   DivergenceMethod divergence = DivergenceMethod::exact;  // as resolved
-  bool finite_difference_jvp = false;  // hutchinson on a model without Jacobian-vector products
+  DivergenceEvaluation evaluation = DivergenceEvaluation::model_divergence;
   double eps = 0, T = 0;
   double wall_seconds = 0;
   long long score_calls = 0;    // batch calls to the model

@@ -128,6 +128,25 @@ class ScoreOnly final : public ScoreModel {
   double nan_below_x0_;
 };
 
+// A model with Jacobian-vector products but no exact divergence: exact is the trace of d products.
+class JvpOnly final : public ScoreModel {
+ public:
+  explicit JvpOnly(const ScoreModel& inner) : inner_(inner) {}
+  Index dim() const override { return inner_.dim(); }
+  std::string describe() const override { return "jvp only"; }
+  bool has_jvp() const override { return true; }
+
+ protected:
+  void evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const override { inner_.score(x, t, out); }
+  void evaluate_jvp(ConstMatrixRef x, ConstVectorRef t, ConstMatrixRef v, MatrixRef out,
+                    MatrixRef jv) const override {
+    inner_.score_and_jvp(x, t, v, out, jv);
+  }
+
+ private:
+  const ScoreModel& inner_;
+};
+
 Matrix mixture_points(const GaussianMixture& m, Index n, std::uint64_t seed) {
   Matrix x(m.dim(), n);
   m.sample(seed, 0, x);
@@ -387,13 +406,34 @@ TEST_CASE("Hutchinson without Jacobian-vector products: central differences give
   lo.divergence = DivergenceMethod::hutchinson;
   const LikelihoodResult with_jvp = compute_log_likelihood(model, *sde, x, lo);
   const LikelihoodResult with_fd = compute_log_likelihood(plain, *sde, x, lo);
-  CHECK_FALSE(with_jvp.finite_difference_jvp);
-  CHECK(with_fd.finite_difference_jvp);
+  CHECK(with_jvp.evaluation == DivergenceEvaluation::hutchinson_jvp);
+  CHECK(with_fd.evaluation == DivergenceEvaluation::hutchinson_central);
   CHECK((with_jvp.log_p - with_fd.log_p).cwiseAbs().maxCoeff() <= 1e-5);
   // automatic resolves to hutchinson for a model without an exact divergence, exact for the mixture.
   lo.divergence = DivergenceMethod::automatic;
   CHECK(lo.resolved_divergence(plain) == DivergenceMethod::hutchinson);
   CHECK(lo.resolved_divergence(model) == DivergenceMethod::exact);
+}
+
+TEST_CASE("exact divergence from d Jacobian-vector products equals the model's own divergence") {
+  const auto mixture = std::make_shared<const GaussianMixture>(full_mixture(3, 8));
+  const auto sde = make_sde(SdeOptions{});
+  const MixtureScore model(mixture, *sde);
+  const JvpOnly jvp_only(model);
+  const Matrix x = mixture_points(*mixture, 30, 4);
+  LikelihoodOptions lo;
+  lo.divergence = DivergenceMethod::exact;
+  const LikelihoodResult own = compute_log_likelihood(model, *sde, x, lo);
+  const long long calls0 = jvp_only.calls();
+  const LikelihoodResult columns = compute_log_likelihood(jvp_only, *sde, x, lo);
+  CHECK(own.evaluation == DivergenceEvaluation::model_divergence);
+  CHECK(columns.evaluation == DivergenceEvaluation::jacobian_columns);
+  CHECK((own.log_p - columns.log_p).cwiseAbs().maxCoeff() <= 1e-9);
+  CHECK(jvp_only.calls() - calls0 ==
+        3 * static_cast<long long>(columns.nfe(0)));  // d calls per right-hand side
+  // automatic does not pay d evaluations: it picks hutchinson for a model without an exact divergence.
+  lo.divergence = DivergenceMethod::automatic;
+  CHECK(lo.resolved_divergence(jvp_only) == DivergenceMethod::hutchinson);
 }
 
 TEST_CASE("NLL summary: mean, standard error, bits/dim = NLL / (d ln 2) + the dequantisation offset") {
@@ -462,7 +502,8 @@ TEST_CASE(
   lo = good;
   lo.divergence = DivergenceMethod::exact;
   CHECK_THROWS_WITH_AS(compute_log_likelihood(plain, *sde, x, lo),
-                       doctest::Contains("--divergence hutchinson"), ConfigError);
+                       doctest::Contains("neither an exact divergence nor Jacobian-vector products"),
+                       ConfigError);
   CHECK_THROWS_AS(divergence_method_from_string("trace"), ConfigError);
   CHECK_THROWS_AS(probe_distribution_from_string("uniform"), ConfigError);
   CHECK_THROWS_AS(dequantization_from_string("[0,255]"), ConfigError);

@@ -169,7 +169,7 @@ TEST_CASE("likelihood: points from a .npy file with --data; threads do not chang
   CHECK(read_bytes(dir.file("t1.npy")) == read_bytes(dir.file("t2.npy")));
   const auto meta = read_json(dir.file("t1.npy.json"));
   CHECK(meta["result"]["divergence"] == "hutchinson");
-  CHECK(meta["result"]["jacobian_vector_products"] == "model");
+  CHECK(meta["result"]["evaluation"] == describe(DivergenceEvaluation::hutchinson_jvp));
   CHECK(meta["options"]["probe-dist"] == "rademacher");
   const bool records_samples = meta["options"].contains("samples") && !meta["options"]["samples"].is_null();
   CHECK_FALSE(records_samples);
