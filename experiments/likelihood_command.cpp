@@ -230,6 +230,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
        "--terminal exact) + solver_error"},
       {"log_p_eps", summary_json(summarize_nll(exact_eps, mixture->dim(), offset))},
       {"log_p_0", summary_json(summarize_nll(exact_0, mixture->dim(), offset))},
+      {"log_p_eps_minus_log_p_0", difference_json(exact_eps - exact_0)},
       {"error", difference_json(r.log_p - exact_eps)},
       {"prior_mismatch", difference_json(prior_mismatch)},
       {"solver_error", difference_json(with_prior - prior_mismatch - exact_eps)}};
