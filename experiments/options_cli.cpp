@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -10,7 +11,6 @@
 #include <iostream>
 #include <limits>
 #include <optional>
-#include <unistd.h>
 
 #include "core/errors.hpp"
 #include "solvers/registry.hpp"
