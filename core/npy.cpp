@@ -61,6 +61,19 @@ void write_samples_npy(const std::string& path, ConstMatrixRef x) {
   write_atomically(path, [&](const std::string& tmp) { dump_samples_npy(tmp, x); });
 }
 
+void dump_vector_npy(const std::string& path, ConstVectorRef v) {
+  const Vector contiguous = v;
+  const std::vector<std::size_t> shape = {static_cast<std::size_t>(contiguous.size())};
+  auto view =
+      xt::adapt(contiguous.data(), static_cast<std::size_t>(contiguous.size()), xt::no_ownership(), shape);
+  {
+    std::ofstream probe(path, std::ios::binary);
+    if (!probe)
+      throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
+  }
+  xt::dump_npy(path, view);
+}
+
 Matrix read_samples_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));

@@ -13,6 +13,8 @@ namespace scoresde {
 void dump_samples_npy(const std::string& path, ConstMatrixRef x);
 // The same, atomically.
 void write_samples_npy(const std::string& path, ConstMatrixRef x);
+// Writes the vector v as a 1-d (n,) float64 array to path as it is (see write_atomically).
+void dump_vector_npy(const std::string& path, ConstVectorRef v);
 // Reads an (n, d) float64 or float32 array as a d x n batch. InputError naming the file and the problem.
 Matrix read_samples_npy(const std::string& path);
 

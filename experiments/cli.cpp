@@ -20,13 +20,14 @@ const char* main_usage =
     "scoresde: score-based generative modelling with stochastic differential equations\n\n"
     "Usage: scoresde COMMAND [options]     (scoresde COMMAND --help for a command's options)\n\n"
     "Commands:\n"
-    "  sample    draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
-    "  study     a grid of runs (data x SDE x sampler x steps x seeds) scored by metrics; CSV, JSON, INI\n"
-    "  report    figures and a summary of a study directory (matplotlib)\n"
-    "  compare   every built-in sampler side by side on one data set: NFE, time, quality\n"
-    "  evaluate  sample-quality metrics of samples against a distribution or reference points, with SEs\n"
-    "  list      SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
-    "  version   version, git revision and compiler\n\n"
+    "  sample      draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
+    "  study       a grid of runs (data x SDE x sampler x steps x seeds) scored by metrics; CSV, JSON, INI\n"
+    "  report      figures and a summary of a study directory (matplotlib)\n"
+    "  evaluate    sample-quality metrics of samples against a distribution or reference points, with SEs\n"
+    "  likelihood  per-point log p through the probability-flow ODE; writes .npy + .json (NLL, bits/dim)\n"
+    "  compare     every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  list        SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
+    "  version     version, git revision and compiler\n\n"
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
 }
 
@@ -81,6 +82,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "study") return study_command(rest, out, err);
     if (command == "report") return report_command(rest, out, err);
     if (command == "evaluate") return evaluate_command(rest, out, err);
+    if (command == "likelihood") return likelihood_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -95,7 +97,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return 0;
     }
     err << fmt::format(
-        "scoresde: unknown command '{}'; choose one of sample, compare, evaluate, list, version\n", command);
+        "scoresde: unknown command '{}'; choose one of sample, study, report, evaluate, likelihood, compare, list, "
+        "version\n",
+        command);
     return 2;
   } catch (const ConfigError& e) {
     err << fmt::format("scoresde {}: {}\n", command, e.what());

@@ -17,6 +17,7 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
 int report_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int evaluate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int likelihood_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int list_command(std::ostream& out);
 
 }  // namespace scoresde

@@ -101,10 +101,34 @@ void GaussianMixture::score_into(double alpha, double sigma, ConstMatrixRef x, M
   out = contiguous;
 }
 
+void GaussianMixture::score_and_laplacian_into(double alpha, double sigma, ConstMatrixRef x, MatrixRef score,
+                                               VectorRef laplacian) const {
+  thread_local Vector lap;
+  if (score.outerStride() == score.rows()) {
+    evaluate_into(alpha, sigma, x, nullptr, score.data(), &lap);
+  } else {
+    Matrix contiguous(score.rows(), score.cols());
+    evaluate_into(alpha, sigma, x, nullptr, contiguous.data(), &lap);
+    score = contiguous;
+  }
+  laplacian = lap;
+}
+
+void GaussianMixture::score_and_hessian_vector_into(double alpha, double sigma, ConstMatrixRef x,
+                                                    ConstMatrixRef v, MatrixRef score, MatrixRef hv) const {
+  const bool direct = score.outerStride() == score.rows() && hv.outerStride() == hv.rows();
+  if (direct) return evaluate_into(alpha, sigma, x, nullptr, score.data(), nullptr, &v, hv.data());
+  Matrix s(score.rows(), score.cols()), h(hv.rows(), hv.cols());
+  evaluate_into(alpha, sigma, x, nullptr, s.data(), nullptr, &v, h.data());
+  score = s;
+  hv = h;
+}
+
 void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density,
-                                    double* score, Vector* laplacian) const {
+                                    double* score, Vector* laplacian, const ConstMatrixRef* v,
+                                    double* hv) const {
   const Index d = dim(), K = components(), n = x.cols();
-  if (isotropic_ && score && !log_density && !laplacian) {
+  if (isotropic_ && score && !log_density && !laplacian && !hv) {
     // The score alone: one fused pass (core/vector_math.hpp), the hot path of sampling.
     thread_local Matrix centres;
     thread_local Eigen::ArrayXd norm, inv_var;
@@ -127,14 +151,19 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
   thread_local Eigen::ArrayXd c, inv_c;
   thread_local Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rotated;
   thread_local Eigen::ArrayXd trace_inv, log_norm;
+  thread_local Eigen::ArrayXXd inv_c_all;
   xr = x.array();
   logits.resize(K, n);
   trace_inv.resize(K);
   log_norm.resize(K);
-  // The whitened offsets z_k = C_k^{-1} (x - m_k) (in U_k's basis) are kept when the Laplacian or a rotated
-  // score needs them; for an isotropic mixture the score is rebuilt from x directly.
-  const bool keep_z = laplacian != nullptr || (score != nullptr && !isotropic_);
-  if (keep_z) z_all.resize(K * d, n);
+  // The whitened offsets z_k = C_k^{-1} (x - m_k) (in U_k's basis) are kept when the Laplacian, the
+  // Hessian-vector products or a rotated score need them; for an isotropic mixture the score is rebuilt from
+  // x directly.
+  const bool keep_z = laplacian != nullptr || hv != nullptr || (score != nullptr && !isotropic_);
+  if (keep_z) {
+    z_all.resize(K * d, n);
+    inv_c_all.resize(d, K);
+  }
   const double log_2pi = std::log(2.0 * std::numbers::pi);
   for (Index k = 0; k < K; ++k) {
     // C_k = U diag(c) U^T, c = alpha^2 lambda_k + sigma^2;  y = U^T (x - alpha mu_k).
@@ -160,6 +189,7 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
     if (keep_z) {
       z_all.middleRows(k * d, d) = y.colwise() * inv_c;
       trace_inv(k) = inv_c.sum();
+      inv_c_all.col(k) = inv_c;
     }
   }
   // Responsibilities gamma_k = e_k / sum_j e_j with e_k = exp(logit_k - max_j logit_j): log-sum-exp.
@@ -170,7 +200,7 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
   row_sum = logits.row(0);
   for (Index k = 1; k < K; ++k) row_sum += logits.row(k);
   if (log_density) *log_density = (row_max + row_sum.log()).transpose();
-  if (!score && !laplacian) return;
+  if (!score && !laplacian && !hv) return;
   row_sum = row_sum.inverse();  // one division per sample; everything after multiplies
 
   // score = sum_k gamma_k s_k with s_k = -C_k^{-1} (x - alpha mu_k).
@@ -206,6 +236,34 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
     row_sum -= acc.square().colwise().sum();
     *laplacian = row_sum.transpose();
   }
+  if (hv) {
+    // H v = sum_k gamma_k (-C_k^{-1} v + s_k (s_k . v)) - s (s . v). In U_k's basis, with w = U_k^T v and
+    // s_k = -U_k z_k: -C_k^{-1} v + s_k (s_k . v) = U_k (-w / c_k + z_k (z_k . w)).
+    thread_local RowArray vr, w, hacc;
+    thread_local Eigen::Array<double, 1, Eigen::Dynamic> zw;
+    vr = v->array();
+    hacc.setZero(d, n);
+    for (Index k = 0; k < K; ++k) {
+      const auto z = z_all.middleRows(k * d, d);
+      if (isotropic_) {
+        w = vr;
+      } else {
+        rotated.noalias() = eigenvectors_[k].transpose() * vr.matrix();
+        w = rotated.array();
+      }
+      zw = (z * w).colwise().sum();
+      w = (z.rowwise() * zw - w.colwise() * inv_c_all.col(k)).rowwise() * logits.row(k);
+      if (isotropic_) {
+        hacc += w;
+      } else {
+        rotated.noalias() = eigenvectors_[k] * w.matrix();
+        hacc += rotated.array();
+      }
+    }
+    zw = (acc * vr).colwise().sum();  // s . v
+    hacc -= acc.rowwise() * zw;
+    Eigen::Map<Matrix>(hv, d, n) = hacc.matrix();
+  }
 }
 
 std::string MixtureScore::describe() const {
@@ -221,19 +279,46 @@ void MixtureScore::laplacian(ConstMatrixRef x, double t, Vector& out) const {
   mixture_->evaluate(sde_->alpha(t), sde_->sigma(t), x, nullptr, nullptr, &out);
 }
 
-void MixtureScore::evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
-  // Columns sharing a time (the usual case: a whole batch at one grid time) are evaluated together.
-  const Index n = x.cols();
-  if (n > 0 && (t.array() == t(0)).all())
-    return mixture_->score_into(sde_->alpha(t(0)), sde_->sigma(t(0)), x, out);
+namespace {
+// Calls fn(first, count, t) for each run of consecutive columns sharing a time: columns sharing a time (the
+// usual case: a whole batch at one grid time) are evaluated together.
+template <class Fn>
+void for_each_time_run(ConstVectorRef t, Fn&& fn) {
+  const Index n = t.size();
   for (Index start = 0; start < n;) {
     Index end = start + 1;
     while (end < n && t(end) == t(start)) ++end;
-    const double ti = t(start);
-    mixture_->score_into(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(start, end - start),
-                         out.middleCols(start, end - start));
+    fn(start, end - start, t(start));
     start = end;
   }
+}
+}  // namespace
+
+void MixtureScore::evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
+  const Index n = x.cols();
+  if (n > 0 && (t.array() == t(0)).all())
+    return mixture_->score_into(sde_->alpha(t(0)), sde_->sigma(t(0)), x, out);
+  for_each_time_run(t, [&](Index first, Index count, double ti) {
+    mixture_->score_into(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(first, count),
+                         out.middleCols(first, count));
+  });
+}
+
+void MixtureScore::evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out,
+                                       VectorRef divergence) const {
+  for_each_time_run(t, [&](Index first, Index count, double ti) {
+    mixture_->score_and_laplacian_into(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(first, count),
+                                       out.middleCols(first, count), divergence.segment(first, count));
+  });
+}
+
+void MixtureScore::evaluate_jvp(ConstMatrixRef x, ConstVectorRef t, ConstMatrixRef v, MatrixRef out,
+                                MatrixRef jv) const {
+  for_each_time_run(t, [&](Index first, Index count, double ti) {
+    mixture_->score_and_hessian_vector_into(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(first, count),
+                                            v.middleCols(first, count), out.middleCols(first, count),
+                                            jv.middleCols(first, count));
+  });
 }
 
 }  // namespace scoresde

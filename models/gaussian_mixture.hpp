@@ -41,10 +41,22 @@ class GaussianMixture {
                 Vector* laplacian) const;
   // The score alone, written into out (d x n).
   void score_into(double alpha, double sigma, ConstMatrixRef x, MatrixRef out) const;
+  // The score and the Laplacian of log p_t (the divergence of the score), written into score (d x n) and
+  // laplacian (n).
+  void score_and_laplacian_into(double alpha, double sigma, ConstMatrixRef x, MatrixRef score,
+                                VectorRef laplacian) const;
+  // The score and the Hessian-vector products hv.col(j) = H_j v.col(j), H_j the Hessian of log p_t at column
+  // j (the Jacobian of the score):
+  //     H v = sum_k gamma_k (-C_k^{-1} v + s_k (s_k . v)) - s (s . v),
+  // from grad gamma_k = gamma_k (s_k - s) and grad s_k = -C_k^{-1}. Two more products with U_k per component
+  // than the score alone; none for an isotropic mixture.
+  void score_and_hessian_vector_into(double alpha, double sigma, ConstMatrixRef x, ConstMatrixRef v,
+                                     MatrixRef score, MatrixRef hv) const;
 
  private:
+  // v and hv are both null or both set.
   void evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, double* score,
-                     Vector* laplacian) const;
+                     Vector* laplacian, const ConstMatrixRef* v = nullptr, double* hv = nullptr) const;
 
   Vector weights_, log_weights_;
   Matrix means_;
@@ -53,7 +65,8 @@ class GaussianMixture {
   bool isotropic_ = false;
 };
 
-// The exact score of a mixture diffused by an SDE: a ScoreModel.
+// The exact score of a mixture diffused by an SDE: a ScoreModel, with its exact divergence (the Laplacian of
+// log p_t) and exact Jacobian-vector products (Hessian-vector products of log p_t).
 class MixtureScore final : public ScoreModel {
  public:
   MixtureScore(std::shared_ptr<const GaussianMixture> mixture, const Sde& sde)
@@ -65,8 +78,15 @@ class MixtureScore final : public ScoreModel {
   void log_density(ConstMatrixRef x, double t, Vector& out) const;
   void laplacian(ConstMatrixRef x, double t, Vector& out) const;
 
+  bool has_exact_divergence() const override { return true; }
+  bool has_jvp() const override { return true; }
+
  protected:
   void evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const override;
+  void evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out,
+                           VectorRef divergence) const override;
+  void evaluate_jvp(ConstMatrixRef x, ConstVectorRef t, ConstMatrixRef v, MatrixRef out,
+                    MatrixRef jv) const override;
 
  private:
   std::shared_ptr<const GaussianMixture> mixture_;

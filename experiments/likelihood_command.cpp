@@ -1,0 +1,272 @@
+// scoresde likelihood: per-point log p through the probability-flow ODE (solvers/likelihood.hpp) for points
+// from a .npy file or drawn from a data set, with the exact score of a mixture. Writes LOGP.npy (n,) and
+// LOGP.npy.json (mean NLL and bits/dim with standard errors, NFE, wall time, the resolved options, the build
+// context and, for a mixture, the comparison with its exact log p_eps and log p_0), both atomically.
+#include <fmt/format.h>
+#include <cstdio>
+#include <iostream>
+#include <numbers>
+
+#include "core/build_info.hpp"
+#include "core/errors.hpp"
+#include "core/npy.hpp"
+#include "experiments/cli.hpp"
+#include "experiments/options_cli.hpp"
+#include "models/datasets.hpp"
+#include "solvers/likelihood.hpp"
+
+namespace scoresde {
+
+namespace {
+
+// clang-format off
+const char* likelihood_usage =
+    "Usage: scoresde likelihood --points DATA.npy --data NAME|FILE.json [options] --out LOGP.npy\n"
+    "       scoresde likelihood --points NAME|FILE.json -n COUNT [--seed S] [options] --out LOGP.npy\n\n"
+    "Integrates the probability-flow ODE and the change of log-density, [x; delta], from eps to T\n"
+    "with dopri5 and adds the prior log-density at T (Song et al. 2021, eq. 39):\n"
+    "    log p_eps(x) = log p_T(x_T) + int_eps^T div f~(x_t, t) dt.\n"
+    "Writes per-point log p (nats) as an (n,) float64 .npy, and LOGP.npy.json with the mean negative\n"
+    "log-likelihood and bits/dim (NLL / (d ln 2), + 7 or + 8 with --dequantize) with their standard\n"
+    "errors, NFE, wall time and every option; for a mixture also its exact log p_eps and log p_0.\n\n"
+    "Examples:\n"
+    "  scoresde likelihood --points eight_gaussians -n 1000 --out logp.npy\n"
+    "  scoresde likelihood --points x.npy --data mix.json --sde ve --divergence hutchinson --probes 4 \\\n"
+    "                      --out logp.npy\n";
+// clang-format on
+
+nlohmann::ordered_json summary_json(const NllSummary& s) {
+  return {{"mean_nll", s.mean_nll},
+          {"nll_se", s.nll_se},
+          {"bits_per_dim", s.bits_per_dim},
+          {"bits_per_dim_se", s.bits_per_dim_se}};
+}
+
+// Mean, standard error of the mean, mean and largest absolute value of a per-point difference.
+nlohmann::ordered_json difference_json(const Vector& e) {
+  const double n = static_cast<double>(e.size());
+  const double mean = e.mean();
+  const double se = e.size() > 1 ? std::sqrt((e.array() - mean).square().sum() / (n - 1) / n) : 0.0;
+  return {
+      {"mean", mean}, {"se", se}, {"mean_abs", e.cwiseAbs().mean()}, {"max_abs", e.cwiseAbs().maxCoeff()}};
+}
+
+bool is_npy(const std::string& path) {
+  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0;
+}
+
+}  // namespace
+
+int likelihood_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const LikelihoodOptions defaults;
+  po::options_description io("Points, model and output");
+  // clang-format off
+  io.add_options()
+      ("points", po::value<std::string>(),
+       "the points: an (n, d) float64/float32 .npy file, or a data set (eight_gaussians, gaussian, FILE.json) to "
+       "draw -n exact points from with --seed (required)")
+      ("samples,n", po::value<Index>()->default_value(1000), "number of points to draw when --points names a data set")
+      ("data", po::value<std::string>(),
+       "the model: the exact score of this mixture (eight_gaussians, gaussian, FILE.json); defaults to the data "
+       "set --points names")
+      ("dim", po::value<Index>()->default_value(0), "dimension for gaussian; checked against a mixture file")
+      ("model", po::value<std::string>(), "a score-network checkpoint MODEL.ckpt (not available yet)")
+      ("terminal", po::value<std::string>()->default_value("prior"),
+       "the log-density added at T: prior (N(0, prior_std^2 I), the method), or exact (a mixture's exact log p_T: "
+       "a check of the solver)")
+      ("out", po::value<std::string>(), "output .npy of per-point log p (required); OUT.json is written beside it")
+      ("quiet", po::bool_switch(), "print nothing on success");
+  po::options_description solver("Likelihood");
+  solver.add_options()
+      ("divergence", po::value<std::string>()->default_value(to_string(defaults.divergence)),
+       "auto (exact when the model has it, else hutchinson), exact, or hutchinson")
+      ("probes", po::value<int>()->default_value(defaults.probes), "hutchinson: probes per point, averaged")
+      ("probe-dist", po::value<std::string>()->default_value(to_string(defaults.probe_distribution)),
+       "hutchinson: rademacher (variance 2 sum_{i!=j} A_ij^2) or gaussian (2 |A|_F^2)")
+      ("rtol", po::value<double>()->default_value(defaults.rtol, fmt::format("{}", defaults.rtol)),
+       "dopri5 relative tolerance")
+      ("atol", po::value<double>()->default_value(defaults.atol, fmt::format("{}", defaults.atol)),
+       "dopri5 absolute tolerance")
+      ("ode-control", po::value<std::string>()->default_value(to_string(defaults.ode_control)),
+       "dopri5 step control: chunk (one step size per chunk of points) or sample (per point)")
+      ("eps", po::value<double>(), "start time of the integration (default 1e-3 for vp/subvp, 1e-5 for ve)")
+      ("dequantize", po::value<std::string>()->default_value(to_string(defaults.dequantization)),
+       "bits/dim offset for 8-bit data: none, [-1,1] (+7) or [0,1] (+8)")
+      ("seed", po::value<std::uint64_t>()->default_value(defaults.seed), "seed of the drawn points and the probes")
+      ("threads", po::value<int>()->default_value(defaults.threads), "worker threads; results do not depend on it")
+      ("chunk", po::value<Index>()->default_value(defaults.chunk), "points per chunk");
+  // clang-format on
+  po::options_description visible;
+  visible.add(io).add(sde_option_group()).add(solver);
+  po::variables_map vm;
+  if (!parse_arguments(args, visible, likelihood_usage, vm, out)) return 0;
+
+  if (vm.count("model"))
+    throw ConfigError(
+        fmt::format("--model = {}: score-network checkpoints are not supported yet; they arrive with the "
+                    "score network. Use "
+                    "--data for the exact score of a mixture",
+                    vm["model"].as<std::string>()));
+  if (!vm.count("points"))
+    throw ConfigError("--points: required; name an (n, d) .npy file or a data set to draw points from");
+  if (!vm.count("out")) throw ConfigError("--out: required; name the .npy file to write");
+  const std::string out_path = vm["out"].as<std::string>();
+  check_out_path(out_path, "logp.npy");
+  const std::string points_arg = vm["points"].as<std::string>();
+  const bool from_file = is_npy(points_arg);
+  if (from_file && !vm.count("data"))
+    throw ConfigError(fmt::format(
+        "--data: required with --points {}; name the mixture whose exact score is the model", points_arg));
+  const std::string data_name = vm.count("data") ? vm["data"].as<std::string>() : points_arg;
+
+  const SdeOptions sde_options = sde_options_from(vm);
+  const auto sde = make_sde(sde_options);
+  LikelihoodOptions lo;
+  lo.divergence = divergence_method_from_string(vm["divergence"].as<std::string>());
+  lo.probes = vm["probes"].as<int>();
+  lo.probe_distribution = probe_distribution_from_string(vm["probe-dist"].as<std::string>());
+  lo.rtol = vm["rtol"].as<double>();
+  lo.atol = vm["atol"].as<double>();
+  lo.ode_control = ode_control_from_string(vm["ode-control"].as<std::string>());
+  if (vm.count("eps")) lo.eps = vm["eps"].as<double>();
+  lo.dequantization = dequantization_from_string(vm["dequantize"].as<std::string>());
+  lo.seed = vm["seed"].as<std::uint64_t>();
+  lo.threads = vm["threads"].as<int>();
+  lo.chunk = vm["chunk"].as<Index>();
+  lo.validate(*sde);
+  const std::string terminal = vm["terminal"].as<std::string>();
+  require(terminal == "prior" || terminal == "exact", "--terminal", terminal, "choose prior or exact");
+
+  const auto mixture = load_data(data_name, vm["dim"].as<Index>());
+  const MixtureScore model(mixture, *sde);
+  const DivergenceMethod divergence = lo.resolved_divergence(model);
+
+  Matrix points;
+  Index n = vm["samples"].as<Index>();
+  if (from_file) {
+    try {
+      points = read_samples_npy(points_arg);
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("--points: {}", e.what()));
+    }
+    if (!vm["samples"].defaulted() && n != points.cols())
+      throw ConfigError(fmt::format("-n = {}: --points {} holds {} points; leave -n out or make them agree",
+                                    n, points_arg, points.cols()));
+    n = points.cols();
+    check_points(points, mixture->dim(), fmt::format("--points = {}", points_arg));
+  } else {
+    require(n >= 1, "-n/--samples", std::to_string(n), "must be >= 1");
+    const auto source = load_data(points_arg, vm["dim"].as<Index>());
+    if (source->dim() != mixture->dim())
+      throw ConfigError(fmt::format("--points = {}: points of dimension {}, but --data {} is {}-dimensional",
+                                    points_arg, source->dim(), data_name, mixture->dim()));
+    points.resize(source->dim(), n);
+    source->sample(lo.seed, 0, points);
+  }
+
+  LikelihoodResult r;
+  try {
+    r = compute_log_likelihood(model, *sde, points, lo);
+  } catch (const NumericalError& e) {
+    err << fmt::format("scoresde likelihood: the probability-flow solve failed: {}; nothing was written\n",
+                       e.what());
+    return 3;
+  }
+  Vector exact_eps, exact_0, exact_T;
+  model.log_density(points, r.eps, exact_eps);
+  mixture->evaluate(1.0, 0.0, points, &exact_0, nullptr, nullptr);
+  model.log_density(r.latents, r.T, exact_T);
+  const Vector prior_mismatch = r.prior_log_p - exact_T;
+  const Vector with_prior = r.log_p;
+  if (terminal == "exact") replace_terminal_log_density(r, exact_T);
+
+  nlohmann::ordered_json resolved;
+  resolved["points"] = points_arg;
+  resolved["samples"] = from_file ? nlohmann::ordered_json() : nlohmann::ordered_json(n);
+  resolved["data"] = data_name;
+  resolved["dim"] = mixture->dim();
+  resolved["terminal"] = terminal;
+  resolved["out"] = out_path;
+  record(sde_options, resolved);
+  resolved["divergence"] = to_string(divergence);
+  resolved["probes"] = lo.probes;
+  resolved["probe-dist"] = to_string(lo.probe_distribution);
+  resolved["rtol"] = lo.rtol;
+  resolved["atol"] = lo.atol;
+  resolved["ode-control"] = to_string(lo.ode_control);
+  resolved["eps"] = r.eps;
+  resolved["dequantize"] = to_string(lo.dequantization);
+  resolved["seed"] = lo.seed;
+  resolved["threads"] = lo.threads;
+  resolved["chunk"] = lo.chunk;
+
+  const NllSummary& s = r.summary;
+  nlohmann::ordered_json result = {
+      {"n", n},
+      {"dim", mixture->dim()},
+      {"log_p", "log p_eps(x) in nats: log-density at time eps under the model's probability-flow ODE"},
+      {"mean_nll", s.mean_nll},
+      {"nll_se", s.nll_se},
+      {"bits_per_dim", s.bits_per_dim},
+      {"bits_per_dim_se", s.bits_per_dim_se},
+      {"bits_per_dim_offset", s.bits_per_dim_offset},
+      {"divergence", to_string(r.divergence)},
+      {"evaluation", describe(r.evaluation)},
+      {"terminal", terminal == "prior" ? fmt::format("prior N(0, {}^2 I)", sde->prior_std())
+                                       : std::string("exact log p_T of the mixture")},
+      {"eps", r.eps},
+      {"T", r.T},
+      {"nfe", r.nfe_mean()},
+      {"nfe_max", r.nfe_max()},
+      {"score_calls", r.score_calls},
+      {"score_columns", r.score_columns},
+      {"wall_seconds", r.wall_seconds}};
+  const double offset = bits_per_dim_offset(lo.dequantization);
+  nlohmann::ordered_json exact = {
+      {"about",
+       "the mixture's exact densities of the same points; log p_eps is what the ODE computes, log p_0 the "
+       "data "
+       "density. error = log p - exact log p_eps = prior_mismatch (log prior(x_T) - log p_T(x_T); zero with "
+       "--terminal exact) + solver_error"},
+      {"log_p_eps", summary_json(summarize_nll(exact_eps, mixture->dim(), offset))},
+      {"log_p_0", summary_json(summarize_nll(exact_0, mixture->dim(), offset))},
+      {"log_p_eps_minus_log_p_0", difference_json(exact_eps - exact_0)},
+      {"error", difference_json(r.log_p - exact_eps)},
+      {"prior_mismatch", difference_json(prior_mismatch)},
+      {"solver_error", difference_json(with_prior - prior_mismatch - exact_eps)}};
+
+  nlohmann::ordered_json meta;
+  meta["command"] = command_line("likelihood", resolved);
+  meta["options"] = resolved;
+  meta["result"] = result;
+  meta["exact"] = exact;
+  meta["model"] = model.describe();
+  meta["context"] = build_context();
+  meta["context"]["threads"] = lo.threads;
+
+  // Both files are complete before either is renamed into place; if the last rename fails, the json goes too.
+  const std::string json_path = out_path + ".json";
+  bool json_written = false;
+  try {
+    write_atomically(out_path, [&](const std::string& tmp) {
+      dump_vector_npy(tmp, r.log_p);
+      write_text_atomically(json_path, meta.dump(2) + "\n");
+      json_written = true;
+    });
+  } catch (...) {
+    if (json_written) std::remove(json_path.c_str());
+    throw;
+  }
+  if (!vm["quiet"].as<bool>()) {
+    const NllSummary e = summarize_nll(exact_eps, mixture->dim(), offset);
+    out << fmt::format(
+        "wrote {} ({} points of dimension {}): NLL {:.4f} ± {:.4f} nats, {:.4f} ± {:.4f} bits/dim ({} "
+        "divergence); "
+        "exact log p_eps: {:.4f} ± {:.4f} bits/dim; NFE {:.1f}; {:.3f} s; summary in {}.json\n",
+        out_path, n, mixture->dim(), s.mean_nll, s.nll_se, s.bits_per_dim, s.bits_per_dim_se,
+        to_string(r.divergence), e.bits_per_dim, e.bits_per_dim_se, r.nfe_mean(), r.wall_seconds, out_path);
+  }
+  return 0;
+}
+
+}  // namespace scoresde
