@@ -43,7 +43,13 @@ def point_of(row):
     """The x-axis position a run occupies within its configuration: its steps, or its tolerance."""
     if row.get("steps") is not None:
         return ("steps", row["steps"])
-    return ("rtol", row["rtol"])
+    if row.get("rtol") is not None:
+        return ("rtol", row["rtol"])
+    return ("exact", 0)
+
+
+def is_baseline(e):
+    return e.get("sampler") == "exact" or e.get("label") == "exact samples"
 
 
 def aggregate(rows, metrics):
@@ -91,7 +97,7 @@ def fmt(v, se=None):
     return "{:.4g} ± {:.2g}".format(v, se)
 
 
-def metric_figure(entries, metric, sdes, labels, path, title):
+def metric_figure(entries, metric, sdes, labels, path, title, baseline=None):
     fig, axes = plt.subplots(1, len(sdes), figsize=(5.2 * len(sdes), 4.2), squeeze=False, sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     markers = "osD^v<>ph*"
@@ -113,6 +119,10 @@ def metric_figure(entries, metric, sdes, labels, path, title):
                 capsize=2,
                 linewidth=1.2,
             )
+        if baseline is not None and metric in baseline:
+            v, se = baseline[metric], baseline[metric + "_se"]
+            ax.axhline(v, color="0.3", linestyle="--", linewidth=1.0, label="exact samples (same n): the floor")
+            ax.axhspan(v - 1.96 * se, v + 1.96 * se, color="0.5", alpha=0.15, linewidth=0)
         ax.set_xscale("log")
         if not signed:
             ax.set_yscale("log")
@@ -199,9 +209,9 @@ def main():
         sys.stderr.write("report: {} has no finished runs yet\n".format(os.path.join(directory, "results.json")))
         sys.exit(2)
     entries = aggregate(rows, metrics)
-    sdes = list(OrderedDict.fromkeys(r["sde"] for r in rows))
-    labels = list(OrderedDict.fromkeys(r["label"] for r in rows))
-    datas = list(OrderedDict.fromkeys((r["data"], r["score"]) for r in rows))
+    sdes = list(OrderedDict.fromkeys(r["sde"] for r in rows if not is_baseline(r)))
+    labels = list(OrderedDict.fromkeys(r["label"] for r in rows if not is_baseline(r)))
+    datas = list(OrderedDict.fromkeys((r["data"], r["score"]) for r in rows if not is_baseline(r)))
     fig_dir = os.path.join(directory, "figures")
     os.makedirs(fig_dir, exist_ok=True)
 
@@ -233,15 +243,26 @@ def main():
     primary = next((m for m in PRIMARY_ORDER if m in metrics), metrics[0] if metrics else None)
 
     for data, score in datas:
-        sub = [e for e in entries if e["data"] == data and e["score"] == score]
+        sub = [e for e in entries if e["data"] == data and e["score"] == score and not is_baseline(e)]
         sub_rows = [r for r in rows if r["data"] == data and r["score"] == score]
+        base = [e for e in entries if e["data"] == data and is_baseline(e)]
+        baseline = base[0] if base else None
         tag = "" if len(datas) == 1 else "_{}_{}".format(os.path.splitext(os.path.basename(data))[0], score)
         heading = "{} with the {} score".format(data, score)
         md.append("\n## {}\n".format(heading))
         if primary:
             md.append("\n### Best sampler per NFE budget ({}, {})\n".format(
                 primary, "higher is better" if primary in HIGHER_IS_BETTER else "closer to 0 is better"))
-            budgets = [b for b in [10, 30, 100, 300, 1000, 3000, 10000]]
+            if baseline is not None and primary in baseline:
+                md.append("Exact samples of the same size score {} against the same reference: the floor no "
+                          "sampler can beat by more than its noise.\n".format(
+                              fmt(baseline[primary], baseline[primary + "_se"])))
+            max_nfe = max((e["nfe"] for e in sub if not math.isnan(e["nfe"])), default=0)
+            budgets = []
+            for b in [10, 30, 100, 300, 1000, 3000, 10000, 30000]:
+                budgets.append(b)
+                if b >= max_nfe:
+                    break
             md.append("| NFE budget | " + " | ".join(s for s in sdes) + " |")
             md.append("|---:|" + "---|" * len(sdes))
             for b in budgets:
@@ -252,16 +273,22 @@ def main():
                     for e in cands:
                         if best is None or better(primary, e[primary], best[primary]):
                             best = e
-                    cells.append(
-                        "-" if best is None else "{} ({} {}; NFE {:.0f}): {}".format(
-                            best["label"], "N =" if best["point"][0] == "steps" else "rtol", best["point"][1],
-                            best["nfe"], fmt(best[primary], best[primary + "_se"]))
-                    )
+                    if best is None:
+                        cells.append("-")
+                        continue
+                    # Configurations whose value is within two combined standard errors of the best one.
+                    ties = {e["label"] for e in cands if e is not best and e["label"] != best["label"] and
+                            abs(abs(e[primary]) - abs(best[primary])) <=
+                            2 * math.hypot(e[primary + "_se"], best[primary + "_se"])}
+                    cells.append("{} ({} {}; NFE {:.0f}): {}{}".format(
+                        best["label"], "N =" if best["point"][0] == "steps" else "rtol", best["point"][1],
+                        best["nfe"], fmt(best[primary], best[primary + "_se"]),
+                        "; within 2 SE: {}".format(", ".join(sorted(ties))) if ties else ""))
                 md.append("| ≤ {} | ".format(b) + " | ".join(cells) + " |")
             md.append("")
         for m in metrics:
             path = os.path.join(fig_dir, "{}{}.png".format(m, tag))
-            metric_figure(sub, m, sdes, labels, path, "{}: {} against NFE".format(heading, m))
+            metric_figure(sub, m, sdes, labels, path, "{}: {} against NFE".format(heading, m), baseline)
             md.append("\n### {} against NFE\n\n![{}](figures/{})\n".format(m, m, os.path.basename(path)))
         samples_dir = os.path.join(directory, "samples")
         if os.path.isdir(samples_dir) and any(f.endswith(".npy") for f in os.listdir(samples_dir)):
@@ -274,10 +301,10 @@ def main():
         shown = metrics[:4]
         md.append("| SDE | sampler | steps / rtol | NFE | " + " | ".join(shown) + " | diverged |")
         md.append("|---|---|---:|---:|" + "---:|" * len(shown) + "---:|")
-        for e in sub:
+        for e in ([baseline] if baseline else []) + sub:
             md.append(
                 "| {} | {} | {} | {} | {} | {} |".format(
-                    e["sde"], e["label"], e["point"][1], fmt(e["nfe"]),
+                    e["sde"] or "-", e["label"], e["point"][1] if e["point"][0] != "exact" else "-", fmt(e["nfe"]),
                     " | ".join(fmt(e.get(m), e.get(m + "_se")) for m in shown),
                     "{}/{}".format(e["diverged"], e["runs"]) if e["diverged"] else "",
                 )

@@ -156,6 +156,21 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
   std::set<std::string> ids;
   const auto atol = spec.atol.empty() ? spec.rtol : spec.atol;
   for (const auto& data : spec.data)
+    for (int r = 0; r < spec.seeds; ++r) {
+      StudyRun run;
+      run.data = data;
+      run.score = "-";
+      run.label = "exact samples";
+      run.exact_samples = true;
+      run.replicate = r;
+      run.sampler = spec.sampler_base;
+      run.sampler.sampler = "exact";
+      run.sampler.seed = spec.first_seed + static_cast<std::uint64_t>(r);
+      run.id = fmt::format("{}exact.s{}", spec.data.size() > 1 ? id_part(data) + "." : "", run.sampler.seed);
+      ids.insert(run.id);
+      runs.push_back(std::move(run));
+    }
+  for (const auto& data : spec.data)
     for (const auto& score : spec.score)
       for (const auto& sde_text : spec.sde) {
         SdeOptions so = spec.sde_parameters;
@@ -287,6 +302,15 @@ namespace {
 
 StudyRow describe_run(const StudyRun& run, Index n) {
   StudyRow row;
+  if (run.exact_samples) {
+    row["run"] = run.id;
+    row["data"] = run.data;
+    row["sampler"] = "exact";
+    row["label"] = run.label;
+    row["seed"] = run.sampler.seed;
+    row["n"] = n;
+    return row;
+  }
   const auto& o = run.sampler;
   const std::string predictor = o.resolved_predictor(), corrector = o.resolved_corrector();
   const bool pc_corrector = corrector != "none" && !corrector.empty();
@@ -317,11 +341,10 @@ std::string read_text(const fs::path& path) {
   return s.str();
 }
 
-// The exact reference set of (data, replicate seed): independent of the samplers' draws, whose Philox keys
-// are the seed itself.
-std::uint64_t reference_seed(std::uint64_t seed) {
-  return seed ^ 0x5eed5eed5eed5eedULL;
-}
+// The exact reference set of (data, replicate seed) and the exact-samples baseline: independent of each other
+// and of the samplers' draws, whose Philox keys are the seed itself.
+std::uint64_t reference_seed(std::uint64_t seed) { return seed ^ 0x5eed5eed5eed5eedULL; }
+std::uint64_t baseline_seed(std::uint64_t seed) { return seed ^ 0xba5e1111ba5e1111ULL; }
 
 }  // namespace
 
@@ -330,7 +353,7 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
   spec.validate();
   std::vector<std::string> skipped;
   const auto runs = expand_study(spec, &skipped);
-  if (runs.empty())
+  if (std::all_of(runs.begin(), runs.end(), [](const StudyRun& r) { return r.exact_samples; }))
     throw ConfigError(
         fmt::format("the study grid has no runnable combination: {}", fmt::join(skipped, "; ")));
 
@@ -413,6 +436,7 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
 
   // Cost of a run for the time-left estimate: score evaluations per sample, roughly.
   const auto cost = [](const StudyRun& r) {
+    if (r.exact_samples) return 1.0;
     if (r.adaptive) return 200.0;
     const double per_step = r.sampler.sampler == "pc" ? 1.0 + r.sampler.corrector_steps
                             : r.sampler.sampler == "ode" && r.sampler.ode_method == "rk4" ? 4.0
@@ -448,29 +472,40 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
     }
 
     StudyRow row = describe_run(run, n);
-    const auto sde = make_sde(run.sde);
-    const MixtureScore model(mixture, *sde);
     const auto t0 = std::chrono::steady_clock::now();
-    try {
-      const auto report = sample(*sde, model, run.sampler, n);
-      MetricsOptions mo;
-      mo.metrics = metric_names;
-      mo.seed = run.sampler.seed;
-      mo.threads = run.sampler.threads;
-      const auto values = evaluate_metrics(report.samples, reference, mixture.get(), mo);
-      row["status"] = "ok";
-      row["nfe"] = report.nfe_mean();
-      row["nfe_max"] = report.nfe_max();
-      for (const auto& [name, v] : values) {
+    MetricsOptions mo;
+    mo.metrics = metric_names;
+    mo.seed = run.sampler.seed;
+    mo.threads = run.sampler.threads;
+    const auto record_metrics = [&](ConstMatrixRef samples) {
+      for (const auto& [name, v] : evaluate_metrics(samples, reference, mixture.get(), mo)) {
         row[name] = v.value;
         row[name + "_se"] = v.std_error;
       }
-      if (keep_samples && mixture->dim() == 2 && run.replicate == 0)
-        write_samples_npy((out / "samples" / (run.id + ".npy")).string(), report.samples);
-    } catch (const NumericalError& e) {
-      // A diverging run is a result: recorded with where it diverged, and the study goes on.
-      row["status"] = "diverged";
-      row["failure"] = e.what();
+    };
+    if (run.exact_samples) {
+      Matrix exact(mixture->dim(), n);
+      mixture->sample(baseline_seed(run.sampler.seed), 0, exact);
+      row["status"] = "ok";
+      row["nfe"] = 0;
+      row["nfe_max"] = 0;
+      record_metrics(exact);
+    } else {
+      const auto sde = make_sde(run.sde);
+      const MixtureScore model(mixture, *sde);
+      try {
+        const auto report = sample(*sde, model, run.sampler, n);
+        row["status"] = "ok";
+        row["nfe"] = report.nfe_mean();
+        row["nfe_max"] = report.nfe_max();
+        record_metrics(report.samples);
+        if (keep_samples && mixture->dim() == 2 && run.replicate == 0)
+          write_samples_npy((out / "samples" / (run.id + ".npy")).string(), report.samples);
+      } catch (const NumericalError& e) {
+        // A diverging run is a result: recorded with where it diverged, and the study goes on.
+        row["status"] = "diverged";
+        row["failure"] = e.what();
+      }
     }
     row["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // Columns in the CSV order, whatever order they were filled in.

@@ -63,10 +63,13 @@ struct StudyRun {
   SdeOptions sde;
   SamplerOptions sampler;  // complete, seed included
   bool adaptive = false;   // steps do not apply
+  bool exact_samples = false;  // the baseline: exact draws from the data, scored like a sampler's output
   int replicate = 0;
 };
 
-// The runs of the grid in a fixed order; combinations that cannot run (ancestral on sub-VP, for one) are left
+// The runs of the grid in a fixed order: first, per data set and seed, the exact-samples baseline (n exact draws
+// scored against the reference: the floor a metric shows for perfect samples of this size), then the sampler runs.
+// Combinations that cannot run (ancestral on sub-VP, for one) are left
 // out and described in `skipped`.
 std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::string>* skipped = nullptr);
 

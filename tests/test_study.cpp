@@ -109,7 +109,9 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
   const auto runs = expand_study(spec, &skipped);
   // Per SDE: 4 fixed-step samplers (em, rd, ancestral, pc) + rk4 at 5 step counts, dopri5 at 4 tolerances; 3
   // seeds.
-  CHECK(runs.size() == 2 * (5 * 5 + 4) * 3);
+  CHECK(runs.size() == 3 + 2 * (5 * 5 + 4) * 3);  // and first the exact-samples baseline of each seed
+  CHECK(runs[0].exact_samples);
+  CHECK(runs[0].id == "exact.s0");
   CHECK(skipped.empty());
   std::set<std::string> ids;
   for (const auto& r : runs) ids.insert(r.id);
@@ -118,7 +120,7 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
   spec.sde = {"subvp"};
   skipped.clear();
   const auto subvp = expand_study(spec, &skipped);
-  CHECK(subvp.size() == (4 * 5 + 4) * 3);
+  CHECK(subvp.size() == 3 + (4 * 5 + 4) * 3);
   REQUIRE(skipped.size() == 1);
   CHECK(skipped[0].find("ancestral") != std::string::npos);
 
@@ -130,7 +132,7 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
   spec.snr = {0.1, 0.2};
   spec.steps = {10};
   spec.seeds = 1;
-  CHECK(expand_study(spec).size() == 2 * (2 + 1));
+  CHECK(expand_study(spec).size() == 1 + 2 * (2 + 1));
 }
 
 TEST_CASE("a study writes one row per run, and its study.ini reruns it with the same deterministic columns") {
@@ -139,7 +141,8 @@ TEST_CASE("a study writes one row per run, and its study.ini reruns it with the 
   const auto r = cli(small_grid(first));
   REQUIRE_MESSAGE(r.status == 0, r.err);
   const auto rows = read_json(first + "/results.json")["rows"];
-  CHECK(rows.size() == 2 * 4 * 2 * 2 - 2 * 2);  // dopri5 has one tolerance instead of two step counts
+  // 2 baselines, then per SDE and seed: em, pc and rk4 at 2 step counts, dopri5 at one tolerance.
+  CHECK(rows.size() == 2 + 2 * 2 * (3 * 2 + 1));
   const auto csv = read_text(first + "/results.csv");
   CHECK(
       csv.rfind("run,data,score,sde,sampler,label,predictor,corrector,snr,corrector_steps,ode_method,steps,",
@@ -147,7 +150,7 @@ TEST_CASE("a study writes one row per run, and its study.ini reruns it with the 
   CHECK(std::count(csv.begin(), csv.end(), '\n') == static_cast<long>(rows.size()) + 1);
   for (const auto& row : rows) {
     CHECK(row["status"] == "ok");
-    CHECK(row["nfe"].get<double>() > 0);
+    CHECK((row["nfe"].get<double>() > 0) == (row["sampler"] != "exact"));
   }
   const auto context = read_json(first + "/results.json")["context"];
   for (const auto* key : {"date_utc", "host", "version", "git_revision", "compiler", "build_type", "threads"})
@@ -237,10 +240,11 @@ TEST_CASE("a run that diverges is recorded with where it diverged, and the study
                       "--seeds", "1", "-n", "100", "--quiet", "--out", dir.file("d")});
   REQUIRE_MESSAGE(r.status == 0, r.err);
   const auto rows = read_json(dir.file("d") + "/results.json")["rows"];
-  REQUIRE(rows.size() == 2);
-  CHECK(rows[0]["status"] == "diverged");
-  CHECK(rows[0]["failure"].get<std::string>().find("non-finite at step") != std::string::npos);
-  CHECK(rows[1]["status"] == "ok");
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0]["sampler"] == "exact");
+  CHECK(rows[1]["status"] == "diverged");
+  CHECK(rows[1]["failure"].get<std::string>().find("non-finite at step") != std::string::npos);
+  CHECK(rows[2]["status"] == "ok");
   CHECK(r.out.find("1 diverged") != std::string::npos);
 }
 
@@ -292,7 +296,7 @@ TEST_CASE("--dry-run lists the runs and writes nothing") {
   args.push_back("--dry-run");
   const auto r = cli(args);
   CHECK(r.status == 0);
-  CHECK(r.out.find("28 runs") != std::string::npos);
+  CHECK(r.out.find("30 runs") != std::string::npos);
   CHECK(r.out.find("ve.ode_dopri5.tol0.001.s1") != std::string::npos);
   CHECK_FALSE(fs::exists(dir.file("dry")));
 }
