@@ -22,6 +22,8 @@ const char* main_usage =
     "Commands:\n"
     "  sample    draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
     "  compare   every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  train     fit an MLP score network by denoising score matching; writes a checkpoint\n"
+    "  evaluate-score  relative L2 error of a trained model's score against the exact score\n"
     "  list      SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
     "  version   version, git revision and compiler\n\n"
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
@@ -58,6 +60,8 @@ int list_command(std::ostream& out) {
   }
   out << "noise:        " << fmt::format("{}", fmt::join(noise_names(), ", ")) << "\n";
   out << "data:         " << fmt::format("{}", fmt::join(builtin_data_names(), ", ")) << ", or a mixture FILE.json\n";
+  out << "training data: " << fmt::format("{}", fmt::join(training_data_names(), ", "))
+      << ", a mixture FILE.json, or samples in FILE.npy / FILE.csv\n";
   return 0;
 }
 
@@ -75,6 +79,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   try {
     if (command == "sample") return sample_command(rest, out, err);
     if (command == "compare") return compare_command(rest, out, err);
+    if (command == "train") return train_command(rest, out, err);
+    if (command == "evaluate-score") return evaluate_score_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -88,7 +94,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(), build_context()["compiler"].get<std::string>());
       return 0;
     }
-    err << fmt::format("scoresde: unknown command '{}'; choose one of sample, compare, list, version\n", command);
+    err << fmt::format("scoresde: unknown command '{}'; choose one of sample, compare, train, evaluate-score, list, version\n", command);
     return 2;
   } catch (const ConfigError& e) {
     err << fmt::format("scoresde {}: {}\n", command, e.what());

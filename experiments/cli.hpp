@@ -14,6 +14,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 // Subcommands, each given the arguments after its name.
 int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int evaluate_score_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int list_command(std::ostream& out);
 
 }  // namespace scoresde

@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <unistd.h>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -226,6 +228,23 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
   }
   po::notify(vm);
   return true;
+}
+
+void check_out_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path out(path);
+  if (path.empty() || !out.has_filename())
+    throw ConfigError(fmt::format("--out = {}: name a file, such as samples.npy", path));
+  if (fs::is_directory(out, ec))
+    throw ConfigError(fmt::format("--out = {}: is a directory; name a file in it", path));
+  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  if (!fs::exists(dir, ec))
+    throw ConfigError(fmt::format("--out = {}: the directory {} does not exist", path, dir.string()));
+  if (!fs::is_directory(dir, ec))
+    throw ConfigError(fmt::format("--out = {}: {} is not a directory", path, dir.string()));
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw ConfigError(fmt::format("--out = {}: the directory {} is not writable", path, dir.string()));
 }
 
 std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved) {
