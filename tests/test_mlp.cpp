@@ -198,3 +198,182 @@ TEST_CASE("mlp: evaluation from several threads gives the single-thread result")
   for (auto& th : threads) th.join();
   CHECK(mismatches == 0);
 }
+
+// ------------------------------------------------------------------------------------------------ PyTorch
+// .npz
+
+namespace {
+
+std::string data_file(const std::string& name) {
+  const char* s = std::getenv("SCORESDE_SOURCE_DIR");
+  return (fs::path(s ? s : ".") / "tests" / "data" / name).string();
+}
+
+Matrix as_batch(const NpyArray& a) {  // (n, d) C order -> d x n
+  const Index n = static_cast<Index>(a.shape[0]), d = a.shape.size() > 1 ? static_cast<Index>(a.shape[1]) : 1;
+  return Eigen::Map<const Matrix>(a.data.data(), d, n);
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / fmt::format("scoresde-test-mlp-{}-{}", ::getpid(), counter++);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+template <class F>
+void check_input_error(F&& f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    FAIL("no InputError");
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    INFO("message: " << what);
+    for (const auto& n : needles) CHECK(what.find(n) != std::string::npos);
+  }
+}
+
+Checkpoint small_checkpoint() {
+  Checkpoint c;
+  c.architecture = small_architecture(TimeEmbedding::fourier, Parameterization::noise, Precision::float32);
+  c.frequencies = initial_frequencies(c.architecture, 1);
+  c.weights = initial_weights(c.architecture, 1).cast<float>().cast<double>();
+  c.ema = initial_weights(c.architecture, 2).cast<float>().cast<double>();
+  c.sde.kind = SdeKind::subvp;
+  c.sde.beta_max = 15;
+  c.scaling.mean = Vector::LinSpaced(3, -1, 1);
+  c.scaling.scale = Vector::LinSpaced(3, 0.5, 2);
+  c.training = {{"iterations_done", 7}};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("mlp: PyTorch .npz import reproduces PyTorch's outputs, scores, JVPs and divergences") {
+  const ImportedMlp m = import_torch_npz(data_file("torch_mlp.npz"), Parameterization::noise);
+  CHECK(m.architecture.dim == 2);
+  CHECK(m.architecture.hidden == std::vector<Index>{32, 24});
+  CHECK(m.architecture.time_embedding == TimeEmbedding::raw);
+  const auto expected = read_npz(data_file("torch_mlp_expected.npz"));
+  const Matrix x = as_batch(expected.at("x")), v = as_batch(expected.at("v"));
+  const Vector t = as_batch(expected.at("t")).transpose();
+  const Matrix output = as_batch(expected.at("output")), score = as_batch(expected.at("score_vp")),
+               jvp = as_batch(expected.at("jvp_vp"));
+  const Vector divergence = as_batch(expected.at("divergence_vp")).transpose();
+  const Index n = x.cols();
+  const auto sde = make_sde(SdeOptions{});
+  for (const auto precision : {Precision::float32, Precision::float64}) {
+    auto arch = m.architecture;
+    arch.precision = precision;
+    const MlpScore model(arch, Vector(), m.weights, *sde);
+    Matrix o(2, n), s(2, n), s2(2, n), jv(2, n);
+    Vector div(n);
+    model.network_output(x, t, o);
+    model.score(x, t, s);
+    model.score_and_jvp(x, t, v, s2, jv);
+    model.score_and_divergence(x, t, s2, div);
+    // float32: rounding of ~1e-7 relative per operation over 3 layers; float64 agrees to rounding.
+    const double tol = precision == Precision::float32 ? 2e-5 : 1e-12;
+    const auto rel = [](const auto& a, const auto& b) {
+      return (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff();
+    };
+    MESSAGE(fmt::format(
+        "{}: relative errors vs PyTorch: output {:.1e}, score {:.1e}, jvp {:.1e}, divergence {:.1e}",
+        to_string(precision), rel(o, output), rel(s, score), rel(jv, jvp), rel(div, divergence)));
+    CHECK(rel(o, output) < tol);
+    CHECK(rel(s, score) < tol);
+    CHECK(rel(jv, jvp) < tol);
+    CHECK(rel(div, divergence) < tol);
+  }
+}
+
+TEST_CASE("mlp: malformed .npz files are refused with the file and the problem") {
+  TempDir dir;
+  check_input_error([&] { import_torch_npz(dir.file("missing.npz"), Parameterization::noise); },
+                    {"missing.npz", "cannot open"});
+  const std::string bytes = read_bytes(data_file("torch_mlp.npz"));
+  write_bytes(dir.file("truncated.npz"), bytes.substr(0, bytes.size() / 2));
+  check_input_error([&] { import_torch_npz(dir.file("truncated.npz"), Parameterization::noise); },
+                    {"truncated.npz"});
+  write_bytes(dir.file("text.npz"), "W1,b1\n1,2\n");
+  check_input_error([&] { import_torch_npz(dir.file("text.npz"), Parameterization::noise); },
+                    {"text.npz", "not an .npz"});
+  // The expected-values archive is a valid .npz without W1, b1, ...
+  check_input_error([&] { import_torch_npz(data_file("torch_mlp_expected.npz"), Parameterization::noise); },
+                    {"torch_mlp_expected.npz", "W1"});
+}
+
+// ------------------------------------------------------------------------------------------------
+// checkpoints
+
+TEST_CASE("checkpoint: round trip keeps every field") {
+  TempDir dir;
+  const Checkpoint c = small_checkpoint();
+  save_checkpoint(dir.file("m.ckpt"), c);
+  CHECK(is_checkpoint_file(dir.file("m.ckpt")));
+  CHECK_FALSE(fs::exists(dir.file(fmt::format("m.ckpt.tmp-{}", ::getpid()))));
+  const Checkpoint r = load_checkpoint(dir.file("m.ckpt"));
+  CHECK(r.architecture.dim == c.architecture.dim);
+  CHECK(r.architecture.hidden == c.architecture.hidden);
+  CHECK(r.architecture.fourier_features == c.architecture.fourier_features);
+  CHECK(r.architecture.fourier_scale == c.architecture.fourier_scale);
+  CHECK(r.architecture.parameterization == c.architecture.parameterization);
+  CHECK(r.architecture.precision == c.architecture.precision);
+  CHECK(r.frequencies == c.frequencies);
+  CHECK(r.weights == c.weights);
+  CHECK(r.ema == c.ema);
+  CHECK(r.sde.kind == SdeKind::subvp);
+  CHECK(r.sde.beta_max == 15);
+  CHECK(r.scaling.mean == c.scaling.mean);
+  CHECK(r.scaling.scale == c.scaling.scale);
+  CHECK(r.training["iterations_done"] == 7);
+}
+
+TEST_CASE("checkpoint: truncated, corrupted, wrong-version and foreign files are clear errors") {
+  TempDir dir;
+  save_checkpoint(dir.file("m.ckpt"), small_checkpoint());
+  const std::string bytes = read_bytes(dir.file("m.ckpt"));
+  check_input_error([&] { load_checkpoint(dir.file("missing.ckpt")); }, {"missing.ckpt", "cannot open"});
+  for (const std::size_t keep : {std::size_t{0}, std::size_t{5}, std::size_t{15}, std::size_t{40},
+                                 bytes.size() / 2, bytes.size() - 1}) {
+    CAPTURE(keep);
+    write_bytes(dir.file("t.ckpt"), bytes.substr(0, keep));
+    check_input_error([&] { load_checkpoint(dir.file("t.ckpt")); },
+                      {"t.ckpt", keep < 8 ? "not a scoresde checkpoint" : "truncated"});
+  }
+  for (const std::size_t at : {std::size_t{30}, bytes.size() - 100, bytes.size() - 3}) {
+    CAPTURE(at);
+    std::string bad = bytes;
+    bad[at] = static_cast<char>(bad[at] ^ 0x5A);
+    write_bytes(dir.file("c.ckpt"), bad);
+    check_input_error([&] { load_checkpoint(dir.file("c.ckpt")); }, {"c.ckpt", "corrupted"});
+  }
+  std::string v2 = bytes;
+  v2[8] = 2;
+  write_bytes(dir.file("v2.ckpt"), v2);
+  check_input_error([&] { load_checkpoint(dir.file("v2.ckpt")); }, {"v2.ckpt", "version 2", "version 1"});
+  write_bytes(dir.file("text.ckpt"), "hello, world");
+  check_input_error([&] { load_checkpoint(dir.file("text.ckpt")); },
+                    {"text.ckpt", "not a scoresde checkpoint"});
+  write_bytes(dir.file("long.ckpt"), bytes + "x");
+  check_input_error([&] { load_checkpoint(dir.file("long.ckpt")); }, {"long.ckpt", "corrupted"});
+}
