@@ -54,19 +54,21 @@ std::vector<double> parse_times(const std::string& text, double T) {
 }  // namespace
 
 int evaluate_score_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  // clang-format off
   po::options_description opts("Evaluation");
-  opts.add_options()(
-      "model", po::value<std::string>(),
-      "MODEL.ckpt from scoresde train, or WEIGHTS.npz with --parameterization and the SDE options")(
-      "parameterization", po::value<std::string>(), "for .npz models: noise or scaled_score")(
-      "data", po::value<std::string>(),
-      "eight_gaussians, gaussian or FILE.json (default: the model's training data)")(
-      "dim", po::value<Index>()->default_value(0), "dimension for gaussian")(
-      "times", po::value<std::string>()->default_value("0.1,0.5,0.9"), "comma-separated times in (0, T]")(
-      "samples,n", po::value<Index>()->default_value(10000), "points per time")(
-      "seed", po::value<std::uint64_t>()->default_value(0), "fixes the points")(
-      "weights", po::value<std::string>()->default_value("ema"), "ema or raw weights of a checkpoint")(
-      "json", po::value<std::string>(), "also write the results to this JSON file");
+  opts.add_options()
+      ("model", po::value<std::string>(),
+       "MODEL.ckpt from scoresde train, or WEIGHTS.npz with --parameterization and the SDE options")
+      ("parameterization", po::value<std::string>(), "for .npz models: noise or scaled_score")
+      ("data", po::value<std::string>(),
+       "eight_gaussians, gaussian or FILE.json (default: the model's training data)")
+      ("dim", po::value<Index>()->default_value(0), "dimension for gaussian")
+      ("times", po::value<std::string>()->default_value("0.1,0.5,0.9"), "comma-separated times in (0, T]")
+      ("samples,n", po::value<Index>()->default_value(10000), "points per time")
+      ("seed", po::value<std::uint64_t>()->default_value(0), "fixes the points")
+      ("weights", po::value<std::string>()->default_value("ema"), "ema or raw weights of a checkpoint")
+      ("json", po::value<std::string>(), "also write the results to this JSON file");
+  // clang-format on
   po::options_description visible;
   visible.add(opts).add(sde_option_group());
   po::variables_map vm;

@@ -49,55 +49,61 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   const MlpArchitecture da;
   const TrainingOptions dt;
   const auto num = [](double v) { return fmt::format("{}", v); };
+  // clang-format off
   po::options_description data("Data and output");
-  data.add_options()("data", po::value<std::string>()->default_value("eight_gaussians"),
-                     "eight_gaussians, two_moons, swiss_roll, checkerboard, rings, gaussian (with --dim), "
-                     "FILE.json, FILE.npy or FILE.csv")(
-      "dim", po::value<Index>()->default_value(0), "dimension for gaussian; checked against a data file")(
-      "data-samples", po::value<Index>()->default_value(100000),
-      "samples drawn from a built-in set or mixture")(
-      "out", po::value<std::string>(), "checkpoint to write (required)")("quiet", po::bool_switch(),
-                                                                         "print nothing on success");
+  data.add_options()
+      ("data", po::value<std::string>()->default_value("eight_gaussians"),
+       "eight_gaussians, two_moons, swiss_roll, checkerboard, rings, gaussian (with --dim), FILE.json, FILE.npy "
+       "or FILE.csv")
+      ("dim", po::value<Index>()->default_value(0), "dimension for gaussian; checked against a data file")
+      ("data-samples", po::value<Index>()->default_value(100000), "samples drawn from a built-in set or mixture")
+      ("out", po::value<std::string>(), "checkpoint to write (required)")
+      ("quiet", po::bool_switch(), "print nothing on success");
   po::options_description network("Network");
-  network.add_options()("width", po::value<Index>()->default_value(da.hidden[0]), "hidden layer width")(
-      "depth", po::value<int>()->default_value(static_cast<int>(da.hidden.size())),
-      "number of hidden layers")("time-embedding",
-                                 po::value<std::string>()->default_value(to_string(da.time_embedding)),
-                                 "fourier (Gaussian Fourier features of t) or raw (t appended to x)")(
-      "fourier-features", po::value<Index>()->default_value(da.fourier_features),
-      "Fourier frequencies F (2F features)")(
-      "fourier-scale", po::value<double>()->default_value(da.fourier_scale, num(da.fourier_scale)),
-      "standard deviation of the Fourier frequencies")("parameterization", po::value<std::string>(),
-                                                       "noise (score = -output / sigma_t) or scaled_score "
-                                                       "(score = output / sigma_t); default noise for vp and "
-                                                       "subvp, scaled_score for ve")(
-      "precision", po::value<std::string>()->default_value(to_string(da.precision)), "float32 or float64");
+  network.add_options()
+      ("width", po::value<Index>()->default_value(da.hidden[0]), "hidden layer width")
+      ("depth", po::value<int>()->default_value(static_cast<int>(da.hidden.size())), "number of hidden layers")
+      ("time-embedding", po::value<std::string>()->default_value(to_string(da.time_embedding)),
+       "fourier (Gaussian Fourier features) or raw (the time coordinate appended to x)")
+      ("time-input", po::value<std::string>()->default_value(to_string(da.time_input)),
+       "what the time embedding sees: t, or log_sigma (the log of the kernel std sigma_t)")
+      ("fourier-features", po::value<Index>()->default_value(da.fourier_features),
+       "Fourier frequencies F (2F features)")
+      ("fourier-scale", po::value<double>()->default_value(da.fourier_scale, num(da.fourier_scale)),
+       "standard deviation of the Fourier frequencies")
+      ("parameterization", po::value<std::string>(),
+       "noise (score = -output / sigma_t) or scaled_score (score = output / sigma_t); default noise for vp and "
+       "subvp, scaled_score for ve")
+      ("precision", po::value<std::string>()->default_value(to_string(da.precision)), "float32 or float64");
   po::options_description optimiser("Training");
-  optimiser.add_options()("iterations", po::value<long>()->default_value(dt.iterations), "optimiser steps")(
-      "batch-size", po::value<Index>()->default_value(dt.batch_size), "samples per minibatch")(
-      "lr", po::value<double>()->default_value(dt.lr, num(dt.lr)), "Adam learning rate")(
-      "beta1", po::value<double>()->default_value(dt.beta1, num(dt.beta1)), "Adam beta1")(
-      "beta2", po::value<double>()->default_value(dt.beta2, num(dt.beta2)), "Adam beta2")(
-      "adam-eps", po::value<double>()->default_value(dt.adam_eps, num(dt.adam_eps)), "Adam epsilon")(
-      "warmup", po::value<long>()->default_value(dt.warmup), "linear learning-rate warm-up steps (0: none)")(
-      "grad-clip", po::value<double>()->default_value(dt.grad_clip, num(dt.grad_clip)),
-      "clip the gradient norm to this (0: no clipping)")(
-      "ema-rate", po::value<double>()->default_value(dt.ema_rate, num(dt.ema_rate)),
-      "rate of the exponential moving average of the weights used for sampling")(
-      "train-eps", po::value<double>()->default_value(dt.eps, num(dt.eps)),
-      "training times t ~ U(train-eps, T)")(
-      "loss-weighting", po::value<std::string>()->default_value(to_string(dt.weighting)),
-      "sigma2 (|sigma_t s + z|^2) or likelihood (times g(t)^2 / sigma_t^2)")(
-      "reduction", po::value<std::string>()->default_value(to_string(dt.reduction)),
-      "mean or sum of the squared residual over the d coordinates")(
-      "validation-fraction",
-      po::value<double>()->default_value(dt.validation_fraction, num(dt.validation_fraction)),
-      "share of the data held out for the validation loss")(
-      "eval-every", po::value<long>()->default_value(dt.eval_every), "iterations between validation losses")(
-      "seed", po::value<std::uint64_t>()->default_value(dt.seed),
-      "fixes initial weights, data draws and minibatches")(
-      "threads", po::value<int>()->default_value(dt.threads),
-      "threads; the result depends on --seed and --threads");
+  optimiser.add_options()
+      ("iterations", po::value<long>()->default_value(dt.iterations), "optimiser steps")
+      ("batch-size", po::value<Index>()->default_value(dt.batch_size), "samples per minibatch")
+      ("lr", po::value<double>()->default_value(dt.lr, num(dt.lr)), "Adam learning rate")
+      ("beta1", po::value<double>()->default_value(dt.beta1, num(dt.beta1)), "Adam beta1")
+      ("beta2", po::value<double>()->default_value(dt.beta2, num(dt.beta2)), "Adam beta2")
+      ("adam-eps", po::value<double>()->default_value(dt.adam_eps, num(dt.adam_eps)), "Adam epsilon")
+      ("warmup", po::value<long>()->default_value(dt.warmup), "linear learning-rate warm-up steps (0: none)")
+      ("lr-schedule", po::value<std::string>()->default_value(dt.cosine_decay ? "cosine" : "constant"),
+       "constant, or cosine (decay to 0 over --iterations) after the warm-up")
+      ("grad-clip", po::value<double>()->default_value(dt.grad_clip, num(dt.grad_clip)),
+       "clip the gradient norm to this (0: no clipping)")
+      ("ema-rate", po::value<double>()->default_value(dt.ema_rate, num(dt.ema_rate)),
+       "rate of the exponential moving average of the weights used for sampling")
+      ("train-eps", po::value<double>()->default_value(dt.eps, num(dt.eps)), "training times t ~ U(train-eps, T)")
+      ("loss-weighting", po::value<std::string>()->default_value(to_string(dt.weighting)),
+       "sigma2 (|sigma_t s + z|^2) or likelihood (times g(t)^2 / sigma_t^2)")
+      ("reduction", po::value<std::string>()->default_value(to_string(dt.reduction)),
+       "mean or sum of the squared residual over the d coordinates")
+      ("validation-fraction",
+       po::value<double>()->default_value(dt.validation_fraction, num(dt.validation_fraction)),
+       "share of the data held out for the validation loss")
+      ("eval-every", po::value<long>()->default_value(dt.eval_every), "iterations between validation losses")
+      ("seed", po::value<std::uint64_t>()->default_value(dt.seed),
+       "fixes initial weights, data draws and minibatches")
+      ("threads", po::value<int>()->default_value(dt.threads),
+       "threads; the result depends on --seed and --threads");
+  // clang-format on
   po::options_description visible;
   visible.add(data).add(sde_option_group()).add(network).add(optimiser);
   po::variables_map vm;
@@ -116,6 +122,7 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   require(width >= 1 && width <= 65536, "--width", std::to_string(width), "must be in [1, 65536]");
   arch.hidden.assign(static_cast<std::size_t>(depth), width);
   arch.time_embedding = time_embedding_from_string(vm["time-embedding"].as<std::string>());
+  arch.time_input = time_input_from_string(vm["time-input"].as<std::string>());
   arch.fourier_features = vm["fourier-features"].as<Index>();
   arch.fourier_scale = vm["fourier-scale"].as<double>();
   arch.parameterization = vm.count("parameterization")
@@ -131,6 +138,10 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   o.beta2 = vm["beta2"].as<double>();
   o.adam_eps = vm["adam-eps"].as<double>();
   o.warmup = vm["warmup"].as<long>();
+  const std::string schedule = vm["lr-schedule"].as<std::string>();
+  if (schedule != "constant" && schedule != "cosine")
+    throw ConfigError(fmt::format("--lr-schedule = {}: choose constant or cosine", schedule));
+  o.cosine_decay = schedule == "cosine";
   o.grad_clip = vm["grad-clip"].as<double>();
   o.ema_rate = vm["ema-rate"].as<double>();
   o.eps = vm["train-eps"].as<double>();
@@ -164,6 +175,7 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   resolved["width"] = width;
   resolved["depth"] = depth;
   resolved["time-embedding"] = to_string(arch.time_embedding);
+  resolved["time-input"] = to_string(arch.time_input);
   resolved["fourier-features"] = arch.fourier_features;
   resolved["fourier-scale"] = arch.fourier_scale;
   resolved["parameterization"] = to_string(arch.parameterization);
@@ -175,6 +187,7 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   resolved["beta2"] = o.beta2;
   resolved["adam-eps"] = o.adam_eps;
   resolved["warmup"] = o.warmup;
+  resolved["lr-schedule"] = schedule;
   resolved["grad-clip"] = o.grad_clip;
   resolved["ema-rate"] = o.ema_rate;
   resolved["train-eps"] = o.eps;

@@ -67,6 +67,7 @@ nlohmann::ordered_json architecture_json(const MlpArchitecture& a) {
   j["dim"] = a.dim;
   j["hidden"] = a.hidden;
   j["time_embedding"] = to_string(a.time_embedding);
+  j["time_input"] = to_string(a.time_input);
   j["fourier_features"] = a.fourier_features;
   j["fourier_scale"] = a.fourier_scale;
   j["parameterization"] = to_string(a.parameterization);
@@ -80,6 +81,7 @@ MlpArchitecture architecture_from_json(const nlohmann::json& j) {
   a.dim = j.at("dim").get<Index>();
   a.hidden = j.at("hidden").get<std::vector<Index>>();
   a.time_embedding = time_embedding_from_string(j.at("time_embedding").get<std::string>());
+  a.time_input = time_input_from_string(j.at("time_input").get<std::string>());
   a.fourier_features = j.at("fourier_features").get<Index>();
   a.fourier_scale = j.at("fourier_scale").get<double>();
   a.parameterization = parameterization_from_string(j.at("parameterization").get<std::string>());

@@ -19,6 +19,23 @@ std::string to_string(Parameterization p) {
 std::string to_string(Precision p) {
   return p == Precision::float32 ? "float32" : "float64";
 }
+std::string to_string(TimeInput i) {
+  return i == TimeInput::t ? "t" : "log_sigma";
+}
+
+TimeInput time_input_from_string(std::string_view name) {
+  if (name == "t") return TimeInput::t;
+  if (name == "log_sigma") return TimeInput::log_sigma;
+  throw ConfigError(fmt::format("--time-input = {}: choose t or log_sigma", name));
+}
+
+void network_times(const MlpArchitecture& arch, const Sde& sde, ConstVectorRef t, VectorRef out) {
+  if (arch.time_input == TimeInput::t) {
+    out = t;
+    return;
+  }
+  for (Index j = 0; j < t.size(); ++j) out(j) = std::log(sde.sigma(t(j)));
+}
 
 TimeEmbedding time_embedding_from_string(std::string_view name) {
   if (name == "fourier") return TimeEmbedding::fourier;
@@ -118,7 +135,7 @@ void Mlp<S>::Workspace::reserve(const Mlp& net, Index n) {
   scratch_at_[0] = take(max_width * n);
   scratch_at_[1] = take(max_width * n);
   if (static_cast<Index>(storage_.size()) < at) storage_.resize(static_cast<std::size_t>(at));
-  if (static_cast<Index>(column_.size()) < max_width) column_.resize(static_cast<std::size_t>(max_width));
+  if (columns_.rows() < max_width) columns_.resize((max_width + 15) / 16 * 16, 3);
   n_ = n;
 }
 
@@ -174,15 +191,24 @@ void Mlp<S>::forward(const S* params, ConstMatrixRef x, ConstVectorRef t, Worksp
       z.colwise() += b.matrix();
       break;
     }
-    // Bias, activation and its derivative in one pass over each column, while the column is in L1.
-    Eigen::Map<Arr> sig(ws.column_scratch(), out);
+    // Bias, activation and its derivative in one pass over each column, while the column is in L1. The
+    // arithmetic runs in aligned scratch columns and is copied out: where a column of z starts in memory then
+    // cannot change how Eigen splits it into scalar and SIMD parts (whose exp and fused multiply-adds round
+    // differently), so results are the same bit for bit whatever the buffer addresses, threads or batch size.
+    auto zc = ws.activation_scratch().col(0).head(out);
+    auto sig = ws.activation_scratch().col(1).head(out);
+    auto der = ws.activation_scratch().col(2).head(out);
     S* dbase = keep ? ws.derivative(*this, l).data() : nullptr;
     for (Index j = 0; j < n; ++j) {
-      Eigen::Map<Arr> zc(z.data() + j * out, out);
-      zc += b;
+      Eigen::Map<Arr> zj(z.data() + j * out, out);
+      zc = zj + b;
       sig = (S(1) + (-zc).exp()).inverse();
-      if (keep) Eigen::Map<Arr>(dbase + j * out, out) = sig * (S(1) + zc * (S(1) - sig));
+      if (keep) {
+        der = sig * (S(1) + zc * (S(1) - sig));
+        std::copy(der.data(), der.data() + out, dbase + j * out);
+      }
       zc *= sig;
+      std::copy(zc.data(), zc.data() + out, zj.data());
     }
   }
 }
@@ -258,8 +284,8 @@ struct MlpScore::Impl {
 
 template <class S>
 struct MlpScore::TypedImpl final : MlpScore::Impl {
-  TypedImpl(const MlpArchitecture& arch, const Vector& frequencies, const Vector& weights)
-      : net(arch, frequencies), params(weights.cast<S>()) {
+  TypedImpl(const MlpArchitecture& arch, const Vector& frequencies, const Vector& weights, const Sde& sde_)
+      : net(arch, frequencies), params(weights.cast<S>()), sde(&sde_) {
     if (weights.size() != net.parameter_count())
       throw ConfigError(fmt::format("MLP weights: {} given, the architecture has {} parameters",
                                     weights.size(), net.parameter_count()));
@@ -269,23 +295,27 @@ struct MlpScore::TypedImpl final : MlpScore::Impl {
            MatrixRef* diag) const override {
     // One workspace per thread for all MLPs of this precision: it grows to the largest batch and stays.
     thread_local typename Mlp<S>::Workspace ws;
+    thread_local Vector tau;
+    tau.resize(t.size());  // allocates only when the batch size changes
+    network_times(net.architecture(), *sde, t, tau);
     const bool keep = v != nullptr || diag != nullptr;
-    net.forward(params.data(), x, t, ws, keep);
+    net.forward(params.data(), x, tau, ws, keep);
     out = ws.output(net).template cast<double>();
     if (v) net.tangent(params.data(), ws, *v, *jv);
     if (diag) net.jacobian_diagonal(params.data(), ws, *diag);
   }
   Mlp<S> net;
   typename Mlp<S>::Vec params;
+  const Sde* sde;
 };
 
 MlpScore::MlpScore(const MlpArchitecture& arch, const Vector& frequencies, const Vector& weights,
                    const Sde& sde)
     : sde_(&sde), sign_(arch.parameterization == Parameterization::noise ? -1.0 : 1.0) {
   if (arch.precision == Precision::float32)
-    impl_ = std::make_unique<TypedImpl<float>>(arch, frequencies, weights);
+    impl_ = std::make_unique<TypedImpl<float>>(arch, frequencies, weights, sde);
   else
-    impl_ = std::make_unique<TypedImpl<double>>(arch, frequencies, weights);
+    impl_ = std::make_unique<TypedImpl<double>>(arch, frequencies, weights, sde);
 }
 
 MlpScore::~MlpScore() = default;
@@ -299,9 +329,9 @@ const MlpArchitecture& MlpScore::architecture() const {
 
 std::string MlpScore::describe() const {
   const auto& a = architecture();
-  return fmt::format("mlp(d={}, hidden=[{}], time={}, parameterization={}, {}, sde={})", a.dim,
-                     fmt::join(a.hidden, ","), to_string(a.time_embedding), to_string(a.parameterization),
-                     to_string(a.precision), sde_->name());
+  return fmt::format("mlp(d={}, hidden=[{}], time={}({}), parameterization={}, {}, sde={})", a.dim,
+                     fmt::join(a.hidden, ","), to_string(a.time_embedding), to_string(a.time_input),
+                     to_string(a.parameterization), to_string(a.precision), sde_->name());
 }
 
 void MlpScore::network_output(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {

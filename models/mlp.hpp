@@ -1,7 +1,7 @@
 // A multilayer-perceptron score network on Eigen, for d-dimensional data of any d.
 //
-//   input   h_0 = [x; e(t)],  e(t) = [sin(2 pi w t); cos(2 pi w t)]   Gaussian Fourier features, w_k ~ N(0,
-//   s^2)
+//   input   h_0 = [x; e(c)],  c = t or log(sigma_t) (TimeInput),  e(t) = [sin(2 pi w t); cos(2 pi w t)]
+//   Gaussian Fourier features, w_k ~ N(0, s^2)
 //                                                                      fixed (Tancik et al. 2020; NCSN++ of
 //                                                                      Song et al. 2021), or e(t) = t (raw
 //                                                                      time)
@@ -34,12 +34,17 @@
 namespace scoresde {
 
 enum class TimeEmbedding { fourier, raw };
+// What the time embedding is a function of: the time t itself, or the noise level log(sigma_t) of the SDE
+// (as NCSN++ conditions on log sigma), which spreads the small times where the score changes fastest.
+enum class TimeInput { t, log_sigma };
 enum class Parameterization { noise, scaled_score };
 enum class Precision { float32, float64 };
 
 std::string to_string(TimeEmbedding e);
 std::string to_string(Parameterization p);
 std::string to_string(Precision p);
+std::string to_string(TimeInput i);
+TimeInput time_input_from_string(std::string_view name);          // ConfigError naming --time-input
 TimeEmbedding time_embedding_from_string(std::string_view name);  // ConfigError naming --time-embedding
 Parameterization parameterization_from_string(
     std::string_view name);                              // ConfigError naming --parameterization
@@ -52,6 +57,7 @@ struct MlpArchitecture {
   std::vector<Index> hidden{128, 128,
                             128};  // widths of the hidden layers; L = hidden.size() + 1 linear layers
   TimeEmbedding time_embedding = TimeEmbedding::fourier;
+  TimeInput time_input = TimeInput::t;
   Index fourier_features = 16;  // number of frequencies F; the embedding has 2F entries
   double fourier_scale = 4.0;   // standard deviation of the frequencies w (in cycles per unit time)
   Parameterization parameterization = Parameterization::noise;
@@ -65,6 +71,9 @@ struct MlpArchitecture {
   Index parameter_count() const;
   void validate() const;  // ConfigError naming the option
 };
+
+// The network's time coordinate for each t: t, or log(sigma_t) under `sde`.
+void network_times(const MlpArchitecture& arch, const Sde& sde, ConstVectorRef t, VectorRef out);
 
 // Fourier frequencies w (F of them, N(0, scale^2)) and PyTorch-style initial weights (W and b uniform in
 // +-1/sqrt(fan_in)), keyed by seed through CounterRng(seed, NoisePurpose::weights).
@@ -103,11 +112,12 @@ class Mlp {
     MapMat derivative(const Mlp& net, int l);  // D_l = silu'(z_l): fan_out(l) x n, hidden layers only
     MapMat output(const Mlp& net);             // o: d x n
     MapMat scratch(int which, Index rows);     // rows x n, which in {0, 1}
-    S* column_scratch() { return column_.data(); }
+    // Three aligned columns of max-width scalars for the activation pass (see Mlp::forward).
+    Eigen::Array<S, Eigen::Dynamic, 3>& activation_scratch() { return columns_; }
 
    private:
     std::vector<S> storage_;
-    std::vector<S> column_;
+    Eigen::Array<S, Eigen::Dynamic, 3> columns_;
     std::vector<Index> input_at_, derivative_at_;
     Index output_at_ = 0, scratch_at_[2] = {0, 0};
     Index n_ = 0;

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <numeric>
 
 #include "core/errors.hpp"
@@ -93,9 +94,12 @@ double dsm_loss_sum(const Mlp<S>& net, const S* params, const Sde& sde, const Tr
                     S* grad, double grad_scale) {
   const Index d = x0.rows(), n = x0.cols();
   thread_local Matrix xt;
+  thread_local Vector tau;
   xt.resize(d, n);
+  tau.resize(n);
   for (Index j = 0; j < n; ++j) xt.col(j) = sde.alpha(t(j)) * x0.col(j) + sde.sigma(t(j)) * z.col(j);
-  net.forward(params, xt, t, ws, grad != nullptr);
+  network_times(net.architecture(), sde, t, tau);
+  net.forward(params, xt, tau, ws, grad != nullptr);
   auto o = ws.output(net);  // overwritten with the output gradient
   const double sign = net.architecture().parameterization == Parameterization::noise ? -1.0 : 1.0;
   const double reduce = options.reduction == LossReduction::mean ? 1.0 / static_cast<double>(d) : 1.0;
@@ -214,9 +218,11 @@ struct TypedTrainer final : Trainer::Impl {
     }
     // Adam (Kingma & Ba 2015) with bias correction, after a linear warm-up of the learning rate.
     const double step_number = static_cast<double>(iteration + 1);
-    const double lr =
-        options.lr *
-        (options.warmup > 0 ? std::min(1.0, step_number / static_cast<double>(options.warmup)) : 1.0);
+    double lr = options.lr *
+                (options.warmup > 0 ? std::min(1.0, step_number / static_cast<double>(options.warmup)) : 1.0);
+    if (options.cosine_decay)
+      lr *= 0.5 * (1.0 + std::cos(std::numbers::pi * static_cast<double>(iteration) /
+                                  static_cast<double>(std::max(1L, options.iterations))));
     const S b1 = static_cast<S>(options.beta1), b2 = static_cast<S>(options.beta2);
     const double c1 = 1.0 - std::pow(options.beta1, step_number),
                  c2 = 1.0 - std::pow(options.beta2, step_number);

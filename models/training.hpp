@@ -42,7 +42,8 @@ struct TrainingOptions {
   double lr = 2e-3;
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
   long warmup = 100;  // learning rate grows linearly from lr / warmup to lr over the first `warmup` steps
-  double grad_clip = 1.0;  // clip the global gradient norm to this; 0 disables
+  bool cosine_decay = false;  // then decays as lr (1 + cos(pi k / iterations)) / 2 (Loshchilov & Hutter 2017)
+  double grad_clip = 1.0;     // clip the global gradient norm to this; 0 disables
   double ema_rate = 0.999;
   double eps = 1e-5;  // t ~ U(eps, T)
   LossWeighting weighting = LossWeighting::sigma2;
