@@ -94,7 +94,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(), build_context()["compiler"].get<std::string>());
       return 0;
     }
-    err << fmt::format("scoresde: unknown command '{}'; choose one of sample, compare, train, evaluate-score, list, version\n", command);
+    err << fmt::format(
+        "scoresde: unknown command '{}'; choose one of sample, compare, list, version, train, evaluate-score\n",
+        command);
     return 2;
   } catch (const ConfigError& e) {
     err << fmt::format("scoresde {}: {}\n", command, e.what());

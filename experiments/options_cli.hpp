@@ -30,8 +30,8 @@ bool parse_on_off(const std::string& option, const std::string& value);
 bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
                      const std::string& usage, po::variables_map& vm, std::ostream& out);
 
-// Refuses an --out that cannot be written (no file name, a directory, a missing or read-only directory) before
-// any time is spent computing it. ConfigError naming --out.
+// Refuses an --out that cannot be written (no file name, a directory, a missing or read-only directory)
+// before any time is spent computing it. ConfigError naming --out.
 void check_out_path(const std::string& path);
 
 // "scoresde SUBCOMMAND --key value ..." from resolved options: the run, rerunnable.

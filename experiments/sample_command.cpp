@@ -27,7 +27,8 @@ const char* sample_usage =
     "                       -n COUNT [--seed S] [--threads T] --out SAMPLES.npy\n"
     "       scoresde sample --model MODEL.ckpt|WEIGHTS.npz [--sampler NAME] ... --out SAMPLES.npy\n\n"
     "Draws COUNT samples by solving the reverse-time SDE or the probability-flow ODE with the exact score of the\n"
-    "data (a Gaussian mixture) or a trained network (--model), and writes them as an (n, d) float64 .npy with SAMPLES.npy.json beside it.\n"
+    "data (a Gaussian mixture) or a trained network (--model), and writes them as an (n, d) float64 .npy with\n"
+    "SAMPLES.npy.json beside it.\n"
     "Sample i depends only on (seed, i, options): not on -n, --threads or the machine's load.\n\n"
     "Examples:\n"
     "  scoresde sample --data eight_gaussians --sde vp --sampler euler_maruyama --steps 1000 -n 10000 --out em.npy\n"
@@ -45,12 +46,13 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
        "eight_gaussians, gaussian (with --dim), or a mixture file FILE.json")
       ("dim", po::value<Index>()->default_value(0), "dimension for gaussian; checked against a mixture file")
       ("model", po::value<std::string>(),
-       "a trained score network instead of the exact score: MODEL.ckpt from `scoresde train` (its SDE is used unless "
-       "SDE options are given, with a warning) or PyTorch weights FILE.npz (docs/training.md)")
+       "a trained score network instead of the exact score: MODEL.ckpt from `scoresde train` (its SDE is used "
+       "unless SDE options are given, with a warning) or PyTorch weights FILE.npz (docs/training.md)")
       ("parameterization", po::value<std::string>(),
-       "--model FILE.npz: how to read the network output: noise (score = -output / sigma_t; default for vp, subvp) "
-       "or scaled_score (score = output / sigma_t; default for ve)")
-      ("weights", po::value<std::string>()->default_value("ema"), "--model checkpoint: ema (default) or raw weights")
+       "--model FILE.npz: how to read the network output: noise (score = -output / sigma_t; default for vp, "
+       "subvp) or scaled_score (score = output / sigma_t; default for ve)")
+      ("weights", po::value<std::string>()->default_value("ema"),
+       "--model checkpoint: ema (default) or raw weights")
       ("samples,n", po::value<Index>()->default_value(10000), "number of samples")
       ("init", po::value<std::string>(), "start from these prior samples (.npy of shape (n, d)) instead of drawing them")
       ("out", po::value<std::string>(), "output .npy (required); OUT.json is written beside it")
@@ -70,10 +72,12 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   if (vm.count("model")) {
     const auto path = vm["model"].as<std::string>();
     if (!vm["data"].defaulted())
-      throw ConfigError("--data: not used with --model (the model was trained on its own data); leave one out");
+      throw ConfigError(
+          "--data: not used with --model (the model was trained on its own data); leave one out");
     const bool npz = path.size() >= 4 && path.substr(path.size() - 4) == ".npz";
     if (!npz && vm.count("parameterization"))
-      throw ConfigError(fmt::format("--parameterization: only for .npz models; the checkpoint {} records its own", path));
+      throw ConfigError(
+          fmt::format("--parameterization: only for .npz models; the checkpoint {} records its own", path));
     const Parameterization p = vm.count("parameterization")
                                    ? parameterization_from_string(vm["parameterization"].as<std::string>())
                                    : default_parameterization(sde_options.kind);
@@ -81,7 +85,8 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
     if (!npz) {
       std::vector<std::string> given;
       SdeOptions merged = checkpoint->sde;
-      for (const char* key : {"sde", "schedule", "beta-min", "beta-max", "cosine-s", "sigma-min", "sigma-max", "T"})
+      for (const char* key :
+           {"sde", "schedule", "beta-min", "beta-max", "cosine-s", "sigma-min", "sigma-max", "T"})
         if (vm.count(key) && !vm[key].defaulted()) given.push_back(fmt::format("--{}", key));
       if (!given.empty()) {
         // Only what was given replaces the checkpoint's values.
@@ -114,7 +119,8 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   std::unique_ptr<ScoreModel> model;
   if (checkpoint) {
     const std::string which = vm["weights"].as<std::string>();
-    if (which != "ema" && which != "raw") throw ConfigError(fmt::format("--weights = {}: choose ema or raw", which));
+    if (which != "ema" && which != "raw")
+      throw ConfigError(fmt::format("--weights = {}: choose ema or raw", which));
     model = std::make_unique<MlpScore>(checkpoint->architecture, checkpoint->frequencies,
                                        which == "ema" ? checkpoint->ema : checkpoint->weights, *sde);
   } else {
@@ -134,7 +140,9 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
     }
     if (init->rows() != dim)
       throw ConfigError(fmt::format("--init = {}: samples of dimension {}, but {} is {}-dimensional", path,
-                                    init->rows(), checkpoint ? "--model " + model_note : "--data " + vm["data"].as<std::string>(), dim));
+                                    init->rows(),
+                                    checkpoint ? "--model " + model_note : "--data " + vm["data"].as<std::string>(),
+                                    dim));
     if (!vm["samples"].defaulted() && n != init->cols())
       throw ConfigError(fmt::format("-n = {}: --init {} holds {} samples; leave -n out or make them agree", n, path,
                                     init->cols()));
@@ -158,16 +166,18 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
     err << std::flush;
   };
   SampleReport report =
-      sample(*sde, *model, sampler_options, n, init ? &*init : nullptr, nullptr, show_progress ? progress : ProgressFn{});
+      sample(*sde, *model, sampler_options, n, init ? &*init : nullptr, nullptr,
+             show_progress ? progress : ProgressFn{});
 
-  // A trained model works on standardised data (docs/training.md): its samples, and --init, are in standardised
-  // units; the samples are mapped back to the data's units here.
+  // A trained model works on standardised data (docs/training.md): its samples, and --init, are in
+  // standardised units; the samples are mapped back to the data's units here.
   if (checkpoint) report.samples = checkpoint->scaling.to_original(report.samples);
 
   nlohmann::ordered_json resolved;
   if (checkpoint) {
     resolved["model"] = vm["model"].as<std::string>();
-    if (vm.count("parameterization")) resolved["parameterization"] = to_string(checkpoint->architecture.parameterization);
+    if (vm.count("parameterization"))
+      resolved["parameterization"] = to_string(checkpoint->architecture.parameterization);
     resolved["weights"] = vm["weights"].as<std::string>();
   } else {
     resolved["data"] = vm["data"].as<std::string>();

@@ -270,8 +270,9 @@ Matrix load_training_data(const std::string& name, Index count, std::uint64_t se
     return x;
   }
   if (!has_exact_mixture(name))
-    throw ConfigError(fmt::format("--data = {}: not a built-in data set ({}) nor a file ending in .json, .npy or .csv",
-                                  name, fmt::join(training_data_names(), ", ")));
+    throw ConfigError(
+        fmt::format("--data = {}: not a built-in data set ({}) nor a file ending in .json, .npy or .csv", name,
+                    fmt::join(training_data_names(), ", ")));
   const auto mixture = load_data(name, dim);
   x.resize(mixture->dim(), count);
   mixture->sample(seed, 0, x);
