@@ -35,7 +35,8 @@ const char* train_usage =
     "The run is a pure function of the options, the data, --seed and --threads. docs/training.md explains "
     "it.\n\n"
     "Examples:\n"
-    "  scoresde train --data eight_gaussians --sde vp --iterations 5000 --seed 0 --out eg.ckpt\n"
+    "  scoresde train --data eight_gaussians --sde vp --iterations 30000 --lr 3e-3 --lr-schedule cosine \\\n"
+    "                 --seed 0 --out eg.ckpt\n"
     "  scoresde train --data points.csv --sde ve --width 256 --depth 4 --lr 1e-3 --out points.ckpt\n";
 
 std::atomic<bool> interrupted{false};

@@ -196,6 +196,10 @@ TEST_CASE("train: every built-in data set and a CSV file in 3 dimensions") {
     CAPTURE(data);
     CHECK(run(tiny(dir, data + ".ckpt", {"--data", data, "--iterations", "3"})).code == 0);
   }
+  const auto mixture =
+      dir.write("mix.json", R"({"weights": [1, 2], "means": [[0, 0, 5], [1, 1, 5]], "stds": [1, 0.5]})");
+  REQUIRE(run(tiny(dir, "mix.ckpt", {"--data", mixture, "--iterations", "3"})).code == 0);
+  CHECK(load_checkpoint(dir.file("mix.ckpt")).architecture.dim == 3);
   std::string csv = "a,b,c\n";
   for (int i = 0; i < 50; ++i)
     csv += fmt::format("{},{},{}\n", 100 + (i % 7), -3 + 0.1 * (i % 5), 0.5 * (i % 3));
