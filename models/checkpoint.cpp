@@ -312,6 +312,7 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
     // Zip64 extra field (id 1): the 64-bit values of the fields that hold 0xFFFFFFFF, in this order.
     for (std::size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
       const auto id = get<std::uint16_t>(z, x), size = get<std::uint16_t>(z, x + 2);
+      if (x + 4 + size > z.size()) throw fail("corrupted zip directory");
       if (id == 1) {
         std::size_t y = x + 4;
         if (uncompressed == 0xFFFFFFFFu && y + 8 <= x + 4 + size)
