@@ -24,6 +24,8 @@ enum class NoisePurpose : std::uint64_t {
   data = 4,       // exact samples from p_0
   probe = 5,      // Hutchinson probes
   metric = 6,     // random projections and resampling in metrics
+  weights = 7,    // score-network initial weights and Fourier frequencies
+  training = 8,   // minibatch indices, times and noise of training; the held-out split
 };
 
 class CounterRng {

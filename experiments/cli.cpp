@@ -20,14 +20,16 @@ const char* main_usage =
     "scoresde: score-based generative modelling with stochastic differential equations\n\n"
     "Usage: scoresde COMMAND [options]     (scoresde COMMAND --help for a command's options)\n\n"
     "Commands:\n"
-    "  sample      draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
-    "  study       a grid of runs (data x SDE x sampler x steps x seeds) scored by metrics; CSV, JSON, INI\n"
-    "  report      figures and a summary of a study directory (matplotlib)\n"
-    "  evaluate    sample-quality metrics of samples against a distribution or reference points, with SEs\n"
-    "  likelihood  per-point log p through the probability-flow ODE; writes .npy + .json (NLL, bits/dim)\n"
-    "  compare     every built-in sampler side by side on one data set: NFE, time, quality\n"
-    "  list        SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
-    "  version     version, git revision and compiler\n\n"
+    "  sample          draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
+    "  study           a grid of runs (data x SDE x sampler x steps x seeds) scored by metrics; CSV, JSON, INI\n"
+    "  report          figures and a summary of a study directory (matplotlib)\n"
+    "  evaluate        sample-quality metrics of samples against a distribution or reference points, with SEs\n"
+    "  likelihood      per-point log p through the probability-flow ODE; writes .npy + .json (NLL, bits/dim)\n"
+    "  train           fit an MLP score network by denoising score matching; writes a checkpoint\n"
+    "  evaluate-score  relative L2 error of a trained model's score against the exact score\n"
+    "  compare         every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  list            SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
+    "  version         version, git revision and compiler\n\n"
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
 }
 
@@ -62,6 +64,8 @@ int list_command(std::ostream& out) {
   }
   out << "noise:        " << fmt::format("{}", fmt::join(noise_names(), ", ")) << "\n";
   out << "data:         " << fmt::format("{}", fmt::join(builtin_data_names(), ", ")) << ", or a mixture FILE.json\n";
+  out << "training data: " << fmt::format("{}", fmt::join(training_data_names(), ", "))
+      << ", a mixture FILE.json, or samples in FILE.npy / FILE.csv\n";
   return 0;
 }
 
@@ -83,6 +87,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "report") return report_command(rest, out, err);
     if (command == "evaluate") return evaluate_command(rest, out, err);
     if (command == "likelihood") return likelihood_command(rest, out, err);
+    if (command == "train") return train_command(rest, out, err);
+    if (command == "evaluate-score") return evaluate_score_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -97,8 +103,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return 0;
     }
     err << fmt::format(
-        "scoresde: unknown command '{}'; choose one of sample, study, report, evaluate, likelihood, compare, list, "
-        "version\n",
+        "scoresde: unknown command '{}'; choose one of sample, study, report, evaluate, likelihood, train, "
+        "evaluate-score, compare, list, version\n",
         command);
     return 2;
   } catch (const ConfigError& e) {

@@ -18,6 +18,8 @@ int report_command(const std::vector<std::string>& args, std::ostream& out, std:
 int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int evaluate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int likelihood_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int evaluate_score_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int list_command(std::ostream& out);
 
 }  // namespace scoresde

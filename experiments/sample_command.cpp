@@ -14,7 +14,9 @@
 #include "core/npy.hpp"
 #include "experiments/cli.hpp"
 #include "experiments/options_cli.hpp"
+#include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
+#include "models/mlp.hpp"
 #include "solvers/driver.hpp"
 
 namespace scoresde {
@@ -22,15 +24,19 @@ namespace scoresde {
 namespace {
 const char* sample_usage =
     "Usage: scoresde sample --data NAME|FILE.json [--sde vp|subvp|ve] [--sampler NAME] [--steps N]\n"
-    "                       -n COUNT [--seed S] [--threads T] --out SAMPLES.npy\n\n"
+    "                       -n COUNT [--seed S] [--threads T] --out SAMPLES.npy\n"
+    "       scoresde sample --model MODEL.ckpt|WEIGHTS.npz [--sampler NAME] ... --out SAMPLES.npy\n\n"
     "Draws COUNT samples by solving the reverse-time SDE or the probability-flow ODE with the exact score of the\n"
-    "data (a Gaussian mixture), and writes them as an (n, d) float64 .npy with SAMPLES.npy.json beside it.\n"
+    "data (a Gaussian mixture) or a trained network (--model), and writes them as an (n, d) float64 .npy with\n"
+    "SAMPLES.npy.json beside it.\n"
     "Sample i depends only on (seed, i, options): not on -n, --threads or the machine's load.\n\n"
     "Examples:\n"
     "  scoresde sample --data eight_gaussians --sde vp --sampler euler_maruyama --steps 1000 -n 10000 --out em.npy\n"
     "  scoresde sample --data eight_gaussians --sde ve --sampler pc --predictor reverse_diffusion \\\n"
     "                  --corrector langevin --snr 0.16 --steps 500 -n 10000 --out pc.npy\n"
+    "  scoresde sample --model eg.ckpt --sampler pc --steps 500 -n 10000 --out learned.npy\n"
     "  scoresde sample --data mix.json --sampler ode --ode-method dopri5 --rtol 1e-5 --atol 1e-5 -n 1000 --out ode.npy\n";
+
 }
 
 int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -39,6 +45,14 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
       ("data", po::value<std::string>()->default_value("eight_gaussians"),
        "eight_gaussians, gaussian (with --dim), or a mixture file FILE.json")
       ("dim", po::value<Index>()->default_value(0), "dimension for gaussian; checked against a mixture file")
+      ("model", po::value<std::string>(),
+       "a trained score network instead of the exact score: MODEL.ckpt from `scoresde train` (its SDE is used "
+       "unless SDE options are given, with a warning) or PyTorch weights FILE.npz (docs/training.md)")
+      ("parameterization", po::value<std::string>(),
+       "--model FILE.npz: how to read the network output: noise (score = -output / sigma_t; default for vp, "
+       "subvp) or scaled_score (score = output / sigma_t; default for ve)")
+      ("weights", po::value<std::string>()->default_value("ema"),
+       "--model checkpoint: ema (default) or raw weights")
       ("samples,n", po::value<Index>()->default_value(10000), "number of samples")
       ("init", po::value<std::string>(), "start from these prior samples (.npy of shape (n, d)) instead of drawing them")
       ("out", po::value<std::string>(), "output .npy (required); OUT.json is written beside it")
@@ -51,11 +65,69 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   if (!vm.count("out")) throw ConfigError("--out: required; name the .npy file to write");
   const std::string out_path = vm["out"].as<std::string>();
   check_out_path(out_path, "samples.npy");
-  const SdeOptions sde_options = sde_options_from(vm);
+  SdeOptions sde_options = sde_options_from(vm);
+  // The score: the exact score of --data, or a trained network (--model) whose SDE comes from its checkpoint.
+  std::optional<Checkpoint> checkpoint;
+  std::string model_note;
+  if (vm.count("model")) {
+    const auto path = vm["model"].as<std::string>();
+    if (!vm["data"].defaulted())
+      throw ConfigError(
+          "--data: not used with --model (the model was trained on its own data); leave one out");
+    const bool npz = path.size() >= 4 && path.substr(path.size() - 4) == ".npz";
+    if (!npz && vm.count("parameterization"))
+      throw ConfigError(
+          fmt::format("--parameterization: only for .npz models; the checkpoint {} records its own", path));
+    const Parameterization p = vm.count("parameterization")
+                                   ? parameterization_from_string(vm["parameterization"].as<std::string>())
+                                   : default_parameterization(sde_options.kind);
+    checkpoint = load_model_file(path, p, sde_options);
+    if (!npz) {
+      std::vector<std::string> given;
+      SdeOptions merged = checkpoint->sde;
+      for (const char* key :
+           {"sde", "schedule", "beta-min", "beta-max", "cosine-s", "sigma-min", "sigma-max", "T"})
+        if (vm.count(key) && !vm[key].defaulted()) given.push_back(fmt::format("--{}", key));
+      if (!given.empty()) {
+        // Only what was given replaces the checkpoint's values.
+        if (vm["sde"].defaulted() == false) merged.kind = sde_options.kind;
+        if (!vm["schedule"].defaulted()) merged.schedule = sde_options.schedule;
+        if (!vm["beta-min"].defaulted()) merged.beta_min = sde_options.beta_min;
+        if (!vm["beta-max"].defaulted()) merged.beta_max = sde_options.beta_max;
+        if (!vm["cosine-s"].defaulted()) merged.cosine_s = sde_options.cosine_s;
+        if (!vm["sigma-min"].defaulted()) merged.sigma_min = sde_options.sigma_min;
+        if (!vm["sigma-max"].defaulted()) merged.sigma_max = sde_options.sigma_max;
+        if (vm.count("T")) merged.T = sde_options.T;
+        merged.validate();
+        err << fmt::format("scoresde sample: warning: {} override the SDE the model was trained with ({})\n",
+                           fmt::join(given, ", "), to_string(checkpoint->sde.kind));
+      }
+      sde_options = merged;
+    }
+    const Index d = checkpoint->architecture.dim;
+    const Index dim_given = vm["dim"].as<Index>();
+    if (dim_given != 0 && dim_given != d)
+      throw ConfigError(fmt::format("--dim = {}: the model {} is {}-dimensional", dim_given, path, d));
+    model_note = path;
+  } else if (vm.count("parameterization")) {
+    throw ConfigError("--parameterization: only with --model FILE.npz");
+  }
   const auto sde = make_sde(sde_options);
   const SamplerOptions sampler_options = sampler_options_from(vm);
   sampler_options.validate(*sde);
-  const auto mixture = load_data(vm["data"].as<std::string>(), vm["dim"].as<Index>());
+  std::shared_ptr<const GaussianMixture> mixture;
+  std::unique_ptr<ScoreModel> model;
+  if (checkpoint) {
+    const std::string which = vm["weights"].as<std::string>();
+    if (which != "ema" && which != "raw")
+      throw ConfigError(fmt::format("--weights = {}: choose ema or raw", which));
+    model = std::make_unique<MlpScore>(checkpoint->architecture, checkpoint->frequencies,
+                                       which == "ema" ? checkpoint->ema : checkpoint->weights, *sde);
+  } else {
+    mixture = load_data(vm["data"].as<std::string>(), vm["dim"].as<Index>());
+    model = std::make_unique<MixtureScore>(mixture, *sde);
+  }
+  const Index dim = model->dim();
   Index n = vm["samples"].as<Index>();
   require(n >= 1, "-n/--samples", std::to_string(n), "must be >= 1");
   std::optional<Matrix> init;
@@ -66,16 +138,17 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
     } catch (const InputError& e) {
       throw InputError(fmt::format("--init: {}", e.what()));
     }
-    if (init->rows() != mixture->dim())
-      throw ConfigError(fmt::format("--init = {}: samples of dimension {}, but --data {} is {}-dimensional", path,
-                                    init->rows(), vm["data"].as<std::string>(), mixture->dim()));
+    if (init->rows() != dim)
+      throw ConfigError(fmt::format("--init = {}: samples of dimension {}, but {} is {}-dimensional", path,
+                                    init->rows(),
+                                    checkpoint ? "--model " + model_note : "--data " + vm["data"].as<std::string>(),
+                                    dim));
     if (!vm["samples"].defaulted() && n != init->cols())
       throw ConfigError(fmt::format("-n = {}: --init {} holds {} samples; leave -n out or make them agree", n, path,
                                     init->cols()));
     n = init->cols();
   }
 
-  const MixtureScore model(mixture, *sde);
   // Progress on one line of the terminal for runs that take more than a moment; nothing when stderr is not a
   // terminal (files, CI logs) or with --quiet.
   const bool show_progress = !vm["quiet"].as<bool>() && isatty(STDERR_FILENO);
@@ -92,12 +165,24 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
     if (done == total) err << "\r" << std::string(80, ' ') << "\r";
     err << std::flush;
   };
-  const SampleReport report =
-      sample(*sde, model, sampler_options, n, init ? &*init : nullptr, nullptr, show_progress ? progress : ProgressFn{});
+  SampleReport report =
+      sample(*sde, *model, sampler_options, n, init ? &*init : nullptr, nullptr,
+             show_progress ? progress : ProgressFn{});
+
+  // A trained model works on standardised data (docs/training.md): its samples, and --init, are in
+  // standardised units; the samples are mapped back to the data's units here.
+  if (checkpoint) report.samples = checkpoint->scaling.to_original(report.samples);
 
   nlohmann::ordered_json resolved;
-  resolved["data"] = vm["data"].as<std::string>();
-  resolved["dim"] = mixture->dim();
+  if (checkpoint) {
+    resolved["model"] = vm["model"].as<std::string>();
+    if (vm.count("parameterization"))
+      resolved["parameterization"] = to_string(checkpoint->architecture.parameterization);
+    resolved["weights"] = vm["weights"].as<std::string>();
+  } else {
+    resolved["data"] = vm["data"].as<std::string>();
+  }
+  resolved["dim"] = dim;
   resolved["samples"] = n;
   if (init) resolved["init"] = vm["init"].as<std::string>();
   resolved["out"] = out_path;
@@ -108,13 +193,14 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   meta["command"] = command_line("sample", resolved);
   meta["options"] = resolved;
   meta["result"] = {{"n", n},
-                    {"dim", mixture->dim()},
+                    {"dim", dim},
                     {"nfe", report.nfe_mean()},
                     {"nfe_max", report.nfe_max()},
                     {"score_calls", report.score_calls},
                     {"score_columns", report.score_columns},
                     {"wall_seconds", report.wall_seconds}};
-  meta["model"] = model.describe();
+  meta["model"] = model->describe();
+  if (checkpoint) meta["model_training"] = checkpoint->training.value("command", "");
   meta["context"] = build_context();
   meta["context"]["threads"] = sampler_options.threads;
 
@@ -133,7 +219,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   }
   if (!vm["quiet"].as<bool>())
     out << fmt::format("wrote {} ({} samples of dimension {}); NFE {:.1f}; {:.3f} s; options in {}.json\n", out_path,
-                       n, mixture->dim(), report.nfe_mean(), report.wall_seconds, out_path);
+                       n, dim, report.nfe_mean(), report.wall_seconds, out_path);
   return 0;
 }
 

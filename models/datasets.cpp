@@ -6,9 +6,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <optional>
 #include <sstream>
 
 #include "core/errors.hpp"
+#include "core/noise.hpp"
+#include "core/npy.hpp"
 
 namespace scoresde {
 namespace {
@@ -131,6 +134,149 @@ std::shared_ptr<const GaussianMixture> load_data(const std::string& name, Index 
   require(dim == 0 || dim == mixture->dim(), "--dim", std::to_string(dim),
           fmt::format("{} is {}-dimensional", name, mixture->dim()));
   return mixture;
+}
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Two-dimensional toy sets, sample i from counters (i, 10.., 0) of the data stream.
+Matrix toy_2d(const std::string& name, Index count, std::uint64_t seed) {
+  const CounterRng rng(seed, NoisePurpose::data);
+  const double pi = std::numbers::pi;
+  Matrix x(2, count);
+  for (Index j = 0; j < count; ++j) {
+    const auto i = static_cast<std::uint64_t>(j);
+    double u[4], z[2];
+    rng.uniforms(i, 10, 0, u, 4);
+    rng.normals(i, 11, 0, z, 2);
+    double a = 0, b = 0;
+    if (name == "two_moons") {
+      const double theta = pi * u[1];
+      if (u[0] <= 0.5) {
+        a = std::cos(theta);
+        b = std::sin(theta);
+      } else {
+        a = 1.0 - std::cos(theta);
+        b = 0.5 - std::sin(theta);
+      }
+      a = 2.0 * (a + 0.1 * z[0]) - 1.0;
+      b = 2.0 * (b + 0.1 * z[1]) - 0.2;
+    } else if (name == "swiss_roll") {
+      const double tau = 1.5 * pi * (1.0 + 2.0 * u[0]);
+      a = tau * std::cos(tau) / 5.0 + 0.2 * z[0];
+      b = tau * std::sin(tau) / 5.0 + 0.2 * z[1];
+    } else if (name == "checkerboard") {
+      const double x1 = 4.0 * u[0] - 2.0;
+      const double x2 = u[1] - 2.0 * (u[2] <= 0.5 ? 0.0 : 1.0) + std::fmod(std::floor(x1) + 4.0, 2.0);
+      a = 2.0 * x1;
+      b = 2.0 * x2;
+    } else {  // rings
+      const double radius = 0.75 * (1.0 + std::min(3.0, std::floor(4.0 * (1.0 - u[0]))));
+      const double theta = 2.0 * pi * u[1];
+      a = radius * std::cos(theta) + 0.08 * z[0];
+      b = radius * std::sin(theta) + 0.08 * z[1];
+    }
+    x(0, j) = a;
+    x(1, j) = b;
+  }
+  return x;
+}
+
+bool is_toy_2d(const std::string& name) {
+  return name == "two_moons" || name == "swiss_roll" || name == "checkerboard" || name == "rings";
+}
+
+}  // namespace
+
+std::vector<std::string> training_data_names() {
+  return {"eight_gaussians", "two_moons", "swiss_roll", "checkerboard", "rings", "gaussian"};
+}
+
+bool has_exact_mixture(const std::string& name) {
+  return name == "eight_gaussians" || name == "gaussian" || ends_with(name, ".json");
+}
+
+Matrix read_samples_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot open the data file", path));
+  std::vector<double> values;
+  Index d = 0, rows = 0;
+  std::string line;
+  long line_number = 0;
+  bool header_allowed = true;
+  const auto trim = [](std::string s) {
+    const auto b = s.find_first_not_of(" \t\r");
+    if (b == std::string::npos) return std::string();
+    return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+  };
+  while (std::getline(in, line)) {
+    ++line_number;
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    if (trim(line).empty()) continue;
+    std::vector<std::string> fields;
+    std::stringstream ss(line);
+    std::string field;
+    while (std::getline(ss, field, ',')) fields.push_back(trim(field));
+    if (!line.empty() && line.back() == ',') fields.push_back("");
+    std::vector<double> row;
+    std::optional<std::size_t> bad;
+    for (std::size_t c = 0; c < fields.size(); ++c) {
+      const std::string& f = fields[c];
+      char* end = nullptr;
+      const double v = f.empty() ? 0.0 : std::strtod(f.c_str(), &end);
+      if (f.empty() || end != f.c_str() + f.size()) {
+        if (!bad) bad = c;
+        continue;
+      }
+      row.push_back(v);
+    }
+    if (bad && header_allowed && row.empty()) {  // a header of column names
+      header_allowed = false;
+      d = static_cast<Index>(fields.size());
+      continue;
+    }
+    header_allowed = false;
+    const std::string where = fmt::format("{}: row {} (line {})", path, rows, line_number);
+    if (bad)
+      throw InputError(fmt::format("{}, column {}: '{}' is not a number", where, *bad + 1, fields[*bad]));
+    if (d == 0) d = static_cast<Index>(fields.size());
+    if (static_cast<Index>(fields.size()) != d)
+      throw InputError(fmt::format("{}: {} columns, expected {}", where, fields.size(), d));
+    for (std::size_t c = 0; c < row.size(); ++c)
+      if (!std::isfinite(row[c]))
+        throw InputError(fmt::format("{}, column {}: non-finite value '{}'", where, c + 1, fields[c]));
+    values.insert(values.end(), row.begin(), row.end());
+    ++rows;
+  }
+  if (rows == 0) throw InputError(fmt::format("{}: no data rows", path));
+  return Eigen::Map<const Matrix>(values.data(), d, rows);
+}
+
+Matrix load_training_data(const std::string& name, Index count, std::uint64_t seed, Index dim) {
+  require(count >= 1, "--data-samples", std::to_string(count), "must be >= 1");
+  Matrix x;
+  if (is_toy_2d(name)) {
+    require(dim == 0 || dim == 2, "--dim", std::to_string(dim), name + " is 2-dimensional");
+    return toy_2d(name, count, seed);
+  }
+  if (ends_with(name, ".npy") || ends_with(name, ".csv")) {
+    x = ends_with(name, ".npy") ? read_samples_npy(name) : read_samples_csv(name);
+    require(dim == 0 || dim == x.rows(), "--dim", std::to_string(dim),
+            fmt::format("{} is {}-dimensional", name, x.rows()));
+    return x;
+  }
+  if (!has_exact_mixture(name))
+    throw ConfigError(
+        fmt::format("--data = {}: not a built-in data set ({}) nor a file ending in .json, .npy or .csv", name,
+                    fmt::join(training_data_names(), ", ")));
+  const auto mixture = load_data(name, dim);
+  x.resize(mixture->dim(), count);
+  mixture->sample(seed, 0, x);
+  return x;
 }
 
 }  // namespace scoresde

@@ -1,7 +1,8 @@
 // Data with a closed form: built-in distributions and mixture files.
 //   eight_gaussians  8 equal-weight isotropic Gaussians, std 0.5, means at radius 4 on angles 2 pi k / 8
 //   gaussian         standard normal in dimension --dim
-//   FILE.json        {"weights": [...], "means": [[...], ...], "covariances": [[[...]], ...]}  or "stds": [...]
+//   FILE.json        {"weights": [...], "means": [[...], ...], "covariances": [[[...]], ...]}  or "stds":
+//   [...]
 #pragma once
 
 #include <memory>
@@ -14,11 +15,29 @@ namespace scoresde {
 
 std::vector<std::string> builtin_data_names();
 
-// A built-in name or a path ending in .json. `dim` is the dimension asked for with --dim (0: not given); it is
-// required to match a file's dimension and sets the dimension of `gaussian`. Errors name the option or the file,
-// the field and what is wrong.
+// A built-in name or a path ending in .json. `dim` is the dimension asked for with --dim (0: not given); it
+// is required to match a file's dimension and sets the dimension of `gaussian`. Errors name the option or the
+// file, the field and what is wrong.
 std::shared_ptr<const GaussianMixture> load_data(const std::string& name_or_file, Index dim);
 
 GaussianMixture parse_mixture_json(const std::string& text, const std::string& source);
+
+// Training data, as a d x n batch:
+//   eight_gaussians, gaussian (--dim)   exact draws from the mixture (load_data)
+//   FILE.json                           draws from a mixture file
+//   two_moons     sklearn's make_moons(noise = 0.1), scaled by 2 and shifted by (-1, -0.2) (as FFJORD)
+//   swiss_roll    (tau cos tau, tau sin tau) / 5 + N(0, 0.2^2 I), tau = 1.5 pi (1 + 2 u)   (sklearn / FFJORD)
+//   checkerboard  uniform on the 8 black squares of side 2 of a 4 x 4 board on [-4, 4]^2 (FFJORD)
+//   rings         4 concentric circles of radii 0.75, 1.5, 2.25, 3, equally likely, + N(0, 0.08^2 I) (FFJORD)
+//   FILE.npy      an (n, d) float64 or float32 array: the data themselves, in any dimension
+//   FILE.csv      n rows of d comma-separated numbers; an optional header row of names; '#' starts a comment
+// Built-in sets and mixtures draw `count` samples keyed by (seed, index) (CounterRng, NoisePurpose::data);
+// files give all their rows and ignore count. `dim` (0: not given) is checked against the data. InputError
+// naming the file, the row and the problem for a bad file.
+std::vector<std::string> training_data_names();
+Matrix load_training_data(const std::string& name_or_file, Index count, std::uint64_t seed, Index dim);
+Matrix read_samples_csv(const std::string& path);
+// True for the sources whose exact density is known (built-in mixtures and .json files).
+bool has_exact_mixture(const std::string& name_or_file);
 
 }  // namespace scoresde

@@ -1,0 +1,369 @@
+#include "models/mlp.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <cmath>
+#include <numbers>
+
+#include "core/errors.hpp"
+#include "core/noise.hpp"
+
+namespace scoresde {
+
+std::string to_string(TimeEmbedding e) {
+  return e == TimeEmbedding::fourier ? "fourier" : "raw";
+}
+std::string to_string(Parameterization p) {
+  return p == Parameterization::noise ? "noise" : "scaled_score";
+}
+std::string to_string(Precision p) {
+  return p == Precision::float32 ? "float32" : "float64";
+}
+std::string to_string(TimeInput i) {
+  return i == TimeInput::t ? "t" : "log_sigma";
+}
+
+TimeInput time_input_from_string(std::string_view name) {
+  if (name == "t") return TimeInput::t;
+  if (name == "log_sigma") return TimeInput::log_sigma;
+  throw ConfigError(fmt::format("--time-input = {}: choose t or log_sigma", name));
+}
+
+void network_times(const MlpArchitecture& arch, const Sde& sde, ConstVectorRef t, VectorRef out) {
+  if (arch.time_input == TimeInput::t) {
+    out = t;
+    return;
+  }
+  for (Index j = 0; j < t.size(); ++j) out(j) = std::log(sde.sigma(t(j)));
+}
+
+TimeEmbedding time_embedding_from_string(std::string_view name) {
+  if (name == "fourier") return TimeEmbedding::fourier;
+  if (name == "raw") return TimeEmbedding::raw;
+  throw ConfigError(fmt::format("--time-embedding = {}: choose fourier or raw", name));
+}
+
+Parameterization parameterization_from_string(std::string_view name) {
+  if (name == "noise") return Parameterization::noise;
+  if (name == "scaled_score") return Parameterization::scaled_score;
+  throw ConfigError(fmt::format("--parameterization = {}: choose noise or scaled_score", name));
+}
+
+Precision precision_from_string(std::string_view name) {
+  if (name == "float32" || name == "float") return Precision::float32;
+  if (name == "float64" || name == "double") return Precision::float64;
+  throw ConfigError(fmt::format("--precision = {}: choose float32 or float64", name));
+}
+
+Parameterization default_parameterization(SdeKind kind) {
+  return kind == SdeKind::ve ? Parameterization::scaled_score : Parameterization::noise;
+}
+
+Index MlpArchitecture::parameter_count() const {
+  Index count = 0;
+  for (int l = 0; l < layers(); ++l) count += fan_out(l) * (fan_in(l) + 1);
+  return count;
+}
+
+void MlpArchitecture::validate() const {
+  require(dim >= 1 && dim <= 100000, "dimension", std::to_string(dim), "must be in [1, 100000]");
+  require(!hidden.empty() && hidden.size() <= 64, "--depth", std::to_string(hidden.size()),
+          "must be in [1, 64]");
+  for (Index w : hidden) require(w >= 1 && w <= 65536, "--width", std::to_string(w), "must be in [1, 65536]");
+  if (time_embedding == TimeEmbedding::fourier) {
+    require(fourier_features >= 1 && fourier_features <= 4096, "--fourier-features",
+            std::to_string(fourier_features), "must be in [1, 4096]");
+    require(std::isfinite(fourier_scale) && fourier_scale > 0, "--fourier-scale",
+            fmt::format("{}", fourier_scale), "must be > 0");
+  }
+}
+
+Vector initial_frequencies(const MlpArchitecture& arch, std::uint64_t seed) {
+  if (arch.time_embedding != TimeEmbedding::fourier) return Vector();
+  Vector w(arch.fourier_features);
+  CounterRng(seed, NoisePurpose::weights).normals(0, 0, 0, w.data(), w.size());
+  return w * arch.fourier_scale;
+}
+
+Vector initial_weights(const MlpArchitecture& arch, std::uint64_t seed) {
+  const CounterRng rng(seed, NoisePurpose::weights);
+  Vector p(arch.parameter_count());
+  Index at = 0;
+  for (int l = 0; l < arch.layers(); ++l) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(arch.fan_in(l)));
+    const Index nw = arch.fan_out(l) * arch.fan_in(l), nb = arch.fan_out(l);
+    rng.uniforms(static_cast<std::uint64_t>(l) + 1, 0, 0, p.data() + at, nw);
+    rng.uniforms(static_cast<std::uint64_t>(l) + 1, 1, 0, p.data() + at + nw, nb);
+    p.segment(at, nw + nb) = (2.0 * p.segment(at, nw + nb).array() - 1.0) * bound;
+    at += nw + nb;
+  }
+  return p;
+}
+
+// ------------------------------------------------------------------------------------------------ Mlp<S>
+
+template <class S>
+Mlp<S>::Mlp(MlpArchitecture arch, Vector frequencies)
+    : arch_(std::move(arch)), frequencies_(std::move(frequencies)) {
+  arch_.validate();
+  if (arch_.time_embedding == TimeEmbedding::fourier && frequencies_.size() != arch_.fourier_features)
+    throw ConfigError(fmt::format("Fourier frequencies: {} given, the architecture has {}",
+                                  frequencies_.size(), arch_.fourier_features));
+  offsets_.push_back(0);
+  for (int l = 0; l < layers(); ++l)
+    offsets_.push_back(offsets_.back() + arch_.fan_out(l) * (arch_.fan_in(l) + 1));
+}
+
+template <class S>
+void Mlp<S>::Workspace::reserve(const Mlp& net, Index n) {
+  const auto& a = net.arch_;
+  const int L = a.layers();
+  Index max_width = a.dim;
+  for (Index w : a.hidden) max_width = std::max(max_width, w);
+  input_at_.assign(L, 0);
+  derivative_at_.assign(L, 0);
+  Index at = 0;
+  // Round every block up to 16 scalars so that columns of every buffer start 64-byte aligned when n is even.
+  const auto take = [&](Index size) {
+    const Index start = at;
+    at += (size + 15) / 16 * 16;
+    return start;
+  };
+  for (int l = 0; l < L; ++l) input_at_[l] = take(a.fan_in(l) * n);
+  for (int l = 0; l + 1 < L; ++l) derivative_at_[l] = take(a.fan_out(l) * n);
+  output_at_ = take(a.dim * n);
+  scratch_at_[0] = take(max_width * n);
+  scratch_at_[1] = take(max_width * n);
+  if (static_cast<Index>(storage_.size()) < at) storage_.resize(static_cast<std::size_t>(at));
+  if (columns_.rows() < max_width) columns_.resize((max_width + 15) / 16 * 16, 3);
+  n_ = n;
+}
+
+template <class S>
+typename Mlp<S>::MapMat Mlp<S>::Workspace::input(const Mlp& net, int l) {
+  return MapMat(storage_.data() + input_at_[l], net.arch_.fan_in(l), n_);
+}
+template <class S>
+typename Mlp<S>::MapMat Mlp<S>::Workspace::derivative(const Mlp& net, int l) {
+  return MapMat(storage_.data() + derivative_at_[l], net.arch_.fan_out(l), n_);
+}
+template <class S>
+typename Mlp<S>::MapMat Mlp<S>::Workspace::output(const Mlp& net) {
+  return MapMat(storage_.data() + output_at_, net.arch_.dim, n_);
+}
+template <class S>
+typename Mlp<S>::MapMat Mlp<S>::Workspace::scratch(int which, Index rows) {
+  return MapMat(storage_.data() + scratch_at_[which], rows, n_);
+}
+
+template <class S>
+void Mlp<S>::embed(ConstMatrixRef x, ConstVectorRef t, MapMat h0) const {
+  const Index d = arch_.dim, n = x.cols();
+  h0.topRows(d) = x.template cast<S>();
+  if (arch_.time_embedding == TimeEmbedding::raw) {
+    h0.row(d) = t.transpose().template cast<S>();
+    return;
+  }
+  const Index F = arch_.fourier_features;
+  for (Index j = 0; j < n; ++j) {
+    for (Index k = 0; k < F; ++k) {
+      const double angle = 2.0 * std::numbers::pi * frequencies_(k) * t(j);
+      h0(d + k, j) = static_cast<S>(std::sin(angle));
+      h0(d + F + k, j) = static_cast<S>(std::cos(angle));
+    }
+  }
+}
+
+template <class S>
+void Mlp<S>::forward(const S* params, ConstMatrixRef x, ConstVectorRef t, Workspace& ws, bool keep) const {
+  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+  const Index n = x.cols();
+  eigen_assert(x.rows() == arch_.dim && t.size() == n);
+  ws.reserve(*this, n);
+  embed(x, t, ws.input(*this, 0));
+  const int L = layers();
+  for (int l = 0; l < L; ++l) {
+    const Index out = arch_.fan_out(l);
+    MapMat z = l + 1 < L ? ws.input(*this, l + 1) : ws.output(*this);
+    z.noalias() = weight(params, l) * ws.input(*this, l);
+    const Eigen::Map<const Arr> b(params + bias_offset(l), out);
+    if (l + 1 == L) {
+      z.colwise() += b.matrix();
+      break;
+    }
+    // Bias, activation and its derivative in one pass over each column, while the column is in L1. The
+    // arithmetic runs in aligned scratch columns and is copied out: where a column of z starts in memory then
+    // cannot change how Eigen splits it into scalar and SIMD parts (whose exp and fused multiply-adds round
+    // differently), so results are the same bit for bit whatever the buffer addresses, threads or batch size.
+    auto zc = ws.activation_scratch().col(0).head(out);
+    auto sig = ws.activation_scratch().col(1).head(out);
+    auto der = ws.activation_scratch().col(2).head(out);
+    S* dbase = keep ? ws.derivative(*this, l).data() : nullptr;
+    for (Index j = 0; j < n; ++j) {
+      Eigen::Map<Arr> zj(z.data() + j * out, out);
+      zc = zj + b;
+      sig = (S(1) + (-zc).exp()).inverse();
+      if (keep) {
+        der = sig * (S(1) + zc * (S(1) - sig));
+        std::copy(der.data(), der.data() + out, dbase + j * out);
+      }
+      zc *= sig;
+      std::copy(zc.data(), zc.data() + out, zj.data());
+    }
+  }
+}
+
+template <class S>
+void Mlp<S>::backward(const S* params, Workspace& ws, const ConstMapMat& output_gradient, S* grad) const {
+  const int L = layers();
+  const Index n = ws.columns();
+  // delta lives in scratch 0 / 1 alternately; the first one is the given output gradient.
+  ConstMapMat delta(output_gradient.data(), arch_.dim, n);
+  int next = 0;
+  for (int l = L - 1; l >= 0; --l) {
+    MapMat gW(grad + weight_offset(l), arch_.fan_out(l), arch_.fan_in(l));
+    Eigen::Map<Vec> gb(grad + bias_offset(l), arch_.fan_out(l));
+    gW.noalias() += delta * ws.input(*this, l).transpose();
+    gb += delta.rowwise().sum();
+    if (l == 0) break;
+    MapMat prev = ws.scratch(next, arch_.fan_in(l));
+    prev.noalias() = weight(params, l).transpose() * delta;
+    prev.array() *= ws.derivative(*this, l - 1).array();
+    new (&delta) ConstMapMat(prev.data(), prev.rows(), n);
+    next = 1 - next;
+  }
+}
+
+template <class S>
+int Mlp<S>::propagate_tangent(const S* params, Workspace& ws) const {
+  const int L = layers();
+  int cur = 0;
+  for (int l = 1; l < L; ++l) {
+    MapMat t = ws.scratch(cur, arch_.fan_in(l));  // pre-activation tangent of layer l - 1
+    t.array() *= ws.derivative(*this, l - 1).array();
+    MapMat next = ws.scratch(1 - cur, arch_.fan_out(l));
+    next.noalias() = weight(params, l) * t;
+    cur = 1 - cur;
+  }
+  return cur;
+}
+
+template <class S>
+void Mlp<S>::tangent(const S* params, Workspace& ws, ConstMatrixRef v, MatrixRef tangent_out) const {
+  const Index d = arch_.dim;
+  MapMat t0 = ws.scratch(0, arch_.fan_out(0));
+  t0.noalias() = weight(params, 0).leftCols(d) * v.template cast<S>();
+  const int cur = propagate_tangent(params, ws);
+  tangent_out = ws.scratch(cur, d).template cast<double>();
+}
+
+template <class S>
+void Mlp<S>::jacobian_diagonal(const S* params, Workspace& ws, MatrixRef diag_out) const {
+  const Index d = arch_.dim;
+  const auto W0 = weight(params, 0);
+  for (Index i = 0; i < d; ++i) {
+    MapMat t0 = ws.scratch(0, arch_.fan_out(0));
+    t0.colwise() = W0.col(i);
+    const int cur = propagate_tangent(params, ws);
+    diag_out.row(i) = ws.scratch(cur, d).row(i).template cast<double>();
+  }
+}
+
+template class Mlp<float>;
+template class Mlp<double>;
+
+// ------------------------------------------------------------------------------------------------ MlpScore
+
+struct MlpScore::Impl {
+  virtual ~Impl() = default;
+  virtual const MlpArchitecture& architecture() const = 0;
+  // out = network output; with v: jv = tangent; with diag: Jacobian diagonal.
+  virtual void run(ConstMatrixRef x, ConstVectorRef t, MatrixRef out, const ConstMatrixRef* v, MatrixRef* jv,
+                   MatrixRef* diag) const = 0;
+};
+
+template <class S>
+struct MlpScore::TypedImpl final : MlpScore::Impl {
+  TypedImpl(const MlpArchitecture& arch, const Vector& frequencies, const Vector& weights, const Sde& sde_)
+      : net(arch, frequencies), params(weights.cast<S>()), sde(&sde_) {
+    if (weights.size() != net.parameter_count())
+      throw ConfigError(fmt::format("MLP weights: {} given, the architecture has {} parameters",
+                                    weights.size(), net.parameter_count()));
+  }
+  const MlpArchitecture& architecture() const override { return net.architecture(); }
+  void run(ConstMatrixRef x, ConstVectorRef t, MatrixRef out, const ConstMatrixRef* v, MatrixRef* jv,
+           MatrixRef* diag) const override {
+    // One workspace per thread for all MLPs of this precision: it grows to the largest batch and stays.
+    thread_local typename Mlp<S>::Workspace ws;
+    thread_local Vector tau;
+    tau.resize(t.size());  // allocates only when the batch size changes
+    network_times(net.architecture(), *sde, t, tau);
+    const bool keep = v != nullptr || diag != nullptr;
+    net.forward(params.data(), x, tau, ws, keep);
+    out = ws.output(net).template cast<double>();
+    if (v) net.tangent(params.data(), ws, *v, *jv);
+    if (diag) net.jacobian_diagonal(params.data(), ws, *diag);
+  }
+  Mlp<S> net;
+  typename Mlp<S>::Vec params;
+  const Sde* sde;
+};
+
+MlpScore::MlpScore(const MlpArchitecture& arch, const Vector& frequencies, const Vector& weights,
+                   const Sde& sde)
+    : sde_(&sde), sign_(arch.parameterization == Parameterization::noise ? -1.0 : 1.0) {
+  if (arch.precision == Precision::float32)
+    impl_ = std::make_unique<TypedImpl<float>>(arch, frequencies, weights, sde);
+  else
+    impl_ = std::make_unique<TypedImpl<double>>(arch, frequencies, weights, sde);
+}
+
+MlpScore::~MlpScore() = default;
+
+Index MlpScore::dim() const {
+  return impl_->architecture().dim;
+}
+const MlpArchitecture& MlpScore::architecture() const {
+  return impl_->architecture();
+}
+
+std::string MlpScore::describe() const {
+  const auto& a = architecture();
+  return fmt::format("mlp(d={}, hidden=[{}], time={}({}), parameterization={}, {}, sde={})", a.dim,
+                     fmt::join(a.hidden, ","), to_string(a.time_embedding), to_string(a.time_input),
+                     to_string(a.parameterization), to_string(a.precision), sde_->name());
+}
+
+void MlpScore::network_output(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
+  impl_->run(x, t, out, nullptr, nullptr, nullptr);
+}
+
+void MlpScore::evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
+  impl_->run(x, t, out, nullptr, nullptr, nullptr);
+  for (Index j = 0; j < x.cols(); ++j) out.col(j) *= sign_ / sde_->sigma(t(j));
+}
+
+void MlpScore::evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out,
+                                   VectorRef divergence) const {
+  thread_local Matrix diag;
+  diag.resize(x.rows(), x.cols());  // no reallocation once the size is stable
+  MatrixRef diag_ref(diag);
+  impl_->run(x, t, out, nullptr, nullptr, &diag_ref);
+  for (Index j = 0; j < x.cols(); ++j) {
+    const double c = sign_ / sde_->sigma(t(j));
+    out.col(j) *= c;
+    divergence(j) = c * diag.col(j).sum();
+  }
+}
+
+void MlpScore::evaluate_jvp(ConstMatrixRef x, ConstVectorRef t, ConstMatrixRef v, MatrixRef out,
+                            MatrixRef jv) const {
+  impl_->run(x, t, out, &v, &jv, nullptr);
+  for (Index j = 0; j < x.cols(); ++j) {
+    const double c = sign_ / sde_->sigma(t(j));
+    out.col(j) *= c;
+    jv.col(j) *= c;
+  }
+}
+
+}  // namespace scoresde

@@ -1,0 +1,332 @@
+#include "models/training.hpp"
+
+#include <fmt/format.h>
+#include <omp.h>
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <numeric>
+
+#include "core/errors.hpp"
+#include "core/noise.hpp"
+
+namespace scoresde {
+
+std::string to_string(LossWeighting w) {
+  return w == LossWeighting::sigma2 ? "sigma2" : "likelihood";
+}
+std::string to_string(LossReduction r) {
+  return r == LossReduction::mean ? "mean" : "sum";
+}
+
+LossWeighting loss_weighting_from_string(std::string_view name) {
+  if (name == "sigma2" || name == "none") return LossWeighting::sigma2;
+  if (name == "likelihood") return LossWeighting::likelihood;
+  throw ConfigError(fmt::format("--loss-weighting = {}: choose sigma2 or likelihood", name));
+}
+
+LossReduction loss_reduction_from_string(std::string_view name) {
+  if (name == "mean") return LossReduction::mean;
+  if (name == "sum") return LossReduction::sum;
+  throw ConfigError(fmt::format("--reduction = {}: choose mean or sum", name));
+}
+
+void TrainingOptions::validate(const Sde& sde) const {
+  const auto num = [](double v) { return fmt::format("{}", v); };
+  require(batch_size >= 1 && batch_size <= 10000000, "--batch-size", std::to_string(batch_size),
+          "must be in [1, 10^7]");
+  require(iterations >= 0 && iterations < 4294967295L, "--iterations", std::to_string(iterations),
+          "must be in [0, 2^32 - 1)");
+  require(std::isfinite(lr) && lr > 0, "--lr", num(lr), "must be > 0");
+  require(beta1 >= 0 && beta1 < 1, "--beta1", num(beta1), "must be in [0, 1)");
+  require(beta2 >= 0 && beta2 < 1, "--beta2", num(beta2), "must be in [0, 1)");
+  require(adam_eps > 0, "--adam-eps", num(adam_eps), "must be > 0");
+  require(warmup >= 0, "--warmup", std::to_string(warmup), "must be >= 0");
+  require(grad_clip >= 0, "--grad-clip", num(grad_clip), "must be >= 0 (0 disables clipping)");
+  require(ema_rate >= 0 && ema_rate < 1, "--ema-rate", num(ema_rate), "must be in [0, 1)");
+  require(eps > 0 && eps < sde.T(), "--train-eps", num(eps),
+          fmt::format("must be in (0, T) = (0, {})", sde.T()));
+  require(validation_fraction >= 0 && validation_fraction < 1, "--validation-fraction",
+          num(validation_fraction), "must be in [0, 1)");
+  require(eval_every >= 1, "--eval-every", std::to_string(eval_every), "must be >= 1");
+  require(threads >= 1 && threads <= 1024, "--threads", std::to_string(threads), "must be in [1, 1024]");
+}
+
+DataScaling DataScaling::fit(const Matrix& x) {
+  DataScaling s;
+  s.mean = x.rowwise().mean();
+  const Matrix centred = x.colwise() - s.mean;
+  s.scale = (centred.array().square().rowwise().sum() / std::max<double>(1.0, static_cast<double>(x.cols())))
+                .sqrt();
+  for (Index i = 0; i < s.scale.size(); ++i)
+    if (!(s.scale(i) > 0)) s.scale(i) = 1.0;
+  return s;
+}
+
+Matrix DataScaling::to_standard(const Matrix& x) const {
+  return ((x.colwise() - mean).array().colwise() / scale.array()).matrix();
+}
+
+Matrix DataScaling::to_original(const Matrix& y) const {
+  return ((y.array().colwise() * scale.array()).matrix().colwise() + mean);
+}
+
+std::pair<Matrix, Matrix> split_data(const Matrix& data, double fraction, std::uint64_t seed) {
+  const Index n = data.cols();
+  Index held = static_cast<Index>(std::llround(fraction * static_cast<double>(n)));
+  if (fraction > 0 && n >= 2) held = std::clamp<Index>(held, 1, n - 1);
+  if (held <= 0) return {data, Matrix(data.rows(), 0)};
+  // A random permutation: sort by keys drawn per column.
+  Vector keys(n);
+  CounterRng(seed, NoisePurpose::training).uniforms(0xFFFFFFFEu, 0, 0, keys.data(), n);
+  std::vector<Index> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), Index{0});
+  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) { return keys(a) < keys(b); });
+  Matrix train(data.rows(), n - held), validation(data.rows(), held);
+  for (Index j = 0; j < n - held; ++j) train.col(j) = data.col(order[j]);
+  for (Index j = 0; j < held; ++j) validation.col(j) = data.col(order[n - held + j]);
+  return {std::move(train), std::move(validation)};
+}
+
+template <class S>
+double dsm_loss_sum(const Mlp<S>& net, const S* params, const Sde& sde, const TrainingOptions& options,
+                    ConstMatrixRef x0, ConstVectorRef t, ConstMatrixRef z, typename Mlp<S>::Workspace& ws,
+                    S* grad, double grad_scale) {
+  const Index d = x0.rows(), n = x0.cols();
+  thread_local Matrix xt;
+  thread_local Vector tau;
+  xt.resize(d, n);
+  tau.resize(n);
+  for (Index j = 0; j < n; ++j) xt.col(j) = sde.alpha(t(j)) * x0.col(j) + sde.sigma(t(j)) * z.col(j);
+  network_times(net.architecture(), sde, t, tau);
+  net.forward(params, xt, tau, ws, grad != nullptr);
+  auto o = ws.output(net);  // overwritten with the output gradient
+  const double sign = net.architecture().parameterization == Parameterization::noise ? -1.0 : 1.0;
+  const double reduce = options.reduction == LossReduction::mean ? 1.0 / static_cast<double>(d) : 1.0;
+  double total = 0;
+  for (Index j = 0; j < n; ++j) {
+    double w = reduce;
+    if (options.weighting == LossWeighting::likelihood) {
+      const double g = sde.g(t(j)), sigma = sde.sigma(t(j));
+      w *= g * g / (sigma * sigma);
+    }
+    // residual sigma s + z = sign o + z; d/do of w |r|^2 = 2 w sign r.
+    double sq = 0;
+    for (Index i = 0; i < d; ++i) {
+      const double r = sign * static_cast<double>(o(i, j)) + z(i, j);
+      sq += r * r;
+      o(i, j) = static_cast<S>(2.0 * w * sign * r * grad_scale);
+    }
+    total += w * sq;
+  }
+  if (grad) net.backward(params, ws, typename Mlp<S>::ConstMapMat(o.data(), d, n), grad);
+  return total;
+}
+
+template double dsm_loss_sum<float>(const Mlp<float>&, const float*, const Sde&, const TrainingOptions&,
+                                    ConstMatrixRef, ConstVectorRef, ConstMatrixRef, Mlp<float>::Workspace&,
+                                    float*, double);
+template double dsm_loss_sum<double>(const Mlp<double>&, const double*, const Sde&, const TrainingOptions&,
+                                     ConstMatrixRef, ConstVectorRef, ConstMatrixRef, Mlp<double>::Workspace&,
+                                     double*, double);
+
+// ------------------------------------------------------------------------------------------------ Trainer
+
+struct Trainer::Impl {
+  virtual ~Impl() = default;
+  virtual void step() = 0;
+  virtual double validation_loss() const = 0;
+  virtual Vector raw() const = 0;
+  virtual Vector ema() const = 0;
+  virtual const MlpArchitecture& architecture() const = 0;
+  virtual const Vector& frequencies() const = 0;
+  long iteration = 0;
+  double last_loss = 0;
+};
+
+namespace {
+
+// Counter words for the held-out draws: iterations stay below this.
+constexpr std::uint64_t validation_counter = 0xFFFFFFFFu;
+
+template <class S>
+struct TypedTrainer final : Trainer::Impl {
+  using Vec = typename Mlp<S>::Vec;
+  TypedTrainer(const MlpArchitecture& arch, const Sde& sde_, const TrainingOptions& o, Matrix train_,
+               Matrix validation_)
+      : net(arch, initial_frequencies(arch, o.seed)),
+        sde(&sde_),
+        options(o),
+        train(std::move(train_)),
+        validation(std::move(validation_)),
+        rng(o.seed, NoisePurpose::training) {
+    params = initial_weights(arch, o.seed).cast<S>();
+    ema_params = params;
+    const Index P = params.size();
+    m = Vec::Zero(P);
+    v = Vec::Zero(P);
+    const Index B = o.batch_size, d = arch.dim;
+    parts.resize(static_cast<std::size_t>(std::min<Index>(o.threads, B)));
+    for (auto& part : parts) part.grad = Vec::Zero(P);
+    x0.resize(d, B);
+    z.resize(d, B);
+    t.resize(B);
+    u.resize(B);
+    // Fixed draws for the validation loss, so that its changes come from the weights only.
+    const Index nv = validation.cols();
+    if (nv > 0) {
+      validation_t.resize(nv);
+      validation_z.resize(d, nv);
+      rng.uniforms(validation_counter, 1, 0, validation_t.data(), nv);
+      validation_t = (o.eps + (sde->T() - o.eps) * validation_t.array()).matrix();
+      rng.normals(validation_counter, 2, 0, validation_z.data(), validation_z.size());
+    }
+  }
+
+  void step() override {
+    const Index B = options.batch_size, d = net.architecture().dim, n = train.cols();
+    const auto k = static_cast<std::uint64_t>(iteration);
+    rng.uniforms(k, 0, 0, u.data(), B);
+    for (Index j = 0; j < B; ++j)
+      x0.col(j) = train.col(std::min<Index>(n - 1, static_cast<Index>(u(j) * static_cast<double>(n))));
+    rng.uniforms(k, 1, 0, t.data(), B);
+    t = (options.eps + (sde->T() - options.eps) * t.array()).matrix();
+    rng.normals(k, 2, 0, z.data(), d * B);
+
+    const Index P = static_cast<Index>(parts.size());
+    const double scale = 1.0 / static_cast<double>(B);
+#pragma omp parallel for schedule(static, 1) num_threads(static_cast <int>(P))
+    for (Index p = 0; p < P; ++p) {
+      auto& part = parts[static_cast<std::size_t>(p)];
+      const Index first = p * B / P, last = (p + 1) * B / P;
+      part.grad.setZero();
+      part.loss = dsm_loss_sum<S>(net, params.data(), *sde, options, x0.middleCols(first, last - first),
+                                  t.segment(first, last - first), z.middleCols(first, last - first), part.ws,
+                                  part.grad.data(), scale);
+    }
+    Vec& grad = parts[0].grad;
+    double loss = parts[0].loss;
+    for (Index p = 1; p < P; ++p) {
+      grad += parts[static_cast<std::size_t>(p)].grad;
+      loss += parts[static_cast<std::size_t>(p)].loss;
+    }
+    last_loss = loss * scale;
+
+    if (options.grad_clip > 0) {
+      const double norm = std::sqrt(grad.template cast<double>().squaredNorm());
+      if (norm > options.grad_clip) grad *= static_cast<S>(options.grad_clip / norm);
+    }
+    // Adam (Kingma & Ba 2015) with bias correction, after a linear warm-up of the learning rate.
+    const double step_number = static_cast<double>(iteration + 1);
+    double lr = options.lr *
+                (options.warmup > 0 ? std::min(1.0, step_number / static_cast<double>(options.warmup)) : 1.0);
+    if (options.cosine_decay)
+      lr *= 0.5 * (1.0 + std::cos(std::numbers::pi * static_cast<double>(iteration) /
+                                  static_cast<double>(std::max(1L, options.iterations))));
+    const S b1 = static_cast<S>(options.beta1), b2 = static_cast<S>(options.beta2);
+    const double c1 = 1.0 - std::pow(options.beta1, step_number),
+                 c2 = 1.0 - std::pow(options.beta2, step_number);
+    const S step_size = static_cast<S>(lr / c1), root_c2 = static_cast<S>(std::sqrt(c2));
+    const S adam_eps = static_cast<S>(options.adam_eps);
+    m.array() = b1 * m.array() + (S(1) - b1) * grad.array();
+    v.array() = b2 * v.array() + (S(1) - b2) * grad.array().square();
+    params.array() -= step_size * m.array() / (v.array().sqrt() / root_c2 + adam_eps);
+    // EMA with the usual warm-up of its rate (as TensorFlow's ExponentialMovingAverage with num_updates), so
+    // that the initial weights do not linger in short runs.
+    const S decay = static_cast<S>(std::min(options.ema_rate, (1.0 + step_number) / (10.0 + step_number)));
+    ema_params.array() = decay * ema_params.array() + (S(1) - decay) * params.array();
+    ++iteration;
+  }
+
+  double validation_loss() const override {
+    const Index nv = validation.cols();
+    if (nv == 0) return std::nan("");
+    thread_local typename Mlp<S>::Workspace ws;
+    double total = 0;
+    const Index B = std::max<Index>(options.batch_size, 1024);
+    for (Index first = 0; first < nv; first += B) {
+      const Index cols = std::min(B, nv - first);
+      total += dsm_loss_sum<S>(net, ema_params.data(), *sde, options, validation.middleCols(first, cols),
+                               validation_t.segment(first, cols), validation_z.middleCols(first, cols), ws,
+                               nullptr, 1.0);
+    }
+    return total / static_cast<double>(nv);
+  }
+
+  Vector raw() const override {
+    return params.template cast<double>();
+  }
+  Vector ema() const override {
+    return ema_params.template cast<double>();
+  }
+  const MlpArchitecture& architecture() const override {
+    return net.architecture();
+  }
+  const Vector& frequencies() const override {
+    return net.frequencies();
+  }
+
+  struct Part {
+    typename Mlp<S>::Workspace ws;
+    Vec grad;
+    double loss = 0;
+  };
+
+  Mlp<S> net;
+  const Sde* sde;
+  TrainingOptions options;
+  Matrix train, validation;
+  CounterRng rng;
+  Vec params, ema_params, m, v;
+  std::vector<Part> parts;
+  Matrix x0, z;
+  Vector t, u;
+  Vector validation_t;
+  Matrix validation_z;
+};
+
+}  // namespace
+
+Trainer::Trainer(const MlpArchitecture& arch, const Sde& sde, const TrainingOptions& options, Matrix train,
+                 Matrix validation) {
+  arch.validate();
+  options.validate(sde);
+  if (train.cols() < 1) throw ConfigError("training data: no samples left for training");
+  if (train.rows() != arch.dim)
+    throw ConfigError(
+        fmt::format("training data of dimension {} for a network of dimension {}", train.rows(), arch.dim));
+  if (arch.precision == Precision::float32)
+    impl_ =
+        std::make_unique<TypedTrainer<float>>(arch, sde, options, std::move(train), std::move(validation));
+  else
+    impl_ =
+        std::make_unique<TypedTrainer<double>>(arch, sde, options, std::move(train), std::move(validation));
+}
+
+Trainer::~Trainer() = default;
+void Trainer::step() {
+  impl_->step();
+}
+long Trainer::iteration() const {
+  return impl_->iteration;
+}
+double Trainer::last_loss() const {
+  return impl_->last_loss;
+}
+double Trainer::validation_loss() const {
+  return impl_->validation_loss();
+}
+Vector Trainer::raw_weights() const {
+  return impl_->raw();
+}
+Vector Trainer::ema_weights() const {
+  return impl_->ema();
+}
+const Vector& Trainer::frequencies() const {
+  return impl_->frequencies();
+}
+const MlpArchitecture& Trainer::architecture() const {
+  return impl_->architecture();
+}
+
+}  // namespace scoresde
