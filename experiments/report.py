@@ -139,7 +139,9 @@ def metric_figure(entries, metric, sdes, labels, path, title, baseline=None):
             if nn not in names:
                 handles.append(hh)
                 names.append(nn)
-    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), frameon=False, bbox_to_anchor=(0.5, -0.12))
+    if names:
+        fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), frameon=False,
+                   bbox_to_anchor=(0.5, -0.12))
     fig.suptitle(title + "  (error bars: 95% intervals over runs' standard errors)", fontsize=10)
     savefig(fig, path)
 
@@ -248,7 +250,8 @@ def main():
         base = [e for e in entries if e["data"] == data and is_baseline(e)]
         baseline = base[0] if base else None
         tag = "" if len(datas) == 1 else "_{}_{}".format(os.path.splitext(os.path.basename(data))[0], score)
-        heading = "{} with the {} score".format(data, score)
+        heading = ("{} with the exact score".format(data) if score == "exact" else
+                   "{} with the learned score {}".format(data, os.path.basename(score)))
         md.append("\n## {}\n".format(heading))
         if primary:
             md.append("\n### Best sampler per NFE budget ({}, {})\n".format(
@@ -287,6 +290,8 @@ def main():
                 md.append("| ≤ {} | ".format(b) + " | ".join(cells) + " |")
             md.append("")
         for m in metrics:
+            if not any(m in e for e in sub):
+                continue  # not computed for this data (a mixture-only metric on data without a density)
             path = os.path.join(fig_dir, "{}{}.png".format(m, tag))
             metric_figure(sub, m, sdes, labels, path, "{}: {} against NFE".format(heading, m), baseline)
             md.append("\n### {} against NFE\n\n![{}](figures/{})\n".format(m, m, os.path.basename(path)))

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -14,7 +15,10 @@
 #include "core/errors.hpp"
 #include "core/npy.hpp"
 #include "experiments/metrics.hpp"
+#include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
+#include "models/mlp.hpp"
+#include "solvers/likelihood.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/registry.hpp"
 
@@ -57,6 +61,38 @@ std::string id_part(const std::string& text) {
   return out.empty() ? "x" : out;
 }
 
+bool is_exact_score(const std::string& score) { return score == "exact"; }
+
+// A data set the study can draw from: a built-in set or a mixture file (not a file of fixed points).
+bool can_draw(const std::string& data) {
+  const auto names = training_data_names();
+  return has_exact_mixture(data) || std::find(names.begin(), names.end(), data) != names.end();
+}
+
+// Checkpoints named by --score, read once per process.
+std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const Checkpoint>> cache;
+  const std::lock_guard lock(mutex);
+  auto& entry = cache[path];
+  if (!entry) {
+    if (!is_checkpoint_file(path))
+      throw ConfigError(fmt::format(
+          "--score = {}: not a scoresde checkpoint; give exact, or a model written by scoresde train", path));
+    try {
+      entry = std::make_shared<const Checkpoint>(load_checkpoint(path));
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("--score: {}", e.what()));
+    }
+  }
+  return entry;
+}
+
+// The metric the study computes itself: the mean negative log-likelihood (nats) of held-out data points under
+// the probability-flow ODE of the run's score (docs/likelihood.md), a property of the score, not the sampler.
+constexpr const char* model_nll_metric = "model_nll";
+constexpr Index model_nll_points = 1000;
+
 std::string sde_name(const SdeOptions& o) {
   return to_string(o.kind);
 }
@@ -65,7 +101,7 @@ std::string sde_name(const SdeOptions& o) {
 
 void StudySpec::validate() const {
   require_nonempty(!data.empty(), "data", "eight_gaussians, gaussian or a mixture FILE.json");
-  require_names(score, {"exact"}, "score");
+  require_nonempty(!score.empty(), "score", "exact and/or checkpoints written by scoresde train");
   require_names(sde, sde_names(), "sde");
   require_names(sampler, sampler_names(), "sampler");
   if (contains(sampler, "pc")) {
@@ -97,9 +133,41 @@ void StudySpec::validate() const {
           std::to_string(reference_samples), "must be >= 2, or 0 for as many as -n");
   sde_parameters.validate();
   MetricsOptions m;
-  m.metrics = metrics;
+  for (const auto& name : metrics)
+    if (name != model_nll_metric) m.metrics.push_back(name);
   m.validate();
-  for (const auto& name : data) load_data(name, dim);
+  for (const auto& name : data) {
+    const bool exact = has_exact_mixture(name);
+    Index data_dim = 0;
+    if (exact) {
+      data_dim = load_data(name, dim)->dim();
+    } else {
+      if (!can_draw(name))
+        throw ConfigError(fmt::format("--data = {}: a study draws its data; give a built-in set ({}) or a mixture "
+                                      "FILE.json",
+                                      name, fmt::join(training_data_names(), ", ")));
+      data_dim = load_training_data(name, 2, 0, dim).rows();
+    }
+    for (const auto& s : score) {
+      if (is_exact_score(s)) {
+        if (!exact)
+          throw ConfigError(fmt::format("--score = exact: --data {} has no closed-form density, so no exact score; "
+                                        "give a model trained on it (scoresde train --data {} --out MODEL.ckpt)",
+                                        name, name));
+        continue;
+      }
+      const auto model = score_checkpoint(s);
+      if (model->architecture.dim != data_dim)
+        throw ConfigError(fmt::format("--score = {}: the model is {}-dimensional, --data {} is {}-dimensional", s,
+                                      model->architecture.dim, name, data_dim));
+    }
+    const auto mixture_only = mixture_metric_names();
+    if (!exact)
+      for (const auto& metric : metrics)
+        if (std::find(mixture_only.begin(), mixture_only.end(), metric) != mixture_only.end())
+          throw ConfigError(fmt::format("--metrics = {}: needs data with a closed-form density; --data {} has none",
+                                        metric, name));
+  }
 }
 
 nlohmann::ordered_json StudySpec::to_json() const {
@@ -133,7 +201,7 @@ nlohmann::ordered_json StudySpec::to_json() const {
   j["seeds"] = seeds;
   j["seed"] = first_seed;
   j["samples"] = samples;
-  j["metrics"] = join(metrics.empty() ? default_metrics(true) : metrics);
+  j["metrics"] = join(resolved_metrics());
   j["reference-n"] = reference_samples;
   j["save-samples"] = save_samples ? "on" : "off";
   j["threads"] = sampler_base.threads;
@@ -151,12 +219,20 @@ std::string StudySpec::to_ini() const {
   return text;
 }
 
+std::vector<std::string> StudySpec::resolved_metrics() const {
+  if (!metrics.empty()) return metrics;
+  auto all = metric_names();
+  all.push_back(model_nll_metric);
+  return all;
+}
+
 std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::string>* skipped) {
   std::vector<StudyRun> runs;
   std::set<std::string> ids;
   const auto atol = spec.atol.empty() ? spec.rtol : spec.atol;
   for (const auto& data : spec.data)
     for (int r = 0; r < spec.seeds; ++r) {
+      if (!can_draw(data)) continue;
       StudyRun run;
       run.data = data;
       run.score = "-";
@@ -175,6 +251,17 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
       for (const auto& sde_text : spec.sde) {
         SdeOptions so = spec.sde_parameters;
         so.kind = sde_kind_from_string(sde_text);
+        if (!is_exact_score(score)) {
+          // A trained model brings its SDE: it runs under that SDE only, with the parameters it was trained with.
+          const auto model = score_checkpoint(score);
+          if (model->sde.kind != so.kind) {
+            if (skipped)
+              skipped->push_back(fmt::format("{} under {}: the model was trained under {}", score, sde_text,
+                                             to_string(model->sde.kind)));
+            continue;
+          }
+          so = model->sde;
+        }
         const auto sde = make_sde(so);
         // One entry per sampler configuration; the steps (or tolerances) and seeds are the inner axes.
         struct Config {
@@ -406,8 +493,10 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
   std::set<std::string> done;
   for (const auto& r : rows) done.insert(r["run"].get<std::string>());
 
-  const auto metric_names = spec.metrics.empty() ? default_metrics(true) : spec.metrics;
+  const auto metric_names = spec.resolved_metrics();
   const auto columns = study_columns(metric_names);
+  const bool want_model_nll =
+      std::find(metric_names.begin(), metric_names.end(), model_nll_metric) != metric_names.end();
   const bool keep_samples = spec.save_samples;
   if (keep_samples) fs::create_directories(out / "samples", ec);
 
@@ -431,6 +520,7 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
 
   std::map<std::string, std::shared_ptr<const GaussianMixture>> mixtures;
   std::map<std::pair<std::string, std::uint64_t>, Matrix> references;
+  std::map<std::string, MetricValue> model_nll_cache;
   const Index n = spec.samples;
   const Index reference_n = spec.reference_samples > 0 ? spec.reference_samples : n;
 
@@ -458,13 +548,20 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
     const double left = done_cost > 0 ? elapsed * (total_cost - done_cost) / done_cost : -1;
     if (progress.starting) progress.starting(run, finished, total, elapsed, left);
 
+    // The data: a mixture (exact density, mixture metrics) or a generator such as two_moons (sample metrics).
+    const bool exact_data = has_exact_mixture(run.data);
     auto& mixture = mixtures[run.data];
-    if (!mixture) mixture = load_data(run.data, spec.dim);
+    if (!mixture && exact_data) mixture = load_data(run.data, spec.dim);
+    const auto draw = [&](std::uint64_t seed, Index count) {
+      if (!exact_data) return load_training_data(run.data, count, seed, spec.dim);
+      Matrix x(mixture->dim(), count);
+      mixture->sample(seed, 0, x);
+      return x;
+    };
     auto& reference = references[{run.data, run.sampler.seed}];
     if (reference.size() == 0) {
-      reference.resize(mixture->dim(), reference_n);
-      mixture->sample(reference_seed(run.sampler.seed), 0, reference);
-      if (keep_samples && mixture->dim() == 2 && run.replicate == 0)
+      reference = draw(reference_seed(run.sampler.seed), reference_n);
+      if (keep_samples && reference.rows() == 2 && run.replicate == 0)
         write_samples_npy(
             (out / "samples" / fmt::format("reference.{}.s{}.npy", id_part(run.data), run.sampler.seed))
                 .string(),
@@ -474,37 +571,73 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
     StudyRow row = describe_run(run, n);
     const auto t0 = std::chrono::steady_clock::now();
     MetricsOptions mo;
-    mo.metrics = metric_names;
+    for (const auto& name : metric_names) {
+      const auto& mixture_only = mixture_metric_names();
+      const bool needs_mixture = std::find(mixture_only.begin(), mixture_only.end(), name) != mixture_only.end();
+      if (name != model_nll_metric && (exact_data || !needs_mixture)) mo.metrics.push_back(name);
+    }
     mo.seed = run.sampler.seed;
     mo.threads = run.sampler.threads;
     const auto record_metrics = [&](ConstMatrixRef samples) {
-      for (const auto& [name, v] : evaluate_metrics(samples, reference, mixture.get(), mo)) {
+      for (const auto& [name, v] : evaluate_metrics(samples, reference, exact_data ? mixture.get() : nullptr, mo)) {
         row[name] = v.value;
         row[name + "_se"] = v.std_error;
       }
     };
     if (run.exact_samples) {
-      Matrix exact(mixture->dim(), n);
-      mixture->sample(baseline_seed(run.sampler.seed), 0, exact);
       row["status"] = "ok";
       row["nfe"] = 0;
       row["nfe_max"] = 0;
-      record_metrics(exact);
+      record_metrics(draw(baseline_seed(run.sampler.seed), n));
     } else {
+      // The score: exact, or a trained network that works in standardised units (docs/training.md): it samples
+      // there, and its samples are mapped back to the data's units.
       const auto sde = make_sde(run.sde);
-      const MixtureScore model(mixture, *sde);
+      std::shared_ptr<const Checkpoint> checkpoint;
+      std::unique_ptr<ScoreModel> model;
+      if (is_exact_score(run.score)) {
+        model = std::make_unique<MixtureScore>(mixture, *sde);
+      } else {
+        checkpoint = score_checkpoint(run.score);
+        model = std::make_unique<MlpScore>(checkpoint->architecture, checkpoint->frequencies, checkpoint->ema, *sde);
+      }
       try {
-        const auto report = sample(*sde, model, run.sampler, n);
+        auto report = sample(*sde, *model, run.sampler, n);
+        if (checkpoint) report.samples = checkpoint->scaling.to_original(report.samples);
         row["status"] = "ok";
         row["nfe"] = report.nfe_mean();
         row["nfe_max"] = report.nfe_max();
         record_metrics(report.samples);
-        if (keep_samples && mixture->dim() == 2 && run.replicate == 0)
+        if (keep_samples && report.samples.rows() == 2 && run.replicate == 0)
           write_samples_npy((out / "samples" / (run.id + ".npy")).string(), report.samples);
       } catch (const NumericalError& e) {
         // A diverging run is a result: recorded with where it diverged, and the study goes on.
         row["status"] = "diverged";
         row["failure"] = e.what();
+      }
+      if (want_model_nll) {
+        // Once per (data, score, SDE, seed): held-out exact points (the reference set's first ones, never used
+        // in training) through the probability-flow ODE of the score, exact divergence.
+        const auto key = fmt::format("{}|{}|{}|{}", run.data, run.score, sde->name(), run.sampler.seed);
+        auto it = model_nll_cache.find(key);
+        if (it == model_nll_cache.end()) {
+          const Index m = std::min<Index>(model_nll_points, reference.cols());
+          Matrix points = reference.leftCols(m);
+          double log_jacobian = 0;  // log |d x_std / d x| of the standardisation
+          if (checkpoint) {
+            points = checkpoint->scaling.to_standard(points);
+            log_jacobian = -checkpoint->scaling.scale.array().log().sum();
+          }
+          LikelihoodOptions lo;
+          lo.seed = run.sampler.seed;
+          lo.threads = run.sampler.threads;
+          const auto result = compute_log_likelihood(*model, *sde, points, lo);
+          const Vector log_p = result.log_p.array() + log_jacobian;
+          const auto summary = summarize_nll(log_p, points.rows());
+          it = model_nll_cache.emplace(key, MetricValue{summary.mean_nll, summary.nll_se}).first;
+        }
+        row[model_nll_metric] = it->second.value;
+        row[std::string(model_nll_metric) + "_se"] = it->second.std_error;
       }
     }
     row["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -23,7 +23,7 @@ namespace scoresde {
 struct StudySpec {
   std::vector<std::string> data{"eight_gaussians"};
   Index dim = 0;                            // for `gaussian`; checked against mixture files
-  std::vector<std::string> score{"exact"};  // the exact score of the data (the only kind for now)
+  std::vector<std::string> score{"exact"};  // "exact" (the data's exact score) or checkpoints of scoresde train
   std::vector<std::string> sde{"vp", "ve"};
   SdeOptions sde_parameters;  // schedule, beta, sigma, T: shared by every SDE of the grid
 
@@ -42,7 +42,7 @@ struct StudySpec {
 
   SamplerOptions sampler_base;  // noise, eps, denoise, langevin norm, ODE control, chunk, threads
 
-  std::vector<std::string> metrics;  // empty: the default set for the reference
+  std::vector<std::string> metrics;  // empty: every metric (experiments/metrics.hpp) and model_nll
   Index reference_samples = 0;       // exact reference points per (data, seed); 0: as many as samples
   bool save_samples = true;  // keep each first-seed run's samples (2-D data only) for the report's plots
 
@@ -53,6 +53,9 @@ struct StudySpec {
   // The resolved configuration as INI text with the command-line keys, and as JSON (same keys and values).
   std::string to_ini() const;
   nlohmann::ordered_json to_json() const;
+  // The metric columns: `metrics`, or by default every metric of experiments/metrics.hpp and model_nll (the
+  // negative log-likelihood of held-out exact data under the probability-flow ODE of the run's score).
+  std::vector<std::string> resolved_metrics() const;
 };
 
 // One run of the grid.

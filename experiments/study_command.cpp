@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -52,7 +53,8 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
       ("data", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.data, ","))),
        "eight_gaussians, gaussian (with --dim) or mixture FILE.json")
       ("dim", po::value<Index>()->default_value(d.dim), "dimension for gaussian")
-      ("score", po::value<std::string>()->default_value("exact"), "exact: the data's exact score")
+      ("score", po::value<std::string>()->default_value("exact"),
+       "exact (the data's exact score) and/or checkpoints of scoresde train (each runs under its own SDE)")
       ("sde", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.sde, ","))), "vp, subvp, ve")
       ("sampler", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.sampler, ","))),
        fmt::format("{}", fmt::join(sampler_names(), ", ")).c_str())
@@ -84,10 +86,13 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
   po::options_description evaluation("Evaluation and output");
   evaluation.add_options()
       ("metrics", po::value<std::string>(),
-       fmt::format("metrics (default: {}; all: {})", fmt::join(default_metrics(true), ","),
+       fmt::format("metrics (default: all of {},model_nll; docs/metrics.md, docs/studies.md)",
                    fmt::join(metric_names(), ",")).c_str())
       ("reference-n", po::value<Index>()->default_value(0), "exact reference points per seed (0: as many as -n)")
       ("save-samples", po::value<std::string>()->default_value("on"), "keep the first seed's 2-D samples for plots")
+      ("preset", po::value<std::string>()->default_value("default"),
+       "default (eight_gaussians, exact score, VP and VE) or moons (trains DIR/model.ckpt on two_moons unless it "
+       "exists, then studies the samplers with that learned score); options given explicitly win")
       ("out", po::value<std::string>(), "output directory (required)")
       ("resume", po::bool_switch(), "continue the study in --out, skipping the runs it already holds")
       ("dry-run", po::bool_switch(), "list the runs and exit")
@@ -128,6 +133,44 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
   if (vm.count("metrics")) spec.metrics = split_list(vm["metrics"].as<std::string>());
   spec.reference_samples = vm["reference-n"].as<Index>();
   spec.save_samples = parse_on_off("save-samples", vm["save-samples"].as<std::string>());
+
+  // Presets replace the defaults of the options not given explicitly.
+  const std::string preset = vm["preset"].as<std::string>();
+  if (preset != "default" && preset != "moons")
+    throw ConfigError(fmt::format("--preset = {}: choose default or moons", preset));
+  const auto given = [&](const char* key) { return vm.count(key) && !vm[key].defaulted(); };
+  std::vector<std::string> train_args;  // the training the moons preset runs first, when its model is missing
+  if (preset == "moons") {
+    if (!given("data")) spec.data = {"two_moons"};
+    if (!given("sde")) spec.sde = {"vp"};
+    if (!given("samples")) spec.samples = 2000;
+    if (!given("score")) {
+      if (!vm.count("out")) throw ConfigError("--out: required; --preset moons keeps its model in DIR/model.ckpt");
+      const std::string model = (std::filesystem::path(vm["out"].as<std::string>()) / "model.ckpt").string();
+      spec.score = {model};
+      if (!std::filesystem::exists(model))
+        // One thread: training is bitwise reproducible for a given thread count, so the model is the same on
+        // every machine.
+        train_args = {"train",        "--data",          spec.data.front(), "--sde",   spec.sde.front(),
+                      "--iterations", "10000",           "--lr",            "0.003",   "--lr-schedule",
+                      "cosine",       "--seed",          "0",               "--threads", "1",
+                      "--quiet",      "--out",           model};
+    }
+  }
+  if (!train_args.empty()) {
+    const std::string train_command = fmt::format("scoresde {}", fmt::join(train_args, " "));
+    if (vm["dry-run"].as<bool>()) {
+      out << fmt::format("--preset moons first trains its model:\n  {}\n", train_command);
+      return 0;
+    }
+    const std::string dir = vm["out"].as<std::string>();
+    if (std::filesystem::exists(std::filesystem::path(dir) / "results.json"))
+      throw ConfigError(fmt::format("--out = {}: holds a study but no model.ckpt; choose another directory", dir));
+    std::filesystem::create_directories(dir);
+    out << fmt::format("study: training the model first (about a minute): {}\n", train_command) << std::flush;
+    const int status = run_cli(train_args, out, err);
+    if (status != 0) return status;
+  }
   spec.validate();
 
   std::vector<std::string> skipped;
@@ -157,7 +200,7 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
     std::string summary;
     if (row["status"] == "ok") {
       summary = fmt::format("NFE {:.0f}", row["nfe"].get<double>());
-      const auto names = spec.metrics.empty() ? default_metrics(true) : spec.metrics;
+      const auto names = spec.resolved_metrics();
       const auto& m = names.front();
       if (!row[m].is_null())
         summary += fmt::format(", {} {:.4g} ± {:.2g}", m, row[m].get<double>(), row[m + "_se"].get<double>());
