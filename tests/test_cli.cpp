@@ -22,54 +22,17 @@
 #include "experiments/options_cli.hpp"
 #include "solvers/options.hpp"
 #include "solvers/registry.hpp"
+#include "cli_helpers.hpp"
 
 using namespace scoresde;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / fmt::format("scoresde-test-cli-{}-{}", ::getpid(), counter++);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+using scoresde::test::TempDir;
 
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(file(name), std::ios::binary) << text;
-    return file(name);
-  }
-  std::set<std::string> entries() const {
-    std::set<std::string> names;
-    for (const auto& e : fs::recursive_directory_iterator(path_))
-      names.insert(e.path().lexically_relative(path_).string());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using scoresde::test::Result;
+using scoresde::test::run;
 
 bool has(const std::vector<std::string>& args, std::initializer_list<const char*> names) {
   for (const auto& a : args)
@@ -78,11 +41,7 @@ bool has(const std::vector<std::string>& args, std::initializer_list<const char*
   return false;
 }
 
-void check_contains(const std::string& text, const std::string& needle) {
-  INFO("looking for: " << needle);
-  INFO("in: " << text);
-  CHECK(text.find(needle) != std::string::npos);
-}
+using scoresde::test::check_contains;
 
 // Runs `scoresde sample ARGS --out DIR/out.npy` (with -n 4 --steps 3 unless ARGS says otherwise, so that an
 // input that is wrongly accepted costs little) and checks: status 2, each needle in the message, and nothing

@@ -19,6 +19,7 @@
 #include "models/checkpoint.hpp"
 #include "models/mlp.hpp"
 #include "models/training.hpp"
+#include "cli_helpers.hpp"
 
 using namespace scoresde;
 namespace fs = std::filesystem;
@@ -214,22 +215,7 @@ Matrix as_batch(const NpyArray& a) {  // (n, d) C order -> d x n
   return Eigen::Map<const Matrix>(a.data.data(), d, n);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / fmt::format("scoresde-test-mlp-{}-{}", ::getpid(), counter++);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using scoresde::test::TempDir;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

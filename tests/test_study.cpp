@@ -22,6 +22,7 @@
 #include "core/npy.hpp"
 #include "experiments/cli.hpp"
 #include "experiments/study.hpp"
+#include "cli_helpers.hpp"
 
 extern char** environ;
 
@@ -30,23 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / fmt::format("scoresde-test-study-{}-{}", ::getpid(), counter++);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using scoresde::test::TempDir;
 
 struct Result {
   int status;

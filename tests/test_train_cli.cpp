@@ -20,57 +20,19 @@
 #include "core/npy.hpp"
 #include "experiments/cli.hpp"
 #include "models/checkpoint.hpp"
+#include "cli_helpers.hpp"
 
 using namespace scoresde;
 namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / fmt::format("scoresde-test-train-{}-{}", ::getpid(), counter++);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(file(name), std::ios::binary) << text;
-    return file(name);
-  }
-  std::set<std::string> entries() const {
-    std::set<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_)) names.insert(e.path().filename().string());
-    return names;
-  }
+using scoresde::test::TempDir;
 
- private:
-  fs::path path_;
-};
+using scoresde::test::Result;
+using scoresde::test::run;
 
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-void check_contains(const std::string& text, const std::string& needle) {
-  INFO("looking for: " << needle);
-  INFO("in: " << text);
-  CHECK(text.find(needle) != std::string::npos);
-}
+using scoresde::test::check_contains;
 
 // A tiny, fast training run.
 std::vector<std::string> tiny(const TempDir& dir, const std::string& out,
