@@ -330,7 +330,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
     const DataScaling& scaling = loaded->checkpoint.scaling;
     meta["model_scaling"] = {{"mean", std::vector<double>(scaling.mean.begin(), scaling.mean.end())},
                              {"scale", std::vector<double>(scaling.scale.begin(), scaling.scale.end())}};
-    meta["model_training"] = loaded->checkpoint.training.value("command", "");
+    meta["model_training"] = loaded->training_command();
   }
   meta["context"] = build_context();
   meta["context"]["threads"] = lo.threads;

@@ -25,6 +25,11 @@ std::unique_ptr<MlpScore> LoadedModel::make_score(const Sde& sde) const {
   return std::make_unique<MlpScore>(checkpoint.architecture, checkpoint.frequencies, selected_weights(), sde);
 }
 
+std::string LoadedModel::training_command() const {
+  const auto& t = checkpoint.training;
+  return t.is_object() && t.contains("command") && t["command"].is_string() ? t["command"].get<std::string>() : "";
+}
+
 void LoadedModel::record(nlohmann::ordered_json& resolved) const {
   resolved["model"] = path;
   if (npz) resolved["parameterization"] = to_string(checkpoint.architecture.parameterization);

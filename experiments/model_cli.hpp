@@ -30,6 +30,8 @@ struct LoadedModel {
 
   Index dim() const { return checkpoint.architecture.dim; }
   const Vector& selected_weights() const { return weights == "raw" ? checkpoint.weights : checkpoint.ema; }
+  // The `scoresde train` command that made the checkpoint, or "" (an .npz, or a checkpoint written by a program).
+  std::string training_command() const;
   // The network with the selected weights under `sde`, which the caller keeps alive.
   std::unique_ptr<MlpScore> make_score(const Sde& sde) const;
   // model, parameterization (when given, for .npz) and weights, into a command's resolved options.

@@ -147,7 +147,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
                     {"score_columns", report.score_columns},
                     {"wall_seconds", report.wall_seconds}};
   meta["model"] = model->describe();
-  if (loaded) meta["model_training"] = loaded->checkpoint.training.value("command", "");
+  if (loaded) meta["model_training"] = loaded->training_command();
   meta["context"] = build_context();
   meta["context"]["threads"] = sampler_options.threads;
 

@@ -375,7 +375,9 @@ TEST_CASE("likelihood --model: a scaled checkpoint gives the identity-scaled (.n
 
 TEST_CASE("likelihood --model: drawn points, the exact comparison, SDE overrides with a warning") {
   TempDir dir;
-  save_checkpoint(dir.file("m.ckpt"), torch_checkpoint(test_scaling()));
+  Checkpoint c = torch_checkpoint(test_scaling());
+  c.training = nullptr;  // written by a program rather than `scoresde train`: no training record
+  save_checkpoint(dir.file("m.ckpt"), c);
   const std::string model = dir.file("m.ckpt");
   const Result r =
       run({"--model", model, "--points", "eight_gaussians", "-n", "40", "--seed", "2", "--out", dir.file("d.npy")});
@@ -383,6 +385,7 @@ TEST_CASE("likelihood --model: drawn points, the exact comparison, SDE overrides
   REQUIRE(r.code == 0);
   CHECK(r.out.find("exact log p_eps") != std::string::npos);
   const auto meta = read_json(dir.file("d.npy.json"));
+  CHECK(meta["model_training"] == "");
   const auto& ex = meta["exact"];
   REQUIRE(ex.contains("log_p_0"));
   // error = log p - exact log p_eps, and the exact values are those of the mixture in the data's units.
