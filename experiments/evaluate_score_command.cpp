@@ -14,6 +14,7 @@
 #include "core/noise.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli.hpp"
+#include "experiments/model_cli.hpp"
 #include "experiments/options_cli.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
@@ -112,12 +113,7 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
   const MlpScore model(c.architecture, c.frequencies, which == "ema" ? c.ema : c.weights, *sde);
 
   // The data's mixture in the model's standardised units.
-  const Vector inv = c.scaling.scale.cwiseInverse();
-  std::vector<Matrix> covs;
-  for (Index k = 0; k < mixture->components(); ++k)
-    covs.push_back(inv.asDiagonal() * mixture->covariance(k) * inv.asDiagonal());
-  const GaussianMixture standard(mixture->weights(),
-                                 inv.asDiagonal() * (mixture->means().colwise() - c.scaling.mean), covs);
+  const GaussianMixture standard = standardised_mixture(*mixture, c.scaling);
 
   const std::uint64_t seed = vm["seed"].as<std::uint64_t>();
   const Index d = c.architecture.dim;

@@ -13,8 +13,8 @@
 #include "core/errors.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli.hpp"
+#include "experiments/model_cli.hpp"
 #include "experiments/options_cli.hpp"
-#include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
 #include "models/mlp.hpp"
 #include "solvers/driver.hpp"
@@ -41,22 +41,20 @@ const char* sample_usage =
 
 int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description data("Data and output");
+  // clang-format off
   data.add_options()
       ("data", po::value<std::string>()->default_value("eight_gaussians"),
        "eight_gaussians, gaussian (with --dim), or a mixture file FILE.json")
       ("dim", po::value<Index>()->default_value(0), "dimension for gaussian; checked against a mixture file")
-      ("model", po::value<std::string>(),
-       "a trained score network instead of the exact score: MODEL.ckpt from `scoresde train` (its SDE is used "
-       "unless SDE options are given, with a warning) or PyTorch weights FILE.npz (docs/training.md)")
-      ("parameterization", po::value<std::string>(),
-       "--model FILE.npz: how to read the network output: noise (score = -output / sigma_t; default for vp, "
-       "subvp) or scaled_score (score = output / sigma_t; default for ve)")
-      ("weights", po::value<std::string>()->default_value("ema"),
-       "--model checkpoint: ema (default) or raw weights")
       ("samples,n", po::value<Index>()->default_value(10000), "number of samples")
       ("init", po::value<std::string>(), "start from these prior samples (.npy of shape (n, d)) instead of drawing them")
       ("out", po::value<std::string>(), "output .npy (required); OUT.json is written beside it")
       ("quiet", po::bool_switch(), "print nothing on success");
+  // clang-format on
+  add_model_options(data,
+                    "a trained score network instead of the exact score: MODEL.ckpt from `scoresde train` (its SDE is "
+                    "used unless SDE options are given, with a warning) or PyTorch weights FILE.npz "
+                    "(docs/training.md)");
   po::options_description visible;
   visible.add(data).add(sde_option_group()).add(sampler_option_group());
   po::variables_map vm;
@@ -67,62 +65,15 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   check_out_path(out_path, "samples.npy");
   SdeOptions sde_options = sde_options_from(vm);
   // The score: the exact score of --data, or a trained network (--model) whose SDE comes from its checkpoint.
-  std::optional<Checkpoint> checkpoint;
-  std::string model_note;
-  if (vm.count("model")) {
-    const auto path = vm["model"].as<std::string>();
-    if (!vm["data"].defaulted())
-      throw ConfigError(
-          "--data: not used with --model (the model was trained on its own data); leave one out");
-    const bool npz = path.size() >= 4 && path.substr(path.size() - 4) == ".npz";
-    if (!npz && vm.count("parameterization"))
-      throw ConfigError(
-          fmt::format("--parameterization: only for .npz models; the checkpoint {} records its own", path));
-    const Parameterization p = vm.count("parameterization")
-                                   ? parameterization_from_string(vm["parameterization"].as<std::string>())
-                                   : default_parameterization(sde_options.kind);
-    checkpoint = load_model_file(path, p, sde_options);
-    if (!npz) {
-      std::vector<std::string> given;
-      SdeOptions merged = checkpoint->sde;
-      for (const char* key :
-           {"sde", "schedule", "beta-min", "beta-max", "cosine-s", "sigma-min", "sigma-max", "T"})
-        if (vm.count(key) && !vm[key].defaulted()) given.push_back(fmt::format("--{}", key));
-      if (!given.empty()) {
-        // Only what was given replaces the checkpoint's values.
-        if (vm["sde"].defaulted() == false) merged.kind = sde_options.kind;
-        if (!vm["schedule"].defaulted()) merged.schedule = sde_options.schedule;
-        if (!vm["beta-min"].defaulted()) merged.beta_min = sde_options.beta_min;
-        if (!vm["beta-max"].defaulted()) merged.beta_max = sde_options.beta_max;
-        if (!vm["cosine-s"].defaulted()) merged.cosine_s = sde_options.cosine_s;
-        if (!vm["sigma-min"].defaulted()) merged.sigma_min = sde_options.sigma_min;
-        if (!vm["sigma-max"].defaulted()) merged.sigma_max = sde_options.sigma_max;
-        if (vm.count("T")) merged.T = sde_options.T;
-        merged.validate();
-        err << fmt::format("scoresde sample: warning: {} override the SDE the model was trained with ({})\n",
-                           fmt::join(given, ", "), to_string(checkpoint->sde.kind));
-      }
-      sde_options = merged;
-    }
-    const Index d = checkpoint->architecture.dim;
-    const Index dim_given = vm["dim"].as<Index>();
-    if (dim_given != 0 && dim_given != d)
-      throw ConfigError(fmt::format("--dim = {}: the model {} is {}-dimensional", dim_given, path, d));
-    model_note = path;
-  } else if (vm.count("parameterization")) {
-    throw ConfigError("--parameterization: only with --model FILE.npz");
-  }
+  const std::optional<LoadedModel> loaded = load_model_from(vm, sde_options, "sample", err);
+  if (loaded) sde_options = loaded->sde;
   const auto sde = make_sde(sde_options);
   const SamplerOptions sampler_options = sampler_options_from(vm);
   sampler_options.validate(*sde);
   std::shared_ptr<const GaussianMixture> mixture;
   std::unique_ptr<ScoreModel> model;
-  if (checkpoint) {
-    const std::string which = vm["weights"].as<std::string>();
-    if (which != "ema" && which != "raw")
-      throw ConfigError(fmt::format("--weights = {}: choose ema or raw", which));
-    model = std::make_unique<MlpScore>(checkpoint->architecture, checkpoint->frequencies,
-                                       which == "ema" ? checkpoint->ema : checkpoint->weights, *sde);
+  if (loaded) {
+    model = loaded->make_score(*sde);
   } else {
     mixture = load_data(vm["data"].as<std::string>(), vm["dim"].as<Index>());
     model = std::make_unique<MixtureScore>(mixture, *sde);
@@ -139,10 +90,9 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
       throw InputError(fmt::format("--init: {}", e.what()));
     }
     if (init->rows() != dim)
-      throw ConfigError(fmt::format("--init = {}: samples of dimension {}, but {} is {}-dimensional", path,
-                                    init->rows(),
-                                    checkpoint ? "--model " + model_note : "--data " + vm["data"].as<std::string>(),
-                                    dim));
+      throw ConfigError(
+          fmt::format("--init = {}: samples of dimension {}, but {} is {}-dimensional", path, init->rows(),
+                      loaded ? "--model " + loaded->path : "--data " + vm["data"].as<std::string>(), dim));
     if (!vm["samples"].defaulted() && n != init->cols())
       throw ConfigError(fmt::format("-n = {}: --init {} holds {} samples; leave -n out or make them agree", n, path,
                                     init->cols()));
@@ -171,14 +121,11 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
 
   // A trained model works on standardised data (docs/training.md): its samples, and --init, are in
   // standardised units; the samples are mapped back to the data's units here.
-  if (checkpoint) report.samples = checkpoint->scaling.to_original(report.samples);
+  if (loaded) report.samples = loaded->checkpoint.scaling.to_original(report.samples);
 
   nlohmann::ordered_json resolved;
-  if (checkpoint) {
-    resolved["model"] = vm["model"].as<std::string>();
-    if (vm.count("parameterization"))
-      resolved["parameterization"] = to_string(checkpoint->architecture.parameterization);
-    resolved["weights"] = vm["weights"].as<std::string>();
+  if (loaded) {
+    loaded->record(resolved);
   } else {
     resolved["data"] = vm["data"].as<std::string>();
   }
@@ -200,7 +147,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
                     {"score_columns", report.score_columns},
                     {"wall_seconds", report.wall_seconds}};
   meta["model"] = model->describe();
-  if (checkpoint) meta["model_training"] = checkpoint->training.value("command", "");
+  if (loaded) meta["model_training"] = loaded->training_command();
   meta["context"] = build_context();
   meta["context"]["threads"] = sampler_options.threads;
 

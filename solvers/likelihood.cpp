@@ -11,6 +11,8 @@
 
 #include "core/errors.hpp"
 #include "core/noise.hpp"
+#include "models/checkpoint.hpp"
+#include "models/mlp.hpp"
 #include "solvers/odeint_eigen.hpp"
 
 namespace scoresde {
@@ -157,7 +159,7 @@ void replace_terminal_log_density(LikelihoodResult& r, ConstVectorRef terminal_l
     throw ConfigError(
         fmt::format("terminal log-density: {} values for {} points", terminal_log_p.size(), r.delta.size()));
   r.prior_log_p = terminal_log_p;
-  r.log_p = r.prior_log_p + r.delta;
+  r.log_p = (r.prior_log_p + r.delta).array() + r.log_jacobian;
   r.summary = summarize_nll(r.log_p, r.summary.dim, r.summary.bits_per_dim_offset);
 }
 
@@ -443,6 +445,35 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
   r.score_calls = model.calls() - calls0;
   r.score_columns = model.columns() - columns0;
   return r;
+}
+
+LikelihoodResult model_log_likelihood(const ScoreModel& model, const Sde& sde, const DataScaling& scaling,
+                                      ConstMatrixRef points, const LikelihoodOptions& options,
+                                      const ProgressFn& progress) {
+  const Index d = model.dim();
+  if (scaling.mean.size() != d || scaling.scale.size() != d)
+    throw ConfigError(fmt::format("data scaling: mean and scale of sizes {} and {} for a {}-dimensional model",
+                                  scaling.mean.size(), scaling.scale.size(), d));
+  for (Index i = 0; i < d; ++i)
+    if (!(std::isfinite(scaling.mean(i)) && std::isfinite(scaling.scale(i)) && scaling.scale(i) > 0))
+      throw ConfigError(
+          fmt::format("data scaling: coordinate {} has mean {} and scale {}; the scale must be "
+                      "positive and both finite",
+                      i, scaling.mean(i), scaling.scale(i)));
+  check_points(points, d, "points");
+  LikelihoodResult r = compute_log_likelihood(model, sde, scaling.to_standard(points), options, progress);
+  r.log_jacobian = -scaling.scale.array().log().sum();
+  r.log_p.array() += r.log_jacobian;
+  r.summary = summarize_nll(r.log_p, d, r.summary.bits_per_dim_offset);
+  return r;
+}
+
+LikelihoodResult model_log_likelihood(const Checkpoint& checkpoint, ConstMatrixRef points,
+                                      const LikelihoodOptions& options, bool ema) {
+  const auto sde = make_sde(checkpoint.sde);
+  const MlpScore model(checkpoint.architecture, checkpoint.frequencies, ema ? checkpoint.ema : checkpoint.weights,
+                       *sde);
+  return model_log_likelihood(model, *sde, checkpoint.scaling, points, options);
 }
 
 }  // namespace scoresde

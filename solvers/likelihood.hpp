@@ -38,10 +38,13 @@
 
 #include "core/sde.hpp"
 #include "models/score_model.hpp"
+#include "models/training.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/options.hpp"
 
 namespace scoresde {
+
+struct Checkpoint;  // models/checkpoint.hpp
 
 enum class DivergenceMethod { automatic, exact, hutchinson };
 std::string to_string(DivergenceMethod method);
@@ -109,8 +112,11 @@ struct LikelihoodResult {
   Vector log_p;        // per point: log p_eps(x), nats
   Vector prior_log_p;  // per point: log p_T(x_T) under the prior (or the terminal density given to
                        // replace_terminal_log_density)
-  Vector delta;        // per point: int_eps^T div f~ dt   (log_p = prior_log_p + delta)
-  Matrix latents;      // d x n: x_T, the end of each point's probability-flow path
+  Vector delta;        // per point: int_eps^T div f~ dt   (log_p = prior_log_p + delta + log_jacobian)
+  double log_jacobian = 0;  // model_log_likelihood: log |det d y / d x| = -sum_i log scale_i of the data
+                            // scaling y = (x - mean) / scale; 0 for compute_log_likelihood
+  Matrix latents;           // d x n: x_T, the end of each point's probability-flow path (model_log_likelihood: in
+                            // the model's standardised units)
   Vector nfe;          // per point: right-hand-side evaluations of the ODE its solve took part in
   NllSummary summary;
   DivergenceMethod divergence = DivergenceMethod::exact;  // as resolved
@@ -125,7 +131,7 @@ struct LikelihoodResult {
 
 // Replaces the prior at T by another terminal log-density evaluated at r.latents, for example a mixture's
 // exact log p_T (which makes log p_eps = log p_T(x_T) + delta an identity, up to the solver's error): log_p =
-// terminal + delta, and the summary is recomputed with the same bits/dim offset.
+// terminal + delta + log_jacobian, and the summary is recomputed with the same bits/dim offset.
 void replace_terminal_log_density(LikelihoodResult& r, ConstVectorRef terminal_log_p);
 
 // Checks that points are d x n with d = dim and every value finite. ConfigError naming `what` (for example
@@ -137,5 +143,25 @@ void check_points(ConstMatrixRef points, Index dim, const std::string& what);
 // non-finite score, divergence or state, or dopri5 unable to meet the tolerances).
 LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde, ConstMatrixRef points,
                                         const LikelihoodOptions& options, const ProgressFn& progress = {});
+
+// log p_eps of points given in the data's original units, for a model trained on standardised data
+// y = (x - mean) / scale (DataScaling, models/training.hpp). The model's density of x is that of y times the
+// Jacobian of the affine map (change of variables):
+//
+//     log p_x(x) = log p_y((x - mean) / scale) - sum_i log scale_i.
+//
+// Runs compute_log_likelihood on the standardised points and adds r.log_jacobian = -sum_i log scale_i to every
+// log_p; the summary (NLL, bits/dim) is of the corrected values, r.latents and r.delta stay in standardised units.
+// With the identity scaling the result is bitwise that of compute_log_likelihood. ConfigError for invalid options
+// or points (checked in original units, named "points"), or a scaling whose dimension is not the model's or whose
+// scales are not positive and finite; NumericalError as for compute_log_likelihood.
+LikelihoodResult model_log_likelihood(const ScoreModel& model, const Sde& sde, const DataScaling& scaling,
+                                      ConstMatrixRef points, const LikelihoodOptions& options,
+                                      const ProgressFn& progress = {});
+
+// The same for a trained network as stored (MODEL.ckpt, or an .npz through load_model_file): the MlpScore with its
+// EMA weights (raw weights with ema = false) under the SDE the checkpoint records, and its data scaling.
+LikelihoodResult model_log_likelihood(const Checkpoint& checkpoint, ConstMatrixRef points,
+                                      const LikelihoodOptions& options, bool ema = true);
 
 }  // namespace scoresde

@@ -1,0 +1,105 @@
+#include "experiments/model_cli.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <ostream>
+#include <vector>
+
+#include "core/errors.hpp"
+
+namespace scoresde {
+
+void add_model_options(po::options_description& group, const std::string& model_help) {
+  // clang-format off
+  group.add_options()
+      ("model", po::value<std::string>(), model_help.c_str())
+      ("parameterization", po::value<std::string>(),
+       "--model FILE.npz: how to read the network output: noise (score = -output / sigma_t; default for vp, "
+       "subvp) or scaled_score (score = output / sigma_t; default for ve)")
+      ("weights", po::value<std::string>()->default_value("ema"),
+       "--model checkpoint: ema (default) or raw weights");
+  // clang-format on
+}
+
+std::unique_ptr<MlpScore> LoadedModel::make_score(const Sde& sde) const {
+  return std::make_unique<MlpScore>(checkpoint.architecture, checkpoint.frequencies, selected_weights(), sde);
+}
+
+std::string LoadedModel::training_command() const {
+  const auto& t = checkpoint.training;
+  return t.is_object() && t.contains("command") && t["command"].is_string() ? t["command"].get<std::string>() : "";
+}
+
+void LoadedModel::record(nlohmann::ordered_json& resolved) const {
+  resolved["model"] = path;
+  if (npz) resolved["parameterization"] = to_string(checkpoint.architecture.parameterization);
+  resolved["weights"] = weights;
+}
+
+std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const SdeOptions& cli_sde,
+                                           const std::string& command, std::ostream& err) {
+  const auto given = [&](const char* key) { return vm.count(key) && !vm[key].defaulted(); };
+  if (!vm.count("model")) {
+    if (vm.count("parameterization")) throw ConfigError("--parameterization: only with --model FILE.npz");
+    return std::nullopt;
+  }
+  LoadedModel m;
+  m.path = vm["model"].as<std::string>();
+  if (given("data"))
+    throw ConfigError("--data: not used with --model (the model is the trained network, not a mixture); leave one out");
+  m.npz = m.path.size() >= 4 && m.path.substr(m.path.size() - 4) == ".npz";
+  if (!m.npz && vm.count("parameterization"))
+    throw ConfigError(
+        fmt::format("--parameterization: only for .npz models; the checkpoint {} records its own", m.path));
+  m.weights = vm["weights"].as<std::string>();
+  if (m.weights != "ema" && m.weights != "raw")
+    throw ConfigError(fmt::format("--weights = {}: choose ema or raw", m.weights));
+  const Parameterization p = vm.count("parameterization")
+                                 ? parameterization_from_string(vm["parameterization"].as<std::string>())
+                                 : default_parameterization(cli_sde.kind);
+  try {
+    m.checkpoint = load_model_file(m.path, p, cli_sde);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("--model: {}", e.what()));
+  }
+  m.sde = cli_sde;
+  if (!m.npz) {
+    // Only what was given replaces the checkpoint's values; a warning names those that change one (so that the
+    // command recorded in a result file, which spells out every SDE option, reruns without one).
+    const SdeOptions& trained = m.checkpoint.sde;
+    SdeOptions merged = trained;
+    std::vector<std::string> overrides;
+    const auto take = [&](const char* key, auto& field, const auto& value, bool differs) {
+      if (!given(key)) return;
+      field = value;
+      if (differs) overrides.push_back(fmt::format("--{}", key));
+    };
+    take("sde", merged.kind, cli_sde.kind, cli_sde.kind != trained.kind);
+    take("schedule", merged.schedule, cli_sde.schedule, cli_sde.schedule != trained.schedule);
+    take("beta-min", merged.beta_min, cli_sde.beta_min, cli_sde.beta_min != trained.beta_min);
+    take("beta-max", merged.beta_max, cli_sde.beta_max, cli_sde.beta_max != trained.beta_max);
+    take("cosine-s", merged.cosine_s, cli_sde.cosine_s, cli_sde.cosine_s != trained.cosine_s);
+    take("sigma-min", merged.sigma_min, cli_sde.sigma_min, cli_sde.sigma_min != trained.sigma_min);
+    take("sigma-max", merged.sigma_max, cli_sde.sigma_max, cli_sde.sigma_max != trained.sigma_max);
+    take("T", merged.T, cli_sde.T, cli_sde.T != std::optional<double>(trained.horizon()));
+    merged.validate();
+    if (!overrides.empty())
+      err << fmt::format("scoresde {}: warning: {} override the SDE the model was trained with ({})\n", command,
+                         fmt::join(overrides, ", "), to_string(trained.kind));
+    m.sde = merged;
+  }
+  const Index dim_given = vm.count("dim") ? vm["dim"].as<Index>() : 0;
+  if (dim_given != 0 && dim_given != m.dim())
+    throw ConfigError(fmt::format("--dim = {}: the model {} is {}-dimensional", dim_given, m.path, m.dim()));
+  return m;
+}
+
+GaussianMixture standardised_mixture(const GaussianMixture& mixture, const DataScaling& scaling) {
+  const Vector inv = scaling.scale.cwiseInverse();
+  std::vector<Matrix> covariances;
+  for (Index k = 0; k < mixture.components(); ++k)
+    covariances.push_back(inv.asDiagonal() * mixture.covariance(k) * inv.asDiagonal());
+  return GaussianMixture(mixture.weights(), inv.asDiagonal() * (mixture.means().colwise() - scaling.mean), covariances);
+}
+
+}  // namespace scoresde

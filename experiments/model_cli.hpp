@@ -1,0 +1,56 @@
+// --model, --parameterization and --weights: the options of the commands that evaluate a trained score network
+// (sample, likelihood), in one place. Loads MODEL.ckpt or PyTorch WEIGHTS.npz (models/checkpoint.hpp), resolves the
+// SDE to use (a checkpoint's own, with any SDE option given on the command line replacing that value, and a
+// warning), checks the options that only make sense with a model, and builds the network as a ScoreModel.
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "core/sde.hpp"
+#include "experiments/options_cli.hpp"
+#include "models/checkpoint.hpp"
+#include "models/gaussian_mixture.hpp"
+#include "models/mlp.hpp"
+
+namespace scoresde {
+
+// Adds --model (described by `model_help`), --parameterization and --weights to `group`.
+void add_model_options(po::options_description& group, const std::string& model_help);
+
+struct LoadedModel {
+  std::string path;             // as given to --model
+  bool npz = false;             // PyTorch weights: identity scaling, the command line's SDE, weights == ema
+  Checkpoint checkpoint;        // as loaded (load_model_file)
+  SdeOptions sde;               // the SDE to use, resolved (validated)
+  std::string weights = "ema";  // --weights: ema or raw
+
+  Index dim() const { return checkpoint.architecture.dim; }
+  const Vector& selected_weights() const { return weights == "raw" ? checkpoint.weights : checkpoint.ema; }
+  // The `scoresde train` command that made the checkpoint, or "" (an .npz, or a checkpoint written by a program).
+  std::string training_command() const;
+  // The network with the selected weights under `sde`, which the caller keeps alive.
+  std::unique_ptr<MlpScore> make_score(const Sde& sde) const;
+  // model, parameterization (when given, for .npz) and weights, into a command's resolved options.
+  void record(nlohmann::ordered_json& resolved) const;
+};
+
+// With --model: loads the file (InputError "--model: FILE: problem") and resolves the rest. cli_sde is the
+// command line's SDE (sde_options_from): used as is for .npz; for a checkpoint its own SDE is used and only the SDE
+// options given explicitly replace their values, with "scoresde COMMAND: warning: --sde, ... override the SDE the
+// model was trained with (vp)" on err naming those whose value differs from the checkpoint's. ConfigError for --data
+// given with --model (options with a default count only when given), --parameterization with a checkpoint, --weights
+// other than ema or raw, and --dim other than 0 or the model's dimension. Without --model: std::nullopt, and
+// --parameterization is a ConfigError.
+std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const SdeOptions& cli_sde,
+                                           const std::string& command, std::ostream& err);
+
+// The mixture as seen through a data scaling: the law of y = (x - mean) / scale for x ~ p, i.e. means
+// (mu_k - mean) / scale and covariances D^-1 S_k D^-1 with D = diag(scale). What a model trained on standardised
+// draws from p learns.
+GaussianMixture standardised_mixture(const GaussianMixture& mixture, const DataScaling& scaling);
+
+}  // namespace scoresde
