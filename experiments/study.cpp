@@ -622,18 +622,13 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
         auto it = model_nll_cache.find(key);
         if (it == model_nll_cache.end()) {
           const Index m = std::min<Index>(model_nll_points, reference.cols());
-          Matrix points = reference.leftCols(m);
-          double log_jacobian = 0;  // log |d x_std / d x| of the standardisation
-          if (checkpoint) {
-            points = checkpoint->scaling.to_standard(points);
-            log_jacobian = -checkpoint->scaling.scale.array().log().sum();
-          }
           LikelihoodOptions lo;
           lo.seed = run.sampler.seed;
           lo.threads = run.sampler.threads;
-          const auto result = compute_log_likelihood(*model, *sde, points, lo);
-          const Vector log_p = result.log_p.array() + log_jacobian;
-          const auto summary = summarize_nll(log_p, points.rows());
+          const auto result =
+              model_log_likelihood(*model, *sde, checkpoint ? checkpoint->scaling : DataScaling::identity(reference.rows()),
+                                   reference.leftCols(m), lo);
+          const auto& summary = result.summary;
           it = model_nll_cache.emplace(key, MetricValue{summary.mean_nll, summary.nll_se}).first;
         }
         row[model_nll_metric] = it->second.value;
