@@ -91,7 +91,14 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
        "clip the gradient norm to this (0: no clipping)")
       ("ema-rate", po::value<double>()->default_value(dt.ema_rate, num(dt.ema_rate)),
        "rate of the exponential moving average of the weights used for sampling")
-      ("train-eps", po::value<double>()->default_value(dt.eps, num(dt.eps)), "training times t ~ U(train-eps, T)")
+      ("train-eps", po::value<double>(),
+       "training times lie in [train-eps, T]; default: the SDE's sampling eps (1e-3 for vp and subvp, 1e-5 for ve), "
+       "the earliest time `sample` and `likelihood` use by default")
+      ("time-sampling", po::value<std::string>(),
+       "how training times are drawn: uniform in t, log_snr (uniform in log alpha_t^2/sigma_t^2) or log_sigma "
+       "(uniform in log sigma_t); default log_sigma for vp, uniform for subvp and ve")
+      ("uniform-share", po::value<double>()->default_value(dt.uniform_share, num(dt.uniform_share)),
+       "share of the training times drawn uniformly in t whatever --time-sampling says")
       ("loss-weighting", po::value<std::string>()->default_value(to_string(dt.weighting)),
        "sigma2 (|sigma_t s + z|^2) or likelihood (times g(t)^2 / sigma_t^2)")
       ("reduction", po::value<std::string>()->default_value(to_string(dt.reduction)),
@@ -145,7 +152,10 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   o.cosine_decay = schedule == "cosine";
   o.grad_clip = vm["grad-clip"].as<double>();
   o.ema_rate = vm["ema-rate"].as<double>();
-  o.eps = vm["train-eps"].as<double>();
+  o.eps = vm.count("train-eps") ? vm["train-eps"].as<double>() : sde->default_eps();
+  o.time_sampling = vm.count("time-sampling") ? time_sampling_from_string(vm["time-sampling"].as<std::string>())
+                                              : default_time_sampling(sde_options.kind);
+  o.uniform_share = vm["uniform-share"].as<double>();
   o.weighting = loss_weighting_from_string(vm["loss-weighting"].as<std::string>());
   o.reduction = loss_reduction_from_string(vm["reduction"].as<std::string>());
   o.validation_fraction = vm["validation-fraction"].as<double>();
@@ -192,6 +202,8 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   resolved["grad-clip"] = o.grad_clip;
   resolved["ema-rate"] = o.ema_rate;
   resolved["train-eps"] = o.eps;
+  resolved["time-sampling"] = to_string(o.time_sampling);
+  resolved["uniform-share"] = o.uniform_share;
   resolved["loss-weighting"] = to_string(o.weighting);
   resolved["reduction"] = to_string(o.reduction);
   resolved["validation-fraction"] = o.validation_fraction;

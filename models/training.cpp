@@ -31,6 +31,76 @@ LossReduction loss_reduction_from_string(std::string_view name) {
   throw ConfigError(fmt::format("--reduction = {}: choose mean or sum", name));
 }
 
+std::string to_string(TimeSampling s) {
+  switch (s) {
+    case TimeSampling::uniform:
+      return "uniform";
+    case TimeSampling::log_snr:
+      return "log_snr";
+    case TimeSampling::log_sigma:
+      return "log_sigma";
+  }
+  return "?";
+}
+
+TimeSampling time_sampling_from_string(std::string_view name) {
+  if (name == "uniform") return TimeSampling::uniform;
+  if (name == "log_snr") return TimeSampling::log_snr;
+  if (name == "log_sigma") return TimeSampling::log_sigma;
+  throw ConfigError(fmt::format("--time-sampling = {}: choose uniform, log_snr or log_sigma", name));
+}
+
+TimeSampling default_time_sampling(SdeKind kind) {
+  return kind == SdeKind::vp ? TimeSampling::log_sigma : TimeSampling::uniform;
+}
+
+TrainingTimes::TrainingTimes(const Sde& sde, TimeSampling sampling, double eps, double uniform_share)
+    : sde_(&sde), sampling_(sampling), eps_(eps), T_(sde.T()), uniform_share_(uniform_share) {
+  if (!(uniform_share_ >= 0 && uniform_share_ <= 1))
+    throw ConfigError(fmt::format("--uniform-share = {}: must be in [0, 1]", uniform_share_));
+  if (sampling_ == TimeSampling::uniform) return;
+  constexpr int intervals = 4096;
+  const double c0 = coordinate(eps_), c1 = coordinate(T_);
+  if (!(std::isfinite(c0) && std::isfinite(c1) && c0 != c1))
+    throw ConfigError(fmt::format("--time-sampling = {}: its coordinate is not finite and monotone on [{}, {}]",
+                                  to_string(sampling_), eps_, T_));
+  nodes_.resize(intervals + 1);
+  nodes_.front() = eps_;
+  nodes_.back() = T_;
+  const bool increasing = c1 > c0;
+  for (int k = 1; k < intervals; ++k) {
+    const double target = c0 + (c1 - c0) * k / intervals;
+    double lo = nodes_[k - 1], hi = T_;  // the nodes increase with k
+    for (int it = 0; it < 100 && hi - lo > 1e-15 * T_; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      ((coordinate(mid) < target) == increasing ? lo : hi) = mid;
+    }
+    nodes_[k] = 0.5 * (lo + hi);
+  }
+}
+
+double TrainingTimes::coordinate(double t) const {
+  switch (sampling_) {
+    case TimeSampling::uniform:
+      return t;
+    case TimeSampling::log_snr:
+      return 2.0 * (sde_->log_alpha(t) - std::log(sde_->sigma(t)));
+    case TimeSampling::log_sigma:
+      return std::log(sde_->sigma(t));
+  }
+  return t;
+}
+
+double TrainingTimes::operator()(double u) const {
+  if (sampling_ == TimeSampling::uniform) return eps_ + (T_ - eps_) * u;
+  if (u < uniform_share_) return eps_ + (T_ - eps_) * (u / uniform_share_);
+  if (uniform_share_ > 0) u = std::min(1.0, (u - uniform_share_) / (1.0 - uniform_share_));
+  const double pos = u * static_cast<double>(nodes_.size() - 1);
+  const auto k = std::min(static_cast<std::size_t>(pos), nodes_.size() - 2);
+  const double frac = pos - static_cast<double>(k);
+  return nodes_[k] + (nodes_[k + 1] - nodes_[k]) * frac;
+}
+
 void TrainingOptions::validate(const Sde& sde) const {
   const auto num = [](double v) { return fmt::format("{}", v); };
   require(batch_size >= 1 && batch_size <= 10000000, "--batch-size", std::to_string(batch_size),
@@ -46,6 +116,7 @@ void TrainingOptions::validate(const Sde& sde) const {
   require(ema_rate >= 0 && ema_rate < 1, "--ema-rate", num(ema_rate), "must be in [0, 1)");
   require(eps > 0 && eps < sde.T(), "--train-eps", num(eps),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));
+  require(uniform_share >= 0 && uniform_share <= 1, "--uniform-share", num(uniform_share), "must be in [0, 1]");
   require(validation_fraction >= 0 && validation_fraction < 1, "--validation-fraction",
           num(validation_fraction), "must be in [0, 1)");
   require(eval_every >= 1, "--eval-every", std::to_string(eval_every), "must be >= 1");
@@ -159,7 +230,8 @@ struct TypedTrainer final : Trainer::Impl {
         options(o),
         train(std::move(train_)),
         validation(std::move(validation_)),
-        rng(o.seed, NoisePurpose::training) {
+        rng(o.seed, NoisePurpose::training),
+        times(sde_, o.time_sampling, o.eps, o.uniform_share) {
     params = initial_weights(arch, o.seed).cast<S>();
     ema_params = params;
     const Index P = params.size();
@@ -178,7 +250,7 @@ struct TypedTrainer final : Trainer::Impl {
       validation_t.resize(nv);
       validation_z.resize(d, nv);
       rng.uniforms(validation_counter, 1, 0, validation_t.data(), nv);
-      validation_t = (o.eps + (sde->T() - o.eps) * validation_t.array()).matrix();
+      for (Index j = 0; j < nv; ++j) validation_t(j) = times(validation_t(j));
       rng.normals(validation_counter, 2, 0, validation_z.data(), validation_z.size());
     }
   }
@@ -190,7 +262,7 @@ struct TypedTrainer final : Trainer::Impl {
     for (Index j = 0; j < B; ++j)
       x0.col(j) = train.col(std::min<Index>(n - 1, static_cast<Index>(u(j) * static_cast<double>(n))));
     rng.uniforms(k, 1, 0, t.data(), B);
-    t = (options.eps + (sde->T() - options.eps) * t.array()).matrix();
+    for (Index j = 0; j < B; ++j) t(j) = times(t(j));
     rng.normals(k, 2, 0, z.data(), d * B);
 
     const Index P = static_cast<Index>(parts.size());
@@ -277,6 +349,7 @@ struct TypedTrainer final : Trainer::Impl {
   TrainingOptions options;
   Matrix train, validation;
   CounterRng rng;
+  TrainingTimes times;
   Vec params, ema_params, m, v;
   std::vector<Part> parts;
   Matrix x0, z;

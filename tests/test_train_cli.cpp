@@ -74,6 +74,9 @@ TEST_CASE("train: bad options are refused naming the option") {
   expect_rejected(dir, tiny(dir, "m.ckpt", {"--width", "abc"}), {"--width = abc", "integer"});
   expect_rejected(dir, tiny(dir, "m.ckpt", {"--ema-rate", "1"}), {"--ema-rate = 1"});
   expect_rejected(dir, tiny(dir, "m.ckpt", {"--train-eps", "0"}), {"--train-eps = 0"});
+  expect_rejected(dir, tiny(dir, "m.ckpt", {"--time-sampling", "log_t"}),
+                  {"--time-sampling = log_t", "uniform", "log_snr", "log_sigma"});
+  expect_rejected(dir, tiny(dir, "m.ckpt", {"--uniform-share", "1.5"}), {"--uniform-share = 1.5", "[0, 1]"});
   expect_rejected(dir, tiny(dir, "m.ckpt", {"--loss-weighting", "foo"}),
                   {"--loss-weighting = foo", "likelihood"});
   expect_rejected(dir, tiny(dir, "m.ckpt", {"--reduction", "max"}), {"--reduction = max", "mean", "sum"});
@@ -147,9 +150,16 @@ TEST_CASE("train: writes a checkpoint that reproduces bit for bit for a seed and
   CHECK(a.training["interrupted"] == false);
   CHECK(a.training["options"]["seed"] == 3);
   CHECK(a.training["history"].size() >= 2);
-  // ve defaults to the scaled_score parameterisation.
+  // The SDE's defaults are resolved and recorded: vp draws log-uniform sigma_t from its sampling eps 1e-3.
+  CHECK(a.training["options"]["time-sampling"] == "log_sigma");
+  CHECK(a.training["options"]["uniform-share"] == 0.25);
+  CHECK(a.training["options"]["train-eps"] == 1e-3);
+  // ve defaults to the scaled_score parameterisation and uniform times from 1e-5.
   REQUIRE(run(tiny(dir, "ve.ckpt", {"--sde", "ve"})).code == 0);
-  CHECK(load_checkpoint(dir.file("ve.ckpt")).architecture.parameterization == Parameterization::scaled_score);
+  const Checkpoint ve = load_checkpoint(dir.file("ve.ckpt"));
+  CHECK(ve.architecture.parameterization == Parameterization::scaled_score);
+  CHECK(ve.training["options"]["time-sampling"] == "uniform");
+  CHECK(ve.training["options"]["train-eps"] == 1e-5);
 }
 
 TEST_CASE("train: every built-in data set and a CSV file in 3 dimensions") {
