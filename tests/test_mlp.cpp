@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -174,6 +175,35 @@ TEST_CASE("mlp: Jacobian-vector products and exact divergence match finite diffe
     MESSAGE(fmt::format("{}: max |jvp - fd| = {:.2e}, max |div - fd| = {:.2e}", to_string(time),
                         (fd - jv).cwiseAbs().maxCoeff(), (fd_div - div).cwiseAbs().maxCoeff()));
     CHECK((fd_div - div).cwiseAbs().maxCoeff() < 1e-6 * std::max(1.0, div.cwiseAbs().maxCoeff()));
+  }
+}
+
+TEST_CASE("mlp: a column's output is bitwise the same whatever the batch size and its position") {
+  // Widths that are and are not multiples of the forward kernel's row tile, batches that are and are not
+  // multiples of its column panel, and single columns.
+  const auto sde = make_sde(SdeOptions{});
+  for (const auto precision : {Precision::float32, Precision::float64}) {
+    for (const auto time : {TimeEmbedding::fourier, TimeEmbedding::raw}) {
+      for (const std::vector<Index>& hidden : {std::vector<Index>{7, 5}, std::vector<Index>{64, 48, 32}}) {
+        auto arch = small_architecture(time, Parameterization::noise, precision);
+        arch.hidden = hidden;
+        const MlpScore m(arch, initial_frequencies(arch, 4), initial_weights(arch, 4), *sde);
+        const Index n = 300;
+        const Matrix x = normals(6, arch.dim, n);
+        const Vector t = times(7, n, 0.01, 1.0);
+        Matrix all(arch.dim, n);
+        m.network_output(x, t, all);
+        for (const auto& [first, count] : std::vector<std::pair<Index, Index>>{
+                 {0, 1}, {5, 1}, {299, 1}, {3, 9}, {100, 137}, {17, 256}, {0, 300}}) {
+          CAPTURE(first);
+          CAPTURE(count);
+          Matrix part(arch.dim, count);
+          m.network_output(x.middleCols(first, count), t.segment(first, count), part);
+          CHECK(std::memcmp(part.data(), all.middleCols(first, count).eval().data(),
+                            sizeof(double) * static_cast<std::size_t>(part.size())) == 0);
+        }
+      }
+    }
   }
 }
 
