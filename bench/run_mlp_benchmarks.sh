@@ -13,8 +13,9 @@
 #   --pin CPU        run the 1-thread measurements under `taskset -c CPU` (both programs)
 #   --openblas DIR   also run PyTorch with the libblas.so.3 of DIR first on LD_LIBRARY_PATH (default:
 #                    /usr/lib/x86_64-linux-gnu/openblas-pthread when it exists, as Debian's libopenblas0-pthread
-#                    installs it); PyTorch always runs once with the BLAS the system resolves
-#   --repeats R      timed repetitions, best reported (default 3, after a warm-up)
+#                    installs it); PyTorch also runs on one thread with the BLAS the system resolves
+#   --repeats R      timed PyTorch repetitions, best reported (default 3, after a warm-up; Google Benchmark
+#                    always runs 3 repetitions after a warm-up)
 #   --out-dir DIR    where raw results go (default BUILD_DIR/bench-results-mlp)
 #   --report-only    print the report again from the raw results in --out-dir, running nothing
 set -euo pipefail
@@ -42,7 +43,7 @@ while [[ $# -gt 0 ]]; do
     --repeats) repeats=$2; shift 2 ;;
     --out-dir) out_dir=$2; shift 2 ;;
     --report-only) report_only=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_mlp_benchmarks.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -73,17 +74,20 @@ date_start=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 for threads in $threads_list; do
   # sgemm, forward and score are single-threaded; they run with the 1-thread set.
-  filter="/threads:$threads\$"
-  [[ $threads == 1 ]] && filter="^(sgemm|forward|score)/|/threads:1\$"
+  filter="/threads:$threads/"
+  [[ $threads == 1 ]] && filter="^(sgemm|forward|score)/|/threads:1/"
   before=$(load)
   log "Google Benchmark, $threads thread(s): $bench_bin --benchmark_filter='$filter'"
-  pinned "$threads" "$bench_bin" --benchmark_filter="$filter" --benchmark_repetitions="$repeats" \
+  pinned "$threads" "$bench_bin" --benchmark_filter="$filter" \
     --benchmark_out="$out_dir/gbench-$threads.json" --benchmark_out_format=json >&2
   echo "{\"program\": \"scoresde\", \"threads\": $threads, \"before\": \"$before\", \"after\": \"$(load)\"}" \
     >>"$out_dir/loads.jsonl"
   if [[ $pytorch == 1 ]]; then
-    blas_runs=(system)
+    # The system's BLAS (Debian's reference BLAS unless an optimised one is installed) on one thread only: it
+    # is slow, and the second column of the table.
+    blas_runs=()
     [[ -n $openblas && -e $openblas/libblas.so.3 ]] && blas_runs+=("$openblas")
+    [[ $threads == 1 ]] && blas_runs+=(system)
     for blas in "${blas_runs[@]}"; do
       before=$(load)
       log "PyTorch, $threads thread(s), BLAS $blas"

@@ -357,21 +357,28 @@ void Mlp<S>::forward(const S* params, ConstMatrixRef x, ConstVectorRef t, Worksp
 template <class S>
 void Mlp<S>::backward(const S* params, Workspace& ws, const ConstMapMat& output_gradient, S* grad) const {
   const int L = layers();
-  const Index n = ws.columns();
-  // delta lives in scratch 0 / 1 alternately; the first one is the given output gradient.
-  ConstMapMat delta(output_gradient.data(), arch_.dim, n);
-  int next = 0;
-  for (int l = L - 1; l >= 0; --l) {
-    MapMat gW(grad + weight_offset(l), arch_.fan_out(l), arch_.fan_in(l));
-    Eigen::Map<Vec> gb(grad + bias_offset(l), arch_.fan_out(l));
-    gW.noalias() += delta * ws.input(*this, l).transpose();
-    gb += delta.rowwise().sum();
-    if (l == 0) break;
-    MapMat prev = ws.scratch(next, arch_.fan_in(l));
-    prev.noalias() = weight(params, l).transpose() * delta;
-    prev.array() *= ws.derivative(*this, l - 1).array();
-    new (&delta) ConstMapMat(prev.data(), prev.rows(), n);
-    next = 1 - next;
+  const Index n = ws.columns(), d = arch_.dim;
+  // Blocks of columns through all layers, as in forward, so that a block's deltas, activations and
+  // derivatives stay in L2; the weight gradients sum the blocks in order. delta lives in scratch 0 / 1
+  // alternately; the first one is the given output gradient.
+  constexpr Index block = 256;
+  for (Index c0 = 0; c0 < n; c0 += block) {
+    const Index cols = std::min(block, n - c0);
+    ConstMapMat delta(output_gradient.data() + c0 * d, d, cols);
+    int next = 0;
+    for (int l = L - 1; l >= 0; --l) {
+      const Index in = arch_.fan_in(l);
+      MapMat gW(grad + weight_offset(l), arch_.fan_out(l), in);
+      Eigen::Map<Vec> gb(grad + bias_offset(l), arch_.fan_out(l));
+      gW.noalias() += delta * ConstMapMat(ws.input(*this, l).data() + c0 * in, in, cols).transpose();
+      gb += delta.rowwise().sum();
+      if (l == 0) break;
+      MapMat prev(ws.scratch(next, in).data(), in, cols);
+      prev.noalias() = weight(params, l).transpose() * delta;
+      prev.array() *= ConstMapMat(ws.derivative(*this, l - 1).data() + c0 * in, in, cols).array();
+      new (&delta) ConstMapMat(prev.data(), in, cols);
+      next = 1 - next;
+    }
   }
 }
 
