@@ -241,7 +241,6 @@ void Mlp<S>::Workspace::reserve(const Mlp& net, Index n) {
   if (static_cast<Index>(kernel_.size()) < kat) kernel_.resize(static_cast<std::size_t>(kat));
 }
 
-
 template <class S>
 typename Mlp<S>::MapMat Mlp<S>::Workspace::input(const Mlp& net, int l) {
   return MapMat(storage_.data() + input_at_[l], net.arch_.fan_in(l), n_);
