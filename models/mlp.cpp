@@ -122,22 +122,31 @@ struct DenseKernel {
   static constexpr int MR = 2 * P;
   static constexpr int NR = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 6;
   static constexpr Index dot_rows = 4;
-  enum Activation { linear, silu, silu_derivative };
+  enum Activation { linear, silu, silu_derivative, times };  // times: out = (A B) .* der, der given
+  enum Start { from_bias, from_zero, from_out };              // initial accumulators: bias, 0 or out += A B
 
-  // MR x NR of act(A B + bias) into out (leading dimension ld), silu' into der for silu_derivative. A: MR rows
-  // of a column-major matrix with leading dimension lda, k columns; B: k x NR with leading dimension k.
-  static void tile(Activation act, const S* A, Index lda, Index k, const S* B, const S* bias, S* out, S* der,
-                   Index ld) {
-    const Packet b0 = ei::ploadu<Packet>(bias), b1 = ei::ploadu<Packet>(bias + P);
+  // MR x NR of act(A B + start) into out (leading dimension ld); silu' into der for silu_derivative. A: MR
+  // rows of a column-major matrix with leading dimension lda, k columns; B: k x NR, entry (kk, c) at
+  // B[c ldb + kk], or at B[kk ldb + c] when RowMajorB (B is then the transpose of a column-major matrix).
+  template <bool RowMajorB = false>
+  static void tile(Start start, Activation act, const S* A, Index lda, Index k, const S* B, Index ldb,
+                   const S* bias, S* out, S* der, Index ld) {
     Packet c0[NR], c1[NR];
     for (int c = 0; c < NR; ++c) {
-      c0[c] = b0;
-      c1[c] = b1;
+      if (start == from_out) {
+        c0[c] = ei::ploadu<Packet>(out + c * ld);
+        c1[c] = ei::ploadu<Packet>(out + c * ld + P);
+      } else if (start == from_bias) {
+        c0[c] = ei::ploadu<Packet>(bias);
+        c1[c] = ei::ploadu<Packet>(bias + P);
+      } else {
+        c0[c] = c1[c] = ei::pset1<Packet>(S(0));
+      }
     }
     for (Index kk = 0; kk < k; ++kk) {
       const Packet a0 = ei::ploadu<Packet>(A + kk * lda), a1 = ei::ploadu<Packet>(A + kk * lda + P);
       for (int c = 0; c < NR; ++c) {
-        const Packet bc = ei::pset1<Packet>(B[c * k + kk]);
+        const Packet bc = ei::pset1<Packet>(RowMajorB ? B[kk * ldb + c] : B[c * ldb + kk]);
         c0[c] = ei::pmadd(a0, bc, c0[c]);
         c1[c] = ei::pmadd(a1, bc, c1[c]);
       }
@@ -151,6 +160,10 @@ struct DenseKernel {
   static void store(Activation act, const Packet& z, S* out, S* der) {
     if (act == linear) {
       ei::pstoreu(out, z);
+      return;
+    }
+    if (act == times) {
+      ei::pstoreu(out, ei::pmul(z, ei::ploadu<Packet>(der)));
       return;
     }
     const Packet one = ei::pset1<Packet>(S(1));
@@ -234,6 +247,12 @@ void Mlp<S>::Workspace::reserve(const Mlp& net, Index n) {
       kat += mp * (k + 1);
     }
   }
+  transposed_at_.assign(L, -1);
+  for (int l = 1; l < L; ++l) {
+    if (a.fan_in(l) % K::MR != 0) continue;
+    transposed_at_[l] = kat;
+    kat += a.fan_in(l) * a.fan_out(l);
+  }
   tail_at_ = kat;
   kat += max_in * K::NR;
   tile_at_ = kat;
@@ -303,10 +322,10 @@ void Mlp<S>::dense(const S* params, int l, const S* H, Index n, S* Z, S* D, Work
     for (Index i = 0; i < lda; i += K::MR) {
       const Index rows = std::min<Index>(K::MR, m - i);
       if (cols == K::NR && rows == K::MR) {
-        K::tile(act, A + i, lda, k, B, bias + i, Z + j * m + i, D ? D + j * m + i : nullptr, m);
+        K::tile(K::from_bias, act, A + i, lda, k, B, k, bias + i, Z + j * m + i, D ? D + j * m + i : nullptr, m);
         continue;
       }
-      K::tile(act, A + i, lda, k, B, bias + i, tile, tile + K::MR * K::NR, K::MR);
+      K::tile(K::from_bias, act, A + i, lda, k, B, k, bias + i, tile, tile + K::MR * K::NR, K::MR);
       for (Index c = 0; c < cols; ++c) {
         std::copy(tile + c * K::MR, tile + c * K::MR + rows, Z + (j + c) * m + i);
         if (D) std::copy(tile + (K::NR + c) * K::MR, tile + (K::NR + c) * K::MR + rows, D + (j + c) * m + i);
@@ -355,26 +374,60 @@ void Mlp<S>::forward(const S* params, ConstMatrixRef x, ConstVectorRef t, Worksp
 
 template <class S>
 void Mlp<S>::backward(const S* params, Workspace& ws, const ConstMapMat& output_gradient, S* grad) const {
+  using K = DenseKernel<S>;
   const int L = layers();
   const Index n = ws.columns(), d = arch_.dim;
+  // W_l^T for the input gradients of the layers that the kernel takes (see below).
+  for (int l = 1; l < L; ++l) {
+    if (ws.transposed_at_[l] < 0) continue;
+    const Index m = arch_.fan_out(l), k = arch_.fan_in(l);
+    const S* W = params + weight_offset(l);
+    S* to = ws.kernel_.data() + ws.transposed_at_[l];
+    for (Index c = 0; c < k; ++c)
+      for (Index r = 0; r < m; ++r) to[r * k + c] = W[c * m + r];
+  }
   // Blocks of columns through all layers, as in forward, so that a block's deltas, activations and
   // derivatives stay in L2; the weight gradients sum the blocks in order. delta lives in scratch 0 / 1
-  // alternately; the first one is the given output gradient.
+  // alternately; the first one is the given output gradient. Products whose shapes fit whole register tiles
+  // run on the forward kernel: gW += delta H^T (rows of gW in tiles of MR, its columns in panels of NR, the
+  // block's columns as the inner dimension) and delta_prev = (W^T delta) .* silu' (with the derivative
+  // applied in registers); the others (the output layer's few rows, the input layer's few columns) on
+  // Eigen.
   constexpr Index block = 256;
   for (Index c0 = 0; c0 < n; c0 += block) {
     const Index cols = std::min(block, n - c0);
     ConstMapMat delta(output_gradient.data() + c0 * d, d, cols);
     int next = 0;
     for (int l = L - 1; l >= 0; --l) {
-      const Index in = arch_.fan_in(l);
-      MapMat gW(grad + weight_offset(l), arch_.fan_out(l), in);
-      Eigen::Map<Vec> gb(grad + bias_offset(l), arch_.fan_out(l));
-      gW.noalias() += delta * ConstMapMat(ws.input(*this, l).data() + c0 * in, in, cols).transpose();
+      const Index in = arch_.fan_in(l), out = arch_.fan_out(l);
+      MapMat gW(grad + weight_offset(l), out, in);
+      Eigen::Map<Vec> gb(grad + bias_offset(l), out);
+      const ConstMapMat H(ws.input(*this, l).data() + c0 * in, in, cols);
+      if (out % K::MR == 0 && in % K::NR == 0) {
+        for (Index j = 0; j < in; j += K::NR)
+          for (Index i = 0; i < out; i += K::MR)
+            K::template tile<true>(K::from_out, K::linear, delta.data() + i, out, cols, H.data() + j, in, nullptr,
+                                   gW.data() + j * out + i, nullptr, out);
+      } else {
+        gW.noalias() += delta * H.transpose();
+      }
       gb += delta.rowwise().sum();
       if (l == 0) break;
       MapMat prev(ws.scratch(next, in).data(), in, cols);
-      prev.noalias() = weight(params, l).transpose() * delta;
-      prev.array() *= ConstMapMat(ws.derivative(*this, l - 1).data() + c0 * in, in, cols).array();
+      S* D = ws.derivative(*this, l - 1).data() + c0 * in;
+      Index done = 0;
+      if (ws.transposed_at_[l] >= 0) {
+        const S* WT = ws.kernel_.data() + ws.transposed_at_[l];
+        for (; done + K::NR <= cols; done += K::NR)
+          for (Index i = 0; i < in; i += K::MR)
+            K::tile(K::from_zero, K::times, WT + i, in, out, delta.data() + done * out, out, nullptr,
+                    prev.data() + done * in + i, D + done * in + i, in);
+      }
+      if (done < cols) {
+        auto rest = prev.middleCols(done, cols - done);
+        rest.noalias() = weight(params, l).transpose() * delta.middleCols(done, cols - done);
+        rest.array() *= ConstMapMat(D + done * in, in, cols - done).array();
+      }
       new (&delta) ConstMapMat(prev.data(), in, cols);
       next = 1 - next;
     }

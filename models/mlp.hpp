@@ -118,10 +118,12 @@ class Mlp {
    private:
     friend class Mlp;
     std::vector<S> storage_;
-    // The forward kernel's operands (see Mlp::forward): weights repacked where a layer's shape needs it, a
-    // zero-padded column panel and an output tile for the last columns of a batch. Sized by the architecture.
+    // The kernel's operands (see Mlp::forward and backward): weights repacked where a layer's shape needs it,
+    // W^T for backward, a zero-padded column panel and an output tile for the last columns of a batch. Sized
+    // by the architecture.
     std::vector<S> kernel_;
     std::vector<Index> packed_at_, packed_ld_;  // per layer; packed_ld_ = 0: W is used in place
+    std::vector<Index> transposed_at_;          // per layer: W^T for backward, or -1
     Index tail_at_ = 0, tile_at_ = 0;
     std::vector<Index> input_at_, derivative_at_;
     Index output_at_ = 0, scratch_at_[2] = {0, 0};
