@@ -18,6 +18,8 @@ The same network and loops as bench/bench_mlp.cpp, written the way a PyTorch use
             eps = 1e-3 in N steps of h, x <- x - [f(x, t) - g(t)^2 s(x, t)] h + g(t) sqrt(h) z, the last step
             without noise; sample evaluations per second = B N / time
   forward   net(input) under torch.no_grad() on a B x 3 input
+  sgemm     the network's products alone, torch.nn.functional.linear(h_l, W_l) for every layer (B x in by
+            in x out, no bias or activation): the BLAS's matrix-product rate on these shapes
 
 Times are wall clock (time.perf_counter): training, the mean of a block of iterations that takes at least
 --min-time seconds; sampling, one whole run of N steps; forward, the mean of a block of calls. Best of --repeats
@@ -144,8 +146,8 @@ def blas_library():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--job", nargs="+", default=["train", "sample", "forward"],
-                        choices=["train", "sample", "forward"])
+    parser.add_argument("--job", nargs="+", default=["train", "sample", "forward", "sgemm"],
+                        choices=["train", "sample", "forward", "sgemm"])
     parser.add_argument("--net", nargs="+", default=list(NETS), choices=list(NETS))
     parser.add_argument("--batch", nargs="+", type=int, default=[512, 10000])
     parser.add_argument("--threads", type=int, default=1)
@@ -173,6 +175,16 @@ def main():
                 elif job == "sample":
                     net = make_net(hidden)
                     fn, per_call = (lambda: sample(net, batch, args.steps)), float(batch * args.steps)
+                elif job == "sgemm":
+                    widths = [3] + hidden + [2]
+                    hs = [torch.randn(batch, a) for a in widths[:-1]]
+                    ws = [torch.randn(b, a) for a, b in zip(widths[:-1], widths[1:])]
+
+                    def fn():
+                        for h, w in zip(hs, ws):
+                            nn.functional.linear(h, w)
+
+                    per_call = float(batch)
                 else:
                     net = make_net(hidden)
                     inp = torch.randn(batch, 3)
