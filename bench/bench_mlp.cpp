@@ -15,7 +15,7 @@
 // Counters: GFLOPs = floating-point rate with 2 m n k per product of m x k by k x n (forward: the L layer
 // products; training: forward plus, in backward, the weight gradients of every layer and the input
 // gradients of layers 1..L-1, i.e. 3x forward minus the first layer's input gradient), fraction_of_sgemm =
-// GFLOPs / the sgemm rate of the same network and batch (measured once per process, best of 5),
+// GFLOPs / the sgemm rate of the same network and batch (measured once per process, best of 10),
 // sample_evals_per_s = columns x steps per second, iterations_per_s for training. Each benchmark runs after
 // a warm-up, three repetitions, reported as the best ("min" aggregate; its rate counters are those of the
 // slowest repetition, take rates from the min time as bench/run_mlp_benchmarks.sh does).
@@ -104,7 +104,7 @@ struct SgemmShapes {
   }
 };
 
-// sgemm GFLOP/s for (net, batch), measured once per process: best of 5 timings of at least 0.05 s each.
+// sgemm GFLOP/s for (net, batch), measured once per process: best of 10 timings of at least 0.05 s each.
 double sgemm_rate(int net, Index n) {
   static std::map<std::pair<int, Index>, double> cache;
   const auto key = std::make_pair(net, n);
@@ -113,7 +113,7 @@ double sgemm_rate(int net, Index n) {
   SgemmShapes s(a, n);
   s.run();
   double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
+  for (int rep = 0; rep < 10; ++rep) {
     long runs = 0;
     const auto start = std::chrono::steady_clock::now();
     double seconds = 0;

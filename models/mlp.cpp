@@ -383,8 +383,11 @@ void Mlp<S>::backward(const S* params, Workspace& ws, const ConstMapMat& output_
     const Index m = arch_.fan_out(l), k = arch_.fan_in(l);
     const S* W = params + weight_offset(l);
     S* to = ws.kernel_.data() + ws.transposed_at_[l];
-    for (Index c = 0; c < k; ++c)
-      for (Index r = 0; r < m; ++r) to[r * k + c] = W[c * m + r];
+    constexpr Index t = 16;  // in t x t blocks, which stay in L1 where whole rows and columns would not
+    for (Index r0 = 0; r0 < m; r0 += t)
+      for (Index c0 = 0; c0 < k; c0 += t)
+        for (Index c = c0; c < std::min(k, c0 + t); ++c)
+          for (Index r = r0; r < std::min(m, r0 + t); ++r) to[r * k + c] = W[c * m + r];
   }
   // Blocks of columns through all layers, as in forward, so that a block's deltas, activations and
   // derivatives stay in L2; the weight gradients sum the blocks in order. delta lives in scratch 0 / 1
