@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -100,6 +101,97 @@ Vector initial_weights(const MlpArchitecture& arch, std::uint64_t seed) {
   return p;
 }
 
+// ------------------------------------------------------------------------------------------------ kernel
+
+namespace {
+
+namespace ei = Eigen::internal;
+
+// The forward pass's dense layer, Z = act(W H + b), as register tiles of MR rows x NR columns: for each k,
+// two packets of W's column k times NR broadcast entries of H, accumulated in 2 NR registers that start at the
+// bias; then the activation (silu and its derivative through Eigen's packet exp) on the registers and one
+// store. A column's results come from the same instruction sequence whichever of the NR slots it occupies, and
+// nothing depends on alignment (unaligned loads and stores throughout), so a column's bits depend on its own
+// values only. Layers whose rows are not a multiple of MR run on a zero-padded copy of W and b; an output layer
+// of at most dot_rows rows runs as per-column dot products against W^T (vectorised over k, reduced in a fixed
+// order) instead of tiles that would be mostly padding.
+template <class S>
+struct DenseKernel {
+  using Packet = typename ei::packet_traits<S>::type;
+  static constexpr int P = ei::unpacket_traits<Packet>::size;
+  static constexpr int MR = 2 * P;
+  static constexpr int NR = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 6;
+  static constexpr Index dot_rows = 4;
+  enum Activation { linear, silu, silu_derivative, times };  // times: out = (A B) .* der, der given
+  enum Start { from_bias, from_zero, from_out };              // initial accumulators: bias, 0 or out += A B
+
+  // MR x NR of act(A B + start) into out (leading dimension ld); silu' into der for silu_derivative. A: MR
+  // rows of a column-major matrix with leading dimension lda, k columns; B: k x NR, entry (kk, c) at
+  // B[c ldb + kk], or at B[kk ldb + c] when RowMajorB (B is then the transpose of a column-major matrix).
+  template <bool RowMajorB = false>
+  static void tile(Start start, Activation act, const S* A, Index lda, Index k, const S* B, Index ldb,
+                   const S* bias, S* out, S* der, Index ld) {
+    Packet c0[NR], c1[NR];
+    for (int c = 0; c < NR; ++c) {
+      if (start == from_out) {
+        c0[c] = ei::ploadu<Packet>(out + c * ld);
+        c1[c] = ei::ploadu<Packet>(out + c * ld + P);
+      } else if (start == from_bias) {
+        c0[c] = ei::ploadu<Packet>(bias);
+        c1[c] = ei::ploadu<Packet>(bias + P);
+      } else {
+        c0[c] = c1[c] = ei::pset1<Packet>(S(0));
+      }
+    }
+    for (Index kk = 0; kk < k; ++kk) {
+      const Packet a0 = ei::ploadu<Packet>(A + kk * lda), a1 = ei::ploadu<Packet>(A + kk * lda + P);
+      for (int c = 0; c < NR; ++c) {
+        const Packet bc = ei::pset1<Packet>(RowMajorB ? B[kk * ldb + c] : B[c * ldb + kk]);
+        c0[c] = ei::pmadd(a0, bc, c0[c]);
+        c1[c] = ei::pmadd(a1, bc, c1[c]);
+      }
+    }
+    for (int c = 0; c < NR; ++c) {
+      store(act, c0[c], out + c * ld, der ? der + c * ld : nullptr);
+      store(act, c1[c], out + c * ld + P, der ? der + c * ld + P : nullptr);
+    }
+  }
+
+  static void store(Activation act, const Packet& z, S* out, S* der) {
+    if (act == linear) {
+      ei::pstoreu(out, z);
+      return;
+    }
+    if (act == times) {
+      ei::pstoreu(out, ei::pmul(z, ei::ploadu<Packet>(der)));
+      return;
+    }
+    const Packet one = ei::pset1<Packet>(S(1));
+    const Packet sig = ei::pdiv(one, ei::padd(one, ei::pexp(ei::pnegate(z))));
+    ei::pstoreu(out, ei::pmul(z, sig));
+    if (act == silu_derivative) ei::pstoreu(der, ei::pmul(sig, ei::padd(one, ei::pmul(z, ei::psub(one, sig)))));
+  }
+
+  // Z (m x n) = WT^T H + b, WT: k x m (row i of W contiguous), H: k x n.
+  static void dot_columns(const S* WT, const S* b, Index m, Index k, const S* H, Index n, S* Z) {
+    const Index kp = k / P * P;
+    for (Index j = 0; j < n; ++j) {
+      const S* h = H + j * k;
+      for (Index i = 0; i < m; ++i) {
+        const S* w = WT + i * k;
+        Packet acc = ei::pset1<Packet>(S(0));
+        for (Index kk = 0; kk < kp; kk += P)
+          acc = ei::pmadd(ei::ploadu<Packet>(w + kk), ei::ploadu<Packet>(h + kk), acc);
+        S sum = ei::predux(acc);
+        for (Index kk = kp; kk < k; ++kk) sum += w[kk] * h[kk];
+        Z[j * m + i] = sum + b[i];
+      }
+    }
+  }
+};
+
+}  // namespace
+
 // ------------------------------------------------------------------------------------------------ Mlp<S>
 
 template <class S>
@@ -135,8 +227,37 @@ void Mlp<S>::Workspace::reserve(const Mlp& net, Index n) {
   scratch_at_[0] = take(max_width * n);
   scratch_at_[1] = take(max_width * n);
   if (static_cast<Index>(storage_.size()) < at) storage_.resize(static_cast<std::size_t>(at));
-  if (columns_.rows() < max_width) columns_.resize((max_width + 15) / 16 * 16, 3);
   n_ = n;
+
+  using K = DenseKernel<S>;
+  packed_at_.assign(L, 0);
+  packed_ld_.assign(L, 0);
+  Index kat = 0, max_in = 1;
+  for (int l = 0; l < L; ++l) {
+    const Index m = a.fan_out(l), k = a.fan_in(l);
+    max_in = std::max(max_in, k);
+    if (l + 1 == L && m <= K::dot_rows) {  // W^T, for the per-column dot products of the output layer
+      packed_at_[l] = kat;
+      packed_ld_[l] = k;
+      kat += m * k;
+    } else if (m % K::MR != 0) {  // W and b with rows padded to whole tiles
+      const Index mp = (m + K::MR - 1) / K::MR * K::MR;
+      packed_at_[l] = kat;
+      packed_ld_[l] = mp;
+      kat += mp * (k + 1);
+    }
+  }
+  transposed_at_.assign(L, -1);
+  for (int l = 1; l < L; ++l) {
+    if (a.fan_in(l) % K::MR != 0) continue;
+    transposed_at_[l] = kat;
+    kat += a.fan_in(l) * a.fan_out(l);
+  }
+  tail_at_ = kat;
+  kat += max_in * K::NR;
+  tile_at_ = kat;
+  kat += 2 * K::MR * K::NR;
+  if (static_cast<Index>(kernel_.size()) < kat) kernel_.resize(static_cast<std::size_t>(kat));
 }
 
 template <class S>
@@ -175,62 +296,144 @@ void Mlp<S>::embed(ConstMatrixRef x, ConstVectorRef t, MapMat h0) const {
 }
 
 template <class S>
+void Mlp<S>::dense(const S* params, int l, const S* H, Index n, S* Z, S* D, Workspace& ws) const {
+  using K = DenseKernel<S>;
+  const Index m = arch_.fan_out(l), k = arch_.fan_in(l);
+  const S* b = params + bias_offset(l);
+  if (l + 1 == layers() && m <= K::dot_rows) {
+    K::dot_columns(ws.kernel_.data() + ws.packed_at_[l], b, m, k, H, n, Z);
+    return;
+  }
+  const bool packed = ws.packed_ld_[l] != 0;
+  const Index lda = packed ? ws.packed_ld_[l] : m;
+  const S* A = packed ? ws.kernel_.data() + ws.packed_at_[l] : params + weight_offset(l);
+  const S* bias = packed ? A + lda * k : b;
+  const auto act = l + 1 == layers() ? K::linear : D ? K::silu_derivative : K::silu;
+  S* tail = ws.kernel_.data() + ws.tail_at_;
+  S* tile = ws.kernel_.data() + ws.tile_at_;
+  for (Index j = 0; j < n; j += K::NR) {
+    const Index cols = std::min<Index>(K::NR, n - j);
+    const S* B = H + j * k;
+    if (cols < K::NR) {  // the last columns, zero-padded to a whole panel: the same arithmetic as the others
+      std::fill(tail, tail + k * K::NR, S(0));
+      std::copy(B, B + k * cols, tail);
+      B = tail;
+    }
+    for (Index i = 0; i < lda; i += K::MR) {
+      const Index rows = std::min<Index>(K::MR, m - i);
+      if (cols == K::NR && rows == K::MR) {
+        K::tile(K::from_bias, act, A + i, lda, k, B, k, bias + i, Z + j * m + i, D ? D + j * m + i : nullptr, m);
+        continue;
+      }
+      K::tile(K::from_bias, act, A + i, lda, k, B, k, bias + i, tile, tile + K::MR * K::NR, K::MR);
+      for (Index c = 0; c < cols; ++c) {
+        std::copy(tile + c * K::MR, tile + c * K::MR + rows, Z + (j + c) * m + i);
+        if (D) std::copy(tile + (K::NR + c) * K::MR, tile + (K::NR + c) * K::MR + rows, D + (j + c) * m + i);
+      }
+    }
+  }
+}
+
+template <class S>
 void Mlp<S>::forward(const S* params, ConstMatrixRef x, ConstVectorRef t, Workspace& ws, bool keep) const {
-  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+  using K = DenseKernel<S>;
   const Index n = x.cols();
   eigen_assert(x.rows() == arch_.dim && t.size() == n);
   ws.reserve(*this, n);
-  embed(x, t, ws.input(*this, 0));
   const int L = layers();
   for (int l = 0; l < L; ++l) {
-    const Index out = arch_.fan_out(l);
-    MapMat z = l + 1 < L ? ws.input(*this, l + 1) : ws.output(*this);
-    z.noalias() = weight(params, l) * ws.input(*this, l);
-    const Eigen::Map<const Arr> b(params + bias_offset(l), out);
-    if (l + 1 == L) {
-      z.colwise() += b.matrix();
-      break;
+    const Index m = arch_.fan_out(l), k = arch_.fan_in(l);
+    if (ws.packed_ld_[l] == 0) continue;
+    S* to = ws.kernel_.data() + ws.packed_at_[l];
+    const S* W = params + weight_offset(l);
+    if (l + 1 == L && m <= K::dot_rows) {
+      for (Index i = 0; i < m; ++i)
+        for (Index c = 0; c < k; ++c) to[i * k + c] = W[c * m + i];
+      continue;
     }
-    // Bias, activation and its derivative in one pass over each column, while the column is in L1. The
-    // arithmetic runs in aligned scratch columns and is copied out: where a column of z starts in memory then
-    // cannot change how Eigen splits it into scalar and SIMD parts (whose exp and fused multiply-adds round
-    // differently), so results are the same bit for bit whatever the buffer addresses, threads or batch size.
-    auto zc = ws.activation_scratch().col(0).head(out);
-    auto sig = ws.activation_scratch().col(1).head(out);
-    auto der = ws.activation_scratch().col(2).head(out);
-    S* dbase = keep ? ws.derivative(*this, l).data() : nullptr;
-    for (Index j = 0; j < n; ++j) {
-      Eigen::Map<Arr> zj(z.data() + j * out, out);
-      zc = zj + b;
-      sig = (S(1) + (-zc).exp()).inverse();
-      if (keep) {
-        der = sig * (S(1) + zc * (S(1) - sig));
-        std::copy(der.data(), der.data() + out, dbase + j * out);
-      }
-      zc *= sig;
-      std::copy(zc.data(), zc.data() + out, zj.data());
+    const Index lda = ws.packed_ld_[l];
+    std::fill(to, to + lda * (k + 1), S(0));
+    for (Index c = 0; c < k; ++c) std::copy(W + c * m, W + (c + 1) * m, to + c * lda);
+    std::copy(params + bias_offset(l), params + bias_offset(l) + m, to + lda * k);
+  }
+  embed(x, t, ws.input(*this, 0));
+  // Blocks of columns through all layers, so that a block's activations stay in L2 from one layer to the
+  // next. Every column goes through the same kernel code whatever its position (see DenseKernel), so results
+  // do not depend on the batch size, the block a column falls in, or buffer addresses.
+  constexpr Index block = 32 * K::NR;
+  for (Index c0 = 0; c0 < n; c0 += block) {
+    const Index cols = std::min(block, n - c0);
+    for (int l = 0; l < L; ++l) {
+      const S* H = ws.input(*this, l).data() + c0 * arch_.fan_in(l);
+      S* Z = (l + 1 < L ? ws.input(*this, l + 1).data() : ws.output(*this).data()) + c0 * arch_.fan_out(l);
+      S* D = keep && l + 1 < L ? ws.derivative(*this, l).data() + c0 * arch_.fan_out(l) : nullptr;
+      dense(params, l, H, cols, Z, D, ws);
     }
   }
 }
 
 template <class S>
 void Mlp<S>::backward(const S* params, Workspace& ws, const ConstMapMat& output_gradient, S* grad) const {
+  using K = DenseKernel<S>;
   const int L = layers();
-  const Index n = ws.columns();
-  // delta lives in scratch 0 / 1 alternately; the first one is the given output gradient.
-  ConstMapMat delta(output_gradient.data(), arch_.dim, n);
-  int next = 0;
-  for (int l = L - 1; l >= 0; --l) {
-    MapMat gW(grad + weight_offset(l), arch_.fan_out(l), arch_.fan_in(l));
-    Eigen::Map<Vec> gb(grad + bias_offset(l), arch_.fan_out(l));
-    gW.noalias() += delta * ws.input(*this, l).transpose();
-    gb += delta.rowwise().sum();
-    if (l == 0) break;
-    MapMat prev = ws.scratch(next, arch_.fan_in(l));
-    prev.noalias() = weight(params, l).transpose() * delta;
-    prev.array() *= ws.derivative(*this, l - 1).array();
-    new (&delta) ConstMapMat(prev.data(), prev.rows(), n);
-    next = 1 - next;
+  const Index n = ws.columns(), d = arch_.dim;
+  // W_l^T for the input gradients of the layers that the kernel takes (see below).
+  for (int l = 1; l < L; ++l) {
+    if (ws.transposed_at_[l] < 0) continue;
+    const Index m = arch_.fan_out(l), k = arch_.fan_in(l);
+    const S* W = params + weight_offset(l);
+    S* to = ws.kernel_.data() + ws.transposed_at_[l];
+    constexpr Index t = 16;  // in t x t blocks, which stay in L1 where whole rows and columns would not
+    for (Index r0 = 0; r0 < m; r0 += t)
+      for (Index c0 = 0; c0 < k; c0 += t)
+        for (Index c = c0; c < std::min(k, c0 + t); ++c)
+          for (Index r = r0; r < std::min(m, r0 + t); ++r) to[r * k + c] = W[c * m + r];
+  }
+  // Blocks of columns through all layers, as in forward, so that a block's deltas, activations and
+  // derivatives stay in L2; the weight gradients sum the blocks in order. delta lives in scratch 0 / 1
+  // alternately; the first one is the given output gradient. Products whose shapes fit whole register tiles
+  // run on the forward kernel: gW += delta H^T (rows of gW in tiles of MR, its columns in panels of NR, the
+  // block's columns as the inner dimension) and delta_prev = (W^T delta) .* silu' (with the derivative
+  // applied in registers); the others (the output layer's few rows, the input layer's few columns) on
+  // Eigen.
+  constexpr Index block = 256;
+  for (Index c0 = 0; c0 < n; c0 += block) {
+    const Index cols = std::min(block, n - c0);
+    ConstMapMat delta(output_gradient.data() + c0 * d, d, cols);
+    int next = 0;
+    for (int l = L - 1; l >= 0; --l) {
+      const Index in = arch_.fan_in(l), out = arch_.fan_out(l);
+      MapMat gW(grad + weight_offset(l), out, in);
+      Eigen::Map<Vec> gb(grad + bias_offset(l), out);
+      const ConstMapMat H(ws.input(*this, l).data() + c0 * in, in, cols);
+      if (out % K::MR == 0 && in % K::NR == 0) {
+        for (Index j = 0; j < in; j += K::NR)
+          for (Index i = 0; i < out; i += K::MR)
+            K::template tile<true>(K::from_out, K::linear, delta.data() + i, out, cols, H.data() + j, in, nullptr,
+                                   gW.data() + j * out + i, nullptr, out);
+      } else {
+        gW.noalias() += delta * H.transpose();
+      }
+      gb += delta.rowwise().sum();
+      if (l == 0) break;
+      MapMat prev(ws.scratch(next, in).data(), in, cols);
+      S* D = ws.derivative(*this, l - 1).data() + c0 * in;
+      Index done = 0;
+      if (ws.transposed_at_[l] >= 0) {
+        const S* WT = ws.kernel_.data() + ws.transposed_at_[l];
+        for (; done + K::NR <= cols; done += K::NR)
+          for (Index i = 0; i < in; i += K::MR)
+            K::tile(K::from_zero, K::times, WT + i, in, out, delta.data() + done * out, out, nullptr,
+                    prev.data() + done * in + i, D + done * in + i, in);
+      }
+      if (done < cols) {
+        auto rest = prev.middleCols(done, cols - done);
+        rest.noalias() = weight(params, l).transpose() * delta.middleCols(done, cols - done);
+        rest.array() *= ConstMapMat(D + done * in, in, cols - done).array();
+      }
+      new (&delta) ConstMapMat(prev.data(), in, cols);
+      next = 1 - next;
+    }
   }
 }
 

@@ -11,11 +11,13 @@
 //                                     sigma_t z; the reference code's VP / sub-VP convention)
 //           s(x, t) =  o / sigma_t   ("scaled_score": o predicts sigma_t s; the VE convention)
 //
-// Batches are d x n with one column per sample, so every layer is one matrix product over the whole batch;
-// the bias, the activation and its derivative are applied in the same pass over each column while it is in
-// cache. Compute is in the network's scalar type S (float by default, double on request); inputs and outputs
-// of the ScoreModel interface are double. All buffers live in a Workspace that only ever grows: once it has
-// seen the largest batch, no evaluation allocates.
+// Batches are d x n with one column per sample. The forward pass takes blocks of columns through all layers
+// (a block's activations stay in L2), each layer a register-tiled product that adds the bias and applies the
+// activation and its derivative before anything is stored (DenseKernel in mlp.cpp); a column's result is the
+// same bit for bit whatever the batch size and its position in the batch. Backward and tangent passes use
+// Eigen's products. Compute is in the network's scalar type S (float by default, double on request); inputs
+// and outputs of the ScoreModel interface are double. All buffers live in a Workspace that only ever grows:
+// once it has seen the largest batch, no evaluation allocates.
 //
 // Parameters are one flat vector: for each layer l, W_l (out x in, column-major), then b_l. The same layout
 // holds gradients, Adam moments and the EMA, so the optimiser works on flat arrays.
@@ -112,12 +114,17 @@ class Mlp {
     MapMat derivative(const Mlp& net, int l);  // D_l = silu'(z_l): fan_out(l) x n, hidden layers only
     MapMat output(const Mlp& net);             // o: d x n
     MapMat scratch(int which, Index rows);     // rows x n, which in {0, 1}
-    // Three aligned columns of max-width scalars for the activation pass (see Mlp::forward).
-    Eigen::Array<S, Eigen::Dynamic, 3>& activation_scratch() { return columns_; }
 
    private:
+    friend class Mlp;
     std::vector<S> storage_;
-    Eigen::Array<S, Eigen::Dynamic, 3> columns_;
+    // The kernel's operands (see Mlp::forward and backward): weights repacked where a layer's shape needs it,
+    // W^T for backward, a zero-padded column panel and an output tile for the last columns of a batch. Sized
+    // by the architecture.
+    std::vector<S> kernel_;
+    std::vector<Index> packed_at_, packed_ld_;  // per layer; packed_ld_ = 0: W is used in place
+    std::vector<Index> transposed_at_;          // per layer: W^T for backward, or -1
+    Index tail_at_ = 0, tile_at_ = 0;
     std::vector<Index> input_at_, derivative_at_;
     Index output_at_ = 0, scratch_at_[2] = {0, 0};
     Index n_ = 0;
@@ -138,6 +145,9 @@ class Mlp {
 
  private:
   void embed(ConstMatrixRef x, ConstVectorRef t, MapMat h0) const;
+  // Layer l on n columns: Z = W_l H + b_l, through silu for hidden layers (and silu' into D when D is not
+  // null). H: fan_in(l) x n, Z and D: fan_out(l) x n, column-major with no gaps.
+  void dense(const S* params, int l, const S* H, Index n, S* Z, S* D, Workspace& ws) const;
   // From layer-1 pre-activation tangents T_1 (fan_out(0) x n, in scratch 0) to the output tangent (d x n);
   // returns the scratch index holding it.
   int propagate_tangent(const S* params, Workspace& ws) const;

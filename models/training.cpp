@@ -221,6 +221,46 @@ namespace {
 constexpr std::uint64_t validation_counter = 0xFFFFFFFFu;
 
 template <class S>
+struct AdamConstants {
+  S b1, b2, step_size, root_c2, eps, decay;
+};
+
+// One pass over the parameters for Adam and the EMA:
+//   m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,  p -= step_size m / (sqrt(v) / root_c2 + eps),
+//   ema = decay ema + (1 - decay) p,
+// packet by packet while the five arrays' entries are in registers, instead of one pass per array. Every
+// operation is a correctly rounded multiply, add, divide or square root (no fused multiply-add), so packets
+// and the scalar tail give the same bits as the array expressions of these formulas.
+template <class S>
+void adam_ema_update(Index n, const S* g, S* m, S* v, S* p, S* ema, const AdamConstants<S>& c) {
+  namespace ei = Eigen::internal;
+  using Packet = typename ei::packet_traits<S>::type;
+  constexpr Index P = static_cast<Index>(sizeof(Packet) / sizeof(S));
+  const Packet b1 = ei::pset1<Packet>(c.b1), b2 = ei::pset1<Packet>(c.b2), nb1 = ei::pset1<Packet>(S(1) - c.b1),
+               nb2 = ei::pset1<Packet>(S(1) - c.b2), step = ei::pset1<Packet>(c.step_size),
+               rc2 = ei::pset1<Packet>(c.root_c2), eps = ei::pset1<Packet>(c.eps), decay = ei::pset1<Packet>(c.decay),
+               ndecay = ei::pset1<Packet>(S(1) - c.decay);
+  Index i = 0;
+  for (; i + P <= n; i += P) {
+    const Packet gi = ei::ploadu<Packet>(g + i);
+    const Packet mi = ei::padd(ei::pmul(b1, ei::ploadu<Packet>(m + i)), ei::pmul(nb1, gi));
+    const Packet vi = ei::padd(ei::pmul(b2, ei::ploadu<Packet>(v + i)), ei::pmul(nb2, ei::pmul(gi, gi)));
+    const Packet pi =
+        ei::psub(ei::ploadu<Packet>(p + i), ei::pdiv(ei::pmul(step, mi), ei::padd(ei::pdiv(ei::psqrt(vi), rc2), eps)));
+    ei::pstoreu(m + i, mi);
+    ei::pstoreu(v + i, vi);
+    ei::pstoreu(p + i, pi);
+    ei::pstoreu(ema + i, ei::padd(ei::pmul(decay, ei::ploadu<Packet>(ema + i)), ei::pmul(ndecay, pi)));
+  }
+  for (; i < n; ++i) {
+    m[i] = c.b1 * m[i] + (S(1) - c.b1) * g[i];
+    v[i] = c.b2 * v[i] + (S(1) - c.b2) * (g[i] * g[i]);
+    p[i] -= c.step_size * m[i] / (std::sqrt(v[i]) / c.root_c2 + c.eps);
+    ema[i] = c.decay * ema[i] + (S(1) - c.decay) * p[i];
+  }
+}
+
+template <class S>
 struct TypedTrainer final : Trainer::Impl {
   using Vec = typename Mlp<S>::Vec;
   TypedTrainer(const MlpArchitecture& arch, const Sde& sde_, const TrainingOptions& o, Matrix train_,
@@ -300,13 +340,11 @@ struct TypedTrainer final : Trainer::Impl {
                  c2 = 1.0 - std::pow(options.beta2, step_number);
     const S step_size = static_cast<S>(lr / c1), root_c2 = static_cast<S>(std::sqrt(c2));
     const S adam_eps = static_cast<S>(options.adam_eps);
-    m.array() = b1 * m.array() + (S(1) - b1) * grad.array();
-    v.array() = b2 * v.array() + (S(1) - b2) * grad.array().square();
-    params.array() -= step_size * m.array() / (v.array().sqrt() / root_c2 + adam_eps);
     // EMA with the usual warm-up of its rate (as TensorFlow's ExponentialMovingAverage with num_updates), so
     // that the initial weights do not linger in short runs.
     const S decay = static_cast<S>(std::min(options.ema_rate, (1.0 + step_number) / (10.0 + step_number)));
-    ema_params.array() = decay * ema_params.array() + (S(1) - decay) * params.array();
+    adam_ema_update<S>(params.size(), grad.data(), m.data(), v.data(), params.data(), ema_params.data(),
+                       {b1, b2, step_size, root_c2, adam_eps, decay});
     ++iteration;
   }
 

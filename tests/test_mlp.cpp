@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -108,6 +109,52 @@ TEST_CASE("mlp: DSM loss gradient matches central finite differences on every pa
   }
 }
 
+TEST_CASE("mlp: gradients through the tiled backward products match finite differences and float32") {
+  // Widths that are whole register tiles (multiples of 16 rows and of 6 and 8 columns) and more columns than
+  // one panel, so that backward runs its kernel products and their Eigen remainder columns.
+  const auto sde = make_sde(SdeOptions{});
+  TrainingOptions options;
+  auto arch = small_architecture(TimeEmbedding::raw, Parameterization::noise, Precision::float64);
+  arch.hidden = {48, 96};
+  const Mlp<double> net(arch, Vector());
+  const Vector params = initial_weights(arch, 3);
+  const Index n = 21;
+  const Matrix x0 = normals(1, arch.dim, n), z = normals(2, arch.dim, n);
+  const Vector t = times(3, n, 0.05, 1.0);
+  Mlp<double>::Workspace ws;
+  Vector grad = Vector::Zero(params.size());
+  dsm_loss_sum<double>(net, params.data(), *sde, options, x0, t, z, ws, grad.data(), 1.0);
+  double max_err = 0;
+  for (Index i = 0; i < params.size(); ++i) {
+    const double h = 1e-6;
+    Vector q = params;
+    q(i) += h;
+    const double up = dsm_loss_sum<double>(net, q.data(), *sde, options, x0, t, z, ws, nullptr, 1.0);
+    q(i) -= 2 * h;
+    const double down = dsm_loss_sum<double>(net, q.data(), *sde, options, x0, t, z, ws, nullptr, 1.0);
+    max_err = std::max(max_err, std::abs((up - down) / (2 * h) - grad(i)));
+  }
+  const double max_grad = grad.cwiseAbs().maxCoeff();
+  MESSAGE(fmt::format("tiled backward: max |fd - grad| = {:.2e}, max |grad| = {:.2e}", max_err, max_grad));
+  CHECK(max_err <= 1e-6 * std::max(1.0, max_grad));
+  // float32, widths of whole float tiles: the same gradient to float rounding.
+  arch.hidden = {64, 64};
+  arch.precision = Precision::float32;
+  const Mlp<double> net64(arch, Vector());
+  const Mlp<float> net32(arch, Vector());
+  const Vector p64 = initial_weights(arch, 5);
+  const Eigen::VectorXf p32 = p64.cast<float>();
+  Mlp<double>::Workspace ws64;
+  Mlp<float>::Workspace ws32;
+  Vector g64 = Vector::Zero(p64.size());
+  Eigen::VectorXf g32 = Eigen::VectorXf::Zero(p32.size());
+  dsm_loss_sum<double>(net64, p32.cast<double>().eval().data(), *sde, options, x0, t, z, ws64, g64.data(), 1.0);
+  dsm_loss_sum<float>(net32, p32.data(), *sde, options, x0, t, z, ws32, g32.data(), 1.0);
+  const double rel = (g32.cast<double>() - g64).cwiseAbs().maxCoeff() / g64.cwiseAbs().maxCoeff();
+  MESSAGE(fmt::format("float32 vs float64 gradient: max relative difference {:.1e}", rel));
+  CHECK(rel < 1e-4);
+}
+
 TEST_CASE("mlp: float32 and float64 networks agree") {
   const auto arch64 = small_architecture(TimeEmbedding::fourier, Parameterization::noise, Precision::float64);
   auto arch32 = arch64;
@@ -174,6 +221,35 @@ TEST_CASE("mlp: Jacobian-vector products and exact divergence match finite diffe
     MESSAGE(fmt::format("{}: max |jvp - fd| = {:.2e}, max |div - fd| = {:.2e}", to_string(time),
                         (fd - jv).cwiseAbs().maxCoeff(), (fd_div - div).cwiseAbs().maxCoeff()));
     CHECK((fd_div - div).cwiseAbs().maxCoeff() < 1e-6 * std::max(1.0, div.cwiseAbs().maxCoeff()));
+  }
+}
+
+TEST_CASE("mlp: a column's output is bitwise the same whatever the batch size and its position") {
+  // Widths that are and are not multiples of the forward kernel's row tile, batches that are and are not
+  // multiples of its column panel, and single columns.
+  const auto sde = make_sde(SdeOptions{});
+  for (const auto precision : {Precision::float32, Precision::float64}) {
+    for (const auto time : {TimeEmbedding::fourier, TimeEmbedding::raw}) {
+      for (const std::vector<Index>& hidden : {std::vector<Index>{7, 5}, std::vector<Index>{64, 48, 32}}) {
+        auto arch = small_architecture(time, Parameterization::noise, precision);
+        arch.hidden = hidden;
+        const MlpScore m(arch, initial_frequencies(arch, 4), initial_weights(arch, 4), *sde);
+        const Index n = 300;
+        const Matrix x = normals(6, arch.dim, n);
+        const Vector t = times(7, n, 0.01, 1.0);
+        Matrix all(arch.dim, n);
+        m.network_output(x, t, all);
+        for (const auto& [first, count] :
+             std::vector<std::pair<Index, Index>>{{0, 1}, {5, 1}, {299, 1}, {3, 9}, {100, 137}, {17, 256}, {0, 300}}) {
+          CAPTURE(first);
+          CAPTURE(count);
+          Matrix part(arch.dim, count);
+          m.network_output(x.middleCols(first, count), t.segment(first, count), part);
+          CHECK(std::memcmp(part.data(), all.middleCols(first, count).eval().data(),
+                            sizeof(double) * static_cast<std::size_t>(part.size())) == 0);
+        }
+      }
+    }
   }
 }
 
