@@ -51,6 +51,24 @@ Vector times(std::uint64_t seed, Index n, double lo, double hi) {
   return (lo + (hi - lo) * t.array()).matrix();
 }
 
+// max |central difference - grad(i)| over parameters i in [begin, end) of the DSM loss sum, h = 1e-6.
+double finite_difference_error(const Mlp<double>& net, const Vector& params, const Sde& sde,
+                               const TrainingOptions& options, const Matrix& x0, const Vector& t, const Matrix& z,
+                               Mlp<double>::Workspace& ws, const Vector& grad, Index begin, Index end) {
+  const double h = 1e-6;
+  double max_err = 0;
+  Vector q = params;
+  for (Index i = begin; i < end; ++i) {
+    q(i) = params(i) + h;
+    const double up = dsm_loss_sum<double>(net, q.data(), sde, options, x0, t, z, ws, nullptr, 1.0);
+    q(i) = params(i) - h;
+    const double down = dsm_loss_sum<double>(net, q.data(), sde, options, x0, t, z, ws, nullptr, 1.0);
+    q(i) = params(i);
+    max_err = std::max(max_err, std::abs((up - down) / (2 * h) - grad(i)));
+  }
+  return max_err;
+}
+
 }  // namespace
 
 TEST_CASE("mlp: DSM loss gradient matches central finite differences on every parameter block") {
@@ -70,9 +88,6 @@ TEST_CASE("mlp: DSM loss gradient matches central finite differences on every pa
         Mlp<double>::Workspace ws;
         Vector grad = Vector::Zero(params.size());
         dsm_loss_sum<double>(net, params.data(), *sde, options, x0, t, z, ws, grad.data(), 1.0);
-        const auto loss_at = [&](const Vector& q) {
-          return dsm_loss_sum<double>(net, q.data(), *sde, options, x0, t, z, ws, nullptr, 1.0);
-        };
         // Central differences with h = 1e-6: truncation O(h^2) ~ 1e-12, rounding ~ 1e-16 |L| / h ~ 1e-9
         // relative.
         for (int l = 0; l < net.layers(); ++l) {
@@ -80,18 +95,8 @@ TEST_CASE("mlp: DSM loss gradient matches central finite differences on every pa
             const Index begin = bias ? net.bias_offset(l) : net.weight_offset(l);
             const Index end =
                 bias ? net.weight_offset(l) + arch.fan_out(l) * (arch.fan_in(l) + 1) : net.bias_offset(l);
-            double max_err = 0, max_grad = 0;
-            for (Index i = begin; i < end; ++i) {
-              const double h = 1e-6;
-              Vector q = params;
-              q(i) += h;
-              const double up = loss_at(q);
-              q(i) -= 2 * h;
-              const double down = loss_at(q);
-              const double fd = (up - down) / (2 * h);
-              max_err = std::max(max_err, std::abs(fd - grad(i)));
-              max_grad = std::max(max_grad, std::abs(grad(i)));
-            }
+            const double max_err = finite_difference_error(net, params, *sde, options, x0, t, z, ws, grad, begin, end);
+            const double max_grad = grad.segment(begin, end - begin).cwiseAbs().maxCoeff();
             CAPTURE(to_string(time));
             CAPTURE(to_string(p));
             CAPTURE(to_string(weighting));
@@ -124,16 +129,7 @@ TEST_CASE("mlp: gradients through the tiled backward products match finite diffe
   Mlp<double>::Workspace ws;
   Vector grad = Vector::Zero(params.size());
   dsm_loss_sum<double>(net, params.data(), *sde, options, x0, t, z, ws, grad.data(), 1.0);
-  double max_err = 0;
-  for (Index i = 0; i < params.size(); ++i) {
-    const double h = 1e-6;
-    Vector q = params;
-    q(i) += h;
-    const double up = dsm_loss_sum<double>(net, q.data(), *sde, options, x0, t, z, ws, nullptr, 1.0);
-    q(i) -= 2 * h;
-    const double down = dsm_loss_sum<double>(net, q.data(), *sde, options, x0, t, z, ws, nullptr, 1.0);
-    max_err = std::max(max_err, std::abs((up - down) / (2 * h) - grad(i)));
-  }
+  const double max_err = finite_difference_error(net, params, *sde, options, x0, t, z, ws, grad, 0, params.size());
   const double max_grad = grad.cwiseAbs().maxCoeff();
   MESSAGE(fmt::format("tiled backward: max |fd - grad| = {:.2e}, max |grad| = {:.2e}", max_err, max_grad));
   CHECK(max_err <= 1e-6 * std::max(1.0, max_grad));
