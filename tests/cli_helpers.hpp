@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 
 namespace scoresde::test {
 

@@ -1,5 +1,5 @@
 // Closed forms for the sample-quality metrics between Gaussians, written independently of
-// experiments/metrics.cpp (no matrix square roots, no sorting): the oracles of tests/test_metrics.cpp and
+// experiments/metrics/metrics.cpp (no matrix square roots, no sorting): the oracles of tests/test_metrics.cpp and
 // tests/test_metrics_slow.cpp.
 #pragma once
 

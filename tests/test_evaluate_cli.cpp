@@ -9,7 +9,7 @@
 #include "cli_helpers.hpp"
 #include "core/build_info.hpp"
 #include "core/npy.hpp"
-#include "experiments/metrics.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "models/datasets.hpp"
 
 using namespace scoresde;

@@ -20,7 +20,7 @@
 #include <xtensor/xnpy.hpp>
 
 #include "core/npy.hpp"
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
 #include "models/mlp.hpp"

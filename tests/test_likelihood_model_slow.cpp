@@ -19,7 +19,7 @@
 #include <xtensor/xnpy.hpp>
 
 #include "core/sde.hpp"
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
 #include "models/training.hpp"

@@ -1,4 +1,4 @@
-// Sample-quality metrics (experiments/metrics.hpp) against closed forms and brute force:
+// Sample-quality metrics (experiments/metrics/metrics.hpp) against closed forms and brute force:
 //   - frechet, mean_error, cov_error on point sets whose sample moments are exactly two given Gaussians';
 //   - sliced_w2 in one dimension against the exact W2^2 of the empirical laws (and its delta-method SE for a
 //     translation), in two dimensions against the circle average of the Gaussian W2^2;
@@ -20,7 +20,7 @@
 #include <set>
 
 #include "core/errors.hpp"
-#include "experiments/metrics.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "metrics_oracles.hpp"
 #include "models/datasets.hpp"
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "experiments/metrics.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "metrics_oracles.hpp"
 #include "models/datasets.hpp"
 

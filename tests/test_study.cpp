@@ -20,8 +20,8 @@
 
 #include "core/errors.hpp"
 #include "core/npy.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/study.hpp"
+#include "experiments/cli/cli.hpp"
+#include "experiments/study/study.hpp"
 #include "cli_helpers.hpp"
 
 extern char** environ;

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "core/npy.hpp"
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 #include "models/checkpoint.hpp"
 #include "cli_helpers.hpp"
 

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "core/npy.hpp"
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 
 using namespace scoresde;
 namespace fs = std::filesystem;

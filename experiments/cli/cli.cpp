@@ -1,4 +1,4 @@
-#include "experiments/cli.hpp"
+#include "experiments/cli/cli.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

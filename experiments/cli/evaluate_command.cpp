@@ -1,4 +1,4 @@
-// scoresde evaluate: sample-quality metrics (experiments/metrics.hpp) of SAMPLES.npy against a reference, a
+// scoresde evaluate: sample-quality metrics (experiments/metrics/metrics.hpp) of SAMPLES.npy against a reference, a
 // built-in distribution or mixture file (exact reference points drawn with --seed; density metrics available)
 // or a set of points REF.npy. Writes METRICS.json atomically (every metric with its standard error, the
 // reference, the resolved options, the command and the build context) and prints a table.
@@ -12,9 +12,9 @@
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
 #include "core/npy.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/metrics.hpp"
-#include "experiments/options_cli.hpp"
+#include "experiments/cli/cli.hpp"
+#include "experiments/metrics/metrics.hpp"
+#include "experiments/cli/options_cli.hpp"
 #include "models/datasets.hpp"
 
 namespace scoresde {

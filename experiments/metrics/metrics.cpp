@@ -1,4 +1,4 @@
-#include "experiments/metrics.hpp"
+#include "experiments/metrics/metrics.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -11,8 +11,8 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/options_cli.hpp"
+#include "experiments/cli/cli.hpp"
+#include "experiments/cli/options_cli.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
 #include "models/training.hpp"

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "core/sde.hpp"
-#include "experiments/options_cli.hpp"
+#include "experiments/cli/options_cli.hpp"
 #include "models/checkpoint.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "models/mlp.hpp"

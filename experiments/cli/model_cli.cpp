@@ -1,4 +1,4 @@
-#include "experiments/model_cli.hpp"
+#include "experiments/cli/model_cli.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

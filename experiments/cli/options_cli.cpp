@@ -1,4 +1,4 @@
-#include "experiments/options_cli.hpp"
+#include "experiments/cli/options_cli.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

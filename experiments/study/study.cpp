@@ -1,4 +1,4 @@
-#include "experiments/study.hpp"
+#include "experiments/study/study.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -14,7 +14,7 @@
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
 #include "core/npy.hpp"
-#include "experiments/metrics.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
 #include "models/mlp.hpp"

@@ -1,4 +1,4 @@
-// scoresde study: runs a grid of sampling runs and records one row per run (experiments/study.hpp).
+// scoresde study: runs a grid of sampling runs and records one row per run (experiments/study/study.hpp).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "core/errors.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/metrics.hpp"
-#include "experiments/options_cli.hpp"
-#include "experiments/study.hpp"
+#include "experiments/cli/cli.hpp"
+#include "experiments/metrics/metrics.hpp"
+#include "experiments/cli/options_cli.hpp"
+#include "experiments/study/study.hpp"
 #include "models/datasets.hpp"
 #include "solvers/registry.hpp"
 

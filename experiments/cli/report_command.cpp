@@ -1,5 +1,5 @@
 // scoresde report DIR: figures and a Markdown summary of a study, drawn by matplotlib. The Python script
-// (experiments/report.py) is compiled into the program, so the report needs no file outside the binary; it
+// (experiments/study/report.py) is compiled into the program, so the report needs no file outside the binary; it
 // runs under /usr/bin/python3, where Debian's numpy and matplotlib live.
 #include <fmt/format.h>
 #include <spawn.h>
@@ -13,8 +13,8 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
-#include "experiments/cli.hpp"
-#include "report_script.hpp"  // generated at configure time from experiments/report.py
+#include "experiments/cli/cli.hpp"
+#include "report_script.hpp"  // generated at configure time from experiments/study/report.py
 
 extern char** environ;
 

@@ -1,8 +1,8 @@
-#include "experiments/quality.hpp"
+#include "experiments/metrics/quality.hpp"
 
 #include <cmath>
 
-#include "experiments/metrics.hpp"
+#include "experiments/metrics/metrics.hpp"
 
 namespace scoresde {
 

@@ -42,7 +42,7 @@ struct StudySpec {
 
   SamplerOptions sampler_base;  // noise, eps, denoise, langevin norm, ODE control, chunk, threads
 
-  std::vector<std::string> metrics;  // empty: every metric (experiments/metrics.hpp) and model_nll
+  std::vector<std::string> metrics;  // empty: every metric (experiments/metrics/metrics.hpp) and model_nll
   Index reference_samples = 0;       // exact reference points per (data, seed); 0: as many as samples
   bool save_samples = true;  // keep each first-seed run's samples (2-D data only) for the report's plots
 
@@ -53,7 +53,7 @@ struct StudySpec {
   // The resolved configuration as INI text with the command-line keys, and as JSON (same keys and values).
   std::string to_ini() const;
   nlohmann::ordered_json to_json() const;
-  // The metric columns: `metrics`, or by default every metric of experiments/metrics.hpp and model_nll (the
+  // The metric columns: `metrics`, or by default every metric of experiments/metrics/metrics.hpp and model_nll (the
   // negative log-likelihood of held-out exact data under the probability-flow ODE of the run's score).
   std::vector<std::string> resolved_metrics() const;
 };

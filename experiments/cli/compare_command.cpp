@@ -9,9 +9,9 @@
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
 #include "core/npy.hpp"
-#include "experiments/cli.hpp"
-#include "experiments/options_cli.hpp"
-#include "experiments/quality.hpp"
+#include "experiments/cli/cli.hpp"
+#include "experiments/cli/options_cli.hpp"
+#include "experiments/metrics/quality.hpp"
 #include "models/datasets.hpp"
 #include "solvers/driver.hpp"
 
