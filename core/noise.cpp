@@ -202,19 +202,9 @@ void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_
   }
 }
 
-std::string to_string(NoiseKind kind) {
-  return kind == NoiseKind::independent ? "independent" : "brownian_tree";
-}
-std::vector<std::string> noise_names() {
-  return {"independent", "brownian_tree"};
-}
-
-NoiseKind noise_kind_from_string(std::string_view name) {
-  if (name == "independent") return NoiseKind::independent;
-  if (name == "brownian_tree") return NoiseKind::brownian_tree;
-  throw ConfigError(
-      fmt::format("--noise = {}: unknown noise source; choose one of independent, brownian_tree", name));
-}
+std::string to_string(NoiseKind kind) { return std::string(enum_name(kind)); }
+std::vector<std::string> noise_names() { return enum_names<NoiseKind>(); }
+NoiseKind noise_kind_from_string(std::string_view name) { return enum_from_name<NoiseKind>(name, "noise"); }
 
 namespace {
 

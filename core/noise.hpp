@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/option_table.hpp"
 #include "core/types.hpp"
 
 namespace scoresde {
@@ -47,6 +48,12 @@ class CounterRng {
 };
 
 enum class NoiseKind { independent, brownian_tree };
+template <>
+struct EnumNames<NoiseKind> {
+  static constexpr std::string_view what = "noise source";
+  static constexpr std::array<std::pair<NoiseKind, std::string_view>, 2> values{
+      {{NoiseKind::independent, "independent"}, {NoiseKind::brownian_tree, "brownian_tree"}}};
+};
 std::string to_string(NoiseKind kind);
 NoiseKind noise_kind_from_string(std::string_view name);  // ConfigError naming --noise
 std::vector<std::string> noise_names();

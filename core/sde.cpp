@@ -9,12 +9,6 @@
 namespace scoresde {
 namespace {
 
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 // beta(t) and its integral for the two VP schedules; alpha_t = exp(-B(t)/2) with B = int_0^t beta.
 struct Schedule {
   const SdeOptions& o;
@@ -83,29 +77,50 @@ class VeSde final : public Sde {
 
 }  // namespace
 
-std::string to_string(SdeKind kind) {
-  switch (kind) {
-    case SdeKind::vp: return "vp";
-    case SdeKind::subvp: return "subvp";
-    case SdeKind::ve: return "ve";
+std::string to_string(SdeKind kind) { return std::string(enum_name(kind)); }
+std::string to_string(VpSchedule schedule) { return std::string(enum_name(schedule)); }
+std::vector<std::string> sde_names() { return enum_names<SdeKind>(); }
+SdeKind sde_kind_from_string(std::string_view name) { return enum_from_name<SdeKind>(name, "sde"); }
+VpSchedule vp_schedule_from_string(std::string_view name) { return enum_from_name<VpSchedule>(name, "schedule"); }
+
+const OptionTable<SdeOptions>& sde_option_table() {
+  using S = SdeOptions;
+  static const OptionTable<S> table = [] {
+    OptionTable<S> t;
+    t.push_back(option("sde", &S::kind, "vp (variance preserving), subvp, or ve (variance exploding)"));
+    t.push_back(option("schedule", &S::schedule, "vp/subvp noise schedule: linear or cosine"));
+    t.push_back(option("beta-min", &S::beta_min, "linear schedule: beta(0)"));
+    t.push_back(option("beta-max", &S::beta_max, "linear schedule: beta(T)"));
+    t.push_back(option("cosine-s", &S::cosine_s, "cosine schedule offset s"));
+    t.push_back(option("sigma-min", &S::sigma_min, "ve: sigma(0)"));
+    t.push_back(option("sigma-max", &S::sigma_max, "ve: sigma(T); the prior is N(0, sigma_max^2 I)"));
+    t.push_back(option("T", &S::T, "time horizon (default 1; 0.999 for the cosine schedule)"));
+    return t;
+  }();
+  return table;
+}
+
+nlohmann::ordered_json to_json(const SdeOptions& o) {
+  SdeOptions resolved = o;
+  resolved.T = o.horizon();
+  nlohmann::ordered_json j;
+  record_options(sde_option_table(), resolved, j);
+  return j;
+}
+
+SdeOptions sde_options_from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw InputError(fmt::format("{}: the SDE in the header is malformed (not an object)", source));
+  for (const auto& spec : sde_option_table())
+    if (!j.contains(spec.key))
+      throw InputError(fmt::format("{}: the SDE in the header is malformed (no \"{}\")", source, spec.key));
+  SdeOptions o;
+  read_options(sde_option_table(), j, o, source);
+  try {
+    o.validate();
+  } catch (const ConfigError& e) {
+    throw InputError(fmt::format("{}: the SDE in the header is invalid ({})", source, e.what()));
   }
-  return "?";
-}
-
-std::string to_string(VpSchedule schedule) { return schedule == VpSchedule::linear ? "linear" : "cosine"; }
-
-std::vector<std::string> sde_names() { return {"vp", "subvp", "ve"}; }
-
-SdeKind sde_kind_from_string(std::string_view name) {
-  for (auto k : {SdeKind::vp, SdeKind::subvp, SdeKind::ve})
-    if (to_string(k) == name) return k;
-  throw ConfigError(fmt::format("--sde = {}: unknown SDE; choose one of {}", name, join(sde_names())));
-}
-
-VpSchedule vp_schedule_from_string(std::string_view name) {
-  if (name == "linear") return VpSchedule::linear;
-  if (name == "cosine") return VpSchedule::cosine;
-  throw ConfigError(fmt::format("--schedule = {}: unknown schedule; choose one of linear, cosine", name));
+  return o;
 }
 
 double SdeOptions::horizon() const {

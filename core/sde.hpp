@@ -13,12 +13,26 @@
 #include <string_view>
 #include <vector>
 
+#include "core/option_table.hpp"
 #include "core/types.hpp"
 
 namespace scoresde {
 
 enum class SdeKind { vp, subvp, ve };
 enum class VpSchedule { linear, cosine };
+
+template <>
+struct EnumNames<SdeKind> {
+  static constexpr std::string_view what = "SDE";
+  static constexpr std::array<std::pair<SdeKind, std::string_view>, 3> values{
+      {{SdeKind::vp, "vp"}, {SdeKind::subvp, "subvp"}, {SdeKind::ve, "ve"}}};
+};
+template <>
+struct EnumNames<VpSchedule> {
+  static constexpr std::string_view what = "schedule";
+  static constexpr std::array<std::pair<VpSchedule, std::string_view>, 2> values{
+      {{VpSchedule::linear, "linear"}, {VpSchedule::cosine, "cosine"}}};
+};
 
 std::string to_string(SdeKind kind);
 std::string to_string(VpSchedule schedule);
@@ -39,6 +53,14 @@ struct SdeOptions {
   double horizon() const;
   void validate() const;  // throws ConfigError naming the option and the allowed range
 };
+
+// The SDE's options, described once: `sample`, `train`, `likelihood` and the study register them from this table,
+// records and checkpoints write them with it (core/option_table.hpp).
+const OptionTable<SdeOptions>& sde_option_table();
+// The resolved options as JSON (T is the horizon in effect): what result files and checkpoints record.
+nlohmann::ordered_json to_json(const SdeOptions& o);
+// The inverse, validated; InputError naming `source` for a missing, malformed or invalid value.
+SdeOptions sde_options_from_json(const nlohmann::json& j, const std::string& source);
 
 // The exact forward transition between times s < t: x_t = a x_s + G z, z ~ N(0, I).
 struct Transition {

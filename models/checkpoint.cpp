@@ -92,39 +92,6 @@ MlpArchitecture architecture_from_json(const nlohmann::json& j) {
 
 }  // namespace
 
-nlohmann::ordered_json to_json(const SdeOptions& o) {
-  nlohmann::ordered_json j;
-  j["sde"] = to_string(o.kind);
-  j["schedule"] = to_string(o.schedule);
-  j["beta-min"] = o.beta_min;
-  j["beta-max"] = o.beta_max;
-  j["cosine-s"] = o.cosine_s;
-  j["sigma-min"] = o.sigma_min;
-  j["sigma-max"] = o.sigma_max;
-  j["T"] = o.horizon();
-  return j;
-}
-
-SdeOptions sde_options_from_json(const nlohmann::json& j, const std::string& source) {
-  SdeOptions o;
-  try {
-    o.kind = sde_kind_from_string(j.at("sde").get<std::string>());
-    o.schedule = vp_schedule_from_string(j.at("schedule").get<std::string>());
-    o.beta_min = j.at("beta-min").get<double>();
-    o.beta_max = j.at("beta-max").get<double>();
-    o.cosine_s = j.at("cosine-s").get<double>();
-    o.sigma_min = j.at("sigma-min").get<double>();
-    o.sigma_max = j.at("sigma-max").get<double>();
-    o.T = j.at("T").get<double>();
-    o.validate();
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: the SDE in the header is malformed ({})", source, e.what()));
-  } catch (const ConfigError& e) {
-    throw InputError(fmt::format("{}: the SDE in the header is invalid ({})", source, e.what()));
-  }
-  return o;
-}
-
 bool is_checkpoint_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char head[8] = {};

@@ -38,10 +38,6 @@ struct Checkpoint {
   Vector ema;                       // EMA of the weights (what sampling uses)
 };
 
-nlohmann::ordered_json to_json(const SdeOptions& o);
-SdeOptions sde_options_from_json(const nlohmann::json& j,
-                                 const std::string& source);  // InputError naming source
-
 // Atomic. InputError naming the file when it cannot be written.
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 // InputError naming the file and the problem for a missing, truncated, corrupted or wrong-version file, or

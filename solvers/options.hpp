@@ -21,17 +21,32 @@ namespace scoresde {
 //           invariant density becomes p / eps(x): biased at O(1), and unstable in low dimension where |s| -> 0
 //           near a mode. Offered for comparison only.
 enum class LangevinNorm { chunk, sample };
+template <>
+struct EnumNames<LangevinNorm> {
+  static constexpr std::array<std::pair<LangevinNorm, std::string_view>, 2> values{
+      {{LangevinNorm::chunk, "chunk"}, {LangevinNorm::sample, "sample"}}};
+};
 std::string to_string(LangevinNorm norm);
 LangevinNorm langevin_norm_from_string(std::string_view name);
 
 // Step-size control for adaptive ODE methods: one controller per chunk of samples (the error norm is taken over
 // the chunk, as a solver run on a whole batch does), or one per sample (results depend on nothing but the sample).
 enum class OdeControl { chunk, sample };
+template <>
+struct EnumNames<OdeControl> {
+  static constexpr std::array<std::pair<OdeControl, std::string_view>, 2> values{
+      {{OdeControl::chunk, "chunk"}, {OdeControl::sample, "sample"}}};
+};
 std::string to_string(OdeControl control);
 OdeControl ode_control_from_string(std::string_view name);
 
+// The --sampler names that are not a predictor of the registry, and the stepper name that means "no stepper".
+inline constexpr std::string_view pc_sampler = "pc";    // a predictor and a corrector (--predictor, --corrector)
+inline constexpr std::string_view ode_sampler = "ode";  // the probability-flow ODE (--ode-method)
+inline constexpr std::string_view no_stepper = "none";  // --predictor none, --corrector none
+
 struct SamplerOptions {
-  std::string sampler = "euler_maruyama";      // euler_maruyama | reverse_diffusion | ancestral | pc | ode
+  std::string sampler = "euler_maruyama";      // a predictor's name, pc or ode (sampler_names)
   std::string predictor = "reverse_diffusion";  // pc only
   std::string corrector = "langevin";           // pc only
   double snr = 0.16;                            // Langevin signal-to-noise ratio r
@@ -53,9 +68,22 @@ struct SamplerOptions {
   std::string resolved_predictor() const;
   std::string resolved_corrector() const;
   double resolved_eps(const Sde& sde) const { return eps.value_or(sde.default_eps()); }
+  // Every value against its entry in sampler_option_table() (the same checks as on the command line), then the
+  // combinations: eps in (0, T), a predictor defined for this SDE, something to run. ConfigError naming the option.
   void validate(const Sde& sde) const;
 };
 
 std::vector<std::string> sampler_names();
+
+// True for a configuration run by the adaptive path (step-size control by --rtol/--atol, no --steps).
+bool is_adaptive(const SamplerOptions& options);
+
+// The sampler's options, described once (core/option_table.hpp): the command line of `sample` and `likelihood`,
+// the study's axes, results.csv columns and run labels, result records and `scoresde list` are derived from it.
+// Each entry says which samplers use it.
+const OptionTable<SamplerOptions>& sampler_option_table();
+
+// The resolved options as JSON (eps resolved for `sde`): what a result file records.
+nlohmann::ordered_json to_json(const SamplerOptions& options, const Sde& sde);
 
 }  // namespace scoresde

@@ -75,9 +75,9 @@ std::vector<std::string> small_grid(const std::string& out) {
 StudySpec small_spec() {
   StudySpec spec;
   spec.sde = {"vp", "ve"};
-  spec.sampler = {"euler_maruyama", "pc", "ode"};
-  spec.steps = {5, 20};
-  spec.rtol = {1e-3};
+  spec.axes["sampler"] = {"euler_maruyama", "pc", "ode"};
+  spec.set_axis("steps", std::vector<int>{5, 20});
+  spec.set_axis("rtol", std::vector<double>{1e-3});
   spec.seeds = 2;
   spec.samples = 300;
   spec.sampler_base.threads = 2;
@@ -111,11 +111,11 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
 
   // pc expands over predictor x corrector x snr; a corrector of none ignores the snr list.
   spec.sde = {"vp"};
-  spec.sampler = {"pc"};
-  spec.predictor = {"euler_maruyama", "reverse_diffusion"};
-  spec.corrector = {"langevin", "none"};
-  spec.snr = {0.1, 0.2};
-  spec.steps = {10};
+  spec.axes["sampler"] = {"pc"};
+  spec.axes["predictor"] = {"euler_maruyama", "reverse_diffusion"};
+  spec.axes["corrector"] = {"langevin", "none"};
+  spec.set_axis("snr", std::vector<double>{0.1, 0.2});
+  spec.set_axis("steps", std::vector<int>{10});
   spec.seeds = 1;
   CHECK(expand_study(spec).size() == 1 + 2 * (2 + 1));
 }

@@ -38,14 +38,13 @@ void LoadedModel::record(nlohmann::ordered_json& resolved) const {
 
 std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const SdeOptions& cli_sde,
                                            const std::string& command, std::ostream& err) {
-  const auto given = [&](const char* key) { return vm.count(key) && !vm[key].defaulted(); };
   if (!vm.count("model")) {
     if (vm.count("parameterization")) throw ConfigError("--parameterization: only with --model FILE.npz");
     return std::nullopt;
   }
   LoadedModel m;
   m.path = vm["model"].as<std::string>();
-  if (given("data"))
+  if (given(vm, "data"))
     throw ConfigError("--data: not used with --model (the model is the trained network, not a mixture); leave one out");
   m.npz = m.path.size() >= 4 && m.path.substr(m.path.size() - 4) == ".npz";
   if (!m.npz && vm.count("parameterization"))
@@ -69,19 +68,12 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
     const SdeOptions& trained = m.checkpoint.sde;
     SdeOptions merged = trained;
     std::vector<std::string> overrides;
-    const auto take = [&](const char* key, auto& field, const auto& value, bool differs) {
-      if (!given(key)) return;
-      field = value;
-      if (differs) overrides.push_back(fmt::format("--{}", key));
-    };
-    take("sde", merged.kind, cli_sde.kind, cli_sde.kind != trained.kind);
-    take("schedule", merged.schedule, cli_sde.schedule, cli_sde.schedule != trained.schedule);
-    take("beta-min", merged.beta_min, cli_sde.beta_min, cli_sde.beta_min != trained.beta_min);
-    take("beta-max", merged.beta_max, cli_sde.beta_max, cli_sde.beta_max != trained.beta_max);
-    take("cosine-s", merged.cosine_s, cli_sde.cosine_s, cli_sde.cosine_s != trained.cosine_s);
-    take("sigma-min", merged.sigma_min, cli_sde.sigma_min, cli_sde.sigma_min != trained.sigma_min);
-    take("sigma-max", merged.sigma_max, cli_sde.sigma_max, cli_sde.sigma_max != trained.sigma_max);
-    take("T", merged.T, cli_sde.T, cli_sde.T != std::optional<double>(trained.horizon()));
+    const auto cli_values = to_json(cli_sde), trained_values = to_json(trained);
+    for (const auto& spec : sde_option_table()) {
+      if (!given(vm, spec.key)) continue;
+      spec.set(merged, spec.text(cli_sde));
+      if (cli_values[spec.key] != trained_values[spec.key]) overrides.push_back(spec.display_name());
+    }
     merged.validate();
     if (!overrides.empty())
       err << fmt::format("scoresde {}: warning: {} override the SDE the model was trained with ({})\n", command,

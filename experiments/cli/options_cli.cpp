@@ -18,182 +18,46 @@
 
 namespace scoresde {
 
-po::options_description sde_parameter_group() {
-  const SdeOptions d;
-  po::options_description g("Forward SDE parameters");
-  // clang-format off
-  g.add_options()
-      ("schedule", po::value<std::string>()->default_value("linear"), "vp/subvp noise schedule: linear or cosine")
-      ("beta-min", po::value<double>()->default_value(d.beta_min, fmt::format("{}", d.beta_min)), "linear schedule: beta(0)")
-      ("beta-max", po::value<double>()->default_value(d.beta_max, fmt::format("{}", d.beta_max)), "linear schedule: beta(T)")
-      ("cosine-s", po::value<double>()->default_value(d.cosine_s, fmt::format("{}", d.cosine_s)), "cosine schedule offset s")
-      ("sigma-min", po::value<double>()->default_value(d.sigma_min, fmt::format("{}", d.sigma_min)), "ve: sigma(0)")
-      ("sigma-max", po::value<double>()->default_value(d.sigma_max, fmt::format("{}", d.sigma_max)), "ve: sigma(T); the prior is N(0, sigma_max^2 I)")
-      ("T", po::value<double>(), "time horizon (default 1; 0.999 for the cosine schedule)");
-  // clang-format on
-  return g;
+void CheckedValue::xparse(boost::any& store, const std::vector<std::string>& tokens) const {
+  for (const auto& text : tokens)
+    if (const auto problem = check_(text)) throw OptionValueError(display_name_, key_, text, *problem);
+  po::typed_value<std::string>::xparse(store, tokens);
 }
+
+bool given(const po::variables_map& vm, const std::string& key) { return vm.count(key) && !vm[key].defaulted(); }
 
 po::options_description sde_option_group() {
-  po::options_description g("Forward SDE");
-  g.add_options()("sde", po::value<std::string>()->default_value("vp"),
-                  "vp (variance preserving), subvp, or ve (variance exploding)");
-  g.add(sde_parameter_group());
-  return g;
-}
-
-SdeOptions sde_parameters_from(const po::variables_map& vm) {
-  SdeOptions o;
-  o.schedule = vp_schedule_from_string(vm["schedule"].as<std::string>());
-  o.beta_min = vm["beta-min"].as<double>();
-  o.beta_max = vm["beta-max"].as<double>();
-  o.cosine_s = vm["cosine-s"].as<double>();
-  o.sigma_min = vm["sigma-min"].as<double>();
-  o.sigma_max = vm["sigma-max"].as<double>();
-  if (vm.count("T")) o.T = vm["T"].as<double>();
-  return o;
+  return option_group<SdeOptions>("Forward SDE", sde_option_table(), SdeOptions{});
 }
 
 SdeOptions sde_options_from(const po::variables_map& vm) {
-  SdeOptions o = sde_parameters_from(vm);
-  o.kind = sde_kind_from_string(vm["sde"].as<std::string>());
+  SdeOptions o;
+  read_group(sde_option_table(), vm, o);
   o.validate();
   return o;
 }
 
 void record(const SdeOptions& o, nlohmann::ordered_json& out) {
-  out["sde"] = to_string(o.kind);
-  out["schedule"] = to_string(o.schedule);
-  out["beta-min"] = o.beta_min;
-  out["beta-max"] = o.beta_max;
-  out["cosine-s"] = o.cosine_s;
-  out["sigma-min"] = o.sigma_min;
-  out["sigma-max"] = o.sigma_max;
-  out["T"] = o.horizon();
+  const auto resolved = to_json(o);
+  for (const auto& [key, value] : resolved.items()) out[key] = value;
 }
 
 po::options_description sampler_option_group() {
-  const SamplerOptions d;
-  po::options_description g("Sampler");
-  // clang-format off
-  g.add_options()
-      ("sampler", po::value<std::string>()->default_value(d.sampler),
-       fmt::format("{}   (scoresde list describes them)", fmt::join(sampler_names(), " | ")).c_str())
-      ("predictor", po::value<std::string>()->default_value(d.predictor),
-       fmt::format("pc: {}", fmt::join(predictor_names(), " | ")).c_str())
-      ("corrector", po::value<std::string>()->default_value(d.corrector), 
-       fmt::format("pc: {}", fmt::join(corrector_names(), " | ")).c_str())
-      ("snr", po::value<double>()->default_value(d.snr, fmt::format("{}", d.snr)), "corrector signal-to-noise ratio r")
-      ("corrector-steps", po::value<int>()->default_value(d.corrector_steps), "corrector iterations per step")
-      ("langevin-norm", po::value<std::string>()->default_value(to_string(d.langevin_norm)),
-       "langevin step norms: chunk (|z|, |s| averaged over the --chunk samples of a chunk, as the reference "
-       "averages over its batch) or sample (per sample: biased, for comparison)")
-      ("ode-method", po::value<std::string>()->default_value(d.ode_method), 
-       fmt::format("ode: {}", fmt::join(ode_method_names(), " | ")).c_str())
-      ("rtol", po::value<double>()->default_value(d.rtol, fmt::format("{}", d.rtol)), "dopri5 relative tolerance")
-      ("atol", po::value<double>()->default_value(d.atol, fmt::format("{}", d.atol)), "dopri5 absolute tolerance")
-      ("ode-control", po::value<std::string>()->default_value(to_string(d.ode_control)),
-       "dopri5 step control: chunk (one step size per chunk) or sample (per sample)")
-      ("steps", po::value<int>()->default_value(d.steps), "time steps N from T down to eps (fixed-step methods)")
-      ("eps", po::value<double>(), "final time (default 1e-3 for vp/subvp, 1e-5 for ve)")
-      ("denoise", po::value<std::string>()->default_value("on"), "on: the last step returns the noise-free mean; off")
-      ("noise", po::value<std::string>()->default_value(to_string(d.noise)),
-       "independent (fresh increments per step) or brownian_tree (one Brownian path shared by every step count)")
-      ("seed", po::value<std::uint64_t>()->default_value(d.seed), "fixes every random number")
-      ("threads", po::value<int>()->default_value(d.threads), "worker threads; results do not depend on it")
-      ("chunk", po::value<Index>()->default_value(d.chunk), "samples per chunk (see docs/reproducibility.md)");
-  // clang-format on
-  return g;
+  return option_group<SamplerOptions>("Sampler", sampler_option_table(), SamplerOptions{});
 }
 
-bool parse_on_off(const std::string& option, const std::string& value) {
-  if (value == "on" || value == "true" || value == "1" || value == "yes") return true;
-  if (value == "off" || value == "false" || value == "0" || value == "no") return false;
-  throw ConfigError(fmt::format("--{} = {}: choose on or off", option, value));
-}
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    std::size_t end = text.find(',', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string item = text.substr(start, end - start);
-    const auto first = item.find_first_not_of(" \t");
-    const auto last = item.find_last_not_of(" \t");
-    if (first != std::string::npos) items.push_back(item.substr(first, last - first + 1));
-    start = end + 1;
-  }
-  return items;
-}
-
-std::vector<double> parse_number_list(const std::string& option, const std::string& text) {
-  std::vector<double> values;
-  for (const auto& item : split_list(text)) {
-    char* end = nullptr;
-    const double v = std::strtod(item.c_str(), &end);
-    if (end != item.c_str() + item.size())
-      throw ConfigError(fmt::format(
-          "--{} = {}: \"{}\" is not a number; give a comma-separated list of numbers", option, text, item));
-    values.push_back(v);
-  }
-  return values;
-}
-
-std::vector<int> parse_integer_list(const std::string& option, const std::string& text) {
-  std::vector<int> values;
-  for (const auto& item : split_list(text)) {
-    int v = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (ec != std::errc() || end != item.data() + item.size())
-      throw ConfigError(
-          fmt::format("--{} = {}: \"{}\" is not an integer; give a comma-separated list of integers", option,
-                      text, item));
-    values.push_back(v);
-  }
-  return values;
-}
+std::vector<std::string> split_list(const std::string& text) { return option_text::split_list(text); }
 
 SamplerOptions sampler_options_from(const po::variables_map& vm) {
   SamplerOptions o;
-  o.sampler = vm["sampler"].as<std::string>();
-  o.predictor = vm["predictor"].as<std::string>();
-  o.corrector = vm["corrector"].as<std::string>();
-  o.snr = vm["snr"].as<double>();
-  o.corrector_steps = vm["corrector-steps"].as<int>();
-  o.langevin_norm = langevin_norm_from_string(vm["langevin-norm"].as<std::string>());
-  o.ode_method = vm["ode-method"].as<std::string>();
-  o.rtol = vm["rtol"].as<double>();
-  o.atol = vm["atol"].as<double>();
-  o.ode_control = ode_control_from_string(vm["ode-control"].as<std::string>());
-  o.steps = vm["steps"].as<int>();
-  if (vm.count("eps")) o.eps = vm["eps"].as<double>();
-  o.denoise = parse_on_off("denoise", vm["denoise"].as<std::string>());
-  o.noise = noise_kind_from_string(vm["noise"].as<std::string>());
-  o.seed = vm["seed"].as<std::uint64_t>();
-  o.threads = vm["threads"].as<int>();
-  o.chunk = vm["chunk"].as<Index>();
+  read_group(sampler_option_table(), vm, o);
+  apply_sampler_defaults(sampler_option_table(), vm, o.sampler, o);
   return o;  // validated against the SDE by SamplerOptions::validate
 }
 
 void record(const SamplerOptions& o, const Sde& sde, nlohmann::ordered_json& out) {
-  out["sampler"] = o.sampler;
-  out["predictor"] = o.predictor;
-  out["corrector"] = o.corrector;
-  out["snr"] = o.snr;
-  out["corrector-steps"] = o.corrector_steps;
-  out["langevin-norm"] = to_string(o.langevin_norm);
-  out["ode-method"] = o.ode_method;
-  out["rtol"] = o.rtol;
-  out["atol"] = o.atol;
-  out["ode-control"] = to_string(o.ode_control);
-  out["steps"] = o.steps;
-  out["eps"] = o.resolved_eps(sde);
-  out["denoise"] = o.denoise ? "on" : "off";
-  out["noise"] = to_string(o.noise);
-  out["seed"] = o.seed;
-  out["threads"] = o.threads;
-  out["chunk"] = o.chunk;
+  const auto resolved = to_json(o, sde);
+  for (const auto& [key, value] : resolved.items()) out[key] = value;
 }
 
 namespace {
@@ -276,6 +140,8 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
       const auto parsed = po::parse_config_file(in, all);
       check_values(parsed, all, path);
       po::store(parsed, vm);
+    } catch (const OptionValueError& e) {
+      throw InputError(fmt::format("{}: key \"{}\" = {}: {}", path, e.key, e.text, e.problem));
     } catch (const po::unknown_option& e) {
       throw InputError(
           fmt::format("{}: unknown key \"{}\"; the keys are the long option names without dashes, as "

@@ -46,50 +46,17 @@ const char* study_usage =
 }  // namespace
 
 int study_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const StudySpec d;
-  po::options_description grid("Grid (comma-separated lists)");
+  // Every grid option is an entry of study_option_table(): the study's own, the SDE parameters, and the sampler's
+  // by their study role (lists for axes and budgets).
+  StudySpec defaults;
+  defaults.sampler_base.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const auto group = [&](const char* title, const char* name) {
+    return option_group<StudySpec>(title, study_option_table(), defaults,
+                                   [name](const auto& spec) { return spec.group == name; });
+  };
+  po::options_description evaluation = group("Evaluation and output", "evaluation");
   // clang-format off
-  grid.add_options()
-      ("data", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.data, ","))),
-       "eight_gaussians, gaussian (with --dim) or mixture FILE.json")
-      ("dim", po::value<Index>()->default_value(d.dim), "dimension for gaussian")
-      ("score", po::value<std::string>()->default_value("exact"),
-       "exact (the data's exact score) and/or checkpoints of scoresde train (each runs under its own SDE)")
-      ("sde", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.sde, ","))), "vp, subvp, ve")
-      ("sampler", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.sampler, ","))),
-       fmt::format("{}", fmt::join(sampler_names(), ", ")).c_str())
-      ("predictor", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.predictor, ","))),
-       "pc: predictors (scoresde list)")
-      ("corrector", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.corrector, ","))),
-       "pc: correctors")
-      ("snr", po::value<std::string>()->default_value("0.16"), "pc: corrector signal-to-noise ratios")
-      ("corrector-steps", po::value<std::string>()->default_value("1"), "pc: corrector iterations per step")
-      ("ode-method", po::value<std::string>()->default_value(fmt::format("{}", fmt::join(d.ode_method, ","))),
-       "ode: methods (fixed-step ones run at every --steps, adaptive ones at every --rtol)")
-      ("rtol", po::value<std::string>()->default_value("0.01,0.001,0.0001,1e-05"), "adaptive ODE relative tolerances")
-      ("atol", po::value<std::string>(), "adaptive ODE absolute tolerances, one per --rtol (default: equal to --rtol)")
-      ("steps", po::value<std::string>()->default_value("10,30,100,300,1000"), "step counts of fixed-step samplers")
-      ("seeds", po::value<int>()->default_value(d.seeds), "replicate seeds per cell: --seed, --seed + 1, ...")
-      ("seed", po::value<std::uint64_t>()->default_value(d.first_seed), "first replicate seed")
-      ("samples,n", po::value<Index>()->default_value(d.samples), "samples per run");
-  po::options_description common("Options shared by every run");
-  common.add_options()
-      ("langevin-norm", po::value<std::string>()->default_value("chunk"), "chunk or sample (docs/samplers.md)")
-      ("ode-control", po::value<std::string>()->default_value("chunk"), "adaptive step control: chunk or sample")
-      ("eps", po::value<double>(), "final time (default 1e-3 for vp/subvp, 1e-5 for ve)")
-      ("denoise", po::value<std::string>()->default_value("on"), "on or off")
-      ("noise", po::value<std::string>()->default_value("brownian_tree"),
-       "brownian_tree (one path per seed for every step count: paired) or independent")
-      ("chunk", po::value<Index>()->default_value(d.sampler_base.chunk), "samples per chunk")
-      ("threads", po::value<int>()->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-       "worker threads; results do not depend on it");
-  po::options_description evaluation("Evaluation and output");
   evaluation.add_options()
-      ("metrics", po::value<std::string>(),
-       fmt::format("metrics (default: all of {},model_nll; docs/metrics.md, docs/studies.md)",
-                   fmt::join(metric_names(), ",")).c_str())
-      ("reference-n", po::value<Index>()->default_value(0), "exact reference points per seed (0: as many as -n)")
-      ("save-samples", po::value<std::string>()->default_value("on"), "keep the first seed's 2-D samples for plots")
       ("preset", po::value<std::string>()->default_value("default"),
        "default (eight_gaussians, exact score, VP and VE) or moons (trains DIR/model.ckpt on two_moons unless it "
        "exists, then studies the samplers with that learned score); options given explicitly win")
@@ -99,52 +66,28 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
       ("quiet", po::bool_switch(), "no per-run lines");
   // clang-format on
   po::options_description visible;
-  visible.add(grid).add(sde_parameter_group()).add(common).add(evaluation);
+  visible.add(group("Grid (comma-separated lists)", "grid"))
+      .add(group("Forward SDE parameters", "sde"))
+      .add(group("Options shared by every run", "shared"))
+      .add(evaluation);
   po::variables_map vm;
   if (!parse_arguments(args, visible, study_usage, vm, out)) return 0;
 
-  StudySpec spec;
-  spec.data = split_list(vm["data"].as<std::string>());
-  spec.dim = vm["dim"].as<Index>();
-  spec.score = split_list(vm["score"].as<std::string>());
-  spec.sde = split_list(vm["sde"].as<std::string>());
-  spec.sde_parameters = sde_parameters_from(vm);
-  spec.sampler = split_list(vm["sampler"].as<std::string>());
-  spec.predictor = split_list(vm["predictor"].as<std::string>());
-  spec.corrector = split_list(vm["corrector"].as<std::string>());
-  spec.snr = parse_number_list("snr", vm["snr"].as<std::string>());
-  spec.corrector_steps = parse_integer_list("corrector-steps", vm["corrector-steps"].as<std::string>());
-  spec.ode_method = split_list(vm["ode-method"].as<std::string>());
-  spec.rtol = parse_number_list("rtol", vm["rtol"].as<std::string>());
-  if (vm.count("atol")) spec.atol = parse_number_list("atol", vm["atol"].as<std::string>());
-  spec.steps = parse_integer_list("steps", vm["steps"].as<std::string>());
-  spec.seeds = vm["seeds"].as<int>();
-  spec.first_seed = vm["seed"].as<std::uint64_t>();
-  spec.samples = vm["samples"].as<Index>();
-  auto& b = spec.sampler_base;
-  b.langevin_norm = langevin_norm_from_string(vm["langevin-norm"].as<std::string>());
-  b.ode_control = ode_control_from_string(vm["ode-control"].as<std::string>());
-  if (vm.count("eps")) b.eps = vm["eps"].as<double>();
-  b.denoise = parse_on_off("denoise", vm["denoise"].as<std::string>());
-  b.noise = noise_kind_from_string(vm["noise"].as<std::string>());
-  b.chunk = vm["chunk"].as<Index>();
-  b.threads = vm["threads"].as<int>();
-  require(b.threads >= 1, "--threads", std::to_string(b.threads), "must be >= 1");
-  if (vm.count("metrics")) spec.metrics = split_list(vm["metrics"].as<std::string>());
-  spec.reference_samples = vm["reference-n"].as<Index>();
-  spec.save_samples = parse_on_off("save-samples", vm["save-samples"].as<std::string>());
+  // Only what was given replaces a default: an axis the command line leaves out keeps the study's default, and a
+  // sampler-dependent default can still apply to it.
+  StudySpec spec = defaults;
+  read_given(study_option_table(), vm, spec);
 
   // Presets replace the defaults of the options not given explicitly.
   const std::string preset = vm["preset"].as<std::string>();
   if (preset != "default" && preset != "moons")
     throw ConfigError(fmt::format("--preset = {}: choose default or moons", preset));
-  const auto given = [&](const char* key) { return vm.count(key) && !vm[key].defaulted(); };
   std::vector<std::string> train_args;  // the training the moons preset runs first, when its model is missing
   if (preset == "moons") {
-    if (!given("data")) spec.data = {"two_moons"};
-    if (!given("sde")) spec.sde = {"vp"};
-    if (!given("samples")) spec.samples = 2000;
-    if (!given("score")) {
+    if (!given(vm, "data")) spec.data = {"two_moons"};
+    if (!given(vm, "sde")) spec.sde = {"vp"};
+    if (!given(vm, "samples")) spec.samples = 2000;
+    if (!given(vm, "score")) {
       if (!vm.count("out")) throw ConfigError("--out: required; --preset moons keeps its model in DIR/model.ckpt");
       const std::string model = (std::filesystem::path(vm["out"].as<std::string>()) / "model.ckpt").string();
       spec.score = {model};

@@ -28,29 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class T>
-std::string join(const std::vector<T>& values) {
-  std::vector<std::string> parts;
-  for (const auto& v : values) parts.push_back(fmt::format("{}", v));
-  return fmt::format("{}", fmt::join(parts, ","));
-}
-
-bool contains(const std::vector<std::string>& list, const std::string& name) {
-  return std::find(list.begin(), list.end(), name) != list.end();
-}
-
-void require_nonempty(bool nonempty, const std::string& key, const std::string& allowed) {
-  if (!nonempty) throw ConfigError(fmt::format("--{}: the list is empty; give {}", key, allowed));
-}
-
-void require_names(const std::vector<std::string>& values, const std::vector<std::string>& allowed,
-                   const std::string& key) {
-  require_nonempty(!values.empty(), key, fmt::format("one or more of {}", fmt::join(allowed, ", ")));
-  for (const auto& v : values)
-    if (!contains(allowed, v))
-      throw ConfigError(fmt::format("--{} = {}: unknown; choose from {}", key, v, fmt::join(allowed, ", ")));
-}
-
 // A readable file-name fragment: data files by their stem, characters outside [A-Za-z0-9_-] dropped.
 std::string id_part(const std::string& text) {
   std::string stem = text;
@@ -61,7 +38,7 @@ std::string id_part(const std::string& text) {
   return out.empty() ? "x" : out;
 }
 
-bool is_exact_score(const std::string& score) { return score == "exact"; }
+bool is_exact_score(const std::string& score) { return score == exact_score; }
 
 // A data set the study can draw from: a built-in set or a mixture file (not a file of fixed points).
 bool can_draw(const std::string& data) {
@@ -93,44 +70,124 @@ std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path) {
 constexpr const char* model_nll_metric = "model_nll";
 constexpr Index model_nll_points = 1000;
 
-std::string sde_name(const SdeOptions& o) {
-  return to_string(o.kind);
-}
 
 }  // namespace
 
+StudySpec::StudySpec() {
+  sampler_base.noise = NoiseKind::brownian_tree;
+  axes["sampler"] = {"euler_maruyama", "reverse_diffusion", "ancestral", "pc", "ode"};
+  axes["ode-method"] = {"rk4", "dopri5"};
+  axes["steps"] = {"10", "30", "100", "300", "1000"};
+  axes["rtol"] = {"0.01", "0.001", "0.0001", "1e-05"};
+}
+
+std::vector<std::string> StudySpec::axis(const std::string& key) const {
+  const auto* spec = find_option(sampler_option_table(), key);
+  if (!spec || (spec->study != StudyRole::axis && spec->study != StudyRole::budget))
+    throw ConfigError(fmt::format("--{}: not a list-valued study option", key));
+  const auto it = axes.find(key);
+  if (it != axes.end() && !(it->second.empty() && !spec->paired_with.empty())) return it->second;
+  if (!spec->paired_with.empty()) return axis(spec->paired_with);
+  return {spec->text(sampler_base)};
+}
+
+const OptionTable<StudySpec>& study_option_table() {
+  using S = StudySpec;
+  static const OptionTable<S> table = [] {
+    OptionTable<S> t;
+    const auto in_group = [&t](OptionSpec<S> spec, const char* group) -> OptionSpec<S>& {
+      spec.group = group;
+      return t.emplace_back(std::move(spec));
+    };
+    in_group(list_option("data", &S::data, "eight_gaussians, gaussian (with --dim) or mixture FILE.json"), "grid");
+    in_group(option("dim", &S::dim, "dimension for gaussian"), "grid");
+    in_group(list_option("score", &S::score,
+                         "exact (the data's exact score) and/or checkpoints of scoresde train (each runs under its "
+                         "own SDE)"),
+             "grid");
+    in_group(list_option("sde", &S::sde, "vp, subvp, ve",
+                         [](const std::string& name) -> std::optional<std::string> {
+                           if (enum_from_name<SdeKind>(name)) return std::nullopt;
+                           return enum_choice_problem<SdeKind>();
+                         }),
+             "grid");
+    for (const auto& spec : sde_option_table())
+      if (spec.key != "sde") in_group(nested_option(spec, &S::sde_parameters), "sde");
+    for (const auto& sampler_spec : sampler_option_table()) {
+      if (sampler_spec.study == StudyRole::own) continue;
+      if (sampler_spec.study == StudyRole::shared) {
+        in_group(nested_option(sampler_spec, &S::sampler_base), "shared");
+        continue;
+      }
+      // A list: every value checked by the sampler's entry and kept in its canonical text.
+      OptionSpec<S> list;
+      list.key = sampler_spec.key;
+      list.value_name = "LIST";
+      list.help = sampler_spec.help;
+      if (!sampler_spec.paired_with.empty()) {
+        list.optional = true;
+        list.help += fmt::format("; one per --{} value (default: equal to --{})", sampler_spec.paired_with,
+                                 sampler_spec.paired_with);
+      }
+      const std::string key = sampler_spec.key;
+      list.parse = [key](S& s, const std::string& text) -> std::optional<std::string> {
+        const auto& item_spec = *find_option(sampler_option_table(), key);
+        const auto items = option_text::split_list(text);
+        if (items.empty()) return std::string("the list is empty; give one or more comma-separated values");
+        std::vector<std::string> canonical;
+        for (const auto& item : items) {
+          SamplerOptions scratch;
+          if (auto problem = item_spec.parse(scratch, item)) return fmt::format("\"{}\": {}", item, *problem);
+          canonical.push_back(item_spec.text(scratch));
+        }
+        s.axes[key] = std::move(canonical);
+        return std::nullopt;
+      };
+      list.get = [key](const S& s) { return nlohmann::ordered_json(option_text::join_list(s.axis(key))); };
+      in_group(std::move(list), "grid");
+    }
+    in_group(option("seeds", &S::seeds, "replicate seeds per cell: --seed, --seed + 1, ...", at_least(1)), "grid");
+    in_group(option("seed", &S::first_seed, "first replicate seed"), "grid");
+    auto& samples = in_group(option("samples", &S::samples, "samples per run", at_least(Index{2})), "grid");
+    samples.short_name = 'n';
+    auto& metrics = in_group(list_option("metrics", &S::metrics,
+                                         fmt::format("metrics (default: all of {},{}; docs/metrics.md, "
+                                                     "docs/studies.md)",
+                                                     fmt::join(metric_names(), ","), model_nll_metric)),
+                             "evaluation");
+    metrics.optional = true;  // absent: every metric
+    metrics.get = [](const S& s) { return nlohmann::ordered_json(option_text::join_list(s.resolved_metrics())); };
+    in_group(option("reference-n", &S::reference_samples, "exact reference points per seed (0: as many as -n)",
+                    ValueCheck<Index>([](const Index& m) -> std::optional<std::string> {
+                      if (m == 0 || m >= 2) return std::nullopt;
+                      return std::string("must be >= 2, or 0 for as many as -n");
+                    })),
+             "evaluation");
+    in_group(option("save-samples", &S::save_samples, "keep the first seed's 2-D samples for plots"), "evaluation");
+    in_group(nested_option(*find_option(sampler_option_table(), "threads"), &S::sampler_base), "shared");
+    return t;
+  }();
+  return table;
+}
+
 void StudySpec::validate() const {
-  require_nonempty(!data.empty(), "data", "eight_gaussians, gaussian or a mixture FILE.json");
-  require_nonempty(!score.empty(), "score", "exact and/or checkpoints written by scoresde train");
-  require_names(sde, sde_names(), "sde");
-  require_names(sampler, sampler_names(), "sampler");
-  if (contains(sampler, "pc")) {
-    auto predictors = predictor_names();
-    predictors.push_back("none");
-    auto correctors = corrector_names();
-    correctors.push_back("none");
-    require_names(predictor, predictors, "predictor");
-    require_names(corrector, correctors, "corrector");
-    require_nonempty(!snr.empty(), "snr", "one or more numbers >= 0");
-    for (double r : snr) require(r >= 0 && std::isfinite(r), "--snr", fmt::format("{}", r), "must be >= 0");
-    require_nonempty(!corrector_steps.empty(), "corrector-steps", "one or more integers >= 1");
-    for (int k : corrector_steps)
-      require(k >= 1, "--corrector-steps", std::to_string(k), "must be an integer >= 1");
+  // Every value against its entry, as if given on the command line (C++ callers set the struct directly).
+  for (const auto& [key, values] : axes) axis(key);
+  for (const auto& spec : study_option_table()) {
+    const std::string text = spec.text(*this);
+    if (spec.optional && text.empty()) continue;
+    StudySpec scratch;
+    spec.set(scratch, text);
   }
-  if (contains(sampler, "ode")) require_names(ode_method, ode_method_names(), "ode-method");
-  require_nonempty(!steps.empty(), "steps", "one or more integers >= 1");
-  for (int n : steps) require(n >= 1, "--steps", std::to_string(n), "must be an integer >= 1");
-  require_nonempty(!rtol.empty(), "rtol", "one or more numbers > 0");
-  for (double r : rtol) require(r > 0 && std::isfinite(r), "--rtol", fmt::format("{}", r), "must be > 0");
-  for (double a : atol) require(a > 0 && std::isfinite(a), "--atol", fmt::format("{}", a), "must be > 0");
-  if (!atol.empty() && atol.size() != rtol.size())
-    throw ConfigError(fmt::format(
-        "--atol = {}: give one value per --rtol value ({} of them), or leave --atol out to use --rtol's",
-        join(atol), rtol.size()));
-  require(seeds >= 1, "--seeds", std::to_string(seeds), "must be an integer >= 1 (replicates per cell)");
-  require(samples >= 2, "-n/--samples", std::to_string(samples), "must be >= 2");
-  require(reference_samples == 0 || reference_samples >= 2, "--reference-n",
-          std::to_string(reference_samples), "must be >= 2, or 0 for as many as -n");
+  for (const auto& spec : sampler_option_table()) {
+    if (spec.paired_with.empty()) continue;
+    const auto own = axes.find(spec.key);
+    const auto paired = axis(spec.paired_with);
+    if (own != axes.end() && !own->second.empty() && own->second.size() != paired.size())
+      throw ConfigError(fmt::format(
+          "--{} = {}: give one value per --{} value ({} of them), or leave --{} out to use --{}'s", spec.key,
+          option_text::join_list(own->second), spec.paired_with, paired.size(), spec.key, spec.paired_with));
+  }
   sde_parameters.validate();
   MetricsOptions m;
   for (const auto& name : metrics)
@@ -172,39 +229,7 @@ void StudySpec::validate() const {
 
 nlohmann::ordered_json StudySpec::to_json() const {
   nlohmann::ordered_json j;
-  j["data"] = join(data);
-  j["dim"] = dim;
-  j["score"] = join(score);
-  j["sde"] = join(sde);
-  j["schedule"] = to_string(sde_parameters.schedule);
-  j["beta-min"] = sde_parameters.beta_min;
-  j["beta-max"] = sde_parameters.beta_max;
-  j["cosine-s"] = sde_parameters.cosine_s;
-  j["sigma-min"] = sde_parameters.sigma_min;
-  j["sigma-max"] = sde_parameters.sigma_max;
-  if (sde_parameters.T) j["T"] = *sde_parameters.T;
-  j["sampler"] = join(sampler);
-  j["predictor"] = join(predictor);
-  j["corrector"] = join(corrector);
-  j["snr"] = join(snr);
-  j["corrector-steps"] = join(corrector_steps);
-  j["langevin-norm"] = to_string(sampler_base.langevin_norm);
-  j["ode-method"] = join(ode_method);
-  j["rtol"] = join(rtol);
-  j["atol"] = join(atol.empty() ? rtol : atol);
-  j["ode-control"] = to_string(sampler_base.ode_control);
-  j["steps"] = join(steps);
-  if (sampler_base.eps) j["eps"] = *sampler_base.eps;
-  j["denoise"] = sampler_base.denoise ? "on" : "off";
-  j["noise"] = to_string(sampler_base.noise);
-  j["chunk"] = sampler_base.chunk;
-  j["seeds"] = seeds;
-  j["seed"] = first_seed;
-  j["samples"] = samples;
-  j["metrics"] = join(resolved_metrics());
-  j["reference-n"] = reference_samples;
-  j["save-samples"] = save_samples ? "on" : "off";
-  j["threads"] = sampler_base.threads;
+  record_options(study_option_table(), *this, j);
   return j;
 }
 
@@ -226,10 +251,83 @@ std::vector<std::string> StudySpec::resolved_metrics() const {
   return all;
 }
 
+namespace {
+
+// One sampler configuration: everything but the budget (steps or tolerances) and the seed.
+struct SamplerConfig {
+  SamplerOptions options;
+  std::string label, id;
+  bool adaptive = false;
+};
+
+// The sampler configurations of the grid: per --sampler value, the product of the axes that apply to it, in the
+// order of sampler_option_table(); labels and ids from the entries' label and id parts.
+std::vector<SamplerConfig> sampler_configs(const StudySpec& spec) {
+  const auto& table = sampler_option_table();
+  std::vector<SamplerOptions> configs;
+  for (const auto& name : spec.axis("sampler")) {
+    SamplerOptions o = spec.sampler_base;
+    o.sampler = name;
+    // A sampler-dependent default holds for an option the study does not list.
+    for (const auto& entry : table)
+      if (!spec.axes.count(entry.key))
+        if (const auto value = entry.default_for(name)) entry.set(o, *value);
+    std::vector<SamplerOptions> crossed{o};
+    for (const auto& entry : table) {
+      if (entry.study != StudyRole::axis || entry.key == "sampler") continue;
+      std::vector<SamplerOptions> next;
+      for (const auto& c : crossed) {
+        if (!entry.used_by(c)) {
+          next.push_back(c);
+          continue;
+        }
+        for (const auto& value : spec.axis(entry.key)) {
+          next.push_back(c);
+          entry.set(next.back(), value);
+        }
+      }
+      crossed = std::move(next);
+    }
+    configs.insert(configs.end(), crossed.begin(), crossed.end());
+  }
+  std::vector<SamplerConfig> out;
+  for (const auto& o : configs) {
+    SamplerConfig c{o, "", "", is_adaptive(o)};
+    for (const auto& entry : table) {
+      if (entry.study != StudyRole::axis) continue;
+      if (entry.shown_in_label(o)) c.label += fmt::format(fmt::runtime(entry.label_format), entry.text(o));
+      if (entry.shown_in_id(o)) c.id += fmt::format(fmt::runtime(entry.id_format), entry.text(o));
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// The budgets of a configuration: the budget entries it uses, taken together point by point (steps; or rtol with
+// atol), each point's options and its id part ("n100", "tol0.001").
+std::vector<std::pair<SamplerOptions, std::string>> budget_points(const StudySpec& spec, const SamplerOptions& o) {
+  std::vector<const OptionSpec<SamplerOptions>*> used;
+  for (const auto& entry : sampler_option_table())
+    if (entry.study == StudyRole::budget && entry.used_by(o)) used.push_back(&entry);
+  std::vector<std::pair<SamplerOptions, std::string>> points;
+  if (used.empty()) return {{o, ""}};
+  const std::size_t count = spec.axis(used.front()->key).size();
+  for (std::size_t i = 0; i < count; ++i) {
+    SamplerOptions p = o;
+    for (const auto* entry : used) entry->set(p, spec.axis(entry->key).at(i));
+    std::string id;
+    for (const auto* entry : used)
+      if (entry->shown_in_id(p)) id += fmt::format(fmt::runtime(entry->id_format), entry->text(p));
+    points.emplace_back(std::move(p), std::move(id));
+  }
+  return points;
+}
+
+}  // namespace
+
 std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::string>* skipped) {
   std::vector<StudyRun> runs;
   std::set<std::string> ids;
-  const auto atol = spec.atol.empty() ? spec.rtol : spec.atol;
   for (const auto& data : spec.data)
     for (int r = 0; r < spec.seeds; ++r) {
       if (!can_draw(data)) continue;
@@ -240,12 +338,12 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
       run.exact_samples = true;
       run.replicate = r;
       run.sampler = spec.sampler_base;
-      run.sampler.sampler = "exact";
       run.sampler.seed = spec.first_seed + static_cast<std::uint64_t>(r);
       run.id = fmt::format("{}exact.s{}", spec.data.size() > 1 ? id_part(data) + "." : "", run.sampler.seed);
       ids.insert(run.id);
       runs.push_back(std::move(run));
     }
+  const auto configs = sampler_configs(spec);
   for (const auto& data : spec.data)
     for (const auto& score : spec.score)
       for (const auto& sde_text : spec.sde) {
@@ -263,77 +361,24 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
           so = model->sde;
         }
         const auto sde = make_sde(so);
-        // One entry per sampler configuration; the steps (or tolerances) and seeds are the inner axes.
-        struct Config {
-          SamplerOptions o;
-          std::string label, id;
-          bool adaptive;
-        };
-        std::vector<Config> configs;
-        for (const auto& name : spec.sampler) {
-          SamplerOptions o = spec.sampler_base;
-          o.sampler = name;
-          if (name == "pc") {
-            for (const auto& p : spec.predictor)
-              for (const auto& c : spec.corrector)
-                for (double r : (c == "none" ? std::vector<double>{spec.snr.front()} : spec.snr))
-                  for (int k : (c == "none" ? std::vector<int>{1} : spec.corrector_steps)) {
-                    o.predictor = p;
-                    o.corrector = c;
-                    o.snr = r;
-                    o.corrector_steps = k;
-                    std::string label = fmt::format("pc {}+{}", p, c);
-                    std::string id = fmt::format("pc_{}_{}", p, c);
-                    if (c != "none") {
-                      label += fmt::format(" snr {}", r);
-                      id += fmt::format("_snr{}", r);
-                      if (k > 1) {
-                        label += fmt::format(" x{}", k);
-                        id += fmt::format("_x{}", k);
-                      }
-                    }
-                    configs.push_back({o, label, id, false});
-                  }
-          } else if (name == "ode") {
-            for (const auto& m : spec.ode_method) {
-              o.ode_method = m;
-              const bool adaptive = std::any_of(ode_method_registry().begin(), ode_method_registry().end(),
-                                                [&](const auto& e) { return e.name == m && e.adaptive; });
-              configs.push_back({o, "ode " + m, "ode_" + m, adaptive});
-            }
-          } else {
-            configs.push_back({o, name, name, false});
-          }
-        }
         for (const auto& c : configs) {
           try {
-            c.o.validate(*sde);
+            c.options.validate(*sde);
           } catch (const ConfigError& e) {
             if (skipped) skipped->push_back(fmt::format("{} {} ({}): {}", data, sde_text, c.label, e.what()));
             continue;
           }
-          const std::size_t points = c.adaptive ? spec.rtol.size() : spec.steps.size();
-          for (std::size_t i = 0; i < points; ++i)
+          for (const auto& [point_options, point] : budget_points(spec, c.options))
             for (int r = 0; r < spec.seeds; ++r) {
               StudyRun run;
               run.data = data;
               run.score = score;
               run.sde = so;
-              run.sampler = c.o;
+              run.sampler = point_options;
               run.adaptive = c.adaptive;
               run.label = c.label;
               run.replicate = r;
               run.sampler.seed = spec.first_seed + static_cast<std::uint64_t>(r);
-              std::string point;
-              if (c.adaptive) {
-                run.sampler.rtol = spec.rtol[i];
-                run.sampler.atol = atol[i];
-                point = fmt::format("tol{}", spec.rtol[i]);
-                if (atol[i] != spec.rtol[i]) point += fmt::format("_atol{}", atol[i]);
-              } else {
-                run.sampler.steps = spec.steps[i];
-                point = fmt::format("n{}", spec.steps[i]);
-              }
               run.id = fmt::format("{}{}{}.{}.{}.s{}", spec.data.size() > 1 ? id_part(data) + "." : "",
                                    spec.score.size() > 1 ? id_part(score) + "." : "", sde_text, c.id, point,
                                    run.sampler.seed);
@@ -348,10 +393,13 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
 }
 
 std::vector<std::string> study_columns(const std::vector<std::string>& metrics) {
-  std::vector<std::string> columns{"run",        "data",      "score",     "sde",  "sampler",
-                                   "label",      "predictor", "corrector", "snr",  "corrector_steps",
-                                   "ode_method", "steps",     "rtol",      "atol", "noise",
-                                   "seed",       "n",         "status",    "nfe",  "nfe_max"};
+  std::vector<std::string> columns{"run", "data", "score", "sde"};
+  for (const auto& entry : sampler_option_table()) {
+    if (entry.column.empty()) continue;
+    columns.push_back(entry.column);
+    if (entry.key == "sampler") columns.push_back("label");
+  }
+  for (const auto* c : {"n", "status", "nfe", "nfe_max"}) columns.push_back(c);
   for (const auto& m : metrics) {
     columns.push_back(m);
     columns.push_back(m + "_se");
@@ -385,41 +433,32 @@ std::string csv_line(const StudyRow& row, const std::vector<std::string>& column
   return line;
 }
 
-namespace {
-
 StudyRow describe_run(const StudyRun& run, Index n) {
   StudyRow row;
   if (run.exact_samples) {
     row["run"] = run.id;
     row["data"] = run.data;
-    row["sampler"] = "exact";
+    row["sampler"] = exact_samples_sampler;
     row["label"] = run.label;
     row["seed"] = run.sampler.seed;
     row["n"] = n;
     return row;
   }
   const auto& o = run.sampler;
-  const std::string predictor = o.resolved_predictor(), corrector = o.resolved_corrector();
-  const bool pc_corrector = corrector != "none" && !corrector.empty();
   row["run"] = run.id;
   row["data"] = run.data;
   row["score"] = run.score;
-  row["sde"] = sde_name(run.sde);
-  row["sampler"] = o.sampler;
-  row["label"] = run.label;
-  row["predictor"] = predictor.empty() ? nullptr : nlohmann::ordered_json(predictor);
-  row["corrector"] = corrector.empty() ? nullptr : nlohmann::ordered_json(corrector);
-  row["snr"] = pc_corrector ? nlohmann::ordered_json(o.snr) : nullptr;
-  row["corrector_steps"] = pc_corrector ? nlohmann::ordered_json(o.corrector_steps) : nullptr;
-  row["ode_method"] = o.sampler == "ode" ? nlohmann::ordered_json(o.ode_method) : nullptr;
-  row["steps"] = run.adaptive ? nullptr : nlohmann::ordered_json(o.steps);
-  row["rtol"] = run.adaptive ? nlohmann::ordered_json(o.rtol) : nullptr;
-  row["atol"] = run.adaptive ? nlohmann::ordered_json(o.atol) : nullptr;
-  row["noise"] = to_string(o.noise);
-  row["seed"] = o.seed;
+  row["sde"] = to_string(run.sde.kind);
+  for (const auto& entry : sampler_option_table()) {
+    if (entry.column.empty()) continue;
+    row[entry.column] = entry.cell ? entry.cell(o) : entry.used_by(o) ? entry.get(o) : nlohmann::ordered_json();
+    if (entry.key == "sampler") row["label"] = run.label;
+  }
   row["n"] = n;
   return row;
 }
+
+namespace {
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string_view>
 #include <memory>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -19,34 +21,47 @@
 
 namespace scoresde {
 
-// The grid. Lists are axes of the grid; single values apply to every run.
+// The score "exact" (the data's exact score), and the `sampler` value of the exact-samples baseline's rows.
+inline constexpr std::string_view exact_score = "exact";
+inline constexpr std::string_view exact_samples_sampler = "exact";
+
+// The grid. Lists are axes of the grid; single values apply to every run. The sampler's part is derived from
+// sampler_option_table(): an entry whose study role is `axis` or `budget` is a list here (axes[key], its values
+// as text, each checked by the entry), a `shared` entry is one value for every run (sampler_base). A new sampler
+// option is therefore a study option, a results.csv column and a part of run labels without edits here.
 struct StudySpec {
   std::vector<std::string> data{"eight_gaussians"};
-  Index dim = 0;                            // for `gaussian`; checked against mixture files
-  std::vector<std::string> score{"exact"};  // "exact" (the data's exact score) or checkpoints of scoresde train
+  Index dim = 0;                                    // for `gaussian`; checked against mixture files
+  std::vector<std::string> score{std::string(exact_score)};  // or checkpoints of scoresde train
   std::vector<std::string> sde{"vp", "ve"};
   SdeOptions sde_parameters;  // schedule, beta, sigma, T: shared by every SDE of the grid
 
-  std::vector<std::string> sampler{"euler_maruyama", "reverse_diffusion", "ancestral", "pc", "ode"};
-  std::vector<std::string> predictor{"reverse_diffusion"};  // pc only
-  std::vector<std::string> corrector{"langevin"};           // pc only
-  std::vector<double> snr{0.16};                            // pc only
-  std::vector<int> corrector_steps{1};                      // pc only
-  std::vector<std::string> ode_method{"rk4", "dopri5"};     // ode only
-  std::vector<double> rtol{1e-2, 1e-3, 1e-4, 1e-5};         // adaptive ODE methods only
-  std::vector<double> atol;                                 // paired with rtol; empty: equal to rtol
-  std::vector<int> steps{10, 30, 100, 300, 1000};           // fixed-step samplers only
-  int seeds = 3;                                            // replicate seeds first_seed, first_seed + 1, ...
+  // The sampler axes and budgets by option key ("sampler", "predictor", "snr", "steps", "rtol", ...). An axis
+  // missing here takes the study's default below, or else sampler_base's value; "atol" left empty pairs with
+  // "rtol". Use axis() to read one.
+  std::map<std::string, std::vector<std::string>> axes;
+  SamplerOptions sampler_base;  // the shared options: noise, eps, denoise, langevin norm, ODE control, chunk, threads
+
+  int seeds = 3;  // replicate seeds first_seed, first_seed + 1, ...
   std::uint64_t first_seed = 0;
   Index samples = 10000;  // per run
-
-  SamplerOptions sampler_base;  // noise, eps, denoise, langevin norm, ODE control, chunk, threads
 
   std::vector<std::string> metrics;  // empty: every metric (experiments/metrics/metrics.hpp) and model_nll
   Index reference_samples = 0;       // exact reference points per (data, seed); 0: as many as samples
   bool save_samples = true;  // keep each first-seed run's samples (2-D data only) for the report's plots
 
-  StudySpec() { sampler_base.noise = NoiseKind::brownian_tree; }
+  // The default study: five samplers, 10 to 1000 steps, dopri5 at four tolerances, one Brownian path per seed.
+  StudySpec();
+
+  // The values of a sampler axis or budget, in order.
+  std::vector<std::string> axis(const std::string& key) const;
+  // Sets an axis from numbers or names, written as the option's text.
+  template <class T>
+  void set_axis(const std::string& key, const std::vector<T>& values) {
+    auto& texts = axes[key];
+    texts.clear();
+    for (const auto& v : values) texts.push_back(fmt::format("{}", v));
+  }
 
   // Throws ConfigError naming the key and what is allowed (empty lists, unknown names, out-of-range values).
   void validate() const;
@@ -57,6 +72,12 @@ struct StudySpec {
   // negative log-likelihood of held-out exact data under the probability-flow ODE of the run's score).
   std::vector<std::string> resolved_metrics() const;
 };
+
+// The study's options, described once: its own (data, score, SDE list, seeds, samples, metrics, ...), the SDE
+// parameters from sde_option_table() and the sampler's from sampler_option_table() by study role. `scoresde study`
+// registers them from here; to_json and study.ini are written from here. Entries carry a group for --help: grid,
+// sde, shared, evaluation.
+const OptionTable<StudySpec>& study_option_table();
 
 // One run of the grid.
 struct StudyRun {
@@ -82,6 +103,9 @@ using StudyRow = nlohmann::ordered_json;
 // The CSV header for a study with these metric names, and a row as a CSV line.
 std::vector<std::string> study_columns(const std::vector<std::string>& metrics);
 std::string csv_line(const StudyRow& row, const std::vector<std::string>& columns);
+
+// The row's columns that describe the run (run, data, ..., seed, n), before it has results.
+StudyRow describe_run(const StudyRun& run, Index n);
 
 struct StudyProgress {
   std::function<void(const StudyRun& run, Index done, Index total, double elapsed, double left)> starting;

@@ -1,0 +1,157 @@
+// Options described once (core/option_table.hpp): every table entry round-trips through its text and JSON, the
+// command line, INI files, records, checkpoints and the study are derived from the tables, and a bad value gets the
+// same message wherever it is given.
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "core/option_table.hpp"
+#include "core/sde.hpp"
+#include "experiments/cli/cli.hpp"
+#include "experiments/cli/options_cli.hpp"
+#include "experiments/study/study.hpp"
+#include "solvers/options.hpp"
+
+using namespace scoresde;
+
+namespace {
+
+// Each entry's value, written as text and read back into a default struct, gives the same JSON value.
+template <class S>
+void check_round_trip(const OptionTable<S>& table, const S& s) {
+  for (const auto& spec : table) {
+    CAPTURE(spec.key);
+    const std::string text = spec.text(s);
+    if (spec.optional && text.empty()) continue;
+    S copy;
+    REQUIRE_FALSE(spec.parse(copy, text).has_value());
+    CHECK(spec.get(copy) == spec.get(s));
+  }
+}
+
+int cli(const std::vector<std::string>& args, std::string* err = nullptr) {
+  std::ostringstream out, e;
+  const int status = run_cli(args, out, e);
+  if (err) *err = e.str();
+  return status;
+}
+
+struct Toy {
+  std::string sampler = "a";
+  int order = 1;
+  double eta = 0;
+};
+
+}  // namespace
+
+TEST_CASE("enum names: one to_string/from_string pair per enum, unknown names answered with the valid ones") {
+  for (const auto& name : enum_names<SdeKind>()) CHECK(to_string(sde_kind_from_string(name)) == name);
+  for (const auto& name : enum_names<NoiseKind>()) CHECK(to_string(noise_kind_from_string(name)) == name);
+  CHECK(enum_names<VpSchedule>() == std::vector<std::string>{"linear", "cosine"});
+  CHECK_THROWS_WITH_AS(sde_kind_from_string("vpp"), "--sde = vpp: unknown SDE; choose one of vp, subvp, ve",
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(langevin_norm_from_string("x"), "--langevin-norm = x: choose one of chunk, sample", ConfigError);
+}
+
+TEST_CASE("every entry of the SDE, sampler and study tables round-trips through its text") {
+  SdeOptions sde;
+  sde.kind = SdeKind::ve;
+  sde.sigma_max = 348;
+  sde.T = 0.5;
+  check_round_trip(sde_option_table(), sde);
+  check_round_trip(sde_option_table(), SdeOptions{});
+  SamplerOptions sampler;
+  sampler.sampler = "pc";
+  sampler.snr = 0.075;
+  sampler.eps = 1e-4;
+  sampler.noise = NoiseKind::brownian_tree;
+  sampler.seed = 18446744073709551615ULL;
+  check_round_trip(sampler_option_table(), sampler);
+  check_round_trip(sampler_option_table(), SamplerOptions{});
+  StudySpec study;
+  study.set_axis("snr", std::vector<double>{0.05, 0.1});
+  study.metrics = {"sliced_w2", "nll"};
+  check_round_trip(study_option_table(), study);
+}
+
+TEST_CASE("an SDE written by to_json reads back equal, and a checkpoint's bad SDE value names the key") {
+  SdeOptions o;
+  o.kind = SdeKind::subvp;
+  o.schedule = VpSchedule::cosine;
+  o.beta_max = 18;
+  const auto j = to_json(o);
+  CHECK(j["T"] == 0.999);  // the resolved horizon
+  const auto back = sde_options_from_json(nlohmann::json::parse(j.dump()), "model.ckpt");
+  CHECK(to_json(back) == j);
+  auto bad = nlohmann::json::parse(j.dump());
+  bad["schedule"] = "quadratic";
+  CHECK_THROWS_WITH_AS(sde_options_from_json(bad, "model.ckpt"), doctest::Contains("model.ckpt: \"schedule\""),
+                       InputError);
+  bad = nlohmann::json::parse(j.dump());
+  bad.erase("beta-min");
+  CHECK_THROWS_WITH_AS(sde_options_from_json(bad, "model.ckpt"), doctest::Contains("beta-min"), InputError);
+}
+
+TEST_CASE("SamplerOptions::validate applies each entry's check to values set in C++") {
+  SdeOptions so;
+  const auto sde = make_sde(so);
+  SamplerOptions o;
+  o.snr = 0;
+  CHECK_THROWS_WITH_AS(o.validate(*sde), "--snr = 0.0: must be > 0", ConfigError);
+  o = SamplerOptions{};
+  o.sampler = "heun";
+  CHECK_THROWS_WITH_AS(o.validate(*sde), doctest::Contains("--sampler = heun: unknown sampler"), ConfigError);
+  o = SamplerOptions{};
+  o.chunk = 0;
+  CHECK_THROWS_WITH_AS(o.validate(*sde), "--chunk = 0: must be >= 1", ConfigError);
+}
+
+TEST_CASE("the study's sampler options are derived: every axis a list, every shared option once") {
+  for (const auto& spec : sampler_option_table()) {
+    CAPTURE(spec.key);
+    const auto* study = find_option(study_option_table(), spec.key);
+    if (spec.study == StudyRole::own && spec.key != "threads") {
+      // The study has an option of its own under this key (seed: the first replicate seed) or none.
+      continue;
+    }
+    REQUIRE(study != nullptr);
+    CHECK(study->group == (spec.study == StudyRole::shared || spec.key == "threads" ? "shared" : "grid"));
+  }
+  // A column for every entry that declares one, in table order.
+  const auto columns = study_columns({});
+  for (const auto& spec : sampler_option_table())
+    if (!spec.column.empty()) CHECK(std::find(columns.begin(), columns.end(), spec.column) != columns.end());
+}
+
+TEST_CASE("the study and sample refuse a bad sampler value with the same words") {
+  std::string sample_err, study_err;
+  CHECK(cli({"sample", "--snr", "0", "-n", "2", "--out", "/nonexistent/x.npy"}, &sample_err) == 2);
+  CHECK(cli({"study", "--snr", "0.1,0", "--dry-run"}, &study_err) == 2);
+  CHECK(sample_err.find("--snr = 0: must be > 0") != std::string::npos);
+  CHECK(study_err.find("--snr = 0.1,0: \"0\": must be > 0") != std::string::npos);
+  CHECK(cli({"study", "--steps", "10,0", "--dry-run"}, &study_err) == 2);
+  CHECK(study_err.find("must be >= 1") != std::string::npos);
+}
+
+TEST_CASE("a sampler-dependent default applies unless the option is given, and --help states it") {
+  OptionTable<Toy> table;
+  table.push_back(option("sampler", &Toy::sampler, "which"));
+  auto& order = table.emplace_back(option("order", &Toy::order, "method order", at_least(1)));
+  order.sampler_defaults = {{"b", "3"}};
+  const auto parse = [&](const std::vector<std::string>& args) {
+    po::variables_map vm;
+    std::ostringstream help;
+    parse_arguments(args, option_group("Toy", table, Toy{}), "usage", vm, help);
+    Toy t;
+    read_group(table, vm, t);
+    apply_sampler_defaults(table, vm, t.sampler, t);
+    return t;
+  };
+  CHECK(parse({"--sampler", "a"}).order == 1);
+  CHECK(parse({"--sampler", "b"}).order == 3);
+  CHECK(parse({"--sampler", "b", "--order", "2"}).order == 2);
+  CHECK_THROWS_WITH_AS(parse({"--order", "0"}), "--order = 0: must be >= 1", ConfigError);
+  std::ostringstream help;
+  help << option_group("Toy", table, Toy{});
+  CHECK(help.str().find("3 for b") != std::string::npos);
+}
