@@ -11,7 +11,7 @@
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
-#include "experiments/metrics/quality.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "models/datasets.hpp"
 #include "solvers/driver.hpp"
 
@@ -23,16 +23,30 @@ const char* compare_usage =
     "Usage: scoresde compare [--data eight_gaussians] [--sdes vp,ve] [--steps 1000] [-n 10000] [--seed 0]\n"
     "                        [--threads 2] [--out TABLE.md]\n\n"
     "Runs every built-in sampler (euler_maruyama, reverse_diffusion, ancestral, pc with the langevin corrector,\n"
-    "ode with rk4 and with dopri5) with the exact score and prints NFE, wall time and quality: the mean negative\n"
-    "log-likelihood of the samples under the exact data density (exact samples give the reference row) and the\n"
-    "share of samples within Mahalanobis distance 3 of their mode, each with its standard error.\n";
+    "ode with rk4 and with dopri5) with the exact score and prints NFE, wall time and quality: the metrics nll\n"
+    "(mean negative log-likelihood of the samples under the exact data density; exact samples give the\n"
+    "reference row) and mode_coverage (share of modes with at least half their expected count), each with its\n"
+    "standard error (docs/metrics.md).\n";
 
 struct Row {
   std::string sde, sampler;
   double nfe, seconds;
-  MixtureQuality q;
+  MetricValue nll, coverage;
   std::string failure;
 };
+
+// The quality columns: the metrics nll and mode_coverage (experiments/metrics/metrics.hpp).
+Row scored(std::string sde, std::string sampler, double nfe, double seconds, const GaussianMixture& mixture,
+           ConstMatrixRef samples, int threads) {
+  const ModeCounts modes = mode_counts(mixture, samples, threads);
+  return {std::move(sde),
+          std::move(sampler),
+          nfe,
+          seconds,
+          mixture_nll(mixture, samples, threads),
+          {modes.coverage, modes.coverage_se},
+          ""};
+}
 
 }  // namespace
 
@@ -77,7 +91,8 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
   std::vector<Row> rows;
   Matrix exact(mixture->dim(), n);
   mixture->sample(vm["seed"].as<std::uint64_t>(), 0, exact);
-  rows.push_back({"-", "exact samples", 0, 0, mixture_quality(*mixture, exact), ""});
+  const int threads = vm["threads"].as<int>();
+  rows.push_back(scored("-", "exact samples", 0, 0, *mixture, exact, threads));
   for (const auto& sde_name : sdes) {
     SdeOptions so;
     so.kind = sde_kind_from_string(sde_name);
@@ -91,16 +106,16 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
       if (show_progress) err << fmt::format("\r  {} {} ...{}", sde_name, c.label, std::string(20, ' ')) << std::flush;
       try {
         const auto r = sample(*sde, model, c.o, n);
-        rows.push_back({sde_name, c.label, r.nfe_mean(), r.wall_seconds, mixture_quality(*mixture, r.samples), ""});
+        rows.push_back(scored(sde_name, c.label, r.nfe_mean(), r.wall_seconds, *mixture, r.samples, threads));
       } catch (const NumericalError& e) {
-        rows.push_back({sde_name, c.label, 0, 0, {}, e.what()});
+        rows.push_back({sde_name, c.label, 0, 0, {}, {}, e.what()});
       }
     }
   }
   if (show_progress) err << "\r" << std::string(70, ' ') << "\r" << std::flush;
 
-  std::string table = fmt::format(
-      "| SDE | sampler | NFE | time (s) | NLL (nats) | in-mode share |\n|---|---|---:|---:|---:|---:|\n");
+  std::string table =
+      fmt::format("| SDE | sampler | NFE | time (s) | NLL (nats) | mode coverage |\n|---|---|---:|---:|---:|---:|\n");
   for (const auto& r : rows) {
     if (!r.failure.empty()) {
       table += fmt::format("| {} | {} | - | - | diverged: {} | |\n", r.sde, r.sampler, r.failure);
@@ -108,8 +123,8 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
     }
     table += fmt::format("| {} | {} | {} | {} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} |\n", r.sde, r.sampler,
                          r.nfe > 0 ? fmt::format("{:.0f}", r.nfe) : "-",
-                         r.seconds > 0 ? fmt::format("{:.3f}", r.seconds) : "-", r.q.nll, r.q.nll_se, r.q.in_mode,
-                         r.q.in_mode_se);
+                         r.seconds > 0 ? fmt::format("{:.3f}", r.seconds) : "-", r.nll.value, r.nll.std_error,
+                         r.coverage.value, r.coverage.std_error);
   }
   const auto ctx = build_context();
   const std::string header = fmt::format(
