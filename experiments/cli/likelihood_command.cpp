@@ -335,19 +335,8 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   meta["context"] = build_context();
   meta["context"]["threads"] = lo.threads;
 
-  // Both files are complete before either is renamed into place; if the last rename fails, the json goes too.
-  const std::string json_path = out_path + ".json";
-  bool json_written = false;
-  try {
-    write_atomically(out_path, [&](const std::string& tmp) {
-      dump_vector_npy(tmp, r.log_p);
-      write_text_atomically(json_path, meta.dump(2) + "\n");
-      json_written = true;
-    });
-  } catch (...) {
-    if (json_written) std::remove(json_path.c_str());
-    throw;
-  }
+  write_npy_with_json(
+      out_path, [&](const std::string& tmp) { dump_vector_npy(tmp, r.log_p); }, meta.dump(2) + "\n");
   if (!vm["quiet"].as<bool>()) {
     out << fmt::format(
         "wrote {} ({} points of dimension {}): NLL {:.4f} ± {:.4f} nats, {:.4f} ± {:.4f} bits/dim ({} "

@@ -151,19 +151,8 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   meta["context"] = build_context();
   meta["context"]["threads"] = sampler_options.threads;
 
-  // Both files are complete before either is renamed into place; if the last rename fails, the json goes too.
-  const std::string json_path = out_path + ".json";
-  bool json_written = false;
-  try {
-    write_atomically(out_path, [&](const std::string& tmp) {
-      dump_samples_npy(tmp, report.samples);
-      write_text_atomically(json_path, meta.dump(2) + "\n");
-      json_written = true;
-    });
-  } catch (...) {
-    if (json_written) std::remove(json_path.c_str());
-    throw;
-  }
+  write_npy_with_json(
+      out_path, [&](const std::string& tmp) { dump_samples_npy(tmp, report.samples); }, meta.dump(2) + "\n");
   if (!vm["quiet"].as<bool>())
     out << fmt::format("wrote {} ({} samples of dimension {}); NFE {:.1f}; {:.3f} s; options in {}.json\n", out_path,
                        n, dim, report.nfe_mean(), report.wall_seconds, out_path);
