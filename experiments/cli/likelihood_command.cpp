@@ -15,6 +15,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/model_cli.hpp"
@@ -323,6 +324,9 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   nlohmann::ordered_json meta;
   meta["command"] = command_line("likelihood", resolved);
   meta["options"] = resolved;
+  meta["inputs"] = input_files({{"points", data_source_file(points_arg)},
+                                {"model", loaded ? loaded->path : ""},
+                                {"data", loaded || !vm.count("data") ? "" : data_source_file(data_name)}});
   meta["result"] = result;
   if (!exact.is_null()) meta["exact"] = exact;
   meta["model"] = model->describe();

@@ -11,6 +11,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/model_cli.hpp"
@@ -139,6 +140,9 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   nlohmann::ordered_json meta;
   meta["command"] = command_line("sample", resolved);
   meta["options"] = resolved;
+  meta["inputs"] = input_files({{"model", loaded ? loaded->path : ""},
+                                {"data", loaded ? "" : data_source_file(vm["data"].as<std::string>())},
+                                {"init", init ? vm["init"].as<std::string>() : ""}});
   meta["result"] = {{"n", n},
                     {"dim", dim},
                     {"nfe", report.nfe_mean()},
