@@ -45,6 +45,24 @@ void write_text_atomically(const std::string& path, const std::string& text) {
   });
 }
 
+void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
+                         const std::string& json_text) {
+  // The .npy is complete in its temporary file before the .json is written and renamed; if the last rename
+  // fails, the .json goes too.
+  const std::string json_path = path + ".json";
+  bool json_written = false;
+  try {
+    write_atomically(path, [&](const std::string& tmp) {
+      dump(tmp);
+      write_text_atomically(json_path, json_text);
+      json_written = true;
+    });
+  } catch (...) {
+    if (json_written) std::remove(json_path.c_str());
+    throw;
+  }
+}
+
 void dump_samples_npy(const std::string& path, ConstMatrixRef x) {
   // A column-major d x n matrix is the row-major (n, d) array numpy expects: no copy, no transpose.
   const std::vector<std::size_t> shape = {static_cast<std::size_t>(x.cols()), static_cast<std::size_t>(x.rows())};

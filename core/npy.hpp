@@ -22,5 +22,10 @@ Matrix read_samples_npy(const std::string& path);
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
 // Writes text to `path` atomically.
 void write_text_atomically(const std::string& path, const std::string& text);
+// Writes an array and its record as a pair: dump(temporary) writes the .npy that becomes `path`, and json_text
+// becomes path + ".json". Both files are complete before either is renamed into place (the .json first); if
+// anything fails, neither remains.
+void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
+                         const std::string& json_text);
 
 }  // namespace scoresde

@@ -1,5 +1,6 @@
 #include "models/datasets.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -197,6 +198,11 @@ std::vector<std::string> training_data_names() {
 
 bool has_exact_mixture(const std::string& name) {
   return name == "eight_gaussians" || name == "gaussian" || ends_with(name, ".json");
+}
+
+std::string data_source_file(const std::string& name_or_file) {
+  const auto names = training_data_names();
+  return std::find(names.begin(), names.end(), name_or_file) == names.end() ? name_or_file : std::string();
 }
 
 Matrix read_samples_csv(const std::string& path) {

@@ -39,5 +39,8 @@ Matrix load_training_data(const std::string& name_or_file, Index count, std::uin
 Matrix read_samples_csv(const std::string& path);
 // True for the sources whose exact density is known (built-in mixtures and .json files).
 bool has_exact_mixture(const std::string& name_or_file);
+// name_or_file when it names a file, "" for a built-in data set (training_data_names()): the file a result records
+// among its inputs (core/file_fingerprint.hpp).
+std::string data_source_file(const std::string& name_or_file);
 
 }  // namespace scoresde

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ cmake ninja-build git pkg-config
   libeigen3-dev libboost-dev libboost-program-options-dev libxtensor-dev libfmt-dev
-  doctest-dev librandom123-dev nlohmann-json3-dev libbenchmark-dev
+  doctest-dev librandom123-dev nlohmann-json3-dev libbenchmark-dev libssl-dev
   python3-numpy python3-matplotlib
 )
 missing=()

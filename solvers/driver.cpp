@@ -78,7 +78,7 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
       if (init) x.leftCols(valid) = init->middleCols(first, valid);
       Vector nfe(C);
       if (adaptive) {
-        integrate_adaptive_chunk(sde, model, options, first, valid, T, eps, x, nfe);
+        integrate_adaptive_chunk(sde, model, options, first, valid, T, eps, x, nfe, observer);
       } else {
         auto brownian = make_brownian_path(options.noise, options.seed, T, first, d, C);
         StepContext context(sde, model, probability_flow, first, d, C, *brownian, options.seed);

@@ -20,7 +20,10 @@ namespace scoresde {
 std::vector<double> time_grid(double T, double eps, int steps);
 
 // Called after every step of every chunk with the chunk's state (all chunk columns; the first `valid` are
-// samples < n). Called from worker threads when threads > 1: implementations must be thread-safe.
+// samples < n), the index of the step just taken (0, 1, ...) and the time reached. Called from worker threads when
+// threads > 1: implementations must be thread-safe. Adaptive ODE methods (dopri5) call it after every accepted
+// step, at the time that step reached (the last one at eps, up to rounding); with --ode-control sample each sample has
+// its own steps and the call has that sample alone (first_sample = its index, valid = 1, x its column).
 class Observer {
  public:
   virtual ~Observer() = default;
@@ -28,8 +31,8 @@ class Observer {
 };
 
 struct SampleReport {
-  Matrix samples;        // d x n
-  Vector nfe;            // score evaluations each sample took part in
+  Matrix samples;  // d x n
+  Vector nfe;      // score evaluations each sample took part in
   double wall_seconds = 0;
   long long score_calls = 0;    // batch calls to the model
   long long score_columns = 0;  // columns evaluated, chunk padding included

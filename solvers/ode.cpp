@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/errors.hpp"
+#include "solvers/driver.hpp"
 #include "solvers/odeint_eigen.hpp"
 #include "solvers/registry.hpp"
 
@@ -67,29 +68,36 @@ std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&) {
 
 void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const SamplerOptions& options,
                               Index first_sample, Index valid, double T, double eps, Matrix& x,
-                              VectorRef nfe_per_column) {
+                              VectorRef nfe_per_column, Observer* observer) {
   const Index d = x.rows();
   const double dt0 = -(T - eps) / 100.0;
   // Brownian noise is never drawn by the ODE; the context still wants a path, so give it one that is never
   // used.
   auto unused = make_brownian_path(NoiseKind::independent, 0, T, first_sample, d, 1);
-  auto solve = [&](Index first, Matrix& state) {
+  auto solve = [&](Index first, Index count, Matrix& state) {
     StepContext c(sde, model, /*probability_flow=*/true, first, d, state.cols(), *unused, options.seed);
     auto stepper = odeint::make_controlled(options.atol, options.rtol, Dopri5());
-    odeint::integrate_adaptive(stepper, ProbabilityFlow{&c}, state, T, eps, dt0);
+    // Odeint calls this at the start and after every accepted step; the driver's observer sees the accepted steps,
+    // numbered 0, 1, ... as on the fixed-step path. It only reads the state.
+    Index calls = 0;
+    const auto observe = [&](const Matrix& state_now, double t) {
+      if (observer && calls > 0) observer->on_step(first, count, calls - 1, t, state_now);
+      ++calls;
+    };
+    odeint::integrate_adaptive(stepper, ProbabilityFlow{&c}, state, T, eps, dt0, observe);
     if (Index j = first_non_finite(state); j >= 0)
       throw NumericalError(fmt::format("sample {} turned non-finite", first + j), first + j, -1, eps);
     return c.nfe;
   };
   if (options.ode_control == OdeControl::chunk) {
-    nfe_per_column.setConstant(static_cast<double>(solve(first_sample, x)));
+    nfe_per_column.setConstant(static_cast<double>(solve(first_sample, valid, x)));
     return;
   }
   Matrix column(d, 1);
   nfe_per_column.setZero();
   for (Index j = 0; j < valid; ++j) {
     column = x.col(j);
-    nfe_per_column(j) = static_cast<double>(solve(first_sample + j, column));
+    nfe_per_column(j) = static_cast<double>(solve(first_sample + j, 1, column));
     x.col(j) = column;
   }
 }

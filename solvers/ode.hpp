@@ -17,12 +17,16 @@
 
 namespace scoresde {
 
+class Observer;
+
 // Integrates the probability-flow ODE for the chunk x from T to eps with dopri5. nfe_per_column(j) receives the
 // number of score evaluations column j took part in. With per-sample control only the first `valid` columns are
-// integrated (the others only fill the chunk for per-chunk control). Throws NumericalError naming the sample and time where a
-// state or score turns non-finite.
+// integrated (the others only fill the chunk for per-chunk control). Throws NumericalError naming the sample and time
+// where a state or score turns non-finite. `observer`, when given, is called after every accepted step
+// (solvers/driver.hpp): with the chunk (first_sample, valid, x) under per-chunk control, with each sample's own column
+// (first_sample + j, 1, column) under per-sample control.
 void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const SamplerOptions& options,
                               Index first_sample, Index valid, double T, double eps, Matrix& x,
-                              VectorRef nfe_per_column);
+                              VectorRef nfe_per_column, Observer* observer = nullptr);
 
 }  // namespace scoresde

@@ -474,3 +474,24 @@ TEST_CASE("compare: bad inputs return 2 and write nothing") {
     CHECK(dir.entries().empty());
   }
 }
+
+TEST_CASE("compare: one row per registered sampler, leaving out what the SDE refuses") {
+  const Result r = run({"compare", "--sdes", "vp,subvp", "-n", "20", "--steps", "3", "--threads", "1"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  check_contains(r.out, "| NLL (nats) | mode coverage |");
+  check_contains(r.out, "| - | exact samples |");
+  SamplerOptions defaults;
+  std::vector<std::string> labels;
+  for (const auto& e : predictor_registry()) labels.push_back(e.name);
+  labels.push_back(fmt::format("pc ({} + {})", defaults.predictor, defaults.corrector));
+  for (const auto& e : ode_method_registry()) labels.push_back("ode " + e.name);
+  for (const std::string sde : {"vp", "subvp"}) {
+    for (const auto& label : labels) {
+      CAPTURE(sde);
+      CAPTURE(label);
+      const bool refused = label == "ancestral" && sde == "subvp";
+      CHECK((r.out.find(fmt::format("| {} | {} |", sde, label)) != std::string::npos) == !refused);
+    }
+  }
+}

@@ -11,9 +11,10 @@
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
-#include "experiments/metrics/quality.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "models/datasets.hpp"
 #include "solvers/driver.hpp"
+#include "solvers/registry.hpp"
 
 namespace scoresde {
 
@@ -22,17 +23,31 @@ namespace {
 const char* compare_usage =
     "Usage: scoresde compare [--data eight_gaussians] [--sdes vp,ve] [--steps 1000] [-n 10000] [--seed 0]\n"
     "                        [--threads 2] [--out TABLE.md]\n\n"
-    "Runs every built-in sampler (euler_maruyama, reverse_diffusion, ancestral, pc with the langevin corrector,\n"
-    "ode with rk4 and with dopri5) with the exact score and prints NFE, wall time and quality: the mean negative\n"
-    "log-likelihood of the samples under the exact data density (exact samples give the reference row) and the\n"
-    "share of samples within Mahalanobis distance 3 of their mode, each with its standard error.\n";
+    "Runs every registered sampler (each predictor alone, pc with its default predictor and corrector, ode\n"
+    "with each ODE method; see scoresde list) with the exact score and prints NFE, wall time and quality:\n"
+    "the metrics nll (mean negative log-likelihood of the samples under the exact data density; exact samples\n"
+    "give the reference row) and mode_coverage (share of modes with at least half their expected count), each\n"
+    "with its standard error (docs/metrics.md). Combinations an SDE does not support are left out.\n";
 
 struct Row {
   std::string sde, sampler;
   double nfe, seconds;
-  MixtureQuality q;
+  MetricValue nll, coverage;
   std::string failure;
 };
+
+// The quality columns: the metrics nll and mode_coverage (experiments/metrics/metrics.hpp).
+Row scored(std::string sde, std::string sampler, double nfe, double seconds, const GaussianMixture& mixture,
+           ConstMatrixRef samples, int threads) {
+  const ModeCounts modes = mode_counts(mixture, samples, threads);
+  return {std::move(sde),
+          std::move(sampler),
+          nfe,
+          seconds,
+          mixture_nll(mixture, samples, threads),
+          {modes.coverage, modes.coverage_se},
+          ""};
+}
 
 }  // namespace
 
@@ -55,21 +70,30 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
   const auto sdes = split_list(vm["sdes"].as<std::string>());
   require(!sdes.empty(), "--sdes", vm["sdes"].as<std::string>(), "name at least one of vp, subvp, ve");
 
+  // Every sampler of the registry with its default options: each predictor alone, pc with the default
+  // predictor and corrector, ode with each ODE method (solvers/registry.hpp). A new sampler appears here by itself.
   struct Config {
     std::string label;
     SamplerOptions o;
   };
+  SamplerOptions base;
+  base.steps = vm["steps"].as<int>();
+  base.seed = vm["seed"].as<std::uint64_t>();
+  base.threads = vm["threads"].as<int>();
   std::vector<Config> configs;
-  for (const std::string name : {"euler_maruyama", "reverse_diffusion", "ancestral", "pc"}) {
-    SamplerOptions o;
+  for (const auto& name : sampler_names()) {
+    SamplerOptions o = base;
     o.sampler = name;
-    configs.push_back({name == "pc" ? "pc (reverse_diffusion + langevin)" : name, o});
-  }
-  for (const std::string method : {"rk4", "dopri5"}) {
-    SamplerOptions o;
-    o.sampler = "ode";
-    o.ode_method = method;
-    configs.push_back({"ode " + method, o});
+    if (name == "ode") {
+      for (const auto& method : ode_method_registry()) {
+        o.ode_method = method.name;
+        configs.push_back({"ode " + method.name, o});
+      }
+    } else if (name == "pc") {
+      configs.push_back({fmt::format("pc ({} + {})", o.predictor, o.corrector), o});
+    } else {
+      configs.push_back({name, o});
+    }
   }
 
   // Progress on one terminal line; nothing when stderr is a file or a pipe.
@@ -77,30 +101,35 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
   std::vector<Row> rows;
   Matrix exact(mixture->dim(), n);
   mixture->sample(vm["seed"].as<std::uint64_t>(), 0, exact);
-  rows.push_back({"-", "exact samples", 0, 0, mixture_quality(*mixture, exact), ""});
+  const int threads = vm["threads"].as<int>();
+  rows.push_back(scored("-", "exact samples", 0, 0, *mixture, exact, threads));
   for (const auto& sde_name : sdes) {
     SdeOptions so;
     so.kind = sde_kind_from_string(sde_name);
     const auto sde = make_sde(so);
     const MixtureScore model(mixture, *sde);
-    for (auto c : configs) {
-      c.o.steps = vm["steps"].as<int>();
-      c.o.seed = vm["seed"].as<std::uint64_t>();
-      c.o.threads = vm["threads"].as<int>();
-      if (c.o.resolved_predictor() == "ancestral" && so.kind == SdeKind::subvp) continue;
+    // The command's own options (--steps, --threads) are checked with the default sampler: a mistake there is
+    // an error. A combination the SDE does not support (ancestral on subvp, for one) is left out.
+    base.validate(*sde);
+    for (const auto& c : configs) {
+      try {
+        c.o.validate(*sde);
+      } catch (const ConfigError&) {
+        continue;
+      }
       if (show_progress) err << fmt::format("\r  {} {} ...{}", sde_name, c.label, std::string(20, ' ')) << std::flush;
       try {
         const auto r = sample(*sde, model, c.o, n);
-        rows.push_back({sde_name, c.label, r.nfe_mean(), r.wall_seconds, mixture_quality(*mixture, r.samples), ""});
+        rows.push_back(scored(sde_name, c.label, r.nfe_mean(), r.wall_seconds, *mixture, r.samples, threads));
       } catch (const NumericalError& e) {
-        rows.push_back({sde_name, c.label, 0, 0, {}, e.what()});
+        rows.push_back({sde_name, c.label, 0, 0, {}, {}, e.what()});
       }
     }
   }
   if (show_progress) err << "\r" << std::string(70, ' ') << "\r" << std::flush;
 
-  std::string table = fmt::format(
-      "| SDE | sampler | NFE | time (s) | NLL (nats) | in-mode share |\n|---|---|---:|---:|---:|---:|\n");
+  std::string table =
+      fmt::format("| SDE | sampler | NFE | time (s) | NLL (nats) | mode coverage |\n|---|---|---:|---:|---:|---:|\n");
   for (const auto& r : rows) {
     if (!r.failure.empty()) {
       table += fmt::format("| {} | {} | - | - | diverged: {} | |\n", r.sde, r.sampler, r.failure);
@@ -108,8 +137,8 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
     }
     table += fmt::format("| {} | {} | {} | {} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} |\n", r.sde, r.sampler,
                          r.nfe > 0 ? fmt::format("{:.0f}", r.nfe) : "-",
-                         r.seconds > 0 ? fmt::format("{:.3f}", r.seconds) : "-", r.q.nll, r.q.nll_se, r.q.in_mode,
-                         r.q.in_mode_se);
+                         r.seconds > 0 ? fmt::format("{:.3f}", r.seconds) : "-", r.nll.value, r.nll.std_error,
+                         r.coverage.value, r.coverage.std_error);
   }
   const auto ctx = build_context();
   const std::string header = fmt::format(

@@ -11,6 +11,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/metrics/metrics.hpp"
@@ -207,6 +208,7 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
   nlohmann::ordered_json meta;
   meta["command"] = command_line("evaluate", resolved);
   meta["options"] = resolved;
+  meta["inputs"] = input_files({{"samples", samples_path}, {"reference", data_source_file(reference)}});
   meta["samples"] = {{"file", samples_path}, {"n", n}, {"dim", d}};
   meta["reference"] = reference_json;
   nlohmann::ordered_json used;

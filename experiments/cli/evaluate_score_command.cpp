@@ -11,6 +11,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "core/noise.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
@@ -148,6 +149,7 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
     doc["seed"] = seed;
     doc["iterations"] = c.training.value("iterations_done", 0L);
     doc["results"] = results;
+    doc["inputs"] = input_files({{"model", path}, {"data", data_source_file(data_name)}});
     doc["context"] = build_context();
     write_text_atomically(vm["json"].as<std::string>(), doc.dump(2) + "\n");
   }

@@ -15,6 +15,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/model_cli.hpp"
@@ -323,6 +324,9 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   nlohmann::ordered_json meta;
   meta["command"] = command_line("likelihood", resolved);
   meta["options"] = resolved;
+  meta["inputs"] = input_files({{"points", data_source_file(points_arg)},
+                                {"model", loaded ? loaded->path : ""},
+                                {"data", loaded || !vm.count("data") ? "" : data_source_file(data_name)}});
   meta["result"] = result;
   if (!exact.is_null()) meta["exact"] = exact;
   meta["model"] = model->describe();
@@ -335,19 +339,8 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   meta["context"] = build_context();
   meta["context"]["threads"] = lo.threads;
 
-  // Both files are complete before either is renamed into place; if the last rename fails, the json goes too.
-  const std::string json_path = out_path + ".json";
-  bool json_written = false;
-  try {
-    write_atomically(out_path, [&](const std::string& tmp) {
-      dump_vector_npy(tmp, r.log_p);
-      write_text_atomically(json_path, meta.dump(2) + "\n");
-      json_written = true;
-    });
-  } catch (...) {
-    if (json_written) std::remove(json_path.c_str());
-    throw;
-  }
+  write_npy_with_json(
+      out_path, [&](const std::string& tmp) { dump_vector_npy(tmp, r.log_p); }, meta.dump(2) + "\n");
   if (!vm["quiet"].as<bool>()) {
     out << fmt::format(
         "wrote {} ({} points of dimension {}): NLL {:.4f} ± {:.4f} nats, {:.4f} ± {:.4f} bits/dim ({} "

@@ -11,6 +11,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/model_cli.hpp"
@@ -139,6 +140,9 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   nlohmann::ordered_json meta;
   meta["command"] = command_line("sample", resolved);
   meta["options"] = resolved;
+  meta["inputs"] = input_files({{"model", loaded ? loaded->path : ""},
+                                {"data", loaded ? "" : data_source_file(vm["data"].as<std::string>())},
+                                {"init", init ? vm["init"].as<std::string>() : ""}});
   meta["result"] = {{"n", n},
                     {"dim", dim},
                     {"nfe", report.nfe_mean()},
@@ -151,19 +155,8 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   meta["context"] = build_context();
   meta["context"]["threads"] = sampler_options.threads;
 
-  // Both files are complete before either is renamed into place; if the last rename fails, the json goes too.
-  const std::string json_path = out_path + ".json";
-  bool json_written = false;
-  try {
-    write_atomically(out_path, [&](const std::string& tmp) {
-      dump_samples_npy(tmp, report.samples);
-      write_text_atomically(json_path, meta.dump(2) + "\n");
-      json_written = true;
-    });
-  } catch (...) {
-    if (json_written) std::remove(json_path.c_str());
-    throw;
-  }
+  write_npy_with_json(
+      out_path, [&](const std::string& tmp) { dump_samples_npy(tmp, report.samples); }, meta.dump(2) + "\n");
   if (!vm["quiet"].as<bool>())
     out << fmt::format("wrote {} ({} samples of dimension {}); NFE {:.1f}; {:.3f} s; options in {}.json\n", out_path,
                        n, dim, report.nfe_mean(), report.wall_seconds, out_path);

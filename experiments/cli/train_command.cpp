@@ -11,6 +11,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
 #include "models/checkpoint.hpp"
@@ -276,6 +277,7 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   c.ema = trainer.ema_weights();
   c.training["command"] = command_line("train", resolved);
   c.training["options"] = resolved;
+  c.training["inputs"] = input_files({{"data", data_source_file(data_name)}});
   c.training["train_samples"] = train_raw.cols();
   c.training["validation_samples"] = validation_raw.cols();
   c.training["iterations_done"] = trainer.iteration();

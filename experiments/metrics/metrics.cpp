@@ -575,6 +575,10 @@ ModeAssignment assign_modes(const GaussianMixture& mixture, ConstMatrixRef sampl
   return out;
 }
 
+MetricValue mixture_nll(const GaussianMixture& mixture, ConstMatrixRef samples, int threads) {
+  return nll(log_density(mixture, samples, threads));
+}
+
 ModeCounts mode_counts(const GaussianMixture& mixture, ConstMatrixRef samples, int threads) {
   const Index K = mixture.components(), n = samples.cols();
   const auto assignment = assign_modes(mixture, samples, threads);
@@ -668,7 +672,7 @@ std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef
     if (want("cov_error")) put("cov_error", cov_error(mx, my));
   }
   if (want("nll") || want("nll_gap")) {
-    const MetricValue s = nll(log_density(*mixture, samples, threads));
+    const MetricValue s = mixture_nll(*mixture, samples, threads);
     if (want("nll")) put("nll", s);
     if (want("nll_gap")) {
       const MetricValue r = nll(log_density(*mixture, reference, threads));

@@ -117,6 +117,10 @@ struct ModeAssignment {
 };
 ModeAssignment assign_modes(const GaussianMixture& mixture, ConstMatrixRef samples, int threads = 0);
 
+// The nll metric: mean of -log p_0(x) over the samples under the mixture (nats), with its standard error
+// std / sqrt(n). Needs no reference points.
+MetricValue mixture_nll(const GaussianMixture& mixture, ConstMatrixRef samples, int threads = 0);
+
 struct ModeCounts {
   Vector counts;    // samples assigned to each component
   Vector expected;  // n w_k

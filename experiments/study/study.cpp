@@ -13,6 +13,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "experiments/metrics/metrics.hpp"
 #include "models/checkpoint.hpp"
@@ -539,12 +540,20 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
   const bool keep_samples = spec.save_samples;
   if (keep_samples) fs::create_directories(out / "samples", ec);
 
+  // The files the study reads (docs/reproducibility.md): one fingerprint per data file and per checkpoint, in
+  // the order of their lists.
+  nlohmann::ordered_json inputs = nlohmann::ordered_json::object();
+  for (const auto& d : spec.data)
+    if (!data_source_file(d).empty()) inputs["data"].push_back(file_fingerprint(d));
+  for (const auto& s : spec.score)
+    if (!is_exact_score(s)) inputs["score"].push_back(file_fingerprint(s));
   const auto record = [&]() {
     nlohmann::ordered_json j;
     j["command"] = command;
     j["context"] = sessions.front();
     j["sessions"] = sessions;
     j["study"] = study;
+    j["inputs"] = inputs;
     j["skipped"] = skipped;
     j["columns"] = columns;
     j["rows"] = rows;
