@@ -37,8 +37,8 @@
 #include <vector>
 
 #include "core/sde.hpp"
+#include "models/data_scaling.hpp"
 #include "models/score_model.hpp"
-#include "models/training.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/options.hpp"
 
@@ -145,7 +145,7 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
                                         const LikelihoodOptions& options, const ProgressFn& progress = {});
 
 // log p_eps of points given in the data's original units, for a model trained on standardised data
-// y = (x - mean) / scale (DataScaling, models/training.hpp). The model's density of x is that of y times the
+// y = (x - mean) / scale (DataScaling, models/data_scaling.hpp). The model's density of x is that of y times the
 // Jacobian of the affine map (change of variables):
 //
 //     log p_x(x) = log p_y((x - mean) / scale) - sum_i log scale_i.
