@@ -44,8 +44,6 @@
 
 namespace scoresde {
 
-struct Checkpoint;  // models/checkpoint.hpp
-
 enum class DivergenceMethod { automatic, exact, hutchinson };
 std::string to_string(DivergenceMethod method);
 DivergenceMethod divergence_method_from_string(std::string_view name);  // ConfigError naming --divergence
@@ -158,10 +156,6 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
 LikelihoodResult model_log_likelihood(const ScoreModel& model, const Sde& sde, const DataScaling& scaling,
                                       ConstMatrixRef points, const LikelihoodOptions& options,
                                       const ProgressFn& progress = {});
-
-// The same for a trained network as stored (MODEL.ckpt, or an .npz through load_model_file): the MlpScore with its
-// EMA weights (raw weights with ema = false) under the SDE the checkpoint records, and its data scaling.
-LikelihoodResult model_log_likelihood(const Checkpoint& checkpoint, ConstMatrixRef points,
-                                      const LikelihoodOptions& options, bool ema = true);
+// (For a checkpoint as stored, with its SDE and scaling: the overload in models/score_factory.hpp.)
 
 }  // namespace scoresde
