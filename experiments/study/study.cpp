@@ -17,7 +17,7 @@
 #include "experiments/metrics/metrics.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
-#include "models/mlp.hpp"
+#include "models/score_factory.hpp"
 #include "solvers/likelihood.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/registry.hpp"
@@ -593,17 +593,12 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
       // The score: exact, or a trained network that works in standardised units (docs/training.md): it samples
       // there, and its samples are mapped back to the data's units.
       const auto sde = make_sde(run.sde);
-      std::shared_ptr<const Checkpoint> checkpoint;
-      std::unique_ptr<ScoreModel> model;
-      if (is_exact_score(run.score)) {
-        model = std::make_unique<MixtureScore>(mixture, *sde);
-      } else {
-        checkpoint = score_checkpoint(run.score);
-        model = std::make_unique<MlpScore>(checkpoint->architecture, checkpoint->frequencies, checkpoint->ema, *sde);
-      }
+      const auto source =
+          is_exact_score(run.score) ? mixture_score(mixture) : checkpoint_score(score_checkpoint(run.score));
+      const std::unique_ptr<ScoreModel> model = source->make(*sde);
       try {
         auto report = sample(*sde, *model, run.sampler, n);
-        if (checkpoint) report.samples = checkpoint->scaling.to_original(report.samples);
+        if (!is_exact_score(run.score)) report.samples = source->scaling().to_original(report.samples);
         row["status"] = "ok";
         row["nfe"] = report.nfe_mean();
         row["nfe_max"] = report.nfe_max();
@@ -625,9 +620,7 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
           LikelihoodOptions lo;
           lo.seed = run.sampler.seed;
           lo.threads = run.sampler.threads;
-          const auto result =
-              model_log_likelihood(*model, *sde, checkpoint ? checkpoint->scaling : DataScaling::identity(reference.rows()),
-                                   reference.leftCols(m), lo);
+          const auto result = model_log_likelihood(*model, *sde, source->scaling(), reference.leftCols(m), lo);
           const auto& summary = result.summary;
           it = model_nll_cache.emplace(key, MetricValue{summary.mean_nll, summary.nll_se}).first;
         }
