@@ -392,20 +392,4 @@ ImportedMlp import_torch_npz(const std::string& path, Parameterization parameter
   return m;
 }
 
-Checkpoint load_model_file(const std::string& path, Parameterization parameterization,
-                           const SdeOptions& sde) {
-  if (path.size() >= 4 && path.substr(path.size() - 4) == ".npz") {
-    ImportedMlp m = import_torch_npz(path, parameterization);
-    Checkpoint c;
-    c.architecture = m.architecture;
-    c.sde = sde;
-    c.scaling = DataScaling::identity(m.architecture.dim);
-    c.training = {{"source", "pytorch npz"}, {"file", path}};
-    c.weights = m.weights;
-    c.ema = std::move(m.weights);
-    return c;
-  }
-  return load_checkpoint(path);
-}
-
 }  // namespace scoresde

@@ -67,9 +67,4 @@ struct ImportedMlp {
 };
 ImportedMlp import_torch_npz(const std::string& path, Parameterization parameterization);
 
-// A model file for sampling: a checkpoint, or (path ending in .npz) PyTorch weights read with the given
-// parameterisation and SDE, identity scaling, and weights == ema.
-Checkpoint load_model_file(const std::string& path, Parameterization npz_parameterization,
-                           const SdeOptions& npz_sde);
-
 }  // namespace scoresde

@@ -123,25 +123,6 @@ void TrainingOptions::validate(const Sde& sde) const {
   require(threads >= 1 && threads <= 1024, "--threads", std::to_string(threads), "must be in [1, 1024]");
 }
 
-DataScaling DataScaling::fit(const Matrix& x) {
-  DataScaling s;
-  s.mean = x.rowwise().mean();
-  const Matrix centred = x.colwise() - s.mean;
-  s.scale = (centred.array().square().rowwise().sum() / std::max<double>(1.0, static_cast<double>(x.cols())))
-                .sqrt();
-  for (Index i = 0; i < s.scale.size(); ++i)
-    if (!(s.scale(i) > 0)) s.scale(i) = 1.0;
-  return s;
-}
-
-Matrix DataScaling::to_standard(const Matrix& x) const {
-  return ((x.colwise() - mean).array().colwise() / scale.array()).matrix();
-}
-
-Matrix DataScaling::to_original(const Matrix& y) const {
-  return ((y.array().colwise() * scale.array()).matrix().colwise() + mean);
-}
-
 std::pair<Matrix, Matrix> split_data(const Matrix& data, double fraction, std::uint64_t seed) {
   const Index n = data.cols();
   Index held = static_cast<Index>(std::llround(fraction * static_cast<double>(n)));

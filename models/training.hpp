@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/sde.hpp"
+#include "models/data_scaling.hpp"
 #include "models/mlp.hpp"
 
 namespace scoresde {
@@ -97,15 +98,6 @@ class TrainingTimes {
   TimeSampling sampling_;
   double eps_, T_, uniform_share_;
   std::vector<double> nodes_;  // t at equally spaced values of the coordinate, from eps to T
-};
-
-// Per-dimension affine standardisation: y = (x - mean) / scale. Models are trained and sampled on y.
-struct DataScaling {
-  Vector mean, scale;
-  static DataScaling identity(Index d) { return {Vector::Zero(d), Vector::Ones(d)}; }
-  static DataScaling fit(const Matrix& x);  // scale = per-dimension std (1 where it is 0)
-  Matrix to_standard(const Matrix& x) const;
-  Matrix to_original(const Matrix& y) const;
 };
 
 // Splits the columns of `data` at random (keyed by seed) into (training, validation) with round(fraction n)

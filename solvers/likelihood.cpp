@@ -11,8 +11,6 @@
 
 #include "core/errors.hpp"
 #include "core/noise.hpp"
-#include "models/checkpoint.hpp"
-#include "models/mlp.hpp"
 #include "solvers/odeint_eigen.hpp"
 
 namespace scoresde {
@@ -466,14 +464,6 @@ LikelihoodResult model_log_likelihood(const ScoreModel& model, const Sde& sde, c
   r.log_p.array() += r.log_jacobian;
   r.summary = summarize_nll(r.log_p, d, r.summary.bits_per_dim_offset);
   return r;
-}
-
-LikelihoodResult model_log_likelihood(const Checkpoint& checkpoint, ConstMatrixRef points,
-                                      const LikelihoodOptions& options, bool ema) {
-  const auto sde = make_sde(checkpoint.sde);
-  const MlpScore model(checkpoint.architecture, checkpoint.frequencies, ema ? checkpoint.ema : checkpoint.weights,
-                       *sde);
-  return model_log_likelihood(model, *sde, checkpoint.scaling, points, options);
 }
 
 }  // namespace scoresde

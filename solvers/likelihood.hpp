@@ -37,14 +37,12 @@
 #include <vector>
 
 #include "core/sde.hpp"
+#include "models/data_scaling.hpp"
 #include "models/score_model.hpp"
-#include "models/training.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/options.hpp"
 
 namespace scoresde {
-
-struct Checkpoint;  // models/checkpoint.hpp
 
 enum class DivergenceMethod { automatic, exact, hutchinson };
 std::string to_string(DivergenceMethod method);
@@ -145,7 +143,7 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
                                         const LikelihoodOptions& options, const ProgressFn& progress = {});
 
 // log p_eps of points given in the data's original units, for a model trained on standardised data
-// y = (x - mean) / scale (DataScaling, models/training.hpp). The model's density of x is that of y times the
+// y = (x - mean) / scale (DataScaling, models/data_scaling.hpp). The model's density of x is that of y times the
 // Jacobian of the affine map (change of variables):
 //
 //     log p_x(x) = log p_y((x - mean) / scale) - sum_i log scale_i.
@@ -158,10 +156,6 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
 LikelihoodResult model_log_likelihood(const ScoreModel& model, const Sde& sde, const DataScaling& scaling,
                                       ConstMatrixRef points, const LikelihoodOptions& options,
                                       const ProgressFn& progress = {});
-
-// The same for a trained network as stored (MODEL.ckpt, or an .npz through load_model_file): the MlpScore with its
-// EMA weights (raw weights with ema = false) under the SDE the checkpoint records, and its data scaling.
-LikelihoodResult model_log_likelihood(const Checkpoint& checkpoint, ConstMatrixRef points,
-                                      const LikelihoodOptions& options, bool ema = true);
+// (For a checkpoint as stored, with its SDE and scaling: the overload in models/score_factory.hpp.)
 
 }  // namespace scoresde

@@ -27,6 +27,7 @@
 #include "models/datasets.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "models/mlp.hpp"
+#include "models/score_factory.hpp"
 #include "solvers/likelihood.hpp"
 
 using namespace scoresde;

@@ -1,7 +1,7 @@
 // The MLP score network: gradients against central finite differences on every parameter block (double), the
 // Jacobian-vector product and exact divergence against finite differences, thread safety, PyTorch .npz import
-// against values computed by PyTorch (tests/data/make_torch_mlp.py), and checkpoints: round trip, truncated,
-// corrupted and mismatched files.
+// against values computed by PyTorch (tests/data/make_torch_mlp.py), checkpoints: round trip, truncated,
+// corrupted and mismatched files, and the score factory (models/score_factory.hpp) building the same models.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -14,13 +14,16 @@
 #include <fstream>
 #include <thread>
 
+#include "cli_helpers.hpp"
 #include "core/errors.hpp"
 #include "core/noise.hpp"
 #include "core/sde.hpp"
 #include "models/checkpoint.hpp"
+#include "models/datasets.hpp"
+#include "models/gaussian_mixture.hpp"
 #include "models/mlp.hpp"
+#include "models/score_factory.hpp"
 #include "models/training.hpp"
-#include "cli_helpers.hpp"
 
 using namespace scoresde;
 namespace fs = std::filesystem;
@@ -476,4 +479,71 @@ TEST_CASE(
     MESSAGE(fmt::format("{}: {} damaged files refused, {} accepted", source, refused, accepted));
     if (!npz) CHECK(accepted == 0);
   }
+}
+
+TEST_CASE("score factory: checkpoints, .npz weights and mixtures give the models built directly, bitwise") {
+  TempDir dir;
+  Checkpoint c = small_checkpoint();
+  c.training["command"] = "scoresde train --out m.ckpt";
+  save_checkpoint(dir.file("m.ckpt"), c);
+  const auto sde = make_sde(c.sde);
+  const auto evaluate = [](const ScoreModel& model) {
+    const Index n = 37;
+    const Matrix x = 2.0 * normals(5, model.dim(), n);
+    const Vector t = Vector::LinSpaced(n, 0.01, 1.0);
+    Matrix out(model.dim(), n);
+    model.score(x, t, out);
+    return out;
+  };
+
+  // A checkpoint: its SDE, scaling and training record; its EMA weights, or the raw ones.
+  const auto source = open_score(ScoreSpec::file(dir.file("m.ckpt")));
+  CHECK(source->dim() == c.architecture.dim);
+  REQUIRE(source->trained_sde());
+  CHECK(source->trained_sde()->kind == SdeKind::subvp);
+  CHECK(source->trained_sde()->beta_max == 15);
+  CHECK(source->scaling().mean == c.scaling.mean);
+  CHECK(source->scaling().scale == c.scaling.scale);
+  CHECK(source->training()["iterations_done"] == 7);
+  CHECK(source->training_command() == "scoresde train --out m.ckpt");
+  CHECK(source->mixture() == nullptr);
+  CHECK(evaluate(*source->make(*sde)) == evaluate(MlpScore(c.architecture, c.frequencies, c.ema, *sde)));
+  CHECK(evaluate(*open_score(ScoreSpec::file(dir.file("m.ckpt"), "raw"))->make(*sde)) ==
+        evaluate(MlpScore(c.architecture, c.frequencies, c.weights, *sde)));
+  CHECK(evaluate(*checkpoint_score(std::make_shared<const Checkpoint>(c))->make(*sde)) ==
+        evaluate(MlpScore(c.architecture, c.frequencies, c.ema, *sde)));
+  CHECK_THROWS_AS(open_score(ScoreSpec::file(dir.file("m.ckpt"), "best"))->make(*sde), ConfigError);
+  check_input_error([&] { open_score(ScoreSpec::file(dir.file("missing.ckpt"))); }, {"missing.ckpt", "cannot open"});
+
+  // PyTorch weights: no SDE of their own, identity scaling; the parameterisation given, or the SDE's convention.
+  const std::string npz = data_file("torch_mlp.npz");
+  const auto weights = open_score(ScoreSpec::file(npz));
+  CHECK_FALSE(weights->trained_sde());
+  CHECK(weights->scaling().mean == Vector::Zero(weights->dim()));
+  CHECK(weights->scaling().scale == Vector::Ones(weights->dim()));
+  CHECK(weights->training_command().empty());
+  for (const SdeKind kind : {SdeKind::vp, SdeKind::ve}) {
+    SdeOptions o;
+    o.kind = kind;
+    const auto s = make_sde(o);
+    for (const Parameterization p : {Parameterization::noise, Parameterization::scaled_score}) {
+      const ImportedMlp m = import_torch_npz(npz, p);
+      CHECK(evaluate(*open_score(ScoreSpec::file(npz, "ema", p))->make(*s)) ==
+            evaluate(MlpScore(m.architecture, Vector(), m.weights, *s)));
+    }
+    const ImportedMlp conventional = import_torch_npz(npz, default_parameterization(kind));
+    CHECK(evaluate(*weights->make(*s)) ==
+          evaluate(MlpScore(conventional.architecture, Vector(), conventional.weights, *s)));
+  }
+
+  // A mixture's exact score: any SDE, identity scaling.
+  const ScaledScoreModel exact = make_score_model(ScoreSpec::exact("eight_gaussians"), *sde);
+  CHECK(exact.scaling.mean == Vector::Zero(2));
+  CHECK(exact.scaling.scale == Vector::Ones(2));
+  CHECK(evaluate(*exact.model) == evaluate(MixtureScore(load_data("eight_gaussians", 0), *sde)));
+  const auto gaussian = open_score(ScoreSpec::exact("gaussian", 3));
+  CHECK(gaussian->dim() == 3);
+  CHECK_FALSE(gaussian->trained_sde());
+  REQUIRE(gaussian->mixture() != nullptr);
+  CHECK(gaussian->mixture()->dim() == 3);
 }

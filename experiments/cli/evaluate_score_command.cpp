@@ -17,10 +17,9 @@
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/model_cli.hpp"
 #include "experiments/cli/options_cli.hpp"
-#include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
 #include "models/gaussian_mixture.hpp"
-#include "models/mlp.hpp"
+#include "models/score_factory.hpp"
 
 namespace scoresde {
 
@@ -81,16 +80,18 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
   const std::string path = vm["model"].as<std::string>();
   if (vm.count("json")) check_out_path(vm["json"].as<std::string>(), "score-errors.json");
   const SdeOptions cli_sde = sde_options_from(vm);
-  const Parameterization p = vm.count("parameterization")
-                                 ? parameterization_from_string(vm["parameterization"].as<std::string>())
-                                 : default_parameterization(cli_sde.kind);
-  const Checkpoint c = load_model_file(path, p, cli_sde);
-  const auto sde = make_sde(c.sde);
+  ScoreSpec spec = ScoreSpec::file(path, vm["weights"].as<std::string>());
+  if (vm.count("parameterization"))
+    spec.parameterization = parameterization_from_string(vm["parameterization"].as<std::string>());
+  const auto source = open_score(spec);
+  // The SDE the checkpoint records; for an .npz, the command line's.
+  const auto sde = make_sde(source->trained_sde().value_or(cli_sde));
+  const auto& training = source->training();
   std::string data_name;
   if (vm.count("data")) {
     data_name = vm["data"].as<std::string>();
   } else {
-    data_name = c.training.contains("options") ? c.training["options"].value("data", "") : "";
+    data_name = training.contains("options") ? training["options"].value("data", "") : "";
     if (data_name.empty())
       throw ConfigError(fmt::format("--data: required; {} does not record its data", path));
   }
@@ -100,24 +101,24 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
                     "mixture FILE.json",
                     data_name));
   Index dim = vm["dim"].as<Index>();
-  if (dim == 0 && data_name == "gaussian") dim = c.architecture.dim;
+  if (dim == 0 && data_name == "gaussian") dim = source->dim();
   const auto mixture = load_data(data_name, dim);
-  if (mixture->dim() != c.architecture.dim)
-    throw ConfigError(fmt::format("--data = {}: {}-dimensional, but the model {} is {}-dimensional",
-                                  data_name, mixture->dim(), path, c.architecture.dim));
+  if (mixture->dim() != source->dim())
+    throw ConfigError(fmt::format("--data = {}: {}-dimensional, but the model {} is {}-dimensional", data_name,
+                                  mixture->dim(), path, source->dim()));
   const std::vector<double> times = parse_times(vm["times"].as<std::string>(), sde->T());
   const Index n = vm["samples"].as<Index>();
   require(n >= 1 && n <= 100000000, "-n/--samples", std::to_string(n), "must be in [1, 10^8]");
-  const std::string which = vm["weights"].as<std::string>();
+  const std::string& which = spec.weights;
   if (which != "ema" && which != "raw")
     throw ConfigError(fmt::format("--weights = {}: choose ema or raw", which));
-  const MlpScore model(c.architecture, c.frequencies, which == "ema" ? c.ema : c.weights, *sde);
+  const std::unique_ptr<ScoreModel> model = source->make(*sde);
 
   // The data's mixture in the model's standardised units.
-  const GaussianMixture standard = standardised_mixture(*mixture, c.scaling);
+  const GaussianMixture standard = standardised_mixture(*mixture, source->scaling());
 
   const std::uint64_t seed = vm["seed"].as<std::uint64_t>();
-  const Index d = c.architecture.dim;
+  const Index d = source->dim();
   Matrix y0(d, n), z(d, n);
   standard.sample(seed, 0, y0);
   const CounterRng rng(seed, NoisePurpose::metric);
@@ -130,7 +131,7 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
     const Matrix yt = alpha * y0 + sigma * z;
     Matrix exact(d, n), learned(d, n);
     standard.score_into(alpha, sigma, yt, exact);
-    model.score(yt, Vector::Constant(n, t), learned);
+    model->score(yt, Vector::Constant(n, t), learned);
     const double err2 = (learned - exact).squaredNorm(), ref2 = exact.squaredNorm();
     const double rel = std::sqrt(err2 / ref2);
     out << fmt::format("{:>8.4g}  {:>14.6f}  {:>12.6g}  {:>12.6g}\n", t, rel, std::sqrt(err2 / n),
@@ -147,7 +148,7 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
     doc["weights"] = which;
     doc["samples"] = n;
     doc["seed"] = seed;
-    doc["iterations"] = c.training.value("iterations_done", 0L);
+    doc["iterations"] = training.value("iterations_done", 0L);
     doc["results"] = results;
     doc["inputs"] = input_files({{"model", path}, {"data", data_source_file(data_name)}});
     doc["context"] = build_context();

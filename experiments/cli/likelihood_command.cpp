@@ -21,6 +21,7 @@
 #include "experiments/cli/model_cli.hpp"
 #include "experiments/cli/options_cli.hpp"
 #include "models/datasets.hpp"
+#include "models/score_factory.hpp"
 #include "solvers/likelihood.hpp"
 
 namespace scoresde {
@@ -160,20 +161,11 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
 
   // With --data the model is the mixture's exact score; with --model the network, and `reference` the mixture the
   // points are drawn from, when --points names one (for the comparison with the exact density).
-  std::shared_ptr<const GaussianMixture> mixture, reference;
-  std::unique_ptr<ScoreModel> model;
-  const MixtureScore* mixture_model = nullptr;
-  std::string model_name;
-  if (loaded) {
-    model = loaded->make_score(*sde);
-    model_name = "--model " + loaded->path;
-  } else {
-    mixture = load_data(data_name, vm["dim"].as<Index>());
-    auto m = std::make_unique<MixtureScore>(mixture, *sde);
-    mixture_model = m.get();
-    model = std::move(m);
-    model_name = "--data " + data_name;
-  }
+  const auto score = loaded ? loaded->source : open_score(ScoreSpec::exact(data_name, vm["dim"].as<Index>()));
+  const std::unique_ptr<ScoreModel> model = score->make(*sde);
+  const std::shared_ptr<const GaussianMixture> mixture = score->mixture();  // nullptr for a network
+  std::shared_ptr<const GaussianMixture> reference;
+  const std::string model_name = loaded ? "--model " + loaded->path : "--data " + data_name;
   const Index dim = model->dim();
   const DivergenceMethod divergence = lo.resolved_divergence(*model);
 
@@ -219,7 +211,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
 
   LikelihoodResult r;
   try {
-    r = loaded ? model_log_likelihood(*model, *sde, loaded->checkpoint.scaling, points, lo)
+    r = loaded ? model_log_likelihood(*model, *sde, loaded->scaling(), points, lo)
                : compute_log_likelihood(*model, *sde, points, lo);
   } catch (const NumericalError& e) {
     err << fmt::format("scoresde likelihood: the probability-flow solve failed: {}; nothing was written\n",
@@ -231,11 +223,12 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   const double offset = bits_per_dim_offset(lo.dequantization);
   nlohmann::ordered_json exact;
   std::optional<NllSummary> exact_summary;
-  if (mixture_model) {
+  if (mixture) {
+    const MixtureScore mixture_model(mixture, *sde);  // the exact densities under the SDE
     Vector exact_eps, exact_0, exact_T;
-    mixture_model->log_density(points, r.eps, exact_eps);
+    mixture_model.log_density(points, r.eps, exact_eps);
     mixture->evaluate(1.0, 0.0, points, &exact_0, nullptr, nullptr);
-    mixture_model->log_density(r.latents, r.T, exact_T);
+    mixture_model.log_density(r.latents, r.T, exact_T);
     const Vector prior_mismatch = r.prior_log_p - exact_T;
     const Vector with_prior = r.log_p;
     if (terminal == "exact") replace_terminal_log_density(r, exact_T);
@@ -253,7 +246,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   } else if (reference) {
     // What the network approximates: the data's mixture in its standardised units, diffused to eps by its SDE,
     // mapped back to the data's units (the same log-Jacobian as the model's).
-    const DataScaling& scaling = loaded->checkpoint.scaling;
+    const DataScaling& scaling = loaded->scaling();
     const MixtureScore target(std::make_shared<const GaussianMixture>(standardised_mixture(*reference, scaling)), *sde);
     Vector exact_eps, exact_0;
     target.log_density(scaling.to_standard(points), r.eps, exact_eps);
@@ -331,7 +324,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   if (!exact.is_null()) meta["exact"] = exact;
   meta["model"] = model->describe();
   if (loaded) {
-    const DataScaling& scaling = loaded->checkpoint.scaling;
+    const DataScaling& scaling = loaded->scaling();
     meta["model_scaling"] = {{"mean", std::vector<double>(scaling.mean.begin(), scaling.mean.end())},
                              {"scale", std::vector<double>(scaling.scale.begin(), scaling.scale.end())}};
     meta["model_training"] = loaded->training_command();

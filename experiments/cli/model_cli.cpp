@@ -21,19 +21,10 @@ void add_model_options(po::options_description& group, const std::string& model_
   // clang-format on
 }
 
-std::unique_ptr<MlpScore> LoadedModel::make_score(const Sde& sde) const {
-  return std::make_unique<MlpScore>(checkpoint.architecture, checkpoint.frequencies, selected_weights(), sde);
-}
-
-std::string LoadedModel::training_command() const {
-  const auto& t = checkpoint.training;
-  return t.is_object() && t.contains("command") && t["command"].is_string() ? t["command"].get<std::string>() : "";
-}
-
 void LoadedModel::record(nlohmann::ordered_json& resolved) const {
   resolved["model"] = path;
-  if (npz) resolved["parameterization"] = to_string(checkpoint.architecture.parameterization);
-  resolved["weights"] = weights;
+  if (npz) resolved["parameterization"] = to_string(spec.resolved_parameterization(sde.kind));
+  resolved["weights"] = spec.weights;
 }
 
 std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const SdeOptions& cli_sde,
@@ -46,18 +37,17 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
   m.path = vm["model"].as<std::string>();
   if (given(vm, "data"))
     throw ConfigError("--data: not used with --model (the model is the trained network, not a mixture); leave one out");
-  m.npz = m.path.size() >= 4 && m.path.substr(m.path.size() - 4) == ".npz";
+  m.spec = ScoreSpec::file(m.path, vm["weights"].as<std::string>());
+  m.npz = m.spec.is_npz();
   if (!m.npz && vm.count("parameterization"))
     throw ConfigError(
         fmt::format("--parameterization: only for .npz models; the checkpoint {} records its own", m.path));
-  m.weights = vm["weights"].as<std::string>();
-  if (m.weights != "ema" && m.weights != "raw")
-    throw ConfigError(fmt::format("--weights = {}: choose ema or raw", m.weights));
-  const Parameterization p = vm.count("parameterization")
-                                 ? parameterization_from_string(vm["parameterization"].as<std::string>())
-                                 : default_parameterization(cli_sde.kind);
+  if (m.spec.weights != "ema" && m.spec.weights != "raw")
+    throw ConfigError(fmt::format("--weights = {}: choose ema or raw", m.spec.weights));
+  if (vm.count("parameterization"))
+    m.spec.parameterization = parameterization_from_string(vm["parameterization"].as<std::string>());
   try {
-    m.checkpoint = load_model_file(m.path, p, cli_sde);
+    m.source = open_score(m.spec);
   } catch (const InputError& e) {
     throw InputError(fmt::format("--model: {}", e.what()));
   }
@@ -65,7 +55,7 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
   if (!m.npz) {
     // Only what was given replaces the checkpoint's values; a warning names those that change one (so that the
     // command recorded in a result file, which spells out every SDE option, reruns without one).
-    const SdeOptions& trained = m.checkpoint.sde;
+    const SdeOptions& trained = *m.source->trained_sde();
     SdeOptions merged = trained;
     std::vector<std::string> overrides;
     const auto cli_values = to_json(cli_sde), trained_values = to_json(trained);

@@ -1,7 +1,8 @@
 // --model, --parameterization and --weights: the options of the commands that evaluate a trained score network
-// (sample, likelihood), in one place. Loads MODEL.ckpt or PyTorch WEIGHTS.npz (models/checkpoint.hpp), resolves the
-// SDE to use (a checkpoint's own, with any SDE option given on the command line replacing that value, and a
-// warning), checks the options that only make sense with a model, and builds the network as a ScoreModel.
+// (sample, likelihood), in one place. Opens MODEL.ckpt or PyTorch WEIGHTS.npz through the score factory
+// (models/score_factory.hpp), resolves the SDE to use (a checkpoint's own, with any SDE option given on the command
+// line replacing that value, and a warning), checks the options that only make sense with a model, and builds the
+// network as a ScoreModel.
 #pragma once
 
 #include <iosfwd>
@@ -12,9 +13,8 @@
 
 #include "core/sde.hpp"
 #include "experiments/cli/options_cli.hpp"
-#include "models/checkpoint.hpp"
 #include "models/gaussian_mixture.hpp"
-#include "models/mlp.hpp"
+#include "models/score_factory.hpp"
 
 namespace scoresde {
 
@@ -22,19 +22,20 @@ namespace scoresde {
 void add_model_options(po::options_description& group, const std::string& model_help);
 
 struct LoadedModel {
-  std::string path;             // as given to --model
-  bool npz = false;             // PyTorch weights: identity scaling, the command line's SDE, weights == ema
-  Checkpoint checkpoint;        // as loaded (load_model_file)
-  SdeOptions sde;               // the SDE to use, resolved (validated)
-  std::string weights = "ema";  // --weights: ema or raw
+  std::string path;  // as given to --model
+  bool npz = false;  // PyTorch weights: identity scaling, the command line's SDE, weights == ema
+  ScoreSpec spec;    // --model, --parameterization (when given) and --weights (ema or raw)
+  std::shared_ptr<const ScoreSource> source;  // as opened (open_score)
+  SdeOptions sde;                             // the SDE to use, resolved (validated)
 
-  Index dim() const { return checkpoint.architecture.dim; }
-  const Vector& selected_weights() const { return weights == "raw" ? checkpoint.weights : checkpoint.ema; }
+  Index dim() const { return source->dim(); }
+  // The data scaling the network works in (identity for an .npz).
+  const DataScaling& scaling() const { return source->scaling(); }
   // The `scoresde train` command that made the checkpoint, or "" (an .npz, or a checkpoint written by a program).
-  std::string training_command() const;
+  std::string training_command() const { return source->training_command(); }
   // The network with the selected weights under `sde`, which the caller keeps alive.
-  std::unique_ptr<MlpScore> make_score(const Sde& sde) const;
-  // model, parameterization (when given, for .npz) and weights, into a command's resolved options.
+  std::unique_ptr<ScoreModel> make_score(const Sde& sde) const { return source->make(sde); }
+  // model, parameterization (for .npz: as given, or the SDE's default) and weights, into a command's resolved options.
   void record(nlohmann::ordered_json& resolved) const;
 };
 

@@ -1,11 +1,10 @@
 // scoresde sample: draws samples with any sampler and writes SAMPLES.npy and SAMPLES.npy.json (the resolved
 // options, NFE, wall time, build context), both atomically.
-#include <chrono>
 #include <fmt/format.h>
-#include <unistd.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
-#include <cstdio>
+
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 
@@ -17,7 +16,7 @@
 #include "experiments/cli/model_cli.hpp"
 #include "experiments/cli/options_cli.hpp"
 #include "models/datasets.hpp"
-#include "models/mlp.hpp"
+#include "models/score_factory.hpp"
 #include "solvers/driver.hpp"
 
 namespace scoresde {
@@ -71,14 +70,9 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   const auto sde = make_sde(sde_options);
   const SamplerOptions sampler_options = sampler_options_from(vm);
   sampler_options.validate(*sde);
-  std::shared_ptr<const GaussianMixture> mixture;
-  std::unique_ptr<ScoreModel> model;
-  if (loaded) {
-    model = loaded->make_score(*sde);
-  } else {
-    mixture = load_data(vm["data"].as<std::string>(), vm["dim"].as<Index>());
-    model = std::make_unique<MixtureScore>(mixture, *sde);
-  }
+  const std::unique_ptr<ScoreModel> model =
+      loaded ? loaded->make_score(*sde)
+             : make_score_model(ScoreSpec::exact(vm["data"].as<std::string>(), vm["dim"].as<Index>()), *sde).model;
   const Index dim = model->dim();
   Index n = vm["samples"].as<Index>();
   require(n >= 1, "-n/--samples", std::to_string(n), "must be >= 1");
@@ -122,7 +116,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
 
   // A trained model works on standardised data (docs/training.md): its samples, and --init, are in
   // standardised units; the samples are mapped back to the data's units here.
-  if (loaded) report.samples = loaded->checkpoint.scaling.to_original(report.samples);
+  if (loaded) report.samples = loaded->scaling().to_original(report.samples);
 
   nlohmann::ordered_json resolved;
   if (loaded) {

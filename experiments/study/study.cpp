@@ -4,30 +4,20 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 
-#include "core/build_info.hpp"
 #include "core/errors.hpp"
-#include "core/file_fingerprint.hpp"
-#include "core/npy.hpp"
 #include "experiments/metrics/metrics.hpp"
+#include "experiments/study/study_internal.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
-#include "models/mlp.hpp"
-#include "solvers/likelihood.hpp"
-#include "solvers/driver.hpp"
 #include "solvers/registry.hpp"
 
 namespace scoresde {
 
 namespace fs = std::filesystem;
-
-namespace {
 
 // A readable file-name fragment: data files by their stem, characters outside [A-Za-z0-9_-] dropped.
 std::string id_part(const std::string& text) {
@@ -41,11 +31,15 @@ std::string id_part(const std::string& text) {
 
 bool is_exact_score(const std::string& score) { return score == exact_score; }
 
+namespace {
+
 // A data set the study can draw from: a built-in set or a mixture file (not a file of fixed points).
 bool can_draw(const std::string& data) {
   const auto names = training_data_names();
   return has_exact_mixture(data) || std::find(names.begin(), names.end(), data) != names.end();
 }
+
+}  // namespace
 
 // Checkpoints named by --score, read once per process.
 std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path) {
@@ -65,14 +59,6 @@ std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path) {
   }
   return entry;
 }
-
-// The metric the study computes itself: the mean negative log-likelihood (nats) of held-out data points under
-// the probability-flow ODE of the run's score (docs/likelihood.md), a property of the score, not the sampler.
-constexpr const char* model_nll_metric = "model_nll";
-constexpr Index model_nll_points = 1000;
-
-
-}  // namespace
 
 StudySpec::StudySpec() {
   sampler_base.noise = NoiseKind::brownian_tree;
@@ -457,243 +443,6 @@ StudyRow describe_run(const StudyRun& run, Index n) {
   }
   row["n"] = n;
   return row;
-}
-
-namespace {
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The exact reference set of (data, replicate seed) and the exact-samples baseline: independent of each other
-// and of the samplers' draws, whose Philox keys are the seed itself.
-std::uint64_t reference_seed(std::uint64_t seed) { return seed ^ 0x5eed5eed5eed5eedULL; }
-std::uint64_t baseline_seed(std::uint64_t seed) { return seed ^ 0xba5e1111ba5e1111ULL; }
-
-}  // namespace
-
-std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, bool resume,
-                                const std::string& command, const StudyProgress& progress) {
-  spec.validate();
-  std::vector<std::string> skipped;
-  const auto runs = expand_study(spec, &skipped);
-  if (std::all_of(runs.begin(), runs.end(), [](const StudyRun& r) { return r.exact_samples; }))
-    throw ConfigError(
-        fmt::format("the study grid has no runnable combination: {}", fmt::join(skipped, "; ")));
-
-  const fs::path out(dir);
-  const fs::path json_path = out / "results.json", csv_path = out / "results.csv",
-                 ini_path = out / "study.ini";
-  nlohmann::ordered_json study = spec.to_json();
-  const auto without_threads = [](nlohmann::ordered_json j) {
-    j.erase("threads");
-    return j;
-  };
-
-  std::vector<StudyRow> rows;
-  nlohmann::ordered_json sessions = nlohmann::ordered_json::array();
-  std::error_code ec;
-  if (fs::exists(json_path, ec)) {
-    if (!resume)
-      throw ConfigError(fmt::format(
-          "--out = {}: already holds a study ({}); add --resume to continue it, or choose another directory",
-          dir, json_path.string()));
-    nlohmann::ordered_json previous;
-    try {
-      previous = nlohmann::ordered_json::parse(read_text(json_path));
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(fmt::format("{}: not a study's results file ({})", json_path.string(), e.what()));
-    }
-    if (!previous.contains("study") || !previous.contains("rows") || !previous["rows"].is_array())
-      throw InputError(
-          fmt::format("{}: not a study's results file (no \"study\" or \"rows\")", json_path.string()));
-    const auto before = without_threads(previous["study"]), now = without_threads(study);
-    if (before != now) {
-      for (const auto& [key, value] : now.items())
-        if (!before.contains(key) || before[key] != value)
-          throw ConfigError(fmt::format(
-              "--resume: {} holds a different study: {} was {} and is now {}; resume with --config {}", dir,
-              key, before.contains(key) ? before[key].dump() : "absent", value.dump(), ini_path.string()));
-      throw ConfigError(fmt::format("--resume: {} holds a different study; resume with --config {}", dir,
-                                    ini_path.string()));
-    }
-    for (const auto& r : previous["rows"]) rows.push_back(r);
-    if (previous.contains("sessions")) sessions = previous["sessions"];
-  } else {
-    fs::create_directories(out, ec);
-    if (ec) throw ConfigError(fmt::format("--out = {}: cannot create the directory ({})", dir, ec.message()));
-  }
-  auto context = nlohmann::ordered_json::parse(build_context().dump());
-  context["threads"] = spec.sampler_base.threads;
-  sessions.push_back(context);
-
-  std::set<std::string> done;
-  for (const auto& r : rows) done.insert(r["run"].get<std::string>());
-
-  const auto metric_names = spec.resolved_metrics();
-  const auto columns = study_columns(metric_names);
-  const bool want_model_nll =
-      std::find(metric_names.begin(), metric_names.end(), model_nll_metric) != metric_names.end();
-  const bool keep_samples = spec.save_samples;
-  if (keep_samples) fs::create_directories(out / "samples", ec);
-
-  // The files the study reads (docs/reproducibility.md): one fingerprint per data file and per checkpoint, in
-  // the order of their lists.
-  nlohmann::ordered_json inputs = nlohmann::ordered_json::object();
-  for (const auto& d : spec.data)
-    if (!data_source_file(d).empty()) inputs["data"].push_back(file_fingerprint(d));
-  for (const auto& s : spec.score)
-    if (!is_exact_score(s)) inputs["score"].push_back(file_fingerprint(s));
-  const auto record = [&]() {
-    nlohmann::ordered_json j;
-    j["command"] = command;
-    j["context"] = sessions.front();
-    j["sessions"] = sessions;
-    j["study"] = study;
-    j["inputs"] = inputs;
-    j["skipped"] = skipped;
-    j["columns"] = columns;
-    j["rows"] = rows;
-    std::string csv = fmt::format("{}\n", fmt::join(columns, ","));
-    for (const auto& r : rows) csv += csv_line(r, columns) + "\n";
-    // The JSON is the record --resume reads; the CSV is its table. Each is replaced whole, never appended to.
-    write_text_atomically(json_path.string(), j.dump(1) + "\n");
-    write_text_atomically(csv_path.string(), csv);
-  };
-  write_text_atomically(ini_path.string(), spec.to_ini());
-  record();
-
-  std::map<std::string, std::shared_ptr<const GaussianMixture>> mixtures;
-  std::map<std::pair<std::string, std::uint64_t>, Matrix> references;
-  std::map<std::string, MetricValue> model_nll_cache;
-  const Index n = spec.samples;
-  const Index reference_n = spec.reference_samples > 0 ? spec.reference_samples : n;
-
-  // Cost of a run for the time-left estimate: score evaluations per sample, roughly.
-  const auto cost = [](const StudyRun& r) {
-    if (r.exact_samples) return 1.0;
-    if (r.adaptive) return 200.0;
-    const double per_step = r.sampler.sampler == "pc" ? 1.0 + r.sampler.corrector_steps
-                            : r.sampler.sampler == "ode" && r.sampler.ode_method == "rk4" ? 4.0
-                                                                                          : 1.0;
-    return per_step * r.sampler.steps;
-  };
-  double total_cost = 0, done_cost = 0;
-  Index total = 0, finished = 0;
-  for (const auto& r : runs)
-    if (!done.count(r.id)) {
-      total_cost += cost(r);
-      ++total;
-    }
-  const auto started = std::chrono::steady_clock::now();
-
-  for (const auto& run : runs) {
-    if (done.count(run.id)) continue;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    const double left = done_cost > 0 ? elapsed * (total_cost - done_cost) / done_cost : -1;
-    if (progress.starting) progress.starting(run, finished, total, elapsed, left);
-
-    // The data: a mixture (exact density, mixture metrics) or a generator such as two_moons (sample metrics).
-    const bool exact_data = has_exact_mixture(run.data);
-    auto& mixture = mixtures[run.data];
-    if (!mixture && exact_data) mixture = load_data(run.data, spec.dim);
-    const auto draw = [&](std::uint64_t seed, Index count) {
-      if (!exact_data) return load_training_data(run.data, count, seed, spec.dim);
-      Matrix x(mixture->dim(), count);
-      mixture->sample(seed, 0, x);
-      return x;
-    };
-    auto& reference = references[{run.data, run.sampler.seed}];
-    if (reference.size() == 0) {
-      reference = draw(reference_seed(run.sampler.seed), reference_n);
-      if (keep_samples && reference.rows() == 2 && run.replicate == 0)
-        write_samples_npy(
-            (out / "samples" / fmt::format("reference.{}.s{}.npy", id_part(run.data), run.sampler.seed))
-                .string(),
-            reference);
-    }
-
-    StudyRow row = describe_run(run, n);
-    const auto t0 = std::chrono::steady_clock::now();
-    MetricsOptions mo;
-    for (const auto& name : metric_names) {
-      const auto& mixture_only = mixture_metric_names();
-      const bool needs_mixture = std::find(mixture_only.begin(), mixture_only.end(), name) != mixture_only.end();
-      if (name != model_nll_metric && (exact_data || !needs_mixture)) mo.metrics.push_back(name);
-    }
-    mo.seed = run.sampler.seed;
-    mo.threads = run.sampler.threads;
-    const auto record_metrics = [&](ConstMatrixRef samples) {
-      for (const auto& [name, v] : evaluate_metrics(samples, reference, exact_data ? mixture.get() : nullptr, mo)) {
-        row[name] = v.value;
-        row[name + "_se"] = v.std_error;
-      }
-    };
-    if (run.exact_samples) {
-      row["status"] = "ok";
-      row["nfe"] = 0;
-      row["nfe_max"] = 0;
-      record_metrics(draw(baseline_seed(run.sampler.seed), n));
-    } else {
-      // The score: exact, or a trained network that works in standardised units (docs/training.md): it samples
-      // there, and its samples are mapped back to the data's units.
-      const auto sde = make_sde(run.sde);
-      std::shared_ptr<const Checkpoint> checkpoint;
-      std::unique_ptr<ScoreModel> model;
-      if (is_exact_score(run.score)) {
-        model = std::make_unique<MixtureScore>(mixture, *sde);
-      } else {
-        checkpoint = score_checkpoint(run.score);
-        model = std::make_unique<MlpScore>(checkpoint->architecture, checkpoint->frequencies, checkpoint->ema, *sde);
-      }
-      try {
-        auto report = sample(*sde, *model, run.sampler, n);
-        if (checkpoint) report.samples = checkpoint->scaling.to_original(report.samples);
-        row["status"] = "ok";
-        row["nfe"] = report.nfe_mean();
-        row["nfe_max"] = report.nfe_max();
-        record_metrics(report.samples);
-        if (keep_samples && report.samples.rows() == 2 && run.replicate == 0)
-          write_samples_npy((out / "samples" / (run.id + ".npy")).string(), report.samples);
-      } catch (const NumericalError& e) {
-        // A diverging run is a result: recorded with where it diverged, and the study goes on.
-        row["status"] = "diverged";
-        row["failure"] = e.what();
-      }
-      if (want_model_nll) {
-        // Once per (data, score, SDE, seed): held-out exact points (the reference set's first ones, never used
-        // in training) through the probability-flow ODE of the score, exact divergence.
-        const auto key = fmt::format("{}|{}|{}|{}", run.data, run.score, sde->name(), run.sampler.seed);
-        auto it = model_nll_cache.find(key);
-        if (it == model_nll_cache.end()) {
-          const Index m = std::min<Index>(model_nll_points, reference.cols());
-          LikelihoodOptions lo;
-          lo.seed = run.sampler.seed;
-          lo.threads = run.sampler.threads;
-          const auto result =
-              model_log_likelihood(*model, *sde, checkpoint ? checkpoint->scaling : DataScaling::identity(reference.rows()),
-                                   reference.leftCols(m), lo);
-          const auto& summary = result.summary;
-          it = model_nll_cache.emplace(key, MetricValue{summary.mean_nll, summary.nll_se}).first;
-        }
-        row[model_nll_metric] = it->second.value;
-        row[std::string(model_nll_metric) + "_se"] = it->second.std_error;
-      }
-    }
-    row["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // Columns in the CSV order, whatever order they were filled in.
-    StudyRow ordered;
-    for (const auto& c : columns) ordered[c] = row.contains(c) ? row[c] : nullptr;
-    rows.push_back(ordered);
-    record();
-    done_cost += cost(run);
-    ++finished;
-    if (progress.finished) progress.finished(run, rows.back(), finished, total);
-  }
-  return rows;
 }
 
 }  // namespace scoresde

@@ -100,6 +100,9 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
 // One finished run: every CSV column, in order (null where a column does not apply).
 using StudyRow = nlohmann::ordered_json;
 
+// The row of a run before it runs: the columns that describe it (run, data, score, sde, sampler, ..., seed, n).
+StudyRow describe_run(const StudyRun& run, Index n);
+
 // The CSV header for a study with these metric names, and a row as a CSV line.
 std::vector<std::string> study_columns(const std::vector<std::string>& metrics);
 std::string csv_line(const StudyRow& row, const std::vector<std::string>& columns);

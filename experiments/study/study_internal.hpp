@@ -1,0 +1,25 @@
+// What the grid (study.cpp) and the runs (run_study.cpp) share; not part of the study's interface.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "models/checkpoint.hpp"
+
+namespace scoresde {
+
+// The metric the study computes itself: the mean negative log-likelihood (nats) of held-out data points under
+// the probability-flow ODE of the run's score (docs/likelihood.md), a property of the score, not the sampler.
+inline constexpr const char* model_nll_metric = "model_nll";
+
+// A readable file-name fragment: data files by their stem, characters outside [A-Za-z0-9_-] dropped.
+std::string id_part(const std::string& text);
+
+// True for --score exact (the data's exact score); otherwise --score names a checkpoint.
+bool is_exact_score(const std::string& score);
+
+// Checkpoints named by --score, read once per process. ConfigError for a file that is not a checkpoint,
+// InputError "--score: FILE: problem" for one that cannot be read.
+std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path);
+
+}  // namespace scoresde
