@@ -40,8 +40,8 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   const auto start_time = std::chrono::steady_clock::now();
   const long long calls0 = model.calls(), columns0 = model.columns();
 
-  const bool is_ode = options.sampler == "ode";
-  const bool adaptive = is_ode && find_ode_method(options.ode_method).adaptive;
+  const bool is_ode = options.sampler == ode_sampler;
+  const bool adaptive = is_adaptive(options);
   std::unique_ptr<Predictor> predictor;
   std::unique_ptr<Corrector> corrector;
   if (is_ode) {

@@ -45,14 +45,14 @@ const std::vector<OdeMethodEntry>& ode_method_registry() {
 std::vector<std::string> predictor_names() {
   std::vector<std::string> names;
   for (const auto& e : predictor_registry()) names.push_back(e.name);
-  names.push_back("none");
+  names.emplace_back(no_stepper);
   return names;
 }
 
 std::vector<std::string> corrector_names() {
   std::vector<std::string> names;
   for (const auto& e : corrector_registry()) names.push_back(e.name);
-  names.push_back("none");
+  names.emplace_back(no_stepper);
   return names;
 }
 
@@ -63,7 +63,7 @@ std::vector<std::string> ode_method_names() {
 }
 
 std::unique_ptr<Predictor> make_predictor(const std::string& name, const SamplerOptions& options) {
-  if (name == "none") return nullptr;
+  if (name == no_stepper) return nullptr;
   for (const auto& e : predictor_registry())
     if (e.name == name) return e.make(options);
   throw ConfigError(fmt::format("--predictor = {}: unknown predictor; choose one of {}", name,
@@ -71,7 +71,7 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const Sampler
 }
 
 std::unique_ptr<Corrector> make_corrector(const std::string& name, const SamplerOptions& options) {
-  if (name == "none") return nullptr;
+  if (name == no_stepper) return nullptr;
   for (const auto& e : corrector_registry())
     if (e.name == name) return e.make(options);
   throw ConfigError(fmt::format("--corrector = {}: unknown corrector; choose one of {}", name,
@@ -83,6 +83,16 @@ const OdeMethodEntry& find_ode_method(const std::string& name) {
     if (e.name == name) return e;
   throw ConfigError(fmt::format("--ode-method = {}: unknown ODE method; choose one of {}", name,
                                 fmt::join(ode_method_names(), ", ")));
+}
+
+int evaluations_per_step(const SamplerOptions& options) {
+  if (is_adaptive(options)) return 0;
+  if (options.sampler == ode_sampler) return find_ode_method(options.ode_method).make(options)->info().evals_per_step;
+  int n = 0;
+  if (const auto p = make_predictor(options.resolved_predictor(), options)) n += p->info().evals_per_step;
+  if (const auto c = make_corrector(options.resolved_corrector(), options))
+    n += c->info().evals_per_step * options.corrector_steps;
+  return n;
 }
 
 }  // namespace scoresde

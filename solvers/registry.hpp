@@ -45,4 +45,8 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const Sampler
 std::unique_ptr<Corrector> make_corrector(const std::string& name, const SamplerOptions& options);
 const OdeMethodEntry& find_ode_method(const std::string& name);
 
+// Score evaluations per grid step of a fixed-step configuration (the predictor's, plus the corrector's times its
+// iterations), from the steppers' declared StepperInfo; 0 for adaptive ones, whose count is not known in advance.
+int evaluations_per_step(const SamplerOptions& options);
+
 }  // namespace scoresde

@@ -155,3 +155,21 @@ TEST_CASE("a sampler-dependent default applies unless the option is given, and -
   help << option_group("Toy", table, Toy{});
   CHECK(help.str().find("3 for b") != std::string::npos);
 }
+
+TEST_CASE("scoresde list shows every sampler option with the samplers that use it") {
+  std::ostringstream out, err;
+  REQUIRE(run_cli({"list"}, out, err) == 0);
+  const std::string text = out.str();
+  const auto section = text.find("sampler options:");
+  REQUIRE(section != std::string::npos);
+  for (const auto& spec : sampler_option_table()) {
+    if (spec.key == "sampler") continue;
+    CAPTURE(spec.key);
+    CHECK(text.find("--" + spec.key, section) != std::string::npos);
+  }
+  // The Langevin snr is pc's alone; tolerances belong to the adaptive ODE method.
+  const auto pc_line = text.substr(text.find("\n  pc ", section), 120);
+  CHECK(pc_line.find("--snr") != std::string::npos);
+  const auto rk4_line = text.substr(text.find("ode --ode-method rk4", section), 60);
+  CHECK(rk4_line.find("--rtol") == std::string::npos);
+}

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <boost/program_options/errors.hpp>
+#include <algorithm>
 #include <iostream>
 #include <new>
 
@@ -33,6 +34,44 @@ const char* main_usage =
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
 }
 
+namespace {
+
+// Which sampler options each sampler uses, from sampler_option_table(): the options every configuration uses, then
+// each configuration's own (pc with a corrector; ode per method, as fixed-step and adaptive methods differ).
+void list_sampler_options(std::ostream& out) {
+  std::vector<std::pair<std::string, SamplerOptions>> configs;
+  for (const auto& name : sampler_names()) {
+    SamplerOptions o;
+    o.sampler = name;
+    if (name != ode_sampler) {
+      configs.emplace_back(name, o);
+      continue;
+    }
+    for (const auto& method : ode_method_registry()) {
+      o.ode_method = method.name;
+      configs.emplace_back(fmt::format("{} --ode-method {}", name, method.name), o);
+    }
+  }
+  const auto& table = sampler_option_table();
+  std::vector<std::string> common;
+  for (const auto& spec : table)
+    if (spec.key != "sampler" &&
+        std::all_of(configs.begin(), configs.end(), [&](const auto& c) { return spec.used_by(c.second); }))
+      common.push_back("--" + spec.key);
+  out << "sampler options: (scoresde sample --help describes them; defaults apply where a sampler ignores one)\n";
+  out << fmt::format("  {:<24} {}\n", "every sampler", fmt::join(common, " "));
+  for (const auto& [label, o] : configs) {
+    std::vector<std::string> own;
+    for (const auto& spec : table)
+      if (spec.key != "sampler" && spec.used_by(o) &&
+          std::find(common.begin(), common.end(), "--" + spec.key) == common.end())
+        own.push_back("--" + spec.key);
+    out << fmt::format("  {:<24} {}\n", label, own.empty() ? "-" : fmt::format("{}", fmt::join(own, " ")));
+  }
+}
+
+}  // namespace
+
 int list_command(std::ostream& out) {
   out << "SDEs:         " << fmt::format("{}", fmt::join(sde_names(), ", ")) << "\n";
   out << "samplers:     " << fmt::format("{}", fmt::join(sampler_names(), ", ")) << "\n";
@@ -62,6 +101,7 @@ int list_command(std::ostream& out) {
                          p->info().evals_per_step);
     }
   }
+  list_sampler_options(out);
   out << "noise:        " << fmt::format("{}", fmt::join(noise_names(), ", ")) << "\n";
   out << "data:         " << fmt::format("{}", fmt::join(builtin_data_names(), ", ")) << ", or a mixture FILE.json\n";
   out << "training data: " << fmt::format("{}", fmt::join(training_data_names(), ", "))

@@ -84,12 +84,12 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
   for (const auto& name : sampler_names()) {
     SamplerOptions o = base;
     o.sampler = name;
-    if (name == "ode") {
+    if (name == ode_sampler) {
       for (const auto& method : ode_method_registry()) {
         o.ode_method = method.name;
         configs.push_back({"ode " + method.name, o});
       }
-    } else if (name == "pc") {
+    } else if (name == pc_sampler) {
       configs.push_back({fmt::format("pc ({} + {})", o.predictor, o.corrector), o});
     } else {
       configs.push_back({name, o});

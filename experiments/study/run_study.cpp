@@ -25,6 +25,7 @@
 #include "models/score_factory.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/likelihood.hpp"
+#include "solvers/registry.hpp"
 
 namespace scoresde {
 
@@ -138,10 +139,7 @@ void open_study_directory(const StudyFiles& files, bool resume, int threads, Stu
 double run_cost(const StudyRun& r) {
   if (r.exact_samples) return 1.0;
   if (r.adaptive) return 200.0;
-  const double per_step = r.sampler.sampler == "pc" ? 1.0 + r.sampler.corrector_steps
-                          : r.sampler.sampler == "ode" && r.sampler.ode_method == "rk4" ? 4.0
-                                                                                        : 1.0;
-  return per_step * r.sampler.steps;
+  return static_cast<double>(evaluations_per_step(r.sampler)) * r.sampler.steps;
 }
 
 // The runs still to do, those finished since the start, and the time left: the elapsed time scaled by the cost
