@@ -5,7 +5,6 @@
 #include "core/errors.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
-#include "solvers/likelihood.hpp"
 
 namespace scoresde {
 
@@ -116,16 +115,6 @@ std::shared_ptr<const ScoreSource> checkpoint_score(std::shared_ptr<const Checkp
 ScaledScoreModel make_score_model(const ScoreSpec& spec, const Sde& sde) {
   const auto source = open_score(spec);
   return {source->make(sde), source->scaling()};
-}
-
-LikelihoodResult model_log_likelihood(const Checkpoint& checkpoint, ConstMatrixRef points,
-                                      const LikelihoodOptions& options, bool ema) {
-  const auto sde = make_sde(checkpoint.sde);
-  // Not owned: the checkpoint outlives the call.
-  const auto source = checkpoint_score(
-      std::shared_ptr<const Checkpoint>(std::shared_ptr<const Checkpoint>(), &checkpoint), ema ? "ema" : "raw");
-  const auto model = source->make(*sde);
-  return model_log_likelihood(*model, *sde, source->scaling(), points, options);
 }
 
 }  // namespace scoresde

@@ -23,8 +23,6 @@
 namespace scoresde {
 
 struct Checkpoint;         // models/checkpoint.hpp
-struct LikelihoodOptions;  // solvers/likelihood.hpp
-struct LikelihoodResult;   // solvers/likelihood.hpp
 
 // Which score: the exact score of a mixture (model empty) or a trained network in a file.
 struct ScoreSpec {
@@ -98,11 +96,5 @@ struct ScaledScoreModel {
 // Opens the spec and builds its model under `sde` (which the caller keeps alive as long as the model), in one step:
 // for callers whose SDE does not come from the model (open_score, then ScoreSource::make, for those whose does).
 ScaledScoreModel make_score_model(const ScoreSpec& spec, const Sde& sde);
-
-// log p_eps of points in the data's units under a trained network as stored (load_checkpoint): the model with its
-// EMA weights (raw weights with ema = false) under the SDE the checkpoint records, and its data scaling, through
-// model_log_likelihood (solvers/likelihood.hpp, which defines the types).
-LikelihoodResult model_log_likelihood(const Checkpoint& checkpoint, ConstMatrixRef points,
-                                      const LikelihoodOptions& options, bool ema = true);
 
 }  // namespace scoresde

@@ -562,6 +562,15 @@ Checkpoint tiny_network() {
 
 }  // namespace
 
+// log p of points under a checkpoint as stored: its EMA (or raw) weights, its SDE and its data scaling, through the
+// score factory.
+LikelihoodResult checkpoint_log_likelihood(const Checkpoint& c, ConstMatrixRef x, const LikelihoodOptions& o,
+                                           bool ema = true) {
+  const auto sde = make_sde(c.sde);
+  const auto source = checkpoint_score(std::make_shared<const Checkpoint>(c), ema ? "ema" : "raw");
+  return model_log_likelihood(*source->make(*sde), *sde, source->scaling(), x, o);
+}
+
 TEST_CASE("model_log_likelihood: the data scaling adds -sum log scale; the identity scaling changes nothing") {
   const Checkpoint c = tiny_network();
   const auto sde = make_sde(c.sde);
@@ -596,9 +605,9 @@ TEST_CASE("model_log_likelihood: the data scaling adds -sum log scale; the ident
   CHECK(identity.summary.mean_nll == plain.summary.mean_nll);
 
   // From the checkpoint: its EMA weights (or raw ones), its SDE and its scaling.
-  CHECK(model_log_likelihood(c, x, o).log_p == scaled.log_p);
+  CHECK(checkpoint_log_likelihood(c, x, o).log_p == scaled.log_p);
   const MlpScore raw(c.architecture, c.frequencies, c.weights, *sde);
-  CHECK(model_log_likelihood(c, x, o, false).log_p == model_log_likelihood(raw, *sde, c.scaling, x, o).log_p);
+  CHECK(checkpoint_log_likelihood(c, x, o, false).log_p == model_log_likelihood(raw, *sde, c.scaling, x, o).log_p);
 
   // A terminal density given afterwards keeps the log-Jacobian.
   LikelihoodResult replaced = scaled;
