@@ -354,37 +354,25 @@ OptionSpec<S> option(std::string key, M S::*member, std::string help,
   OptionSpec<S> spec;
   spec.key = std::move(key);
   spec.help = std::move(help);
-  if constexpr (option_detail::is_optional<M>::value) {
-    using T = typename option_detail::is_optional<M>::value_type;
-    spec.optional = true;
-    spec.value_name = option_detail::value_name<T>();
-    spec.parse = [member, check](S& s, const std::string& text) -> std::optional<std::string> {
-      T value{};
-      if (auto problem = option_detail::parse_value(text, value)) return problem;
-      if (check)
-        if (auto problem = check(value)) return problem;
-      s.*member = value;
-      return std::nullopt;
-    };
-    spec.get = [member](const S& s) -> nlohmann::ordered_json {
-      const auto& v = s.*member;
+  using T = option_detail::value_type_t<M>;
+  spec.optional = option_detail::is_optional<M>::value;
+  spec.value_name = option_detail::value_name<T>();
+  spec.parse = [member, check](S& s, const std::string& text) -> std::optional<std::string> {
+    T value{};
+    if (auto problem = option_detail::parse_value(text, value)) return problem;
+    if (check)
+      if (auto problem = check(value)) return problem;
+    s.*member = value;
+    return std::nullopt;
+  };
+  spec.get = [member](const S& s) -> nlohmann::ordered_json {
+    const auto& v = s.*member;
+    if constexpr (option_detail::is_optional<M>::value)
       return v ? option_detail::to_json_value(*v) : nlohmann::ordered_json();
-    };
-    if constexpr (NamedEnum<T>) spec.choices = [] { return enum_names<T>(); };
-  } else {
-    using T = M;
-    spec.value_name = option_detail::value_name<T>();
-    spec.parse = [member, check](S& s, const std::string& text) -> std::optional<std::string> {
-      T value{};
-      if (auto problem = option_detail::parse_value(text, value)) return problem;
-      if (check)
-        if (auto problem = check(value)) return problem;
-      s.*member = value;
-      return std::nullopt;
-    };
-    spec.get = [member](const S& s) { return option_detail::to_json_value(s.*member); };
-    if constexpr (NamedEnum<T>) spec.choices = [] { return enum_names<T>(); };
-  }
+    else
+      return option_detail::to_json_value(v);
+  };
+  if constexpr (NamedEnum<T>) spec.choices = [] { return enum_names<T>(); };
   return spec;
 }
 
