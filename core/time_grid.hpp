@@ -1,7 +1,7 @@
 // Time grids t_0 = T > t_1 > ... > t_N = eps for the fixed-step samplers (docs/samplers.md, "Time grids"):
 //
 //   uniform    t_i = T + i (eps - T) / N                                      (uniform in t; the default)
-//   quadratic  t_i = (sqrt(T) + i/N (sqrt(eps) - sqrt(T)))^2                  (Song & Ermon 2020; DDIM's "quad")
+//   quadratic  t_i = (sqrt(T) + i/N (sqrt(eps) - sqrt(T)))^2       (DDIM's quadratic steps, Song, Meng & Ermon 2021)
 //   logsnr     uniform in lambda_t = log(alpha_t / sigma_t) from lambda(T) to lambda(eps)   (Lu et al. 2022)
 //   karras     sigma~_i = (smax^(1/rho) + i/N (smin^(1/rho) - smax^(1/rho)))^rho, sigma~ = sigma_t / alpha_t,
 //              smax = sigma~(T), smin = sigma~(eps)                                    (Karras et al. 2022, eq. 5)
