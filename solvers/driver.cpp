@@ -45,7 +45,7 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   }
   // The one grid every fixed-step sampler walks; dopri5 takes its ends. The Brownian tree spans [0, T] whatever the
   // grid, so that every grid sees the same path.
-  const std::vector<double> grid = options.grid(sde).t;
+  const std::vector<double> grid = options.walked_times(sde);
   const double t0 = grid.front(), eps = grid.back();
   const int N = static_cast<int>(grid.size()) - 1;
   const Index C = options.chunk;

@@ -266,6 +266,13 @@ TimeGrid SamplerOptions::grid(const Sde& sde) const {
   return make_time_grid(*enum_from_name<TimeGridKind>(time_grid), sde, sde.T(), resolved_eps(sde), steps, rho);
 }
 
+std::vector<double> SamplerOptions::walked_times(const Sde& sde) const {
+  if (!is_adaptive(*this)) return grid(sde).t;
+  if (!grid_from_file()) return {sde.T(), resolved_eps(sde)};
+  const auto t = grid(sde).t;
+  return {t.front(), t.back()};
+}
+
 void SamplerOptions::validate(const Sde& sde, bool with_init) const {
   // Every name and value is checked whichever sampler is chosen: a typo in an option the chosen sampler ignores
   // would otherwise be recorded in the result file as if it had been used.
@@ -278,8 +285,10 @@ void SamplerOptions::validate(const Sde& sde, bool with_init) const {
   const double e = resolved_eps(sde);
   require(std::isfinite(e) && e > 0 && e < sde.T(), "--eps", fmt::format("{}", e),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));
-  const TimeGrid g = grid(sde);  // a named grid's own checks (rho, spacing), or the file's
-  if (grid_from_file()) {
+  if (!grid_from_file()) {
+    walked_times(sde);  // a named grid's own checks (rho, spacing), where it is used
+  } else {
+    const TimeGrid g = grid(sde);
     require(steps == g.steps(), "--steps", std::to_string(steps), steps_problem(g));
     if (!eps)
       throw ConfigError(fmt::format("--eps: not set; {} (SamplerOptions::adopt_grid_file sets both)", eps_problem(g)));

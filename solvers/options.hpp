@@ -81,6 +81,10 @@ struct SamplerOptions {
   void adopt_grid_file(const Sde& sde, bool steps_given);
   // The grid the fixed-step samplers walk: the named grid from T to resolved_eps in `steps` steps, or the file's.
   TimeGrid grid(const Sde& sde) const;
+  // The times the sampler walks: grid(sde).t for fixed-step methods; for an adaptive method (dopri5) only the ends it
+  // integrates between, T and resolved_eps for a named grid (not built: --steps plays no part) or a file's first and
+  // last times.
+  std::vector<double> walked_times(const Sde& sde) const;
   // Every value against its entry in sampler_option_table() (the same checks as on the command line), then the
   // combinations: eps in (0, T), a predictor defined for this SDE, something to run, and a --time-grid FILE that is
   // a grid in (0, T] agreeing with steps and eps and starting at T (or below it when with_init: the samples given

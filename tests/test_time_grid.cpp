@@ -260,3 +260,26 @@ TEST_CASE("SamplerOptions: a file grid gives steps and eps; given values that di
   CHECK_FALSE(named.eps.has_value());
   CHECK(named.grid(*sde).t.size() == 1001);
 }
+
+TEST_CASE("walked_times: the grid for fixed-step methods, its ends for dopri5 (a named grid is not built)") {
+  TempDir dir("grid");
+  const auto sde = make_sde(SdeOptions{});
+  SamplerOptions o;
+  o.time_grid = "logsnr";
+  o.steps = 5;
+  CHECK(o.walked_times(*sde) == o.grid(*sde).t);
+  o.sampler = "ode";  // dopri5
+  CHECK(o.walked_times(*sde) == std::vector<double>{1.0, 1e-3});
+  // Steps finer than doubles resolve are an error where the grid is walked, not for dopri5, which ignores --steps.
+  o.eps = 1.0 - 1e-14;
+  o.steps = 1000;
+  o.validate(*sde);
+  o.ode_method = "rk4";
+  CHECK_THROWS_WITH_AS(o.validate(*sde), doctest::Contains("--time-grid = logsnr: with --steps 1000"), ConfigError);
+  // A file: its ends for dopri5.
+  SamplerOptions f;
+  f.sampler = "ode";
+  f.time_grid = dir.write("g.txt", "1 0.5 0.2 0.01\n");
+  f.adopt_grid_file(*sde, false);
+  CHECK(f.walked_times(*sde) == std::vector<double>{1.0, 0.01});
+}

@@ -72,7 +72,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   // A --time-grid FILE gives the step count and the final time, unless --steps or --eps say otherwise (an error).
   sampler_options.adopt_grid_file(*sde, given(vm, "steps"));
   sampler_options.validate(*sde, vm.count("init") > 0);
-  const TimeGrid grid = sampler_options.grid(*sde);
+  const std::vector<double> walked = sampler_options.walked_times(*sde);  // recorded in result.time_grid
   const std::unique_ptr<ScoreModel> model =
       loaded ? loaded->make_score(*sde)
              : make_score_model(ScoreSpec::exact(vm["data"].as<std::string>(), vm["dim"].as<Index>()), *sde).model;
@@ -141,8 +141,6 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
                                 {"data", loaded ? "" : data_source_file(vm["data"].as<std::string>())},
                                 {"init", init ? vm["init"].as<std::string>() : ""},
                                 {"time-grid", sampler_options.grid_from_file() ? sampler_options.time_grid : ""}});
-  // The grid walked; dopri5 uses its ends only, so only they are recorded for it.
-  const auto walked = is_adaptive(sampler_options) ? std::vector<double>{grid.t.front(), grid.t.back()} : grid.t;
   meta["result"] = {{"n", n},
                     {"dim", dim},
                     {"nfe", report.nfe_mean()},
