@@ -1,13 +1,14 @@
 #include "core/npy.hpp"
 
+#include <fmt/format.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fmt/format.h>
 #include <fstream>
 #include <optional>
-#include <unistd.h>
+#include <string_view>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnpy.hpp>
@@ -121,6 +122,39 @@ Matrix read_samples_npy(const std::string& path) {
   for (Index j = 0; j < n; ++j)
     if (!x.col(j).allFinite()) throw InputError(fmt::format("{}: row {} holds a non-finite value", path, j));
   return x;
+}
+
+Vector read_vector_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  std::optional<xt::detail::npy_file> loaded;
+  try {
+    loaded.emplace(xt::detail::load_npy_file(in));
+  } catch (const std::exception& e) {
+    throw InputError(fmt::format("{}: not a readable .npy file ({})", path, e.what()));
+  }
+  auto& file = *loaded;
+  if (file.m_shape.size() != 1)
+    throw InputError(
+        fmt::format("{}: expected a 1-d array of shape (n,); found {} dimensions", path, file.m_shape.size()));
+  Vector v(static_cast<Index>(file.m_shape[0]));
+  if (file.m_typestring == "<f8") {
+    auto a = std::move(file).cast<double>();
+    std::copy(a.data(), a.data() + a.size(), v.data());
+  } else if (file.m_typestring == "<f4") {
+    auto a = std::move(file).cast<float>();
+    std::copy(a.data(), a.data() + a.size(), v.data());
+  } else {
+    throw InputError(fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path,
+                                 file.m_typestring));
+  }
+  return v;
+}
+
+bool has_npy_magic(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[6] = {};
+  return in.read(magic, 6) && std::string_view(magic, 6) == "\x93NUMPY";
 }
 
 }  // namespace scoresde

@@ -17,6 +17,11 @@ void write_samples_npy(const std::string& path, ConstMatrixRef x);
 void dump_vector_npy(const std::string& path, ConstVectorRef v);
 // Reads an (n, d) float64 or float32 array as a d x n batch. InputError naming the file and the problem.
 Matrix read_samples_npy(const std::string& path);
+// Reads a 1-d (n,) float64 or float32 array (n may be 0; values are not checked). InputError naming the file and
+// the problem.
+Vector read_vector_npy(const std::string& path);
+// True when the file starts with the .npy magic string "\x93NUMPY" (false for a file that cannot be read).
+bool has_npy_magic(const std::string& path);
 
 // Calls write(temporary_path), then renames the temporary file to `path`; removes it if write throws.
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);

@@ -190,6 +190,7 @@ struct OptionSpec {
   std::string id_format;                   // the run id's part, e.g. "_snr{}"
   std::string paired_with;                 // a budget whose empty list takes that budget's values (atol: rtol)
   std::function<bool(const S&)> in_label;  // shown in the label and id only then (default: where it applies)
+  std::function<std::string(const S&)> label_value;  // the value as labels and ids show it (default: its text)
 
   // "-n/--samples" or "--steps": how a user spells it.
   std::string display_name() const {
@@ -209,6 +210,8 @@ struct OptionSpec {
     const auto j = get(s);
     return j.is_null() ? std::string() : option_text::from_json(j);
   }
+  // The value as a run label or id shows it.
+  std::string label_text(const S& s) const { return label_value ? label_value(s) : text(s); }
   // The sampler-dependent default for `sampler`, if one is declared.
   std::optional<std::string> default_for(const std::string& sampler) const {
     for (const auto& [name, value] : sampler_defaults)

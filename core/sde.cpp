@@ -28,7 +28,30 @@ struct Schedule {
     // relative precision.
     return std::log1p(-2.0 * std::sin(0.5 * (phi + phi0)) * std::sin(0.5 * (phi - phi0)) / std::cos(phi0));
   }
+  // The inverse of log_alpha, for la <= 0.
+  double t_of_log_alpha(double la) const {
+    if (o.schedule == VpSchedule::linear) {
+      // The root of (b1 - b0)/4 t^2 + b0/2 t + la = 0, (-b0 + sqrt(b0^2 - 4 (b1 - b0) la)) / (b1 - b0), written
+      // without the cancellation for small t and valid for b1 = b0 (DPM-Solver's NoiseScheduleVP.inverse_lambda).
+      const double b0 = o.beta_min, db = o.beta_max - o.beta_min;
+      return -4.0 * la / (b0 + std::sqrt(b0 * b0 - 4.0 * db * la));
+    }
+    // cos(phi) = cos(phi0) e^la; t = (phi - phi0) (1 + s) 2/pi with phi - phi0 from atan2 of its sine and cosine,
+    // both formed without cancellation: sin(phi)^2 = sin(phi0)^2 - cos(phi0)^2 expm1(2 la), and
+    // sin(phi - phi0) = cos(phi0) (sin(phi) - e^la sin(phi0)) = cos(phi0) (-expm1(2 la)) / (sin(phi) + e^la sin(phi0)).
+    const double phi0 = o.cosine_s / (1.0 + o.cosine_s) * std::numbers::pi / 2;
+    const double c0 = std::cos(phi0), s0 = std::sin(phi0), a = std::exp(la), one_minus_a2 = -std::expm1(2.0 * la);
+    const double sin_phi = std::sqrt(s0 * s0 + c0 * c0 * one_minus_a2);
+    const double sin_delta = c0 * one_minus_a2 / (sin_phi + a * s0);
+    const double cos_delta = a * c0 * c0 + sin_phi * s0;
+    return std::atan2(sin_delta, cos_delta) * (1.0 + o.cosine_s) * 2.0 / std::numbers::pi;
+  }
 };
+
+// log(1 + e^x) without overflow.
+double softplus(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
 
 class VpSde final : public Sde {
  public:
@@ -38,6 +61,16 @@ class VpSde final : public Sde {
   double log_alpha(double t) const override { return Schedule{options()}.log_alpha(t); }
   // sigma^2 = 1 - alpha^2, computed with expm1 to keep precision for small t.
   double sigma(double t) const override { return std::sqrt(-std::expm1(2.0 * log_alpha(t))); }
+  // sigma~^2 = (1 - alpha^2) / alpha^2 = expm1(-2 log alpha), so log alpha = -log1p(sigma~^2) / 2 =
+  // -softplus(-2 lambda) / 2.
+  double sigma_tilde(double t) const override { return std::sqrt(std::expm1(-2.0 * log_alpha(t))); }
+  double t_of_sigma_tilde(double s) const override {
+    if (s > 1e150) return t_of_lambda(-std::log(s));  // s^2 would overflow
+    return Schedule{options()}.t_of_log_alpha(-0.5 * std::log1p(s * s));
+  }
+  double t_of_lambda(double lambda) const override {
+    return Schedule{options()}.t_of_log_alpha(-0.5 * softplus(-2.0 * lambda));
+  }
   double prior_std() const override { return 1.0; }
   double default_eps() const override { return 1e-3; }
 };
@@ -53,6 +86,14 @@ class SubVpSde final : public Sde {
   double log_alpha(double t) const override { return Schedule{options()}.log_alpha(t); }
   // The kernel std is 1 - alpha^2 itself, not its square root (Song et al. 2021, eq. 29).
   double sigma(double t) const override { return -std::expm1(2.0 * log_alpha(t)); }
+  // sigma~ = (1 - alpha^2) / alpha = 1/alpha - alpha = 2 sinh(-log alpha), so log alpha = -asinh(sigma~ / 2).
+  double sigma_tilde(double t) const override { return 2.0 * std::sinh(-log_alpha(t)); }
+  double t_of_sigma_tilde(double s) const override { return Schedule{options()}.t_of_log_alpha(-std::asinh(0.5 * s)); }
+  double t_of_lambda(double lambda) const override {
+    // asinh(e^x / 2) = x + log(1/2 + sqrt(1/4 + e^{-2x})), which is x to double precision for x > 700.
+    const double x = -lambda;
+    return Schedule{options()}.t_of_log_alpha(x > 700.0 ? -x : -std::asinh(0.5 * std::exp(x)));
+  }
   double prior_std() const override { return 1.0; }
   double default_eps() const override { return 1e-3; }
 };
@@ -70,6 +111,17 @@ class VeSde final : public Sde {
   double log_alpha(double) const override { return 0.0; }
   double sigma(double t) const override {
     return options().sigma_min * std::sqrt(std::expm1(2.0 * t * log_ratio()));
+  }
+  // alpha = 1: sigma~ = sigma_t, and sigma_t^2 = sigma_min^2 expm1(2 t r), r = log(sigma_max / sigma_min), gives
+  // t = log1p(sigma~^2 / sigma_min^2) / (2 r) (the reference's kernel sigma(t) would give log(sigma~ / sigma_min) / r).
+  double sigma_tilde(double t) const override { return sigma(t); }
+  double t_of_sigma_tilde(double s) const override {
+    const double q = s / options().sigma_min;
+    if (q > 1e150) return std::log(q) / log_ratio();  // q^2 would overflow; log1p(q^2) = 2 log q
+    return std::log1p(q * q) / (2.0 * log_ratio());
+  }
+  double t_of_lambda(double lambda) const override {
+    return softplus(-2.0 * (lambda + std::log(options().sigma_min))) / (2.0 * log_ratio());
   }
   double prior_std() const override { return options().sigma_max; }
   double default_eps() const override { return 1e-5; }
@@ -144,6 +196,9 @@ void SdeOptions::validate() const {
 }
 
 double Sde::alpha(double t) const { return std::exp(log_alpha(t)); }
+double Sde::lambda(double t) const {
+  return -std::log(sigma_tilde(t));
+}
 
 Transition Sde::transition(double s, double t) const {
   const double log_a = log_alpha(t) - log_alpha(s);

@@ -86,6 +86,15 @@ class Sde {
   virtual double prior_std() const = 0;          // the prior at T is N(0, prior_std^2 I)
   virtual double default_eps() const = 0;        // where sampling stops by default
 
+  // Noise-to-signal ratio sigma~_t = sigma_t / alpha_t and log-SNR lambda_t = log(alpha_t / sigma_t) = -log sigma~_t
+  // (Karras et al. 2022, sec. 4; Lu et al. 2022, eq. 3.3), and their inverses, in closed form. sigma~ increases
+  // and lambda decreases with t; sigma~(0) = 0 and lambda(0) = +inf. t_of_lambda(+inf) and t_of_sigma_tilde(0) are
+  // 0. docs/samplers.md ("Time grids") has the formulas.
+  virtual double sigma_tilde(double t) const = 0;
+  virtual double t_of_sigma_tilde(double sigma_tilde) const = 0;
+  virtual double t_of_lambda(double lambda) const = 0;
+  double lambda(double t) const;
+
   double alpha(double t) const;
   Transition transition(double s, double t) const;
   // log N(x; 0, prior_std^2 I) for each column.

@@ -11,13 +11,6 @@
 
 namespace scoresde {
 
-std::vector<double> time_grid(double T, double eps, int steps) {
-  std::vector<double> grid(static_cast<std::size_t>(steps) + 1);
-  for (int k = 0; k <= steps; ++k) grid[k] = T + k * (eps - T) / steps;
-  grid.back() = eps;
-  return grid;
-}
-
 namespace {
 
 struct ChunkFailure {
@@ -31,7 +24,7 @@ struct ChunkFailure {
 
 SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
                     const Matrix* init, Observer* observer, const ProgressFn& progress) {
-  options.validate(sde);
+  options.validate(sde, init != nullptr);
   require(n >= 1, "-n", std::to_string(n), "must be >= 1");
   const Index d = model.dim();
   if (init && (init->rows() != d || init->cols() != n))
@@ -50,9 +43,11 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
     predictor = make_predictor(options.resolved_predictor(), options);
     corrector = make_corrector(options.resolved_corrector(), options);
   }
-  const double T = sde.T(), eps = options.resolved_eps(sde);
-  const std::vector<double> grid = time_grid(T, eps, options.steps);
-  const int N = options.steps;
+  // The one grid every fixed-step sampler walks; dopri5 takes its ends. The Brownian tree spans [0, T] whatever the
+  // grid, so that every grid sees the same path.
+  const std::vector<double> grid = options.walked_times(sde);
+  const double t0 = grid.front(), eps = grid.back();
+  const int N = static_cast<int>(grid.size()) - 1;
   const Index C = options.chunk;
   const Index chunks = (n + C - 1) / C;
   const bool probability_flow = predictor && predictor->probability_flow();
@@ -69,7 +64,7 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
     const Index first = chunk * C;
     const Index valid = std::min(C, n - first);
     Index step = -1;
-    double t = T;
+    double t = t0;
     try {
       // Every chunk has C columns; those past n are the prior draws of samples >= n, computed and dropped.
       Matrix x(d, C);
@@ -78,9 +73,9 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
       if (init) x.leftCols(valid) = init->middleCols(first, valid);
       Vector nfe(C);
       if (adaptive) {
-        integrate_adaptive_chunk(sde, model, options, first, valid, T, eps, x, nfe, observer);
+        integrate_adaptive_chunk(sde, model, options, first, valid, t0, eps, x, nfe, observer);
       } else {
-        auto brownian = make_brownian_path(options.noise, options.seed, T, first, d, C);
+        auto brownian = make_brownian_path(options.noise, options.seed, sde.T(), first, d, C);
         StepContext context(sde, model, probability_flow, first, d, C, *brownian, options.seed);
         if (predictor) context.scratch = predictor->make_scratch(d, C);
         for (step = 0; step < N; ++step) {

@@ -16,9 +16,6 @@
 
 namespace scoresde {
 
-// t_k = T + k (eps - T) / N for k = 0..N, with t_N = eps exactly.
-std::vector<double> time_grid(double T, double eps, int steps);
-
 // Called after every step of every chunk with the chunk's state (all chunk columns; the first `valid` are
 // samples < n), the index of the step just taken (0, 1, ...) and the time reached. Called from worker threads when
 // threads > 1: implementations must be thread-safe. Adaptive ODE methods (dopri5) call it after every accepted
@@ -43,8 +40,10 @@ struct SampleReport {
 // Called as chunks finish, with the number finished and the total; from worker threads, one call at a time.
 using ProgressFn = std::function<void(Index chunks_done, Index chunks_total)>;
 
-// Draws n samples. `init`, when given, is d x n and replaces the prior draws. Throws ConfigError for invalid
-// options, NumericalError for the lowest-indexed sample whose state turned non-finite.
+// Draws n samples on the time grid of `options` (SamplerOptions::grid: t_0 = T > ... > t_N = eps, built once;
+// dopri5 integrates from t_0 to t_N with its own steps). `init`, when given, is d x n and replaces the prior draws
+// (at t_0, which a --time-grid FILE may put below T). Throws ConfigError for invalid options, NumericalError for the
+// lowest-indexed sample whose state turned non-finite.
 SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
                     const Matrix* init = nullptr, Observer* observer = nullptr, const ProgressFn& progress = {});
 

@@ -1,8 +1,14 @@
 #include "solvers/options.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 
 #include "core/errors.hpp"
 #include "solvers/registry.hpp"
@@ -31,6 +37,31 @@ bool is_adaptive(const SamplerOptions& o) {
   return std::any_of(methods.begin(), methods.end(),
                      [&](const OdeMethodEntry& e) { return e.name == o.ode_method && e.adaptive; });
 }
+
+namespace {
+
+// --time-grid: a grid's name, or a file that can be opened (its content is checked against the SDE by validate).
+std::optional<std::string> time_grid_problem(const std::string& text) {
+  if (enum_from_name<TimeGridKind>(text)) return std::nullopt;
+  const auto choose = fmt::format("choose one of {}, or name a file of times", fmt::join(time_grid_names(), ", "));
+  std::error_code ec;
+  if (text.empty() || !std::filesystem::exists(text, ec))
+    return fmt::format("unknown time grid and no such file; {}", choose);
+  if (std::filesystem::is_directory(text, ec)) return fmt::format("is a directory; {}", choose);
+  if (!std::ifstream(text)) return fmt::format("cannot open the file ({})", std::strerror(errno));
+  return std::nullopt;
+}
+
+// A file grid in labels and run ids: the file's stem, characters outside [A-Za-z0-9_-] dropped.
+std::string time_grid_label(const SamplerOptions& o) {
+  if (!o.grid_from_file()) return o.time_grid;
+  std::string out;
+  for (char c : std::filesystem::path(o.time_grid).stem().string())
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') out += c;
+  return out.empty() ? "file" : out;
+}
+
+}  // namespace
 
 const OptionTable<SamplerOptions>& sampler_option_table() {
   using S = SamplerOptions;
@@ -108,6 +139,29 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
     steps.column = "steps";
     steps.id_format = "n{}";
 
+    auto& grid = t.emplace_back(option("time-grid", &S::time_grid,
+                                       fmt::format("{} (docs/samplers.md), or a FILE of times t_0 > ... > t_N > 0 "
+                                                   "(.npy or text) that fixes --steps and --eps; dopri5 uses the "
+                                                   "grid's ends only",
+                                                   fmt::join(time_grid_names(), " | ")),
+                                       ValueCheck<std::string>(time_grid_problem)));
+    grid.value_name = "NAME|FILE";
+    grid.applies = [](const S& o) { return !is_adaptive(o); };
+    grid.study = StudyRole::axis;
+    grid.column = "time_grid";
+    grid.label_format = " {}";
+    grid.id_format = "_{}";
+    grid.label_value = time_grid_label;
+    grid.in_label = [](const S& o) { return o.time_grid != to_string(TimeGridKind::uniform); };
+
+    auto& rho = t.emplace_back(
+        option("rho", &S::rho, "karras grid: the exponent rho (Karras et al. 2022, eq. 5)", positive<double>()));
+    rho.applies = [](const S& o) { return o.time_grid == to_string(TimeGridKind::karras) && !is_adaptive(o); };
+    rho.study = StudyRole::axis;
+    rho.label_format = " rho {}";
+    rho.id_format = "_rho{}";
+    rho.in_label = [](const S& o) { return o.rho != 7.0; };
+
     for (const auto& [key, member, help] :
          {std::tuple{"rtol", &S::rtol, "dopri5 relative tolerance"},
           std::tuple{"atol", &S::atol, "dopri5 absolute tolerance"}}) {
@@ -173,7 +227,53 @@ std::string SamplerOptions::resolved_corrector() const {
   return sampler == pc_sampler ? corrector : std::string(no_stepper);
 }
 
-void SamplerOptions::validate(const Sde& sde) const {
+bool SamplerOptions::grid_from_file() const {
+  return !enum_from_name<TimeGridKind>(time_grid).has_value();
+}
+
+namespace {
+
+TimeGrid read_grid_file(const SamplerOptions& o, const Sde& sde) {
+  try {
+    return read_time_grid_file(o.time_grid, sde.T());
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("--time-grid: {}", e.what()));
+  }
+}
+
+std::string steps_problem(const TimeGrid& g) {
+  return fmt::format("--time-grid {} has {} steps ({} times); leave --steps out or give {}", g.name, g.steps(),
+                     g.t.size(), g.steps());
+}
+
+std::string eps_problem(const TimeGrid& g) {
+  return fmt::format("--time-grid {} ends at t_N = {}; leave --eps out or give {}", g.name, g.t.back(), g.t.back());
+}
+
+}  // namespace
+
+void SamplerOptions::adopt_grid_file(const Sde& sde, bool steps_given) {
+  if (!grid_from_file()) return;
+  const TimeGrid g = read_grid_file(*this, sde);
+  require(!steps_given || steps == g.steps(), "--steps", std::to_string(steps), steps_problem(g));
+  require(!eps || *eps == g.t.back(), "--eps", eps ? fmt::format("{}", *eps) : "", eps_problem(g));
+  steps = g.steps();
+  eps = g.t.back();
+}
+
+TimeGrid SamplerOptions::grid(const Sde& sde) const {
+  if (grid_from_file()) return read_grid_file(*this, sde);
+  return make_time_grid(*enum_from_name<TimeGridKind>(time_grid), sde, sde.T(), resolved_eps(sde), steps, rho);
+}
+
+std::vector<double> SamplerOptions::walked_times(const Sde& sde) const {
+  if (!is_adaptive(*this)) return grid(sde).t;
+  if (!grid_from_file()) return {sde.T(), resolved_eps(sde)};
+  const auto t = grid(sde).t;
+  return {t.front(), t.back()};
+}
+
+void SamplerOptions::validate(const Sde& sde, bool with_init) const {
   // Every name and value is checked whichever sampler is chosen: a typo in an option the chosen sampler ignores
   // would otherwise be recorded in the result file as if it had been used.
   for (const auto& spec : sampler_option_table()) {
@@ -185,6 +285,19 @@ void SamplerOptions::validate(const Sde& sde) const {
   const double e = resolved_eps(sde);
   require(std::isfinite(e) && e > 0 && e < sde.T(), "--eps", fmt::format("{}", e),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));
+  if (!grid_from_file()) {
+    walked_times(sde);  // a named grid's own checks (rho, spacing), where it is used
+  } else {
+    const TimeGrid g = grid(sde);
+    require(steps == g.steps(), "--steps", std::to_string(steps), steps_problem(g));
+    if (!eps)
+      throw ConfigError(fmt::format("--eps: not set; {} (SamplerOptions::adopt_grid_file sets both)", eps_problem(g)));
+    require(*eps == g.t.back(), "--eps", fmt::format("{}", *eps), eps_problem(g));
+    require(with_init || g.t.front() == sde.T(), "--time-grid", time_grid,
+            fmt::format("starts at t_0 = {}, not at T = {}; the samples start from the prior at T, so begin the file "
+                        "at T, or give --init with samples at t_0",
+                        g.t.front(), sde.T()));
+  }
   make_predictor(predictor, *this);
   make_corrector(corrector, *this);
   if (sampler == ode_sampler) return;

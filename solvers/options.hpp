@@ -10,6 +10,7 @@
 
 #include "core/noise.hpp"
 #include "core/sde.hpp"
+#include "core/time_grid.hpp"
 
 namespace scoresde {
 
@@ -58,6 +59,10 @@ struct SamplerOptions {
   OdeControl ode_control = OdeControl::chunk;
   int steps = 1000;           // grid steps N (fixed-step methods; ignored by dopri5)
   std::optional<double> eps;  // final time; default 1e-3 (vp, subvp) or 1e-5 (ve)
+  // uniform | quadratic | logsnr | karras (core/time_grid.hpp), or the path of a file of times, which fixes steps and
+  // eps (adopt_grid_file). dopri5 uses the grid's ends only.
+  std::string time_grid = "uniform";
+  double rho = 7.0;           // karras only
   bool denoise = true;        // last step returns the noise-free mean
   NoiseKind noise = NoiseKind::independent;
   std::uint64_t seed = 0;
@@ -68,9 +73,23 @@ struct SamplerOptions {
   std::string resolved_predictor() const;
   std::string resolved_corrector() const;
   double resolved_eps(const Sde& sde) const { return eps.value_or(sde.default_eps()); }
+  // True when time_grid names a file rather than one of time_grid_names().
+  bool grid_from_file() const;
+  // For a --time-grid FILE: steps = N and eps = t_N from the file. A value the user gave that disagrees is a
+  // ConfigError naming it (--steps when steps_given; --eps when eps is set); InputError naming --time-grid and the
+  // file for a file that cannot be read or is not a grid in (0, T]. Nothing for a named grid.
+  void adopt_grid_file(const Sde& sde, bool steps_given);
+  // The grid the fixed-step samplers walk: the named grid from T to resolved_eps in `steps` steps, or the file's.
+  TimeGrid grid(const Sde& sde) const;
+  // The times the sampler walks: grid(sde).t for fixed-step methods; for an adaptive method (dopri5) only the ends it
+  // integrates between, T and resolved_eps for a named grid (not built: --steps plays no part) or a file's first and
+  // last times.
+  std::vector<double> walked_times(const Sde& sde) const;
   // Every value against its entry in sampler_option_table() (the same checks as on the command line), then the
-  // combinations: eps in (0, T), a predictor defined for this SDE, something to run. ConfigError naming the option.
-  void validate(const Sde& sde) const;
+  // combinations: eps in (0, T), a predictor defined for this SDE, something to run, and a --time-grid FILE that is
+  // a grid in (0, T] agreeing with steps and eps and starting at T (or below it when with_init: the samples given
+  // by --init start there). ConfigError naming the option; InputError naming --time-grid and its file.
+  void validate(const Sde& sde, bool with_init = false) const;
 };
 
 std::vector<std::string> sampler_names();

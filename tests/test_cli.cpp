@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -15,14 +16,15 @@
 #include <set>
 #include <sstream>
 
+#include "cli_helpers.hpp"
 #include "core/noise.hpp"
 #include "core/npy.hpp"
 #include "core/sde.hpp"
+#include "core/time_grid.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
 #include "solvers/options.hpp"
 #include "solvers/registry.hpp"
-#include "cli_helpers.hpp"
 
 using namespace scoresde;
 namespace fs = std::filesystem;
@@ -285,6 +287,136 @@ TEST_CASE("sample: -n disagreeing with the rows of --init") {
   expect_rejected(dir, {"--init", path, "-n", "4"}, {"-n = 4", "holds 5 samples"});
 }
 
+// ---------------------------------------------------------------------------------------------- --time-grid
+
+TEST_CASE("sample: an unknown --time-grid that is no file either") {
+  TempDir dir;
+  expect_rejected(dir, {"--time-grid", "cosine"},
+                  with({"--time-grid = cosine", "unknown time grid and no such file"}, time_grid_names()));
+  expect_rejected(dir, {"--time-grid", dir.file("")}, {"--time-grid", "is a directory"});
+  expect_rejected(dir, {"--rho", "0"}, {"--rho = 0", "> 0"});
+  expect_rejected(dir, {"--time-grid", "karras", "--rho", "-1"}, {"--rho = -1", "> 0"});
+}
+
+TEST_CASE("sample: a bad --time-grid file is refused naming --time-grid, the file and the problem") {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "holds no times"},
+      {"1\n", "holds one time"},
+      {"1 0.5 0.7 0.1\n", "not strictly decreasing"},
+      {"1 0.5 0.5 0.1\n", "not strictly decreasing"},
+      {"1 nan 0.1\n", "not finite"},
+      {"2 0.5 0.1\n", "outside (0, T] = (0, 1]"},
+      {"1 0.5 0\n", "outside (0, T]"},
+      {"1 0.5 x\n", "\"x\" is not a number"},
+  };
+  int i = 0;
+  for (const auto& [text, problem] : cases) {
+    CAPTURE(text);
+    const auto path = dir.write(fmt::format("g{}.txt", i++), text);
+    expect_rejected(dir, {"--time-grid", path}, {"--time-grid", path, problem});
+  }
+  const auto matrix = dir.file("m.npy");
+  write_samples_npy(matrix, Matrix::Constant(2, 3, 0.5));
+  expect_rejected(dir, {"--time-grid", matrix}, {"--time-grid", matrix, "expected a 1-d array"});
+}
+
+TEST_CASE("sample: --steps or --eps that disagree with a --time-grid file are refused naming the option") {
+  TempDir dir;
+  const auto path = dir.write("grid.txt", "1 0.5 0.2 0.01\n");  // 3 steps, eps 0.01
+  expect_rejected(dir, {"--time-grid", path, "--steps", "4"}, {"--steps = 4", path, "has 3 steps"});
+  expect_rejected(dir, {"--time-grid", path, "--steps", "3", "--eps", "0.001"},
+                  {"--eps = 0.001", path, "ends at t_N = 0.01"});
+  // A grid below T needs --init.
+  const auto below = dir.write("below.txt", "0.5 0.2 0.01\n");
+  expect_rejected(dir, {"--time-grid", below, "--steps", "2"}, {"--time-grid = " + below, "starts at t_0 = 0.5"});
+}
+
+TEST_CASE("sample: a --time-grid file sets --steps and --eps, is recorded, and reproduces the uniform grid") {
+  TempDir dir;
+  // The uniform grid of 20 steps from 1 to 1e-3, as .npy and as text (17 significant digits round-trip).
+  const auto sde = make_sde(SdeOptions{});
+  SamplerOptions o;
+  o.steps = 20;
+  const auto uniform = o.grid(*sde).t;
+  Vector v(static_cast<Index>(uniform.size()));
+  std::string text;
+  for (std::size_t i = 0; i < uniform.size(); ++i) {
+    v(static_cast<Index>(i)) = uniform[i];
+    text += fmt::format("{:.17g}\n", uniform[i]);
+  }
+  dump_vector_npy(dir.file("uniform.npy"), v);
+  dir.write("uniform.txt", text);
+  const std::vector<std::string> common{"sample", "-n", "40", "--noise", "brownian_tree", "--seed", "2", "--quiet"};
+  auto args = common;
+  args.insert(args.end(), {"--steps", "20", "--out", dir.file("named.npy")});
+  REQUIRE(run(args).code == 0);
+  const Matrix named = read_samples_npy(dir.file("named.npy"));
+  for (const std::string file : {"uniform.npy", "uniform.txt"}) {
+    CAPTURE(file);
+    args = common;
+    args.insert(args.end(), {"--time-grid", dir.file(file), "--out", dir.file(file + ".out.npy")});
+    const Result r = run(args);
+    INFO("stderr: " << r.err);
+    REQUIRE(r.code == 0);
+    const Matrix x = read_samples_npy(dir.file(file + ".out.npy"));
+    CHECK(std::memcmp(x.data(), named.data(), sizeof(double) * x.size()) == 0);
+    const auto meta = nlohmann::json::parse(std::ifstream(dir.file(file + ".out.npy.json")));
+    CHECK(meta["options"]["time-grid"] == dir.file(file));
+    CHECK(meta["options"]["steps"] == 20);
+    CHECK(meta["options"]["eps"] == 1e-3);
+    CHECK(meta["result"]["time_grid"].get<std::vector<double>>() == uniform);
+    CHECK(meta["inputs"]["time-grid"]["path"] == dir.file(file));
+    // The recorded command reruns the same samples.
+    CHECK(meta["command"].get<std::string>().find("--time-grid " + dir.file(file)) != std::string::npos);
+  }
+  // Agreeing --steps and --eps are accepted.
+  args = common;
+  args.insert(args.end(), {"--time-grid", dir.file("uniform.txt"), "--steps", "20", "--eps", "0.001", "--out",
+                           dir.file("agree.npy")});
+  CHECK(run(args).code == 0);
+}
+
+TEST_CASE("sample: named grids are recorded with their times; dopri5 records the ends it integrates between") {
+  TempDir dir;
+  const auto sde = make_sde(SdeOptions{});
+  for (const auto& grid : time_grid_names()) {
+    CAPTURE(grid);
+    const auto out = dir.file(grid + ".npy");
+    const Result r = run({"sample", "-n", "8", "--steps", "6", "--time-grid", grid, "--rho", "3", "--out", out});
+    INFO("stderr: " << r.err);
+    REQUIRE(r.code == 0);
+    const auto meta = nlohmann::json::parse(std::ifstream(out + ".json"));
+    SamplerOptions o;
+    o.steps = 6;
+    o.time_grid = grid;
+    o.rho = 3;
+    CHECK(meta["result"]["time_grid"].get<std::vector<double>>() == o.grid(*sde).t);
+    CHECK(meta["options"]["time-grid"] == grid);
+    CHECK(meta["options"]["rho"] == 3.0);
+    CHECK(meta["inputs"].empty());
+  }
+  const auto out = dir.file("dopri5.npy");
+  REQUIRE(run({"sample", "-n", "8", "--sampler", "ode", "--time-grid", "karras", "--out", out}).code == 0);
+  const auto meta = nlohmann::json::parse(std::ifstream(out + ".json"));
+  CHECK(meta["result"]["time_grid"].get<std::vector<double>>() == std::vector<double>{1.0, 1e-3});
+}
+
+TEST_CASE("sample: a --time-grid file that starts below T runs from --init's points at t_0") {
+  TempDir dir;
+  const auto grid = dir.write("below.txt", "0.5 0.2 0.05 0.01\n");
+  const auto init = dir.file("init.npy");
+  write_samples_npy(init, Matrix::Ones(2, 6));
+  const auto out = dir.file("out.npy");
+  const Result r = run({"sample", "--time-grid", grid, "--init", init, "--out", out, "--quiet"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(read_samples_npy(out).allFinite());
+  const auto meta = nlohmann::json::parse(std::ifstream(out + ".json"));
+  CHECK(meta["result"]["time_grid"].get<std::vector<double>>() == std::vector<double>{0.5, 0.2, 0.05, 0.01});
+  CHECK(meta["result"]["nfe"] == 3.0);
+}
+
 // ---------------------------------------------------------------------------------------------- --out,
 // combinations
 
@@ -413,11 +545,11 @@ TEST_CASE("sample --help returns 0, mentions every option and writes nothing") {
 // ---------------------------------------------------------------------------------------------- other
 // commands
 
-TEST_CASE("list returns 0 and names every SDE, sampler, predictor, corrector, ODE method and noise source") {
+TEST_CASE("list returns 0 and names every SDE, sampler, predictor, corrector, ODE method, noise source and time grid") {
   const Result r = run({"list"});
   CHECK(r.code == 0);
-  for (const auto& names : {sde_names(), sampler_names(), predictor_names(), corrector_names(),
-                            ode_method_names(), noise_names()})
+  for (const auto& names : {sde_names(), sampler_names(), predictor_names(), corrector_names(), ode_method_names(),
+                            noise_names(), time_grid_names()})
     for (const auto& n : names) check_contains(r.out, n);
 }
 

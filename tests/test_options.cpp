@@ -7,6 +7,7 @@
 
 #include "core/option_table.hpp"
 #include "core/sde.hpp"
+#include "core/time_grid.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
 #include "experiments/study/study.hpp"
@@ -66,6 +67,8 @@ TEST_CASE("every entry of the SDE, sampler and study tables round-trips through 
   sampler.eps = 1e-4;
   sampler.noise = NoiseKind::brownian_tree;
   sampler.seed = 18446744073709551615ULL;
+  sampler.time_grid = "karras";
+  sampler.rho = 2.5;
   check_round_trip(sampler_option_table(), sampler);
   check_round_trip(sampler_option_table(), SamplerOptions{});
   StudySpec study;
@@ -172,4 +175,37 @@ TEST_CASE("scoresde list shows every sampler option with the samplers that use i
   CHECK(pc_line.find("--snr") != std::string::npos);
   const auto rk4_line = text.substr(text.find("ode --ode-method rk4", section), 60);
   CHECK(rk4_line.find("--rtol") == std::string::npos);
+}
+
+TEST_CASE("--time-grid takes a grid's name or a readable file, --rho applies to karras only") {
+  const auto* grid = find_option(sampler_option_table(), "time-grid");
+  const auto* rho = find_option(sampler_option_table(), "rho");
+  REQUIRE(grid != nullptr);
+  REQUIRE(rho != nullptr);
+  SamplerOptions o;
+  for (const auto& name : time_grid_names()) CHECK_FALSE(grid->parse(o, name).has_value());
+  CHECK(grid->parse(o, "cosine").value().find("unknown time grid and no such file") != std::string::npos);
+  CHECK(grid->parse(o, "/").value().find("is a directory") != std::string::npos);
+  CHECK(grid->column == "time_grid");
+  CHECK(grid->study == StudyRole::axis);
+  o = SamplerOptions{};
+  CHECK(grid->used_by(o));
+  CHECK_FALSE(grid->shown_in_label(o));  // uniform: not in labels or ids
+  CHECK_FALSE(rho->used_by(o));
+  o.time_grid = "karras";
+  CHECK(grid->shown_in_label(o));
+  CHECK(rho->used_by(o));
+  CHECK_FALSE(rho->shown_in_label(o));  // rho 7: the default, not shown
+  o.rho = 3;
+  CHECK(rho->shown_in_label(o));
+  o.sampler = "ode";  // dopri5 uses the grid's ends only: neither applies
+  CHECK_FALSE(grid->used_by(o));
+  CHECK_FALSE(rho->used_by(o));
+  o.ode_method = "rk4";
+  CHECK(grid->used_by(o));
+  CHECK(rho->used_by(o));
+  const auto sde = make_sde(SdeOptions{});
+  SamplerOptions bad_rho;
+  bad_rho.rho = 0;
+  CHECK_THROWS_WITH_AS(bad_rho.validate(*sde), "--rho = 0.0: must be > 0", ConfigError);
 }

@@ -1,11 +1,18 @@
-// Generic tests over the sampler registry (tests/sampler_cases.hpp): reproducibility, NFE accounting, and the
-// Euler-Maruyama stationary-variance oracle. The convergence orders are in test_sampler_orders_slow.cpp.
+// Generic tests over the sampler registry (tests/sampler_cases.hpp): reproducibility, NFE accounting, the
+// Euler-Maruyama stationary-variance oracle, and every sampler on every time grid (core/time_grid.hpp). The convergence
+// orders are in test_sampler_orders_slow.cpp.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
 
+#include "cli_helpers.hpp"
 #include "core/errors.hpp"
+#include "core/npy.hpp"
+#include "core/time_grid.hpp"
 #include "models/datasets.hpp"
 #include "sampler_cases.hpp"
 #include "solvers/driver.hpp"
@@ -231,4 +238,188 @@ TEST_CASE("options are validated with messages naming the option") {
   o = {};
   o.sampler = "ancestral";
   CHECK_THROWS_AS(o.validate(*sub), ConfigError);
+}
+
+// ------------------------------------------------------------------------------------------ time grids
+
+namespace {
+
+// The times each chunk's steps reached, by first sample.
+class TimeRecorder final : public Observer {
+ public:
+  void on_step(Index first_sample, Index, Index step, double t, ConstMatrixRef) override {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    auto& times = reached[first_sample];
+    CHECK(step == static_cast<Index>(times.size()));
+    times.push_back(t);
+  }
+  std::map<Index, std::vector<double>> reached;
+
+ private:
+  std::mutex mutex_;
+};
+
+// The grids every sampler must run on: the named ones and a file.
+std::vector<std::string> grid_values(const std::string& file) {
+  auto grids = time_grid_names();
+  grids.push_back(file);
+  return grids;
+}
+
+}  // namespace
+
+TEST_CASE("every sampler runs on every time grid, and the driver walks exactly the grid's times") {
+  scoresde::test::TempDir dir("grids");
+  const auto mixture = load_data("eight_gaussians", 0);
+  const auto file = dir.write("grid.txt", "1 0.6 0.3 0.12 0.05 0.01 0.002 0.001\n");
+  for (const SdeKind kind : {SdeKind::vp, SdeKind::subvp, SdeKind::ve}) {
+    SdeOptions so;
+    so.kind = kind;
+    const auto sde = make_sde(so);
+    const MixtureScore model(mixture, *sde);
+    // Each --sampler with its defaults, and every predictor, corrector and ODE method (tests/sampler_cases.hpp).
+    std::vector<SamplerCase> cases;
+    for (const auto& name : sampler_names()) {
+      SamplerOptions o;
+      o.sampler = name;
+      cases.push_back({"--sampler " + name, o});
+    }
+    for (auto& c : all_cases()) cases.push_back(c);
+    for (auto c : cases) {
+      if (kind == SdeKind::subvp && c.options.resolved_predictor() == "ancestral") continue;  // rejected
+      for (const auto& grid : grid_values(file)) {
+        CAPTURE(c.label);
+        CAPTURE(to_string(kind));
+        CAPTURE(grid);
+        SamplerOptions o = c.options;
+        o.time_grid = grid;
+        o.steps = 7;
+        o.eps = kind == SdeKind::ve ? 1e-5 : 1e-3;
+        if (o.grid_from_file()) {
+          o.eps.reset();  // from the file, as `sample` does when --eps is not given
+          o.adopt_grid_file(*sde, false);
+        }
+        o.chunk = 16;
+        o.threads = 2;
+        TimeRecorder recorder;
+        const auto r = sample(*sde, model, o, 40, nullptr, &recorder);
+        CHECK(r.samples.allFinite());
+        if (is_adaptive(o)) continue;  // dopri5 takes its own steps between the grid's ends
+        const auto expected = o.grid(*sde).t;
+        CHECK(expected.size() == 8);
+        for (const auto& [first, times] : recorder.reached)
+          CHECK(times == std::vector<double>(expected.begin() + 1, expected.end()));
+      }
+    }
+  }
+}
+
+TEST_CASE("a file holding the uniform grid gives bitwise the samples of --time-grid uniform") {
+  scoresde::test::TempDir dir("grids");
+  const auto mixture = load_data("eight_gaussians", 0);
+  for (const SdeKind kind : {SdeKind::vp, SdeKind::ve}) {
+    SdeOptions so;
+    so.kind = kind;
+    const auto sde = make_sde(so);
+    const MixtureScore model(mixture, *sde);
+    SamplerOptions base;
+    base.steps = 23;
+    const auto uniform = base.grid(*sde);
+    Vector v(static_cast<Index>(uniform.t.size()));
+    for (std::size_t i = 0; i < uniform.t.size(); ++i) v(static_cast<Index>(i)) = uniform.t[i];
+    dump_vector_npy(dir.file("uniform.npy"), v);
+    for (const auto& name : sampler_names()) {
+      for (const NoiseKind noise : {NoiseKind::independent, NoiseKind::brownian_tree}) {
+        CAPTURE(name);
+        CAPTURE(to_string(kind));
+        CAPTURE(to_string(noise));
+        SamplerOptions o = base;
+        o.sampler = name;
+        o.noise = noise;
+        o.seed = 5;
+        if (kind == SdeKind::subvp && name == "ancestral") continue;
+        const Matrix a = sample(*sde, model, o, 50).samples;
+        o.time_grid = dir.file("uniform.npy");
+        o.adopt_grid_file(*sde, true);
+        CHECK(o.eps == sde->default_eps());
+        const Matrix b = sample(*sde, model, o, 50).samples;
+        CHECK(bitwise_equal(a, b));
+      }
+    }
+  }
+}
+
+TEST_CASE("on a karras grid too, sample i is bitwise identical for any n and any thread count") {
+  const auto mixture = load_data("eight_gaussians", 0);
+  for (const SdeKind kind : {SdeKind::vp, SdeKind::ve}) {
+    SdeOptions so;
+    so.kind = kind;
+    const auto sde = make_sde(so);
+    const MixtureScore model(mixture, *sde);
+    for (auto c : all_cases()) {
+      for (const NoiseKind noise : {NoiseKind::independent, NoiseKind::brownian_tree}) {
+        if (c.options.sampler == "ode" && noise == NoiseKind::brownian_tree) continue;
+        CAPTURE(c.label);
+        CAPTURE(to_string(kind));
+        CAPTURE(to_string(noise));
+        c.options.time_grid = "karras";
+        c.options.rho = 5;
+        c.options.steps = 8;
+        c.options.noise = noise;
+        c.options.seed = 11;
+        c.options.chunk = 64;
+        c.options.threads = 1;
+        const Matrix small = sample(*sde, model, c.options, 100).samples;
+        const Matrix large = sample(*sde, model, c.options, 300).samples;
+        c.options.threads = 2;
+        const Matrix threaded = sample(*sde, model, c.options, 100).samples;
+        CHECK(small.allFinite());
+        CHECK(bitwise_equal(small, large.leftCols(100)));
+        CHECK(bitwise_equal(small, threaded));
+      }
+    }
+  }
+}
+
+TEST_CASE("the grid changes fixed-step samples but not dopri5's, which uses the grid's ends only") {
+  const auto sde = make_sde(SdeOptions{});
+  const MixtureScore model(load_data("eight_gaussians", 0), *sde);
+  SamplerOptions o;
+  o.steps = 10;
+  const Matrix uniform = sample(*sde, model, o, 30).samples;
+  o.time_grid = "logsnr";
+  CHECK((sample(*sde, model, o, 30).samples - uniform).cwiseAbs().maxCoeff() > 1e-3);
+  o.sampler = "ode";
+  o.ode_method = "dopri5";
+  o.time_grid = "uniform";
+  const Matrix adaptive = sample(*sde, model, o, 30).samples;
+  for (const auto& grid : time_grid_names()) {
+    o.time_grid = grid;
+    CHECK(bitwise_equal(sample(*sde, model, o, 30).samples, adaptive));
+  }
+}
+
+TEST_CASE("brownian_tree on non-uniform grids: one path, increments of variance t - t_next") {
+  // The tree is evaluated by time, not by step index: on any grid the increments sum to W(T) - W(eps) of the
+  // same path, and each has variance t_k - t_{k+1}.
+  const auto sde = make_sde(SdeOptions{});
+  const Index d = 2, cols = 4096;
+  const auto one_step = make_brownian_path(NoiseKind::brownian_tree, 3, 1.0, 0, d, cols);
+  Matrix total(d, cols);
+  one_step->increment(0, 1.0, 1e-3, total);
+  for (const auto& name : time_grid_names()) {
+    CAPTURE(name);
+    const auto grid = make_time_grid(*enum_from_name<TimeGridKind>(name), *sde, 1.0, 1e-3, 37);
+    const auto path = make_brownian_path(NoiseKind::brownian_tree, 3, 1.0, 0, d, cols);
+    Matrix sum = Matrix::Zero(d, cols), dw(d, cols);
+    double chi2 = 0;
+    for (int k = 0; k < grid.steps(); ++k) {
+      path->increment(k, grid.t[k], grid.t[k + 1], dw);
+      sum += dw;
+      chi2 += dw.squaredNorm() / (grid.t[k] - grid.t[k + 1]);
+    }
+    CHECK((sum - total).cwiseAbs().maxCoeff() <= 1e-12);
+    // chi^2 with 37 d cols degrees of freedom, divided by them: mean 1, sd sqrt(2 / 303104) = 0.0026.
+    CHECK(std::abs(chi2 / (37.0 * d * cols) - 1.0) < 5 * std::sqrt(2.0 / (37.0 * d * cols)));
+  }
 }

@@ -5,10 +5,15 @@
 //     g^2 = d(sigma^2)/dt - 2 f sigma^2 (consistency of the SDE with its perturbation kernel);
 //   - Sde::transition against alpha_t / alpha_s and sigma_t^2 - a^2 sigma_s^2, and the Chapman-Kolmogorov
 //     composition s < u < t;
-//   - SdeOptions::validate messages, ReverseSde::drift.
+//   - SdeOptions::validate messages, ReverseSde::drift;
+//   - sigma~_t = sigma_t / alpha_t and lambda_t = log(alpha_t / sigma_t) against long double closed forms, and their
+//     closed-form inverses against a bracketing root finder (TOMS 748), round trips, monotonicity and limits
+//     (shared/ORACLES.md, "Time grids and their inverses").
 #include <doctest/doctest.h>
 
+#include <boost/math/tools/toms748_solve.hpp>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <numbers>
@@ -469,5 +474,153 @@ TEST_CASE("ReverseSde::drift is f x - g^2 s (SDE) and f x - g^2 s / 2 (probabili
         CHECK((aliased - out).cwiseAbs().maxCoeff() == 0.0);
       }
     }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ lambda and sigma~
+
+namespace {
+
+// log alpha_t in long double, the cosine schedule as log1p of a product of sines (as accurate at small t as the
+// library's own form, unlike the Oracle's log of a ratio of cosines near 1).
+ld log_alpha_ld(const SdeOptions& o, ld t) {
+  if (o.kind == SdeKind::ve) return 0;
+  if (o.schedule == VpSchedule::linear)
+    return -t * t * (static_cast<ld>(o.beta_max) - o.beta_min) / 4 - t * static_cast<ld>(o.beta_min) / 2;
+  const ld s = o.cosine_s, phi0 = s / (1 + s) * pi_ld / 2, half_gap = t / (1 + s) * pi_ld / 4;
+  return std::log1p(-2 * std::sin(phi0 + half_gap) * std::sin(half_gap) / std::cos(phi0));
+}
+
+// sigma~_t = sigma_t / alpha_t from the kernels of shared/ORACLES.md, in long double with expm1 (full relative
+// precision at small t): VP sqrt(1 - alpha^2) / alpha, sub-VP (1 - alpha^2) / alpha, VE sqrt(sigma(t)^2 - s_min^2).
+ld sigma_tilde_ld(const SdeOptions& o, ld t) {
+  const ld la = log_alpha_ld(o, t);
+  switch (o.kind) {
+    case SdeKind::vp:
+      return std::sqrt(-std::expm1(2 * la)) / std::exp(la);
+    case SdeKind::subvp:
+      return -std::expm1(2 * la) / std::exp(la);
+    case SdeKind::ve: {
+      const ld r = std::log(static_cast<ld>(o.sigma_max) / o.sigma_min);
+      return o.sigma_min * std::sqrt(std::expm1(2 * t * r));
+    }
+  }
+  return 0;
+}
+
+// Test times: 40 log-spaced from 1e-6 T to T and 40 evenly spaced in (0, T].
+std::vector<double> many_times(double T) {
+  std::vector<double> ts;
+  for (int i = 0; i < 40; ++i) ts.push_back(T * std::pow(1e-6, 1.0 - i / 39.0));
+  for (int i = 1; i <= 40; ++i) ts.push_back(T * i / 40.0);
+  ts.back() = T;
+  return ts;
+}
+
+// The root in [low, T] of the increasing function F(t) - target, by TOMS 748 (Alefeld, Potra & Shi 1995) to a
+// relative bracket width of 2^-50: a numerical inverse of the library's own forward function.
+double root(const std::function<double(double)>& F, double target, double low, double T) {
+  std::uintmax_t iterations = 400;
+  const auto [a, b] = boost::math::tools::toms748_solve([&](double t) { return F(t) - target; }, low, T,
+                                                        boost::math::tools::eps_tolerance<double>(50), iterations);
+  REQUIRE(iterations < 400);
+  return 0.5 * (a + b);
+}
+
+}  // namespace
+
+TEST_CASE("sigma~_t = sigma_t / alpha_t and lambda_t = log(alpha_t / sigma_t) match the closed forms") {
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    double worst = 0;
+    for (double t : many_times(sde->T())) {
+      CAPTURE(t);
+      const ld ref = sigma_tilde_ld(c.options, t);
+      // Measured: at most ~1.5e-15 relative (a few ulps through log alpha, expm1 and sqrt) but for the cosine
+      // schedule at small t, where Sde::log_alpha forms phi - phi0 as a difference and so carries a relative
+      // error of ~eps (s + t) / t (4e-13 at t = 1e-6), which sigma~ inherits (d log sigma~ / d log alpha ~ 1 there).
+      // log_alpha is left as it is: changing it would change every cosine-schedule result. Tolerance: 1e-13
+      // (room for other libms) plus that term; a wrong formula (the reference's VE kernel sigma(t), subVP's square
+      // root) is O(1) off.
+      const bool cosine = c.options.kind != SdeKind::ve && c.options.schedule == VpSchedule::cosine;
+      const double tol = 1e-13 + (cosine ? 4 * eps * (c.options.cosine_s + t) / t : 0.0);
+      worst = std::max(worst, rel_err(sde->sigma_tilde(t), ref));
+      CHECK(rel_err(sde->sigma_tilde(t), ref) <= tol);
+      CHECK(std::abs(sde->lambda(t) - static_cast<double>(-std::log(ref))) <= tol);
+      // The same kernels as the Oracle above (whose 1 - alpha^2 loses digits at small t).
+      const Oracle o{c.options};
+      if (t >= 1e-3) CHECK(rel_err(sde->sigma_tilde(t), std::sqrt(o.variance(t)) / o.alpha(t)) <= 1e-9);
+    }
+    MESSAGE(c.label << ": worst relative error of sigma~ " << worst);
+  }
+}
+
+TEST_CASE("t_of_lambda and t_of_sigma_tilde invert lambda and sigma~: against root finding, round trips, limits") {
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    const double T = sde->T();
+    const auto sigma_tilde = [&](double t) { return sde->sigma_tilde(t); };
+    const auto minus_lambda = [&](double t) { return -sde->lambda(t); };
+    const bool cosine = c.options.kind != SdeKind::ve && c.options.schedule == VpSchedule::cosine;
+    for (double t : many_times(T)) {
+      CAPTURE(t);
+      const double s = sde->sigma_tilde(t), l = sde->lambda(t);
+      // The closed-form inverses against a numerical inverse of the forward functions: both must find the same
+      // time to ~1e-12 relative (the forward functions are well conditioned: |d log sigma~ / d log t| >= ~1/2
+      // near 0, and |d lambda / dt| >= ~1 elsewhere, so rounding in them moves the root by a few ulps). For the
+      // cosine schedule at small t the forward values carry log_alpha's relative error ~eps (s + t) / t (see the
+      // test above), which moves the time by as much: 2e-12 at t = 1e-6.
+      const double tol = 1e-12 + (cosine ? 8 * eps * (c.options.cosine_s + t) / t : 0.0);
+      CHECK(rel_err(sde->t_of_sigma_tilde(s), root(sigma_tilde, s, 1e-3 * t, T)) <= tol);
+      CHECK(rel_err(sde->t_of_lambda(l), root(minus_lambda, -l, 1e-3 * t, T)) <= tol);
+      // Round trips t -> sigma~ -> t and t -> lambda -> t.
+      CHECK(rel_err(sde->t_of_sigma_tilde(s), t) <= tol);
+      CHECK(rel_err(sde->t_of_lambda(l), t) <= tol);
+      // lambda -> t -> lambda, absolute near lambda = 0.
+      CHECK(std::abs(sde->lambda(sde->t_of_lambda(l)) - l) <= 1e-12 * (1 + std::abs(l)));
+      CHECK(std::abs(sde->lambda(t) + std::log(s)) <= 4 * eps * (1 + std::abs(l)));  // lambda = -log sigma~
+    }
+    // Monotone on a fine grid: sigma~ strictly increasing, lambda strictly decreasing, and so their inverses.
+    double previous_s = sde->sigma_tilde(0.0), previous_l = sde->lambda(0.0);
+    for (int i = 1; i <= 2000; ++i) {
+      const double t = T * i / 2000.0, s = sde->sigma_tilde(t), l = sde->lambda(t);
+      CHECK(s > previous_s);
+      CHECK(l < previous_l);
+      previous_s = s;
+      previous_l = l;
+    }
+    // The limits at t = 0: sigma~ = 0, lambda = +inf, and back.
+    CHECK(sde->sigma_tilde(0.0) == 0.0);
+    CHECK(sde->lambda(0.0) == std::numeric_limits<double>::infinity());
+    CHECK(sde->t_of_sigma_tilde(0.0) == 0.0);
+    CHECK(sde->t_of_lambda(std::numeric_limits<double>::infinity()) == 0.0);
+    // Far outside the grid's range the inverses stay finite (no overflow of sigma~^2 or e^{-2 lambda}).
+    CHECK(std::isfinite(sde->t_of_lambda(-800.0)));
+    CHECK(std::isfinite(sde->t_of_sigma_tilde(1e200)));
+    CHECK(sde->t_of_lambda(800.0) >= 0.0);
+  }
+}
+
+TEST_CASE("the inverses agree with the published formulas: DPM-Solver's inverse_lambda (VP linear), VE's log1p") {
+  // VP linear (Lu et al. 2022, NoiseScheduleVP.inverse_lambda): tmp = 2 (b1 - b0) logaddexp(-2 lambda, 0),
+  // t = tmp / (sqrt(b0^2 + tmp) + b0) / (b1 - b0). In long double.
+  for (const auto& [b0, b1] : std::vector<std::pair<double, double>>{{0.1, 20.0}, {0.5, 7.5}}) {
+    const auto sde = make_sde(vp(VpSchedule::linear, b0, b1));
+    for (double l : {-6.0, -2.0, 0.0, 1.5, 4.0, 9.0}) {
+      CAPTURE(l);
+      const ld tmp = 2 * (static_cast<ld>(b1) - b0) * std::log1p(std::exp(-2 * static_cast<ld>(l)));
+      const ld t = tmp / (std::sqrt(static_cast<ld>(b0) * b0 + tmp) + b0) / (static_cast<ld>(b1) - b0);
+      CHECK(rel_err(sde->t_of_lambda(l), t) <= 1e-14);
+    }
+  }
+  // VE with this project's kernel sigma_t^2 = sigma(t)^2 - s_min^2: t = log1p(sigma~^2 / s_min^2) / (2 log(s_max /
+  // s_min)); the reference's sigma_t = sigma(t) would give log(sigma~ / s_min) / log(s_max / s_min) instead.
+  const auto sde = make_sde(ve(0.01, 50.0));
+  for (double s : {1e-4, 0.01, 0.3, 5.0, 49.0}) {
+    CAPTURE(s);
+    const ld t = std::log1p(static_cast<ld>(s) * s / (0.01L * 0.01L)) / (2 * std::log(50.0L / 0.01L));
+    CHECK(rel_err(sde->t_of_sigma_tilde(s), t) <= 1e-14);
   }
 }

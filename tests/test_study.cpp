@@ -120,6 +120,108 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
   CHECK(expand_study(spec).size() == 1 + 2 * (2 + 1));
 }
 
+TEST_CASE("the time grid is an axis: shown in labels, ids and results.csv only when it is not uniform") {
+  StudySpec spec;
+  spec.sde = {"vp"};
+  spec.seeds = 1;
+  // The default grid names no grid: uniform runs keep the ids and labels they had before grids were options.
+  for (const auto& r : expand_study(spec)) {
+    CHECK(r.id.find("uniform") == std::string::npos);
+    CHECK(r.label.find("uniform") == std::string::npos);
+    CHECK(r.sampler.time_grid == "uniform");
+  }
+  spec.axes["sampler"] = {"euler_maruyama", "ode"};
+  spec.axes["time-grid"] = {"uniform", "logsnr", "karras"};
+  spec.set_axis("rho", std::vector<double>{7, 3});
+  spec.set_axis("steps", std::vector<int>{10});
+  std::vector<std::string> skipped;
+  const auto runs = expand_study(spec, &skipped);
+  CHECK(skipped.empty());
+  std::set<std::string> labels, ids;
+  for (const auto& r : runs) {
+    labels.insert(r.label);
+    ids.insert(r.id);
+  }
+  // euler_maruyama and rk4 on uniform, logsnr and karras at rho 7 and 3; dopri5 once (it uses the grid's ends).
+  CHECK(labels == std::set<std::string>{"exact samples", "euler_maruyama", "euler_maruyama logsnr",
+                                        "euler_maruyama karras", "euler_maruyama karras rho 3.0", "ode rk4",
+                                        "ode rk4 logsnr", "ode rk4 karras", "ode rk4 karras rho 3.0", "ode dopri5"});
+  CHECK(ids.count("vp.euler_maruyama_karras_rho3.0.n10.s0"));
+  CHECK(ids.count("vp.ode_rk4_logsnr.n10.s0"));
+  CHECK(ids.count("vp.euler_maruyama.n10.s0"));
+  for (const auto& r : runs) {
+    if (r.exact_samples) continue;
+    const auto row = describe_run(r, 10);
+    CAPTURE(r.id);
+    if (r.adaptive)
+      CHECK(row["time_grid"].is_null());
+    else
+      CHECK(row["time_grid"] == r.sampler.time_grid);
+  }
+}
+
+TEST_CASE("a --time-grid file in a study fixes the step count and eps of its runs") {
+  TempDir dir;
+  const auto grid = dir.write("my grid.txt", "1 0.4 0.1 0.02 0.005\n");
+  StudySpec spec;
+  spec.sde = {"vp", "ve"};
+  spec.seeds = 1;
+  spec.axes["sampler"] = {"euler_maruyama"};
+  spec.axes["time-grid"] = {"uniform", grid};
+  spec.set_axis("steps", std::vector<int>{10, 30});
+  const auto runs = expand_study(spec);
+  std::set<std::string> ids;
+  for (const auto& r : runs) {
+    ids.insert(r.id);
+    if (r.sampler.time_grid == grid) {
+      CHECK(r.sampler.steps == 4);
+      CHECK(r.sampler.eps == 0.005);
+      CHECK(r.label == "euler_maruyama mygrid");
+    }
+  }
+  CHECK(ids == std::set<std::string>{"exact.s0", "vp.euler_maruyama.n10.s0", "vp.euler_maruyama.n30.s0",
+                                     "vp.euler_maruyama_mygrid.n4.s0", "ve.euler_maruyama.n10.s0",
+                                     "ve.euler_maruyama.n30.s0", "ve.euler_maruyama_mygrid.n4.s0"});
+  // An --eps that disagrees with the file skips its runs, saying why.
+  spec.sampler_base.eps = 1e-3;
+  std::vector<std::string> skipped;
+  CHECK(expand_study(spec, &skipped).size() == 5);
+  REQUIRE(skipped.size() == 2);
+  CHECK(skipped[0].find("--eps = 0.001: --time-grid " + grid + " ends at t_N = 0.005") != std::string::npos);
+  // A study run on the file: results.csv names it, results.json fingerprints it.
+  spec.sampler_base.eps.reset();
+  spec.sde = {"vp"};
+  spec.samples = 200;
+  spec.metrics = {"sliced_w2"};
+  spec.set_axis("steps", std::vector<int>{10});
+  const auto out = dir.file("study");
+  run_study(spec, out, false, "test");
+  const auto results = read_json(out + "/results.json");
+  CHECK(results["inputs"]["time-grid"][0]["path"] == grid);
+  std::set<std::string> grids;
+  for (const auto& r : results["rows"])
+    if (r.contains("time_grid") && !r["time_grid"].is_null()) grids.insert(r["time_grid"].get<std::string>());
+  CHECK(grids == std::set<std::string>{"uniform", grid});
+  CHECK(read_text(out + "/results.csv").find(",time_grid,") != std::string::npos);
+}
+
+TEST_CASE("study: a bad --time-grid value or file names the key or the file, exits 2 and writes nothing") {
+  TempDir dir;
+  const auto out = dir.file("never");
+  const auto bad = dir.write("bad.txt", "1 2\n");
+  for (const auto& [value, named] : std::vector<std::pair<std::string, std::string>>{
+           {"uniform,cosine", "--time-grid = uniform,cosine: \"cosine\": unknown time grid"},
+           {bad, bad + ": t_1 = 2 is outside (0, T]"}}) {
+    const auto r = cli({"study", "--time-grid", value, "--steps", "5", "-n", "50", "--seeds", "1", "--out", out});
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(r.err.find(named) != std::string::npos, r.err);
+    CHECK_FALSE(fs::exists(out));
+  }
+  const auto r = cli({"study", "--rho", "1,0", "--dry-run"});
+  CHECK(r.status == 2);
+  CHECK(r.err.find("--rho = 1,0: \"0\": must be > 0") != std::string::npos);
+}
+
 TEST_CASE("a study writes one row per run, and its study.ini reruns it with the same deterministic columns") {
   TempDir dir;
   const auto first = dir.file("first"), second = dir.file("second");

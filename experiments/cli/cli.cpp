@@ -11,6 +11,7 @@
 #include "core/errors.hpp"
 #include "core/noise.hpp"
 #include "core/sde.hpp"
+#include "core/time_grid.hpp"
 #include "models/datasets.hpp"
 #include "solvers/registry.hpp"
 
@@ -103,6 +104,8 @@ int list_command(std::ostream& out) {
   }
   list_sampler_options(out);
   out << "noise:        " << fmt::format("{}", fmt::join(noise_names(), ", ")) << "\n";
+  out << "time grids:   " << fmt::format("{}", fmt::join(time_grid_names(), ", "))
+      << ", or a FILE of times (--time-grid; docs/samplers.md)\n";
   out << "data:         " << fmt::format("{}", fmt::join(builtin_data_names(), ", ")) << ", or a mixture FILE.json\n";
   out << "training data: " << fmt::format("{}", fmt::join(training_data_names(), ", "))
       << ", a mixture FILE.json, or samples in FILE.npy / FILE.csv\n";

@@ -68,8 +68,11 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   const std::optional<LoadedModel> loaded = load_model_from(vm, sde_options, "sample", err);
   if (loaded) sde_options = loaded->sde;
   const auto sde = make_sde(sde_options);
-  const SamplerOptions sampler_options = sampler_options_from(vm);
-  sampler_options.validate(*sde);
+  SamplerOptions sampler_options = sampler_options_from(vm);
+  // A --time-grid FILE gives the step count and the final time, unless --steps or --eps say otherwise (an error).
+  sampler_options.adopt_grid_file(*sde, given(vm, "steps"));
+  sampler_options.validate(*sde, vm.count("init") > 0);
+  const std::vector<double> walked = sampler_options.walked_times(*sde);  // recorded in result.time_grid
   const std::unique_ptr<ScoreModel> model =
       loaded ? loaded->make_score(*sde)
              : make_score_model(ScoreSpec::exact(vm["data"].as<std::string>(), vm["dim"].as<Index>()), *sde).model;
@@ -136,14 +139,16 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   meta["options"] = resolved;
   meta["inputs"] = input_files({{"model", loaded ? loaded->path : ""},
                                 {"data", loaded ? "" : data_source_file(vm["data"].as<std::string>())},
-                                {"init", init ? vm["init"].as<std::string>() : ""}});
+                                {"init", init ? vm["init"].as<std::string>() : ""},
+                                {"time-grid", sampler_options.grid_from_file() ? sampler_options.time_grid : ""}});
   meta["result"] = {{"n", n},
                     {"dim", dim},
                     {"nfe", report.nfe_mean()},
                     {"nfe_max", report.nfe_max()},
                     {"score_calls", report.score_calls},
                     {"score_columns", report.score_columns},
-                    {"wall_seconds", report.wall_seconds}};
+                    {"wall_seconds", report.wall_seconds},
+                    {"time_grid", walked}};
   meta["model"] = model->describe();
   if (loaded) meta["model_training"] = loaded->training_command();
   meta["context"] = build_context();

@@ -337,12 +337,14 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
 
   const StudyFiles files(dir);
   record.study = spec.to_json();
-  // The files the study reads (docs/reproducibility.md): one fingerprint per data file and per checkpoint, in the
-  // order of their lists.
+  // The files the study reads (docs/reproducibility.md): one fingerprint per data file, per checkpoint and per
+  // --time-grid file, in the order of their lists.
   for (const auto& d : spec.data)
     if (!data_source_file(d).empty()) record.inputs["data"].push_back(file_fingerprint(d));
   for (const auto& s : spec.score)
     if (!is_exact_score(s)) record.inputs["score"].push_back(file_fingerprint(s));
+  for (const auto& g : spec.axis("time-grid"))
+    if (!enum_from_name<TimeGridKind>(g)) record.inputs["time-grid"].push_back(file_fingerprint(g));
   open_study_directory(files, resume, spec.sampler_base.threads, record);
   std::set<std::string> done;
   for (const auto& r : record.rows) done.insert(r["run"].get<std::string>());

@@ -282,8 +282,8 @@ std::vector<SamplerConfig> sampler_configs(const StudySpec& spec) {
     SamplerConfig c{o, "", "", is_adaptive(o)};
     for (const auto& entry : table) {
       if (entry.study != StudyRole::axis) continue;
-      if (entry.shown_in_label(o)) c.label += fmt::format(fmt::runtime(entry.label_format), entry.text(o));
-      if (entry.shown_in_id(o)) c.id += fmt::format(fmt::runtime(entry.id_format), entry.text(o));
+      if (entry.shown_in_label(o)) c.label += fmt::format(fmt::runtime(entry.label_format), entry.label_text(o));
+      if (entry.shown_in_id(o)) c.id += fmt::format(fmt::runtime(entry.id_format), entry.label_text(o));
     }
     out.push_back(std::move(c));
   }
@@ -298,13 +298,18 @@ std::vector<std::pair<SamplerOptions, std::string>> budget_points(const StudySpe
     if (entry.study == StudyRole::budget && entry.used_by(o)) used.push_back(&entry);
   std::vector<std::pair<SamplerOptions, std::string>> points;
   if (used.empty()) return {{o, ""}};
-  const std::size_t count = spec.axis(used.front()->key).size();
+  // A --time-grid FILE fixes the step count (SamplerOptions::adopt_grid_file): one point, the file's.
+  const auto values = [&](const OptionSpec<SamplerOptions>& entry) {
+    if (entry.key == "steps" && o.grid_from_file()) return std::vector<std::string>{entry.text(o)};
+    return spec.axis(entry.key);
+  };
+  const std::size_t count = values(*used.front()).size();
   for (std::size_t i = 0; i < count; ++i) {
     SamplerOptions p = o;
-    for (const auto* entry : used) entry->set(p, spec.axis(entry->key).at(i));
+    for (const auto* entry : used) entry->set(p, values(*entry).at(i));
     std::string id;
     for (const auto* entry : used)
-      if (entry->shown_in_id(p)) id += fmt::format(fmt::runtime(entry->id_format), entry->text(p));
+      if (entry->shown_in_id(p)) id += fmt::format(fmt::runtime(entry->id_format), entry->label_text(p));
     points.emplace_back(std::move(p), std::move(id));
   }
   return points;
@@ -349,13 +354,15 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
         }
         const auto sde = make_sde(so);
         for (const auto& c : configs) {
+          SamplerOptions options = c.options;
           try {
-            c.options.validate(*sde);
-          } catch (const ConfigError& e) {
+            options.adopt_grid_file(*sde, false);
+            options.validate(*sde);
+          } catch (const ConfigError& e) {  // an InputError (an unreadable --time-grid file) stops the study
             if (skipped) skipped->push_back(fmt::format("{} {} ({}): {}", data, sde_text, c.label, e.what()));
             continue;
           }
-          for (const auto& [point_options, point] : budget_points(spec, c.options))
+          for (const auto& [point_options, point] : budget_points(spec, options))
             for (int r = 0; r < spec.seeds; ++r) {
               StudyRun run;
               run.data = data;
