@@ -2,7 +2,7 @@
 // Every options struct (SdeOptions, SamplerOptions, the study's, training's, likelihood's, ...) has one table of
 // OptionSpec entries: key, member, default (the struct's own), help, allowed values or check, and conversions to
 // and from text and JSON. Whatever names an option is derived from its table: the command-line and INI
-// registration (experiments/cli/option_groups.hpp), the resolved-options record of every output file, the
+// registration (experiments/cli/options_cli.hpp), the resolved-options record of every output file, the
 // checkpoint's JSON, the study's list-valued axes with their study.ini, results.csv columns and run labels, and
 // `scoresde list`. Adding an option to a struct is one entry in its table.
 //
