@@ -2,7 +2,7 @@
 // Every options struct (SdeOptions, SamplerOptions, the study's, training's, likelihood's, ...) has one table of
 // OptionSpec entries: key, member, default (the struct's own), help, allowed values or check, and conversions to
 // and from text and JSON. Whatever names an option is derived from its table: the command-line and INI
-// registration (experiments/cli/option_groups.hpp), the resolved-options record of every output file, the
+// registration (experiments/cli/options_cli.hpp), the resolved-options record of every output file, the
 // checkpoint's JSON, the study's list-valued axes with their study.ini, results.csv columns and run labels, and
 // `scoresde list`. Adding an option to a struct is one entry in its table.
 //
@@ -38,7 +38,11 @@ namespace scoresde {
 
 // Enum <-> name, once per enum: specialise EnumNames<E> with
 //   static constexpr std::array<std::pair<E, std::string_view>, N> values{{{E::a, "a"}, ...}};
-// and every to_string / from-string of that enum goes through enum_name / enum_from_name.
+// and every to_string / from-string of that enum goes through enum_name / enum_from_name. Optionally also
+//   static constexpr std::string_view what = "SDE";                 // "unknown SDE; choose one of ..."
+//   static constexpr std::array<std::string_view, N> notes{...};     // per name, in parentheses after it there
+//   static constexpr std::array<std::pair<E, std::string_view>, M> aliases{...};  // other spellings read, never
+//                                                                                 // written
 template <class E>
 struct EnumNames;
 
@@ -48,11 +52,17 @@ concept NamedEnum = std::is_enum_v<E> && requires {
 };
 
 // "unknown SDE; choose one of vp, subvp, ve" when EnumNames<E> has `static constexpr std::string_view what`,
-// else "choose one of ...".
+// else "choose one of ..."; each name followed by its note, where EnumNames<E> has notes.
 template <NamedEnum E>
 std::string enum_choice_problem() {
   std::string names;
-  for (const auto& [v, name] : EnumNames<E>::values) names += (names.empty() ? "" : ", ") + std::string(name);
+  for (std::size_t i = 0; i < EnumNames<E>::values.size(); ++i) {
+    names += (names.empty() ? "" : ", ") + std::string(EnumNames<E>::values[i].second);
+    if constexpr (requires { EnumNames<E>::notes; }) {
+      static_assert(EnumNames<E>::notes.size() == EnumNames<E>::values.size(), "one note per name");
+      if (!EnumNames<E>::notes[i].empty()) names += fmt::format(" ({})", EnumNames<E>::notes[i]);
+    }
+  }
   if constexpr (requires { EnumNames<E>::what; })
     return fmt::format("unknown {}; choose one of {}", EnumNames<E>::what, names);
   else
@@ -77,6 +87,9 @@ template <NamedEnum E>
 std::optional<E> enum_from_name(std::string_view name) {
   for (const auto& [v, n] : EnumNames<E>::values)
     if (n == name) return v;
+  if constexpr (requires { EnumNames<E>::aliases; })
+    for (const auto& [v, n] : EnumNames<E>::aliases)
+      if (n == name) return v;
   return std::nullopt;
 }
 
@@ -142,8 +155,10 @@ inline std::string join_list(const std::vector<std::string>& items) {
   return fmt::format("{}", fmt::join(items, ","));
 }
 
-// A JSON value as the text a command line or INI file would give it.
+// A JSON value as the text a command line or INI file would give it (inf and nan as such: JSON writes them null).
 inline std::string from_json(const nlohmann::ordered_json& value) {
+  if (value.is_number_float() && !std::isfinite(value.template get<double>()))
+    return fmt::format("{}", value.template get<double>());
   return value.is_string() ? value.template get<std::string>() : value.dump();
 }
 
@@ -166,7 +181,9 @@ struct OptionSpec {
   std::string value_name;  // N, X, NAME, on|off: for --help
   std::string help;
   std::string group;      // a heading for --help, where a command shows several groups
-  bool optional = false;  // an std::optional member: absent unless given, so it has no default
+  // Absent unless given, so it has no default: an std::optional member, or a member whose default the command
+  // works out when it is not given (train's SDE-dependent --parameterization, --time-sampling, --train-eps).
+  bool optional = false;
   // Reads a text value into the struct: nothing, or the problem ("must be >= 1"), which the caller words as
   // "--key = text: problem" (command line) or "FILE: key "key" = text: problem" (INI).
   std::function<std::optional<std::string>(S&, const std::string&)> parse;
@@ -285,6 +302,15 @@ ValueCheck<T> positive() {
   };
 }
 
+// A check that `ok` holds for the value, else the problem `requirement` ("must be in [0, 1)").
+template <class T>
+ValueCheck<T> check_that(std::function<bool(const T&)> ok, std::string requirement) {
+  return [ok = std::move(ok), requirement = std::move(requirement)](const T& v) -> std::optional<std::string> {
+    if (ok(v)) return std::nullopt;
+    return requirement;
+  };
+}
+
 namespace option_detail {
 
 template <class T>
@@ -375,6 +401,28 @@ OptionSpec<S> option(std::string key, M S::*member, std::string help,
     else
       return option_detail::to_json_value(v);
   };
+  if constexpr (NamedEnum<T>) spec.choices = [] { return enum_names<T>(); };
+  return spec;
+}
+
+// An entry for a value of type T (as for option) that the struct holds in another form, such as a layer width of
+// MlpArchitecture::hidden: `get` reads it from the struct and `put` stores a value that passed `check`.
+template <class S, class T>
+OptionSpec<S> derived_option(std::string key, std::function<T(const S&)> get, std::function<void(S&, const T&)> put,
+                             std::string help, ValueCheck<T> check = {}) {
+  OptionSpec<S> spec;
+  spec.key = std::move(key);
+  spec.help = std::move(help);
+  spec.value_name = option_detail::value_name<T>();
+  spec.parse = [put, check](S& s, const std::string& text) -> std::optional<std::string> {
+    T value{};
+    if (auto problem = option_detail::parse_value(text, value)) return problem;
+    if (check)
+      if (auto problem = check(value)) return problem;
+    put(s, value);
+    return std::nullopt;
+  };
+  spec.get = [get](const S& s) { return option_detail::to_json_value(get(s)); };
   if constexpr (NamedEnum<T>) spec.choices = [] { return enum_names<T>(); };
   return spec;
 }

@@ -12,22 +12,28 @@
 namespace scoresde {
 
 std::string to_string(TimeEmbedding e) {
-  return e == TimeEmbedding::fourier ? "fourier" : "raw";
+  return std::string(enum_name(e));
 }
 std::string to_string(Parameterization p) {
-  return p == Parameterization::noise ? "noise" : "scaled_score";
+  return std::string(enum_name(p));
 }
 std::string to_string(Precision p) {
-  return p == Precision::float32 ? "float32" : "float64";
+  return std::string(enum_name(p));
 }
 std::string to_string(TimeInput i) {
-  return i == TimeInput::t ? "t" : "log_sigma";
+  return std::string(enum_name(i));
 }
-
 TimeInput time_input_from_string(std::string_view name) {
-  if (name == "t") return TimeInput::t;
-  if (name == "log_sigma") return TimeInput::log_sigma;
-  throw ConfigError(fmt::format("--time-input = {}: choose t or log_sigma", name));
+  return enum_from_name<TimeInput>(name, "time-input");
+}
+TimeEmbedding time_embedding_from_string(std::string_view name) {
+  return enum_from_name<TimeEmbedding>(name, "time-embedding");
+}
+Parameterization parameterization_from_string(std::string_view name) {
+  return enum_from_name<Parameterization>(name, "parameterization");
+}
+Precision precision_from_string(std::string_view name) {
+  return enum_from_name<Precision>(name, "precision");
 }
 
 void network_times(const MlpArchitecture& arch, const Sde& sde, ConstVectorRef t, VectorRef out) {
@@ -36,24 +42,6 @@ void network_times(const MlpArchitecture& arch, const Sde& sde, ConstVectorRef t
     return;
   }
   for (Index j = 0; j < t.size(); ++j) out(j) = std::log(sde.sigma(t(j)));
-}
-
-TimeEmbedding time_embedding_from_string(std::string_view name) {
-  if (name == "fourier") return TimeEmbedding::fourier;
-  if (name == "raw") return TimeEmbedding::raw;
-  throw ConfigError(fmt::format("--time-embedding = {}: choose fourier or raw", name));
-}
-
-Parameterization parameterization_from_string(std::string_view name) {
-  if (name == "noise") return Parameterization::noise;
-  if (name == "scaled_score") return Parameterization::scaled_score;
-  throw ConfigError(fmt::format("--parameterization = {}: choose noise or scaled_score", name));
-}
-
-Precision precision_from_string(std::string_view name) {
-  if (name == "float32" || name == "float") return Precision::float32;
-  if (name == "float64" || name == "double") return Precision::float64;
-  throw ConfigError(fmt::format("--precision = {}: choose float32 or float64", name));
 }
 
 Parameterization default_parameterization(SdeKind kind) {
@@ -66,17 +54,64 @@ Index MlpArchitecture::parameter_count() const {
   return count;
 }
 
+namespace {
+
+// The checks of --depth and --width, on the command line and in validate().
+std::optional<std::string> depth_problem(const int& depth) {
+  if (depth >= 1 && depth <= 64) return std::nullopt;
+  return std::string("must be in [1, 64]");
+}
+std::optional<std::string> width_problem(const Index& width) {
+  if (width >= 1 && width <= 65536) return std::nullopt;
+  return std::string("must be in [1, 65536]");
+}
+
+}  // namespace
+
 void MlpArchitecture::validate() const {
   require(dim >= 1 && dim <= 100000, "dimension", std::to_string(dim), "must be in [1, 100000]");
-  require(!hidden.empty() && hidden.size() <= 64, "--depth", std::to_string(hidden.size()),
-          "must be in [1, 64]");
-  for (Index w : hidden) require(w >= 1 && w <= 65536, "--width", std::to_string(w), "must be in [1, 65536]");
+  if (const auto problem = depth_problem(static_cast<int>(hidden.size())))
+    throw ConfigError(fmt::format("--depth = {}: {}", hidden.size(), *problem));
+  for (Index w : hidden)
+    if (const auto problem = width_problem(w)) throw ConfigError(fmt::format("--width = {}: {}", w, *problem));
   if (time_embedding == TimeEmbedding::fourier) {
     require(fourier_features >= 1 && fourier_features <= 4096, "--fourier-features",
             std::to_string(fourier_features), "must be in [1, 4096]");
     require(std::isfinite(fourier_scale) && fourier_scale > 0, "--fourier-scale",
             fmt::format("{}", fourier_scale), "must be > 0");
   }
+}
+
+const OptionTable<MlpArchitecture>& mlp_option_table() {
+  using S = MlpArchitecture;
+  static const OptionTable<S> table = [] {
+    OptionTable<S> t;
+    // `hidden` as --depth layers of --width units: either may be read first.
+    t.push_back(derived_option<S, Index>(
+        "width", [](const S& s) { return s.hidden.empty() ? Index{0} : s.hidden.front(); },
+        [](S& s, const Index& width) { std::fill(s.hidden.begin(), s.hidden.end(), width); }, "hidden layer width",
+        width_problem));
+    t.push_back(derived_option<S, int>(
+        "depth", [](const S& s) { return static_cast<int>(s.hidden.size()); },
+        [](S& s, const int& depth) {
+          s.hidden.resize(static_cast<std::size_t>(depth), s.hidden.empty() ? S{}.hidden.front() : s.hidden.front());
+        },
+        "number of hidden layers", depth_problem));
+    t.push_back(option("time-embedding", &S::time_embedding,
+                       "fourier (Gaussian Fourier features) or raw (the time coordinate appended to x)"));
+    t.push_back(option("time-input", &S::time_input,
+                       "what the time embedding sees: t, or log_sigma (the log of the kernel std sigma_t)"));
+    t.push_back(option("fourier-features", &S::fourier_features, "Fourier frequencies F (2F features)"));
+    t.push_back(option("fourier-scale", &S::fourier_scale, "standard deviation of the Fourier frequencies"));
+    auto& parameterization = t.emplace_back(option("parameterization", &S::parameterization,
+                                                   "noise (score = -output / sigma_t) or scaled_score (score = "
+                                                   "output / sigma_t); default noise for vp and subvp, "
+                                                   "scaled_score for ve"));
+    parameterization.optional = true;  // no default on the command line: the SDE's (default_parameterization)
+    t.push_back(option("precision", &S::precision, "float32 or float64"));
+    return t;
+  }();
+  return table;
 }
 
 Vector initial_frequencies(const MlpArchitecture& arch, std::uint64_t seed) {

@@ -42,6 +42,29 @@ enum class TimeInput { t, log_sigma };
 enum class Parameterization { noise, scaled_score };
 enum class Precision { float32, float64 };
 
+template <>
+struct EnumNames<TimeEmbedding> {
+  static constexpr std::array<std::pair<TimeEmbedding, std::string_view>, 2> values{
+      {{TimeEmbedding::fourier, "fourier"}, {TimeEmbedding::raw, "raw"}}};
+};
+template <>
+struct EnumNames<TimeInput> {
+  static constexpr std::array<std::pair<TimeInput, std::string_view>, 2> values{
+      {{TimeInput::t, "t"}, {TimeInput::log_sigma, "log_sigma"}}};
+};
+template <>
+struct EnumNames<Parameterization> {
+  static constexpr std::array<std::pair<Parameterization, std::string_view>, 2> values{
+      {{Parameterization::noise, "noise"}, {Parameterization::scaled_score, "scaled_score"}}};
+};
+template <>
+struct EnumNames<Precision> {
+  static constexpr std::array<std::pair<Precision, std::string_view>, 2> values{
+      {{Precision::float32, "float32"}, {Precision::float64, "float64"}}};
+  static constexpr std::array<std::pair<Precision, std::string_view>, 2> aliases{
+      {{Precision::float32, "float"}, {Precision::float64, "double"}}};
+};
+
 std::string to_string(TimeEmbedding e);
 std::string to_string(Parameterization p);
 std::string to_string(Precision p);
@@ -73,6 +96,13 @@ struct MlpArchitecture {
   Index parameter_count() const;
   void validate() const;  // ConfigError naming the option
 };
+
+// The network's options of `scoresde train`, described once (core/option_table.hpp): --width and --depth (every
+// hidden layer as wide), the time embedding and its input, the Fourier features, the parameterisation and the
+// precision. The data dimension is not an option: it is the data's. --parameterization has no default on the
+// command line (the struct's is noise): `scoresde train` takes default_parameterization of the SDE unless it is
+// given, and records the value in effect.
+const OptionTable<MlpArchitecture>& mlp_option_table();
 
 // The network's time coordinate for each t: t, or log(sigma_t) under `sde`.
 void network_times(const MlpArchitecture& arch, const Sde& sde, ConstVectorRef t, VectorRef out);

@@ -13,41 +13,22 @@
 namespace scoresde {
 
 std::string to_string(LossWeighting w) {
-  return w == LossWeighting::sigma2 ? "sigma2" : "likelihood";
+  return std::string(enum_name(w));
 }
 std::string to_string(LossReduction r) {
-  return r == LossReduction::mean ? "mean" : "sum";
+  return std::string(enum_name(r));
 }
-
 LossWeighting loss_weighting_from_string(std::string_view name) {
-  if (name == "sigma2" || name == "none") return LossWeighting::sigma2;
-  if (name == "likelihood") return LossWeighting::likelihood;
-  throw ConfigError(fmt::format("--loss-weighting = {}: choose sigma2 or likelihood", name));
+  return enum_from_name<LossWeighting>(name, "loss-weighting");
 }
-
 LossReduction loss_reduction_from_string(std::string_view name) {
-  if (name == "mean") return LossReduction::mean;
-  if (name == "sum") return LossReduction::sum;
-  throw ConfigError(fmt::format("--reduction = {}: choose mean or sum", name));
+  return enum_from_name<LossReduction>(name, "reduction");
 }
-
 std::string to_string(TimeSampling s) {
-  switch (s) {
-    case TimeSampling::uniform:
-      return "uniform";
-    case TimeSampling::log_snr:
-      return "log_snr";
-    case TimeSampling::log_sigma:
-      return "log_sigma";
-  }
-  return "?";
+  return std::string(enum_name(s));
 }
-
 TimeSampling time_sampling_from_string(std::string_view name) {
-  if (name == "uniform") return TimeSampling::uniform;
-  if (name == "log_snr") return TimeSampling::log_snr;
-  if (name == "log_sigma") return TimeSampling::log_sigma;
-  throw ConfigError(fmt::format("--time-sampling = {}: choose uniform, log_snr or log_sigma", name));
+  return enum_from_name<TimeSampling>(name, "time-sampling");
 }
 
 TimeSampling default_time_sampling(SdeKind kind) {
@@ -101,26 +82,75 @@ double TrainingTimes::operator()(double u) const {
   return nodes_[k] + (nodes_[k + 1] - nodes_[k]) * frac;
 }
 
+const OptionTable<TrainingOptions>& training_option_table() {
+  using S = TrainingOptions;
+  static const OptionTable<S> table = [] {
+    const auto unit_interval_open = [] {  // [0, 1)
+      return check_that<double>([](const double& v) { return v >= 0 && v < 1; }, "must be in [0, 1)");
+    };
+    OptionTable<S> t;
+    t.push_back(
+        option("iterations", &S::iterations, "optimiser steps",
+               check_that<long>([](const long& v) { return v >= 0 && v < 4294967295L; }, "must be in [0, 2^32 - 1)")));
+    t.push_back(
+        option("batch-size", &S::batch_size, "samples per minibatch",
+               check_that<Index>([](const Index& v) { return v >= 1 && v <= 10000000; }, "must be in [1, 10^7]")));
+    t.push_back(option("lr", &S::lr, "Adam learning rate", positive<double>()));
+    t.push_back(option("beta1", &S::beta1, "Adam beta1", unit_interval_open()));
+    t.push_back(option("beta2", &S::beta2, "Adam beta2", unit_interval_open()));
+    t.push_back(option("adam-eps", &S::adam_eps, "Adam epsilon",
+                       check_that<double>([](const double& v) { return v > 0; }, "must be > 0")));
+    t.push_back(option("warmup", &S::warmup, "linear learning-rate warm-up steps (0: none)", at_least(0L)));
+    auto& schedule = t.emplace_back(derived_option<S, std::string>(
+        "lr-schedule", [](const S& s) { return std::string(s.cosine_decay ? "cosine" : "constant"); },
+        [](S& s, const std::string& name) { s.cosine_decay = name == "cosine"; },
+        "constant, or cosine (decay to 0 over --iterations) after the warm-up",
+        check_that<std::string>([](const std::string& v) { return v == "constant" || v == "cosine"; },
+                                "choose constant or cosine")));
+    schedule.value_name = "NAME";
+    schedule.choices = [] { return std::vector<std::string>{"constant", "cosine"}; };
+    t.push_back(
+        option("grad-clip", &S::grad_clip, "clip the gradient norm to this (0: no clipping)",
+               check_that<double>([](const double& v) { return v >= 0; }, "must be >= 0 (0 disables clipping)")));
+    t.push_back(option("ema-rate", &S::ema_rate,
+                       "rate of the exponential moving average of the weights used for sampling",
+                       unit_interval_open()));
+    // Checked against the SDE's horizon by validate().
+    auto& eps = t.emplace_back(option("train-eps", &S::eps,
+                                      "training times lie in [train-eps, T]; default: the SDE's sampling eps (1e-3 "
+                                      "for vp and subvp, 1e-5 for ve), the earliest time `sample` and "
+                                      "`likelihood` use by default"));
+    eps.optional = true;  // no default on the command line: the SDE's default_eps()
+    auto& sampling = t.emplace_back(option("time-sampling", &S::time_sampling,
+                                           "how training times are drawn: uniform in t, log_snr (uniform in log "
+                                           "alpha_t^2/sigma_t^2) or log_sigma (uniform in log sigma_t); default "
+                                           "log_sigma for vp, uniform for subvp and ve"));
+    sampling.optional = true;  // no default on the command line: default_time_sampling(kind)
+    t.push_back(option("uniform-share", &S::uniform_share,
+                       "share of the training times drawn uniformly in t whatever --time-sampling says",
+                       check_that<double>([](const double& v) { return v >= 0 && v <= 1; }, "must be in [0, 1]")));
+    t.push_back(
+        option("loss-weighting", &S::weighting, "sigma2 (|sigma_t s + z|^2) or likelihood (times g(t)^2 / sigma_t^2)"));
+    t.push_back(option("reduction", &S::reduction, "mean or sum of the squared residual over the d coordinates"));
+    t.push_back(option("validation-fraction", &S::validation_fraction,
+                       "share of the data held out for the validation loss", unit_interval_open()));
+    t.push_back(option("eval-every", &S::eval_every, "iterations between validation losses", at_least(1L)));
+    t.push_back(option("seed", &S::seed, "fixes initial weights, data draws and minibatches"));
+    t.push_back(option("threads", &S::threads, "threads; the result depends on --seed and --threads",
+                       check_that<int>([](const int& v) { return v >= 1 && v <= 1024; }, "must be in [1, 1024]")));
+    return t;
+  }();
+  return table;
+}
+
 void TrainingOptions::validate(const Sde& sde) const {
-  const auto num = [](double v) { return fmt::format("{}", v); };
-  require(batch_size >= 1 && batch_size <= 10000000, "--batch-size", std::to_string(batch_size),
-          "must be in [1, 10^7]");
-  require(iterations >= 0 && iterations < 4294967295L, "--iterations", std::to_string(iterations),
-          "must be in [0, 2^32 - 1)");
-  require(std::isfinite(lr) && lr > 0, "--lr", num(lr), "must be > 0");
-  require(beta1 >= 0 && beta1 < 1, "--beta1", num(beta1), "must be in [0, 1)");
-  require(beta2 >= 0 && beta2 < 1, "--beta2", num(beta2), "must be in [0, 1)");
-  require(adam_eps > 0, "--adam-eps", num(adam_eps), "must be > 0");
-  require(warmup >= 0, "--warmup", std::to_string(warmup), "must be >= 0");
-  require(grad_clip >= 0, "--grad-clip", num(grad_clip), "must be >= 0 (0 disables clipping)");
-  require(ema_rate >= 0 && ema_rate < 1, "--ema-rate", num(ema_rate), "must be in [0, 1)");
-  require(eps > 0 && eps < sde.T(), "--train-eps", num(eps),
+  // Values set in C++ get the checks of the command line.
+  for (const auto& spec : training_option_table()) {
+    TrainingOptions scratch;
+    spec.set(scratch, spec.text(*this));
+  }
+  require(eps > 0 && eps < sde.T(), "--train-eps", fmt::format("{}", eps),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));
-  require(uniform_share >= 0 && uniform_share <= 1, "--uniform-share", num(uniform_share), "must be in [0, 1]");
-  require(validation_fraction >= 0 && validation_fraction < 1, "--validation-fraction",
-          num(validation_fraction), "must be in [0, 1)");
-  require(eval_every >= 1, "--eval-every", std::to_string(eval_every), "must be >= 1");
-  require(threads >= 1 && threads <= 1024, "--threads", std::to_string(threads), "must be in [1, 1024]");
 }
 
 std::pair<Matrix, Matrix> split_data(const Matrix& data, double fraction, std::uint64_t seed) {

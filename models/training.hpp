@@ -32,6 +32,18 @@ namespace scoresde {
 
 enum class LossWeighting { sigma2, likelihood };
 enum class LossReduction { mean, sum };
+template <>
+struct EnumNames<LossWeighting> {
+  static constexpr std::array<std::pair<LossWeighting, std::string_view>, 2> values{
+      {{LossWeighting::sigma2, "sigma2"}, {LossWeighting::likelihood, "likelihood"}}};
+  static constexpr std::array<std::pair<LossWeighting, std::string_view>, 1> aliases{
+      {{LossWeighting::sigma2, "none"}}};  // w(t) = 1
+};
+template <>
+struct EnumNames<LossReduction> {
+  static constexpr std::array<std::pair<LossReduction, std::string_view>, 2> values{
+      {{LossReduction::mean, "mean"}, {LossReduction::sum, "sum"}}};
+};
 std::string to_string(LossWeighting w);
 std::string to_string(LossReduction r);
 LossWeighting loss_weighting_from_string(std::string_view name);  // ConfigError naming --loss-weighting
@@ -48,6 +60,11 @@ LossReduction loss_reduction_from_string(std::string_view name);  // ConfigError
 //   log_sigma  log sigma_t uniform between log sigma_eps and log sigma_T: equal effort per decade of noise, as
 //              uniform t gives under VE (where log sigma_t is close to linear in t).
 enum class TimeSampling { uniform, log_snr, log_sigma };
+template <>
+struct EnumNames<TimeSampling> {
+  static constexpr std::array<std::pair<TimeSampling, std::string_view>, 3> values{
+      {{TimeSampling::uniform, "uniform"}, {TimeSampling::log_snr, "log_snr"}, {TimeSampling::log_sigma, "log_sigma"}}};
+};
 std::string to_string(TimeSampling s);
 TimeSampling time_sampling_from_string(std::string_view name);  // ConfigError naming --time-sampling
 // The command line's default: log_sigma for vp, where uniform t starves the small noise levels (at 5000
@@ -76,8 +93,16 @@ struct TrainingOptions {
   long eval_every = 250;             // iterations between validation losses
   int threads = 1;
 
-  void validate(const Sde& sde) const;  // ConfigError naming the option
+  // Every value against its entry in training_option_table() (the same checks as on the command line), then eps
+  // in (0, T). ConfigError naming the option.
+  void validate(const Sde& sde) const;
 };
+
+// The optimiser's options of `scoresde train`, described once (core/option_table.hpp): the command line, its
+// checks and the options recorded in the checkpoint. --train-eps and --time-sampling have no default on the
+// command line: `scoresde train` takes the SDE's (default_eps, default_time_sampling) unless they are given, and
+// records the values in effect. cosine_decay is --lr-schedule constant|cosine.
+const OptionTable<TrainingOptions>& training_option_table();
 
 // Training times t(u) in [eps, T] for uniform u in [0, 1) under a TimeSampling, mixed with a share
 // `uniform_share` of times uniform in t: u < share maps to eps + (T - eps) u / share, the rest to the chosen

@@ -17,58 +17,25 @@ namespace scoresde {
 namespace odeint = boost::numeric::odeint;
 
 std::string to_string(DivergenceMethod method) {
-  switch (method) {
-    case DivergenceMethod::automatic:
-      return "auto";
-    case DivergenceMethod::exact:
-      return "exact";
-    case DivergenceMethod::hutchinson:
-      return "hutchinson";
-  }
-  return "?";
+  return std::string(enum_name(method));
 }
-
 std::vector<std::string> divergence_method_names() {
-  return {"auto", "exact", "hutchinson"};
+  return enum_names<DivergenceMethod>();
 }
-
 DivergenceMethod divergence_method_from_string(std::string_view name) {
-  for (auto m : {DivergenceMethod::automatic, DivergenceMethod::exact, DivergenceMethod::hutchinson})
-    if (to_string(m) == name) return m;
-  throw ConfigError(
-      fmt::format("--divergence = {}: choose one of {}", name, fmt::join(divergence_method_names(), ", ")));
+  return enum_from_name<DivergenceMethod>(name, "divergence");
 }
-
 std::string to_string(ProbeDistribution distribution) {
-  return distribution == ProbeDistribution::rademacher ? "rademacher" : "gaussian";
+  return std::string(enum_name(distribution));
 }
-
 ProbeDistribution probe_distribution_from_string(std::string_view name) {
-  for (auto p : {ProbeDistribution::rademacher, ProbeDistribution::gaussian})
-    if (to_string(p) == name) return p;
-  throw ConfigError(fmt::format("--probe-dist = {}: choose one of rademacher, gaussian", name));
+  return enum_from_name<ProbeDistribution>(name, "probe-dist");
 }
-
 std::string to_string(Dequantization dequantization) {
-  switch (dequantization) {
-    case Dequantization::none:
-      return "none";
-    case Dequantization::minus_one_one:
-      return "[-1,1]";
-    case Dequantization::zero_one:
-      return "[0,1]";
-  }
-  return "?";
+  return std::string(enum_name(dequantization));
 }
-
 Dequantization dequantization_from_string(std::string_view name) {
-  for (auto q : {Dequantization::none, Dequantization::minus_one_one, Dequantization::zero_one})
-    if (to_string(q) == name) return q;
-  throw ConfigError(
-      fmt::format("--dequantize = {}: choose one of none, [-1,1] (8-bit data scaled to [-1, 1]: + 7 "
-                  "bits/dim), [0,1] (scaled "
-                  "to [0, 1]: + 8 bits/dim)",
-                  name));
+  return enum_from_name<Dequantization>(name, "dequantize");
 }
 
 double bits_per_dim_offset(Dequantization dequantization) {
@@ -124,15 +91,42 @@ DivergenceEvaluation divergence_evaluation(DivergenceMethod resolved, const Scor
   throw no_exact_divergence(model);
 }
 
+const OptionTable<LikelihoodOptions>& likelihood_option_table() {
+  using S = LikelihoodOptions;
+  static const OptionTable<S> table = [] {
+    OptionTable<S> t;
+    t.push_back(option("divergence", &S::divergence,
+                       "auto (exact when the model has it, else hutchinson), exact, or hutchinson"));
+    t.push_back(option("probes", &S::probes, "hutchinson: probes per point, averaged", at_least(1)));
+    t.push_back(option("probe-dist", &S::probe_distribution,
+                       "hutchinson: rademacher (variance 2 sum_{i!=j} A_ij^2) or gaussian (2 |A|_F^2)"));
+    t.push_back(option("rtol", &S::rtol, "dopri5 relative tolerance", positive<double>()));
+    t.push_back(option("atol", &S::atol, "dopri5 absolute tolerance", positive<double>()));
+    t.push_back(option("ode-control", &S::ode_control,
+                       "dopri5 step control: chunk (one step size per chunk of points) or sample (per point)"));
+    // Checked against the SDE's horizon by validate().
+    t.push_back(option("eps", &S::eps, "start time of the integration (default 1e-3 for vp/subvp, 1e-5 for ve)"));
+    t.push_back(
+        option("dequantize", &S::dequantization, "bits/dim offset for 8-bit data: none, [-1,1] (+7) or [0,1] (+8)"));
+    t.push_back(option("seed", &S::seed, "seed of the drawn points and the probes"));
+    t.push_back(option("threads", &S::threads, "worker threads; results do not depend on it", at_least(1)));
+    t.push_back(option("chunk", &S::chunk, "points per chunk", at_least(Index{1})));
+    return t;
+  }();
+  return table;
+}
+
 void LikelihoodOptions::validate(const Sde& sde) const {
-  require(probes >= 1, "--probes", std::to_string(probes), "must be >= 1");
-  require(std::isfinite(rtol) && rtol > 0, "--rtol", fmt::format("{}", rtol), "must be > 0");
-  require(std::isfinite(atol) && atol > 0, "--atol", fmt::format("{}", atol), "must be > 0");
+  // Values set in C++ get the checks of the command line.
+  for (const auto& spec : likelihood_option_table()) {
+    const std::string text = spec.text(*this);
+    if (spec.optional && text.empty()) continue;
+    LikelihoodOptions scratch;
+    spec.set(scratch, text);
+  }
   const double e = resolved_eps(sde);
   require(std::isfinite(e) && e > 0 && e < sde.T(), "--eps", fmt::format("{}", e),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));
-  require(threads >= 1, "--threads", std::to_string(threads), "must be >= 1");
-  require(chunk >= 1, "--chunk", std::to_string(chunk), "must be >= 1");
 }
 
 NllSummary summarize_nll(ConstVectorRef log_p, Index dim, double offset) {

@@ -45,6 +45,13 @@
 namespace scoresde {
 
 enum class DivergenceMethod { automatic, exact, hutchinson };
+template <>
+struct EnumNames<DivergenceMethod> {
+  static constexpr std::array<std::pair<DivergenceMethod, std::string_view>, 3> values{
+      {{DivergenceMethod::automatic, "auto"},
+       {DivergenceMethod::exact, "exact"},
+       {DivergenceMethod::hutchinson, "hutchinson"}}};
+};
 std::string to_string(DivergenceMethod method);
 DivergenceMethod divergence_method_from_string(std::string_view name);  // ConfigError naming --divergence
 std::vector<std::string> divergence_method_names();
@@ -61,6 +68,11 @@ std::string describe(DivergenceEvaluation evaluation);
 DivergenceEvaluation divergence_evaluation(DivergenceMethod resolved, const ScoreModel& model);
 
 enum class ProbeDistribution { rademacher, gaussian };
+template <>
+struct EnumNames<ProbeDistribution> {
+  static constexpr std::array<std::pair<ProbeDistribution, std::string_view>, 2> values{
+      {{ProbeDistribution::rademacher, "rademacher"}, {ProbeDistribution::gaussian, "gaussian"}}};
+};
 std::string to_string(ProbeDistribution distribution);
 ProbeDistribution probe_distribution_from_string(std::string_view name);  // ConfigError naming --probe-dist
 
@@ -71,6 +83,13 @@ ProbeDistribution probe_distribution_from_string(std::string_view name);  // Con
 //   [-1,1]  data scaled to [-1, 1] (width 2): + 7 bits/dim
 //   [0,1]   data scaled to [0, 1] (width 1):  + 8 bits/dim
 enum class Dequantization { none, minus_one_one, zero_one };
+template <>
+struct EnumNames<Dequantization> {
+  static constexpr std::array<std::pair<Dequantization, std::string_view>, 3> values{
+      {{Dequantization::none, "none"}, {Dequantization::minus_one_one, "[-1,1]"}, {Dequantization::zero_one, "[0,1]"}}};
+  static constexpr std::array<std::string_view, 3> notes{
+      {"", "8-bit data scaled to [-1, 1]: + 7 bits/dim", "scaled to [0, 1]: + 8 bits/dim"}};
+};
 std::string to_string(Dequantization dequantization);
 Dequantization dequantization_from_string(std::string_view name);  // ConfigError naming --dequantize
 double bits_per_dim_offset(Dequantization dequantization);
@@ -92,9 +111,14 @@ struct LikelihoodOptions {
   // automatic -> exact or hutchinson; exact on a model with neither an exact divergence nor Jacobian-vector
   // products is a ConfigError.
   DivergenceMethod resolved_divergence(const ScoreModel& model) const;
-  // ConfigError naming the option and what is allowed.
+  // Every value against its entry in likelihood_option_table() (the same checks as on the command line), then eps
+  // in (0, T). ConfigError naming the option and what is allowed.
   void validate(const Sde& sde) const;
 };
+
+// The likelihood's options, described once (core/option_table.hpp): the command line of `likelihood`, its checks
+// and the options its result file records (with eps and the divergence method as resolved).
+const OptionTable<LikelihoodOptions>& likelihood_option_table();
 
 // Mean negative log-likelihood and bits/dim over points, with standard errors of the mean
 // (sample standard deviation / sqrt(n); 0 for a single point). bits/dim = NLL / (d ln 2) + offset.

@@ -10,7 +10,11 @@
 #include "core/time_grid.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "experiments/study/study.hpp"
+#include "models/mlp.hpp"
+#include "models/training.hpp"
+#include "solvers/likelihood.hpp"
 #include "solvers/options.hpp"
 
 using namespace scoresde;
@@ -75,6 +79,105 @@ TEST_CASE("every entry of the SDE, sampler and study tables round-trips through 
   study.set_axis("snr", std::vector<double>{0.05, 0.1});
   study.metrics = {"sliced_w2", "nll"};
   check_round_trip(study_option_table(), study);
+}
+
+TEST_CASE("enum names of the network, training and likelihood options: names read back, other spellings kept") {
+  for (const auto& name : enum_names<TimeEmbedding>()) CHECK(to_string(time_embedding_from_string(name)) == name);
+  for (const auto& name : enum_names<TimeInput>()) CHECK(to_string(time_input_from_string(name)) == name);
+  for (const auto& name : enum_names<Parameterization>()) CHECK(to_string(parameterization_from_string(name)) == name);
+  for (const auto& name : enum_names<Precision>()) CHECK(to_string(precision_from_string(name)) == name);
+  for (const auto& name : enum_names<LossWeighting>()) CHECK(to_string(loss_weighting_from_string(name)) == name);
+  for (const auto& name : enum_names<LossReduction>()) CHECK(to_string(loss_reduction_from_string(name)) == name);
+  for (const auto& name : enum_names<TimeSampling>()) CHECK(to_string(time_sampling_from_string(name)) == name);
+  for (const auto& name : enum_names<DivergenceMethod>()) CHECK(to_string(divergence_method_from_string(name)) == name);
+  for (const auto& name : enum_names<ProbeDistribution>())
+    CHECK(to_string(probe_distribution_from_string(name)) == name);
+  for (const auto& name : enum_names<Dequantization>()) CHECK(to_string(dequantization_from_string(name)) == name);
+  CHECK(to_string(DivergenceMethod::automatic) == "auto");
+  CHECK(enum_names<Dequantization>() == std::vector<std::string>{"none", "[-1,1]", "[0,1]"});
+  // Aliases are read, never written.
+  CHECK(precision_from_string("double") == Precision::float64);
+  CHECK(precision_from_string("float") == Precision::float32);
+  CHECK(loss_weighting_from_string("none") == LossWeighting::sigma2);
+  CHECK(enum_names<Precision>() == std::vector<std::string>{"float32", "float64"});
+  CHECK_THROWS_WITH_AS(precision_from_string("half"), "--precision = half: choose one of float32, float64",
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(time_sampling_from_string("log_t"),
+                       "--time-sampling = log_t: choose one of uniform, log_snr, log_sigma", ConfigError);
+  // Notes follow their names.
+  CHECK_THROWS_WITH_AS(dequantization_from_string("8bit"),
+                       "--dequantize = 8bit: choose one of none, [-1,1] (8-bit data scaled to [-1, 1]: + 7 bits/dim), "
+                       "[0,1] (scaled to [0, 1]: + 8 bits/dim)",
+                       ConfigError);
+}
+
+TEST_CASE("every entry of the network, training, likelihood and metrics tables round-trips through its text") {
+  MlpArchitecture arch;
+  arch.hidden = {16, 16};
+  arch.time_embedding = TimeEmbedding::raw;
+  arch.time_input = TimeInput::log_sigma;
+  arch.fourier_features = 8;
+  arch.fourier_scale = 2.5;
+  arch.parameterization = Parameterization::scaled_score;
+  arch.precision = Precision::float64;
+  check_round_trip(mlp_option_table(), arch);
+  check_round_trip(mlp_option_table(), MlpArchitecture{});
+  TrainingOptions training;
+  training.iterations = 12345;
+  training.batch_size = 64;
+  training.lr = 3e-3;
+  training.cosine_decay = true;
+  training.grad_clip = 0;
+  training.eps = 2e-5;
+  training.time_sampling = TimeSampling::log_snr;
+  training.weighting = LossWeighting::likelihood;
+  training.reduction = LossReduction::sum;
+  training.seed = 18446744073709551615ULL;
+  training.threads = 3;
+  check_round_trip(training_option_table(), training);
+  check_round_trip(training_option_table(), TrainingOptions{});
+  LikelihoodOptions likelihood;
+  likelihood.divergence = DivergenceMethod::hutchinson;
+  likelihood.probes = 4;
+  likelihood.probe_distribution = ProbeDistribution::gaussian;
+  likelihood.rtol = 1e-7;
+  likelihood.ode_control = OdeControl::sample;
+  likelihood.eps = 1e-4;
+  likelihood.dequantization = Dequantization::minus_one_one;
+  likelihood.chunk = 17;
+  check_round_trip(likelihood_option_table(), likelihood);
+  check_round_trip(likelihood_option_table(), LikelihoodOptions{});
+  MetricsOptions metrics;
+  metrics.metrics = {"sliced_w2", "nll"};
+  metrics.mmd_bandwidth = 0.25;
+  metrics.projections = 64;
+  metrics.max_quadratic = 100;
+  metrics.seed = 7;
+  metrics.threads = 2;
+  check_round_trip(metrics_option_table(), metrics);
+  check_round_trip(metrics_option_table(), MetricsOptions{});
+}
+
+TEST_CASE("--width and --depth set every hidden layer, in either order; C++ values get the command line's checks") {
+  const auto& table = mlp_option_table();
+  MlpArchitecture a, b;
+  find_option(table, "width")->set(a, "32");
+  find_option(table, "depth")->set(a, "5");
+  find_option(table, "depth")->set(b, "5");
+  find_option(table, "width")->set(b, "32");
+  CHECK(a.hidden == std::vector<Index>(5, 32));
+  CHECK(b.hidden == a.hidden);
+  CHECK_THROWS_WITH_AS(find_option(table, "depth")->set(a, "65"), "--depth = 65: must be in [1, 64]", ConfigError);
+  const auto sde = make_sde(SdeOptions{});
+  TrainingOptions o;
+  o.lr = 0;
+  CHECK_THROWS_WITH_AS(o.validate(*sde), "--lr = 0.0: must be > 0", ConfigError);
+  o = TrainingOptions{};
+  o.eps = 1;
+  CHECK_THROWS_WITH_AS(o.validate(*sde), "--train-eps = 1: must be in (0, T) = (0, 1)", ConfigError);
+  MetricsOptions m;
+  m.projections = 0;
+  CHECK_THROWS_WITH_AS(m.validate(), "--projections = 0: must be in [1, 100000]", ConfigError);
 }
 
 TEST_CASE("an SDE written by to_json reads back equal, and a checkpoint's bad SDE value names the key") {

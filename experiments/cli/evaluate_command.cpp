@@ -69,7 +69,6 @@ std::string usage_with_metrics() {
 }  // namespace
 
 int evaluate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& /*err*/) {
-  const MetricsOptions defaults;
   po::options_description opts("Evaluation");
   // clang-format off
   opts.add_options()
@@ -78,25 +77,16 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
        fmt::format("{}, a mixture FILE.json, or points REF.npy of shape (m, d) (required)",
                    fmt::join(builtin_data_names(), ", ")).c_str())
       ("dim", po::value<Index>()->default_value(0), "dimension of gaussian (0: the samples'); checked otherwise")
-      ("metrics", po::value<std::string>(),
-       "comma-separated metrics, listed above (default: every metric the reference allows)")
       ("reference-n", po::value<Index>(),
        "exact reference points drawn from a distribution or mixture file (default min(10 n, 100000)); not with "
        "REF.npy")
-      ("seed", po::value<std::uint64_t>()->default_value(defaults.seed),
-       "fixes the reference points, the sliced W2 directions and the subsamples")
-      ("mmd-bandwidth", po::value<double>()->default_value(defaults.mmd_bandwidth, "0"),
-       "Gaussian kernel bandwidth h of mmd2; 0: the median distance between reference points")
-      ("projections", po::value<int>()->default_value(defaults.projections), "sliced W2 directions")
-      ("max-quadratic", po::value<Index>()->default_value(defaults.max_quadratic),
-       "points per set for mmd2 and energy (larger sets are subsampled)")
-      ("threads", po::value<int>()->default_value(defaults.threads),
-       "worker threads (0: OpenMP's default); results do not depend on it")
       ("out", po::value<std::string>(), "output METRICS.json (required)")
       ("quiet", po::bool_switch(), "print nothing on success");
   // clang-format on
+  po::options_description visible;
+  visible.add(opts).add(option_group("Metrics", metrics_option_table(), MetricsOptions{}));
   po::variables_map vm;
-  if (!parse_arguments(args, opts, usage_with_metrics(), vm, out)) return 0;
+  if (!parse_arguments(args, visible, usage_with_metrics(), vm, out)) return 0;
 
   // Options first, files next: a mistake in the options costs no reading.
   if (!vm.count("samples"))
@@ -113,16 +103,7 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
   check_out_path(out_path, "metrics.json");
 
   MetricsOptions options;
-  if (vm.count("metrics")) {
-    options.metrics = split_list(vm["metrics"].as<std::string>());
-    require(!options.metrics.empty(), "--metrics", vm["metrics"].as<std::string>(),
-            fmt::format("name at least one of {}", fmt::join(metric_names(), ", ")));
-  }
-  options.seed = vm["seed"].as<std::uint64_t>();
-  options.mmd_bandwidth = vm["mmd-bandwidth"].as<double>();
-  options.projections = vm["projections"].as<int>();
-  options.max_quadratic = vm["max-quadratic"].as<Index>();
-  options.threads = vm["threads"].as<int>();
+  read_group(metrics_option_table(), vm, options);
 
   const bool points_reference = ends_with(reference, ".npy");
   const bool builtin = contains_name(builtin_data_names(), reference);
@@ -195,14 +176,14 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
   resolved["samples"] = samples_path;
   resolved["reference"] = reference;
   resolved["dim"] = d;
-  resolved["metrics"] = fmt::format("{}", fmt::join(metrics, ","));
-  resolved["reference-n"] =
-      points_reference ? nlohmann::ordered_json() : nlohmann::ordered_json(reference_set.cols());
-  resolved["seed"] = options.seed;
-  resolved["mmd-bandwidth"] = options.mmd_bandwidth;
-  resolved["projections"] = options.projections;
-  resolved["max-quadratic"] = options.max_quadratic;
-  resolved["threads"] = options.threads;
+  MetricsOptions as_run = options;  // the metrics resolved for the reference
+  as_run.metrics = metrics;
+  for (const auto& spec : metrics_option_table()) {
+    resolved[spec.key] = spec.get(as_run);
+    if (spec.key == "metrics")  // the reference points beside the metrics, as before
+      resolved["reference-n"] =
+          points_reference ? nlohmann::ordered_json() : nlohmann::ordered_json(reference_set.cols());
+  }
   resolved["out"] = out_path;
 
   nlohmann::ordered_json meta;

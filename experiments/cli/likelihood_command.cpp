@@ -73,7 +73,6 @@ bool is_npy(const std::string& path) {
 }  // namespace
 
 int likelihood_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const LikelihoodOptions defaults;
   po::options_description io("Points, model and output");
   // clang-format off
   io.add_options()
@@ -95,28 +94,11 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
                     "the model: a trained score network instead of a mixture, MODEL.ckpt from `scoresde train` (its "
                     "SDE and data scaling are used; SDE options given override the SDE, with a warning) or PyTorch "
                     "weights FILE.npz (identity scaling, the SDE options given)");
-  po::options_description solver("Likelihood");
-  solver.add_options()
-      ("divergence", po::value<std::string>()->default_value(to_string(defaults.divergence)),
-       "auto (exact when the model has it, else hutchinson), exact, or hutchinson")
-      ("probes", po::value<int>()->default_value(defaults.probes), "hutchinson: probes per point, averaged")
-      ("probe-dist", po::value<std::string>()->default_value(to_string(defaults.probe_distribution)),
-       "hutchinson: rademacher (variance 2 sum_{i!=j} A_ij^2) or gaussian (2 |A|_F^2)")
-      ("rtol", po::value<double>()->default_value(defaults.rtol, fmt::format("{}", defaults.rtol)),
-       "dopri5 relative tolerance")
-      ("atol", po::value<double>()->default_value(defaults.atol, fmt::format("{}", defaults.atol)),
-       "dopri5 absolute tolerance")
-      ("ode-control", po::value<std::string>()->default_value(to_string(defaults.ode_control)),
-       "dopri5 step control: chunk (one step size per chunk of points) or sample (per point)")
-      ("eps", po::value<double>(), "start time of the integration (default 1e-3 for vp/subvp, 1e-5 for ve)")
-      ("dequantize", po::value<std::string>()->default_value(to_string(defaults.dequantization)),
-       "bits/dim offset for 8-bit data: none, [-1,1] (+7) or [0,1] (+8)")
-      ("seed", po::value<std::uint64_t>()->default_value(defaults.seed), "seed of the drawn points and the probes")
-      ("threads", po::value<int>()->default_value(defaults.threads), "worker threads; results do not depend on it")
-      ("chunk", po::value<Index>()->default_value(defaults.chunk), "points per chunk");
   // clang-format on
   po::options_description visible;
-  visible.add(io).add(sde_option_group()).add(solver);
+  visible.add(io)
+      .add(sde_option_group())
+      .add(option_group("Likelihood", likelihood_option_table(), LikelihoodOptions{}));
   po::variables_map vm;
   if (!parse_arguments(args, visible, likelihood_usage, vm, out)) return 0;
 
@@ -142,17 +124,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
 
   const auto sde = make_sde(sde_options);
   LikelihoodOptions lo;
-  lo.divergence = divergence_method_from_string(vm["divergence"].as<std::string>());
-  lo.probes = vm["probes"].as<int>();
-  lo.probe_distribution = probe_distribution_from_string(vm["probe-dist"].as<std::string>());
-  lo.rtol = vm["rtol"].as<double>();
-  lo.atol = vm["atol"].as<double>();
-  lo.ode_control = ode_control_from_string(vm["ode-control"].as<std::string>());
-  if (vm.count("eps")) lo.eps = vm["eps"].as<double>();
-  lo.dequantization = dequantization_from_string(vm["dequantize"].as<std::string>());
-  lo.seed = vm["seed"].as<std::uint64_t>();
-  lo.threads = vm["threads"].as<int>();
-  lo.chunk = vm["chunk"].as<Index>();
+  read_group(likelihood_option_table(), vm, lo);
   lo.validate(*sde);
   const std::string terminal = vm["terminal"].as<std::string>();
   require(terminal == "prior" || terminal == "exact", "--terminal", terminal, "choose prior or exact");
@@ -277,17 +249,10 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   resolved["terminal"] = terminal;
   resolved["out"] = out_path;
   record(sde_options, resolved);
-  resolved["divergence"] = to_string(divergence);
-  resolved["probes"] = lo.probes;
-  resolved["probe-dist"] = to_string(lo.probe_distribution);
-  resolved["rtol"] = lo.rtol;
-  resolved["atol"] = lo.atol;
-  resolved["ode-control"] = to_string(lo.ode_control);
-  resolved["eps"] = r.eps;
-  resolved["dequantize"] = to_string(lo.dequantization);
-  resolved["seed"] = lo.seed;
-  resolved["threads"] = lo.threads;
-  resolved["chunk"] = lo.chunk;
+  LikelihoodOptions used = lo;  // as run: the divergence method resolved for the model, eps for the SDE
+  used.divergence = divergence;
+  used.eps = r.eps;
+  record_options(likelihood_option_table(), used, resolved);
 
   const NllSummary& s = r.summary;
   nlohmann::ordered_json result = {

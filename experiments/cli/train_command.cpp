@@ -16,6 +16,7 @@
 #include "experiments/cli/options_cli.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
+#include "models/mlp.hpp"
 #include "models/training.hpp"
 
 namespace scoresde {
@@ -48,9 +49,6 @@ extern "C" void on_sigint(int) {
 }  // namespace
 
 int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const MlpArchitecture da;
-  const TrainingOptions dt;
-  const auto num = [](double v) { return fmt::format("{}", v); };
   // clang-format off
   po::options_description data("Data and output");
   data.add_options()
@@ -61,60 +59,12 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
       ("data-samples", po::value<Index>()->default_value(100000), "samples drawn from a built-in set or mixture")
       ("out", po::value<std::string>(), "checkpoint to write (required)")
       ("quiet", po::bool_switch(), "print nothing on success");
-  po::options_description network("Network");
-  network.add_options()
-      ("width", po::value<Index>()->default_value(da.hidden[0]), "hidden layer width")
-      ("depth", po::value<int>()->default_value(static_cast<int>(da.hidden.size())), "number of hidden layers")
-      ("time-embedding", po::value<std::string>()->default_value(to_string(da.time_embedding)),
-       "fourier (Gaussian Fourier features) or raw (the time coordinate appended to x)")
-      ("time-input", po::value<std::string>()->default_value(to_string(da.time_input)),
-       "what the time embedding sees: t, or log_sigma (the log of the kernel std sigma_t)")
-      ("fourier-features", po::value<Index>()->default_value(da.fourier_features),
-       "Fourier frequencies F (2F features)")
-      ("fourier-scale", po::value<double>()->default_value(da.fourier_scale, num(da.fourier_scale)),
-       "standard deviation of the Fourier frequencies")
-      ("parameterization", po::value<std::string>(),
-       "noise (score = -output / sigma_t) or scaled_score (score = output / sigma_t); default noise for vp and "
-       "subvp, scaled_score for ve")
-      ("precision", po::value<std::string>()->default_value(to_string(da.precision)), "float32 or float64");
-  po::options_description optimiser("Training");
-  optimiser.add_options()
-      ("iterations", po::value<long>()->default_value(dt.iterations), "optimiser steps")
-      ("batch-size", po::value<Index>()->default_value(dt.batch_size), "samples per minibatch")
-      ("lr", po::value<double>()->default_value(dt.lr, num(dt.lr)), "Adam learning rate")
-      ("beta1", po::value<double>()->default_value(dt.beta1, num(dt.beta1)), "Adam beta1")
-      ("beta2", po::value<double>()->default_value(dt.beta2, num(dt.beta2)), "Adam beta2")
-      ("adam-eps", po::value<double>()->default_value(dt.adam_eps, num(dt.adam_eps)), "Adam epsilon")
-      ("warmup", po::value<long>()->default_value(dt.warmup), "linear learning-rate warm-up steps (0: none)")
-      ("lr-schedule", po::value<std::string>()->default_value(dt.cosine_decay ? "cosine" : "constant"),
-       "constant, or cosine (decay to 0 over --iterations) after the warm-up")
-      ("grad-clip", po::value<double>()->default_value(dt.grad_clip, num(dt.grad_clip)),
-       "clip the gradient norm to this (0: no clipping)")
-      ("ema-rate", po::value<double>()->default_value(dt.ema_rate, num(dt.ema_rate)),
-       "rate of the exponential moving average of the weights used for sampling")
-      ("train-eps", po::value<double>(),
-       "training times lie in [train-eps, T]; default: the SDE's sampling eps (1e-3 for vp and subvp, 1e-5 for ve), "
-       "the earliest time `sample` and `likelihood` use by default")
-      ("time-sampling", po::value<std::string>(),
-       "how training times are drawn: uniform in t, log_snr (uniform in log alpha_t^2/sigma_t^2) or log_sigma "
-       "(uniform in log sigma_t); default log_sigma for vp, uniform for subvp and ve")
-      ("uniform-share", po::value<double>()->default_value(dt.uniform_share, num(dt.uniform_share)),
-       "share of the training times drawn uniformly in t whatever --time-sampling says")
-      ("loss-weighting", po::value<std::string>()->default_value(to_string(dt.weighting)),
-       "sigma2 (|sigma_t s + z|^2) or likelihood (times g(t)^2 / sigma_t^2)")
-      ("reduction", po::value<std::string>()->default_value(to_string(dt.reduction)),
-       "mean or sum of the squared residual over the d coordinates")
-      ("validation-fraction",
-       po::value<double>()->default_value(dt.validation_fraction, num(dt.validation_fraction)),
-       "share of the data held out for the validation loss")
-      ("eval-every", po::value<long>()->default_value(dt.eval_every), "iterations between validation losses")
-      ("seed", po::value<std::uint64_t>()->default_value(dt.seed),
-       "fixes initial weights, data draws and minibatches")
-      ("threads", po::value<int>()->default_value(dt.threads),
-       "threads; the result depends on --seed and --threads");
   // clang-format on
   po::options_description visible;
-  visible.add(data).add(sde_option_group()).add(network).add(optimiser);
+  visible.add(data)
+      .add(sde_option_group())
+      .add(option_group("Network", mlp_option_table(), MlpArchitecture{}))
+      .add(option_group("Training", training_option_table(), TrainingOptions{}));
   po::variables_map vm;
   if (!parse_arguments(args, visible, train_usage, vm, out)) return 0;
 
@@ -124,45 +74,14 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   const SdeOptions sde_options = sde_options_from(vm);
   const auto sde = make_sde(sde_options);
 
+  // The network and the optimiser; what has no default on the command line is the SDE's unless given.
   MlpArchitecture arch;
-  const Index width = vm["width"].as<Index>();
-  const int depth = vm["depth"].as<int>();
-  require(depth >= 1 && depth <= 64, "--depth", std::to_string(depth), "must be in [1, 64]");
-  require(width >= 1 && width <= 65536, "--width", std::to_string(width), "must be in [1, 65536]");
-  arch.hidden.assign(static_cast<std::size_t>(depth), width);
-  arch.time_embedding = time_embedding_from_string(vm["time-embedding"].as<std::string>());
-  arch.time_input = time_input_from_string(vm["time-input"].as<std::string>());
-  arch.fourier_features = vm["fourier-features"].as<Index>();
-  arch.fourier_scale = vm["fourier-scale"].as<double>();
-  arch.parameterization = vm.count("parameterization")
-                              ? parameterization_from_string(vm["parameterization"].as<std::string>())
-                              : default_parameterization(sde_options.kind);
-  arch.precision = precision_from_string(vm["precision"].as<std::string>());
-
+  arch.parameterization = default_parameterization(sde_options.kind);
+  read_group(mlp_option_table(), vm, arch);
   TrainingOptions o;
-  o.iterations = vm["iterations"].as<long>();
-  o.batch_size = vm["batch-size"].as<Index>();
-  o.lr = vm["lr"].as<double>();
-  o.beta1 = vm["beta1"].as<double>();
-  o.beta2 = vm["beta2"].as<double>();
-  o.adam_eps = vm["adam-eps"].as<double>();
-  o.warmup = vm["warmup"].as<long>();
-  const std::string schedule = vm["lr-schedule"].as<std::string>();
-  if (schedule != "constant" && schedule != "cosine")
-    throw ConfigError(fmt::format("--lr-schedule = {}: choose constant or cosine", schedule));
-  o.cosine_decay = schedule == "cosine";
-  o.grad_clip = vm["grad-clip"].as<double>();
-  o.ema_rate = vm["ema-rate"].as<double>();
-  o.eps = vm.count("train-eps") ? vm["train-eps"].as<double>() : sde->default_eps();
-  o.time_sampling = vm.count("time-sampling") ? time_sampling_from_string(vm["time-sampling"].as<std::string>())
-                                              : default_time_sampling(sde_options.kind);
-  o.uniform_share = vm["uniform-share"].as<double>();
-  o.weighting = loss_weighting_from_string(vm["loss-weighting"].as<std::string>());
-  o.reduction = loss_reduction_from_string(vm["reduction"].as<std::string>());
-  o.validation_fraction = vm["validation-fraction"].as<double>();
-  o.eval_every = vm["eval-every"].as<long>();
-  o.seed = vm["seed"].as<std::uint64_t>();
-  o.threads = vm["threads"].as<int>();
+  o.eps = sde->default_eps();
+  o.time_sampling = default_time_sampling(sde_options.kind);
+  read_group(training_option_table(), vm, o);
   o.validate(*sde);
 
   const std::string data_name = vm["data"].as<std::string>();
@@ -178,39 +97,15 @@ int train_command(const std::vector<std::string>& args, std::ostream& out, std::
   const DataScaling scaling = DataScaling::fit(train_raw);
   Trainer trainer(arch, *sde, o, scaling.to_standard(train_raw), scaling.to_standard(validation_raw));
 
+  // The options in effect, from the tables: what the checkpoint records and its command reruns.
   nlohmann::ordered_json resolved;
   resolved["data"] = data_name;
   resolved["dim"] = arch.dim;
   resolved["data-samples"] = data_samples;
   resolved["out"] = out_path;
   record(sde_options, resolved);
-  resolved["width"] = width;
-  resolved["depth"] = depth;
-  resolved["time-embedding"] = to_string(arch.time_embedding);
-  resolved["time-input"] = to_string(arch.time_input);
-  resolved["fourier-features"] = arch.fourier_features;
-  resolved["fourier-scale"] = arch.fourier_scale;
-  resolved["parameterization"] = to_string(arch.parameterization);
-  resolved["precision"] = to_string(arch.precision);
-  resolved["iterations"] = o.iterations;
-  resolved["batch-size"] = o.batch_size;
-  resolved["lr"] = o.lr;
-  resolved["beta1"] = o.beta1;
-  resolved["beta2"] = o.beta2;
-  resolved["adam-eps"] = o.adam_eps;
-  resolved["warmup"] = o.warmup;
-  resolved["lr-schedule"] = schedule;
-  resolved["grad-clip"] = o.grad_clip;
-  resolved["ema-rate"] = o.ema_rate;
-  resolved["train-eps"] = o.eps;
-  resolved["time-sampling"] = to_string(o.time_sampling);
-  resolved["uniform-share"] = o.uniform_share;
-  resolved["loss-weighting"] = to_string(o.weighting);
-  resolved["reduction"] = to_string(o.reduction);
-  resolved["validation-fraction"] = o.validation_fraction;
-  resolved["eval-every"] = o.eval_every;
-  resolved["seed"] = o.seed;
-  resolved["threads"] = o.threads;
+  record_options(mlp_option_table(), arch, resolved);
+  record_options(training_option_table(), o, resolved);
 
   // Ctrl-C: finish the iteration, save, exit with status 130. The previous handler is restored on every path.
   interrupted.store(false);

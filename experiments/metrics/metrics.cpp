@@ -436,12 +436,50 @@ void MetricsOptions::validate() const {
     if (!contains(known, name))
       throw ConfigError(
           fmt::format("--metrics = {}: unknown metric; choose from {}", name, fmt::join(known, ", ")));
-  require(std::isfinite(mmd_bandwidth) && mmd_bandwidth >= 0, "--mmd-bandwidth",
-          fmt::format("{}", mmd_bandwidth), "must be > 0, or 0 for the median heuristic");
-  require(projections >= 1 && projections <= 100000, "--projections", std::to_string(projections),
-          "must be in [1, 100000]");
-  require(max_quadratic >= 4, "--max-quadratic", std::to_string(max_quadratic), "must be >= 4");
-  require(threads >= 0, "--threads", std::to_string(threads), "must be >= 0 (0: OpenMP's default)");
+  // Values set in C++ get the checks of the command line.
+  for (const auto& spec : metrics_option_table()) {
+    const std::string text = spec.text(*this);
+    if (spec.optional && text.empty()) continue;
+    MetricsOptions scratch;
+    spec.set(scratch, text);
+  }
+}
+
+const OptionTable<MetricsOptions>& metrics_option_table() {
+  using S = MetricsOptions;
+  static const OptionTable<S> table = [] {
+    OptionTable<S> t;
+    // The names are checked by validate(), one by one ("--metrics = fid: unknown metric"); here only that there is
+    // at least one.
+    auto& metrics = t.emplace_back();
+    metrics.key = "metrics";
+    metrics.value_name = "LIST";
+    metrics.help = "comma-separated metrics, listed above (default: every metric the reference allows)";
+    metrics.optional = true;
+    metrics.choices = metric_names;
+    metrics.parse = [](S& s, const std::string& text) -> std::optional<std::string> {
+      auto names = option_text::split_list(text);
+      if (names.empty()) return fmt::format("name at least one of {}", fmt::join(metric_names(), ", "));
+      s.metrics = std::move(names);
+      return std::nullopt;
+    };
+    metrics.get = [](const S& s) {
+      return s.metrics.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(option_text::join_list(s.metrics));
+    };
+    t.push_back(option("seed", &S::seed, "fixes the reference points, the sliced W2 directions and the subsamples"));
+    t.push_back(option("mmd-bandwidth", &S::mmd_bandwidth,
+                       "Gaussian kernel bandwidth h of mmd2; 0: the median distance between reference points",
+                       check_that<double>([](const double& h) { return std::isfinite(h) && h >= 0; },
+                                          "must be > 0, or 0 for the median heuristic")));
+    t.push_back(option("projections", &S::projections, "sliced W2 directions",
+                       check_that<int>([](const int& p) { return p >= 1 && p <= 100000; }, "must be in [1, 100000]")));
+    t.push_back(option("max-quadratic", &S::max_quadratic,
+                       "points per set for mmd2 and energy (larger sets are subsampled)", at_least(Index{4})));
+    t.push_back(option("threads", &S::threads, "worker threads (0: OpenMP's default); results do not depend on it",
+                       check_that<int>([](const int& n) { return n >= 0; }, "must be >= 0 (0: OpenMP's default)")));
+    return t;
+  }();
+  return table;
 }
 
 std::vector<std::string> metric_names() {

@@ -39,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/option_table.hpp"
 #include "core/types.hpp"
 #include "models/gaussian_mixture.hpp"
 
@@ -58,9 +59,13 @@ struct MetricsOptions {
   std::uint64_t seed = 0;      // directions and subsamples
   int threads = 0;             // OpenMP threads; 0 = OpenMP's default. Results do not depend on it.
   // ConfigError naming the option (--metrics, --mmd-bandwidth, --projections, --max-quadratic, --threads) and
-  // what is allowed.
+  // what is allowed: every name known, every value against its entry in metrics_option_table().
   void validate() const;
 };
+
+// The metrics' options, described once (core/option_table.hpp): the command line of `evaluate`, its checks and the
+// options its result file records. --metrics has no default: absent, every metric the reference allows.
+const OptionTable<MetricsOptions>& metrics_option_table();
 
 // Every metric, in the order evaluate_metrics returns them.
 std::vector<std::string> metric_names();
