@@ -69,6 +69,14 @@ void list_sampler_options(std::ostream& out) {
         own.push_back("--" + spec.key);
     out << fmt::format("  {:<24} {}\n", label, own.empty() ? "-" : fmt::format("{}", fmt::join(own, " ")));
   }
+  // Options that no sampler uses at the other options' defaults (--rho: only with --time-grid karras).
+  std::vector<std::string> conditional;
+  for (const auto& spec : table)
+    if (spec.key != "sampler" &&
+        std::none_of(configs.begin(), configs.end(), [&](const auto& c) { return spec.used_by(c.second); }))
+      conditional.push_back("--" + spec.key);
+  if (!conditional.empty())
+    out << fmt::format("  {:<24} {}   (see --help)\n", "with other options", fmt::join(conditional, " "));
 }
 
 }  // namespace
