@@ -15,7 +15,17 @@ std::string to_string(TimeEmbedding e) {
   return e == TimeEmbedding::fourier ? "fourier" : "raw";
 }
 std::string to_string(Parameterization p) {
-  return p == Parameterization::noise ? "noise" : "scaled_score";
+  switch (p) {
+    case Parameterization::noise:
+      return "noise";
+    case Parameterization::scaled_score:
+      return "scaled_score";
+    case Parameterization::data:
+      return "data";
+    case Parameterization::v:
+      return "v";
+  }
+  return "?";
 }
 std::string to_string(Precision p) {
   return p == Precision::float32 ? "float32" : "float64";
@@ -47,7 +57,9 @@ TimeEmbedding time_embedding_from_string(std::string_view name) {
 Parameterization parameterization_from_string(std::string_view name) {
   if (name == "noise") return Parameterization::noise;
   if (name == "scaled_score") return Parameterization::scaled_score;
-  throw ConfigError(fmt::format("--parameterization = {}: choose noise or scaled_score", name));
+  if (name == "data") return Parameterization::data;
+  if (name == "v") return Parameterization::v;
+  throw ConfigError(fmt::format("--parameterization = {}: choose noise, scaled_score, data or v", name));
 }
 
 Precision precision_from_string(std::string_view name) {
@@ -67,6 +79,9 @@ Index MlpArchitecture::parameter_count() const {
 }
 
 void MlpArchitecture::validate() const {
+  require(parameterization == Parameterization::noise || parameterization == Parameterization::scaled_score,
+          "--parameterization", to_string(parameterization),
+          "the MLP network predicts noise or scaled_score (data and v are for TorchScript models)");
   require(dim >= 1 && dim <= 100000, "dimension", std::to_string(dim), "must be in [1, 100000]");
   require(!hidden.empty() && hidden.size() <= 64, "--depth", std::to_string(hidden.size()),
           "must be in [1, 64]");
