@@ -1,8 +1,8 @@
 // --model, --parameterization and --weights: the options of the commands that evaluate a trained score network
-// (sample, likelihood), in one place. Opens MODEL.ckpt or PyTorch WEIGHTS.npz through the score factory
-// (models/score_factory.hpp), resolves the SDE to use (a checkpoint's own, with any SDE option given on the command
-// line replacing that value, and a warning), checks the options that only make sense with a model, and builds the
-// network as a ScoreModel.
+// (sample, likelihood), in one place. Opens MODEL.ckpt, PyTorch WEIGHTS.npz or a TorchScript MODULE.pt through the
+// score factory (models/score_factory.hpp), resolves the SDE to use (a checkpoint's own, with any SDE option given on
+// the command line replacing that value, and a warning), checks the options that only make sense with a model, and
+// builds the network as a ScoreModel.
 #pragma once
 
 #include <iosfwd>
