@@ -1,12 +1,12 @@
 #include "models/torchscript_score.hpp"
 
-#include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <fmt/format.h>
-#include <torch/csrc/autograd/autograd.h>
-#include <torch/script.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -14,6 +14,7 @@
 #include "core/errors.hpp"
 #include "core/model_output.hpp"
 #include "core/sde.hpp"
+#include "models/torchscript_plugin.hpp"
 
 namespace scoresde {
 
@@ -21,25 +22,38 @@ namespace {
 
 constexpr const char* kMetadataFile = "scoresde.json";
 
-// x (d x n, column-major, any outer stride) as an (n, d) tensor of `dtype` (a copy).
-torch::Tensor to_tensor(ConstMatrixRef x, torch::Dtype dtype) {
-  auto view = torch::from_blob(const_cast<double*>(x.data()), {x.cols(), x.rows()}, {x.outerStride(), 1},
-                               torch::TensorOptions().dtype(torch::kFloat64));
-  return view.to(dtype, /*non_blocking=*/false, /*copy=*/true);
-}
-
-torch::Tensor times_tensor(ConstVectorRef t, torch::Dtype dtype) {
-  auto view = torch::from_blob(const_cast<double*>(t.data()), {t.size()}, {t.innerStride()},
-                               torch::TensorOptions().dtype(torch::kFloat64));
-  return view.to(dtype, /*non_blocking=*/false, /*copy=*/true);
-}
-
-// An (n, d) tensor into out (d x n).
-void from_tensor(const torch::Tensor& y, MatrixRef out) {
-  const auto c = y.to(torch::kFloat64).contiguous();
-  const double* p = c.data_ptr<double>();
-  for (Index j = 0; j < out.cols(); ++j)
-    for (Index i = 0; i < out.rows(); ++i) out(i, j) = p[j * out.rows() + i];
+// The LibTorch plugin (models/torchscript_plugin.hpp), loaded once: $SCORESDE_TORCH_PLUGIN, else the one this
+// build made, else the installed one.
+torch_plugin::LoadFn plugin_loader() {
+  static std::mutex mutex;
+  static torch_plugin::LoadFn loader = nullptr;
+  const std::lock_guard lock(mutex);
+  if (loader) return loader;
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("SCORESDE_TORCH_PLUGIN"); env && *env) candidates.emplace_back(env);
+  candidates.emplace_back(SCORESDE_TORCH_PLUGIN_BUILD);
+  candidates.emplace_back(SCORESDE_TORCH_PLUGIN_INSTALL);
+  std::string tried;
+  for (const auto& path : candidates) {
+    if (!std::filesystem::is_regular_file(path)) {
+      tried += fmt::format("; {}: no such file", path);
+      continue;
+    }
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      tried += fmt::format("; {}: {}", path, ::dlerror());
+      continue;
+    }
+    if (void* f = ::dlsym(handle, torch_plugin::load_symbol)) {
+      loader = reinterpret_cast<torch_plugin::LoadFn>(f);
+      return loader;
+    }
+    tried += fmt::format("; {}: no {}", path, torch_plugin::load_symbol);
+  }
+  throw ConfigError(
+      fmt::format("--model: TorchScript models need the LibTorch plugin libscoresde_torch.so, which "
+                  "could not be loaded (set SCORESDE_TORCH_PLUGIN){}",
+                  tried));
 }
 
 Prediction as_prediction(Parameterization p) {
@@ -73,10 +87,9 @@ Affine score_coefficients(Parameterization p, KernelCoefficients k) {
 
 class TorchScriptScore final : public ScoreModel {
  public:
-  TorchScriptScore(std::shared_ptr<torch::jit::Module> module, torch::Dtype dtype, Index dim,
-                   Parameterization parameterization, std::string path, const Sde& sde)
+  TorchScriptScore(std::shared_ptr<const torch_plugin::Module> module, Index dim, Parameterization parameterization,
+                   std::string path, const Sde& sde)
       : module_(std::move(module)),
-        dtype_(dtype),
         dim_(dim),
         parameterization_(parameterization),
         path_(std::move(path)),
@@ -85,90 +98,59 @@ class TorchScriptScore final : public ScoreModel {
   Index dim() const override { return dim_; }
   std::string describe() const override {
     return fmt::format("torchscript({}, d={}, parameterization={}, {}, sde={})", path_, dim_,
-                       to_string(parameterization_), dtype_ == torch::kFloat64 ? "float64" : "float32", sde_->name());
+                       to_string(parameterization_), module_->float64() ? "float64" : "float32", sde_->name());
   }
   bool has_exact_divergence() const override { return true; }
   bool has_jvp() const override { return true; }
 
  protected:
   void evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const override {
-    torch::NoGradGuard no_grad;
-    const auto y = forward(to_tensor(x, dtype_), times_tensor(t, dtype_));
-    from_tensor(y, out);
-    to_score(x, t, out);
+    Matrix o(dim_, x.cols());
+    check(module_->forward(x.cols(), dim_, x.data(), x.outerStride(), t.data(), t.innerStride(), o.data()));
+    to_score(x, t, o, out);
   }
 
   void evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out, VectorRef divergence) const override {
-    auto xt = to_tensor(x, dtype_).requires_grad_(true);
-    const auto y = forward(xt, times_tensor(t, dtype_));
-    const Index n = x.cols(), d = dim_;
-    auto div = torch::zeros({n}, torch::TensorOptions().dtype(dtype_));
-    for (Index i = 0; i < d; ++i) {
-      auto e = torch::zeros_like(y);
-      e.select(1, i).fill_(1.0);
-      const auto g = torch::autograd::grad({y}, {xt}, {e}, /*retain_graph=*/true, /*create_graph=*/false,
-                                           /*allow_unused=*/true)[0];
-      if (g.defined()) div += g.select(1, i);
-    }
-    {
-      torch::NoGradGuard no_grad;
-      from_tensor(y.detach(), out);
-    }
-    const auto dc = div.to(torch::kFloat64).contiguous();
-    const double* p = dc.data_ptr<double>();
-    for (Index j = 0; j < n; ++j) {
+    Matrix o(dim_, x.cols());
+    Vector div(x.cols());
+    check(module_->divergence(x.cols(), dim_, x.data(), x.outerStride(), t.data(), t.innerStride(), o.data(),
+                              div.data()));
+    for (Index j = 0; j < x.cols(); ++j) {
       const Affine c = coefficients(t(j));
-      divergence(j) = c.a * p[j] + c.b * static_cast<double>(d);
+      divergence(j) = c.a * div(j) + c.b * static_cast<double>(dim_);
     }
-    to_score(x, t, out);
+    to_score(x, t, o, out);
   }
 
-  // J v by two reverse passes: g(u) = J^T u is linear in u, and d(g(u) . v)/du = J v.
   void evaluate_jvp(ConstMatrixRef x, ConstVectorRef t, ConstMatrixRef v, MatrixRef out, MatrixRef jv) const override {
-    auto xt = to_tensor(x, dtype_).requires_grad_(true);
-    const auto y = forward(xt, times_tensor(t, dtype_));
-    auto u = torch::zeros_like(y).requires_grad_(true);
-    const auto vt = to_tensor(v, dtype_);
-    const auto g =
-        torch::autograd::grad({y}, {xt}, {u}, /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true)[0];
-    torch::Tensor j;
-    if (g.defined() && g.requires_grad())
-      j = torch::autograd::grad({g}, {u}, {vt}, /*retain_graph=*/false, /*create_graph=*/false,
-                                /*allow_unused=*/true)[0];
-    if (!j.defined()) j = torch::zeros_like(vt);
-    from_tensor(y.detach(), out);
-    from_tensor(j.detach(), jv);
-    to_score(x, t, out);
+    Matrix o(dim_, x.cols()), j(dim_, x.cols());
+    check(module_->jvp(x.cols(), dim_, x.data(), x.outerStride(), t.data(), t.innerStride(), v.data(), v.outerStride(),
+                       o.data(), j.data()));
+    to_score(x, t, o, out);
     for (Index c = 0; c < x.cols(); ++c) {
       const Affine k = coefficients(t(c));
-      jv.col(c) = k.a * jv.col(c) + k.b * v.col(c);
+      jv.col(c) = k.a * j.col(c) + k.b * v.col(c);
     }
   }
 
  private:
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t) const {
-    // forward() is const-safe on a shared module: LibTorch's interpreter keeps per-call state only.
-    auto y = module_->forward({x, t}).toTensor();
-    if (y.dim() != 2 || y.size(0) != x.size(0) || y.size(1) != x.size(1) || y.scalar_type() != dtype_)
-      throw InputError(fmt::format("{}: the module returned a tensor of shape {} and type {}; expected ({}, {}) of {}",
-                                   path_, fmt::format("{}", y.sizes()), std::string(c10::toString(y.scalar_type())),
-                                   x.size(0), x.size(1), std::string(c10::toString(dtype_))));
-    return y;
+  void check(const std::string& error) const {
+    if (!error.empty()) throw InputError(fmt::format("{}: {}", path_, error));
   }
 
   Affine coefficients(double t) const {
     return score_coefficients(parameterization_, {sde_->alpha(t), sde_->sigma(t)});
   }
 
-  void to_score(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
+  // out = the score of the module's output o at (x, t).
+  void to_score(ConstMatrixRef x, ConstVectorRef t, const Matrix& o, MatrixRef out) const {
     for (Index j = 0; j < x.cols(); ++j) {
       const Affine c = coefficients(t(j));
-      out.col(j) = c.a * out.col(j) + c.b * x.col(j);
+      out.col(j) = c.a * o.col(j) + c.b * x.col(j);
     }
   }
 
-  std::shared_ptr<torch::jit::Module> module_;
-  torch::Dtype dtype_;
+  std::shared_ptr<const torch_plugin::Module> module_;
   Index dim_;
   Parameterization parameterization_;
   std::string path_;
@@ -177,12 +159,11 @@ class TorchScriptScore final : public ScoreModel {
 
 class TorchScriptSource final : public ScoreSource {
  public:
-  TorchScriptSource(std::shared_ptr<torch::jit::Module> module, torch::Dtype dtype, Index dim,
-                    std::optional<SdeOptions> sde, DataScaling scaling, nlohmann::ordered_json training,
-                    std::optional<Parameterization> recorded, std::optional<Parameterization> given, std::string path)
+  TorchScriptSource(std::shared_ptr<const torch_plugin::Module> module, Index dim, std::optional<SdeOptions> sde,
+                    DataScaling scaling, nlohmann::ordered_json training, std::optional<Parameterization> recorded,
+                    std::optional<Parameterization> given, std::string path)
       : ScoreSource(dim, std::move(sde), std::move(scaling), std::move(training)),
         module_(std::move(module)),
-        dtype_(dtype),
         recorded_(recorded),
         given_(given),
         path_(std::move(path)) {}
@@ -197,12 +178,11 @@ class TorchScriptSource final : public ScoreSource {
     if (*p == Parameterization::v && sde.options().kind != SdeKind::vp)
       throw ConfigError(
           fmt::format("--parameterization = v: only under the vp SDE (alpha^2 + sigma^2 = 1), not {}", sde.name()));
-    return std::make_unique<TorchScriptScore>(module_, dtype_, dim(), *p, path_, sde);
+    return std::make_unique<TorchScriptScore>(module_, dim(), *p, path_, sde);
   }
 
  private:
-  std::shared_ptr<torch::jit::Module> module_;
-  torch::Dtype dtype_;
+  std::shared_ptr<const torch_plugin::Module> module_;
   std::optional<Parameterization> recorded_, given_;
   std::string path_;
 };
@@ -250,18 +230,10 @@ SdeOptions declared_sde(const nlohmann::json& given, const std::string& source) 
 std::shared_ptr<const ScoreSource> open_torchscript(const std::string& path,
                                                     std::optional<Parameterization> parameterization) {
   if (!std::filesystem::is_regular_file(path)) throw InputError(fmt::format("{}: no such file", path));
-  at::set_num_threads(1);
-  torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
-  auto module = std::make_shared<torch::jit::Module>();
-  try {
-    *module = torch::jit::load(path, c10::kCPU, extra);
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw InputError(fmt::format("{}: not a TorchScript archive that LibTorch can load ({})", path, what));
-  }
-  module->eval();
-  const std::string& text = extra[kMetadataFile];
+  const auto load = plugin_loader();
+  std::string text, error;
+  std::shared_ptr<const torch_plugin::Module> module(load(path.c_str(), kMetadataFile, &text, &error));
+  if (!module) throw InputError(fmt::format("{}: {}", path, error));
   if (text.empty())
     throw InputError(
         fmt::format("{}: no {} metadata in the archive (save the module with save_score_module, "
@@ -300,37 +272,17 @@ std::shared_ptr<const ScoreSource> open_torchscript(const std::string& path,
       throw InputError(fmt::format("{}: scaling.scale must be positive and finite", where));
   }
 
-  torch::Dtype dtype = torch::kFloat32;
-  for (const auto& p : module->parameters())
-    if (p.is_floating_point()) {
-      dtype = p.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-      break;
-    }
-
   // A probe: two points, to check the module's output before any sampler runs it.
-  try {
-    torch::NoGradGuard no_grad;
-    const auto x = torch::zeros({2, dim}, torch::TensorOptions().dtype(dtype));
-    const auto t = torch::full({2}, 0.5, torch::TensorOptions().dtype(dtype));
-    const auto out = module->forward({x, t});
-    if (!out.isTensor()) throw InputError(fmt::format("{}: forward(x, t) must return a tensor", path));
-    const auto y = out.toTensor();
-    if (y.dim() != 2 || y.size(0) != 2 || y.size(1) != dim)
-      throw InputError(fmt::format("{}: forward(x, t) with x of shape (2, {}) returned shape {}; expected (2, {})",
-                                   path, dim, fmt::format("{}", y.sizes()), dim));
-    if (y.scalar_type() != dtype)
-      throw InputError(fmt::format("{}: forward(x, t) returned {} for inputs of {}; expected the same type", path,
-                                   std::string(c10::toString(y.scalar_type())), std::string(c10::toString(dtype))));
-  } catch (const InputError&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw InputError(fmt::format("{}: forward(x: (2, {}), t: (2,)) failed: {}", path, dim, what));
+  {
+    const Matrix x = Matrix::Zero(dim, 2);
+    const Vector t = Vector::Constant(2, 0.5);
+    Matrix out(dim, 2);
+    const std::string problem = module->forward(2, dim, x.data(), dim, t.data(), 1, out.data());
+    if (!problem.empty()) throw InputError(fmt::format("{}: {}", path, problem));
   }
 
   nlohmann::ordered_json training = {{"source", "torchscript"}, {"file", path}};
-  return std::make_shared<const TorchScriptSource>(std::move(module), dtype, dim, std::move(sde), std::move(scaling),
+  return std::make_shared<const TorchScriptSource>(std::move(module), dim, std::move(sde), std::move(scaling),
                                                    std::move(training), recorded, parameterization, path);
 }
 

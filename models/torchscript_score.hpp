@@ -15,7 +15,9 @@
 // products (two reverse passes) go through autograd. LibTorch's intra-op threads are set to 1 when a module is
 // opened: the driver's chunk threads are the parallelism, and results do not depend on --threads.
 //
-// Only this header's .cpp includes LibTorch, and it is compiled only when the build has it (SCORESDE_WITH_TORCH).
+// LibTorch itself runs in the plugin libscoresde_torch.so (models/torchscript_plugin.hpp), loaded with dlopen on the
+// first open, so that programs that never open a .pt do not pay LibTorch's second of loading. This file is compiled
+// only when the build has LibTorch (SCORESDE_WITH_TORCH); ConfigError when the plugin cannot be loaded.
 #pragma once
 
 #include <memory>
