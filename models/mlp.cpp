@@ -69,6 +69,9 @@ std::optional<std::string> width_problem(const Index& width) {
 }  // namespace
 
 void MlpArchitecture::validate() const {
+  require(parameterization == Parameterization::noise || parameterization == Parameterization::scaled_score,
+          "--parameterization", to_string(parameterization),
+          "the MLP network predicts noise or scaled_score (data and v are for TorchScript models)");
   require(dim >= 1 && dim <= 100000, "dimension", std::to_string(dim), "must be in [1, 100000]");
   if (const auto problem = depth_problem(static_cast<int>(hidden.size())))
     throw ConfigError(fmt::format("--depth = {}: {}", hidden.size(), *problem));

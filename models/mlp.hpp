@@ -39,7 +39,9 @@ enum class TimeEmbedding { fourier, raw };
 // What the time embedding is a function of: the time t itself, or the noise level log(sigma_t) of the SDE
 // (as NCSN++ conditions on log sigma), which spreads the small times where the score changes fastest.
 enum class TimeInput { t, log_sigma };
-enum class Parameterization { noise, scaled_score };
+// What a network's output o means: noise (score = -o / sigma_t), scaled_score (score = o / sigma_t), data (o
+// predicts x_0) or v (o = alpha_t eps - sigma_t x_0, VP only); the last two for TorchScript models only.
+enum class Parameterization { noise, scaled_score, data, v };
 enum class Precision { float32, float64 };
 
 template <>
@@ -54,8 +56,11 @@ struct EnumNames<TimeInput> {
 };
 template <>
 struct EnumNames<Parameterization> {
-  static constexpr std::array<std::pair<Parameterization, std::string_view>, 2> values{
-      {{Parameterization::noise, "noise"}, {Parameterization::scaled_score, "scaled_score"}}};
+  static constexpr std::array<std::pair<Parameterization, std::string_view>, 4> values{
+      {{Parameterization::noise, "noise"},
+       {Parameterization::scaled_score, "scaled_score"},
+       {Parameterization::data, "data"},
+       {Parameterization::v, "v"}}};
 };
 template <>
 struct EnumNames<Precision> {

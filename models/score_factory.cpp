@@ -5,6 +5,9 @@
 #include "core/errors.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
+#ifdef SCORESDE_WITH_TORCH
+#include "models/torchscript_score.hpp"
+#endif
 
 namespace scoresde {
 
@@ -90,6 +93,10 @@ bool ScoreSpec::is_npz() const {
   return model.size() >= 4 && model.substr(model.size() - 4) == ".npz";
 }
 
+bool ScoreSpec::is_torchscript() const {
+  return model.size() >= 3 && model.substr(model.size() - 3) == ".pt";
+}
+
 std::string ScoreSource::training_command() const {
   const auto& t = training_;
   return t.is_object() && t.contains("command") && t["command"].is_string() ? t["command"].get<std::string>() : "";
@@ -97,6 +104,16 @@ std::string ScoreSource::training_command() const {
 
 std::shared_ptr<const ScoreSource> open_score(const ScoreSpec& spec) {
   if (spec.is_exact()) return mixture_score(load_data(spec.data, spec.dim));
+  if (spec.is_torchscript()) {
+#ifdef SCORESDE_WITH_TORCH
+    return open_torchscript(spec.model, spec.parameterization);
+#else
+    throw ConfigError(
+        fmt::format("--model {}: TorchScript models need LibTorch, and this build lacks it (configure with "
+                    "-DSCORESDE_WITH_TORCH=ON after installing libtorch-dev)",
+                    spec.model));
+#endif
+  }
   if (spec.is_npz())
     return std::make_shared<const MlpSource>(read_npz_checkpoint(spec.model), spec.weights, false,
                                              spec.parameterization);

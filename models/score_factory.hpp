@@ -28,9 +28,11 @@ struct Checkpoint;         // models/checkpoint.hpp
 struct ScoreSpec {
   std::string data;   // exact: eight_gaussians, gaussian or a mixture FILE.json (load_data)
   Index dim = 0;      // exact: the dimension of gaussian; checked against a mixture file (0: not given)
-  std::string model;  // a network: MODEL.ckpt from `scoresde train` or PyTorch weights FILE.npz (by the extension)
+  // a network: MODEL.ckpt from `scoresde train`, PyTorch weights FILE.npz or a TorchScript module FILE.pt (by the
+  // extension)
+  std::string model;
   // .npz: how to read the network's output; by default the convention for the SDE the model is built under
-  // (default_parameterization). A checkpoint records its own: ignored.
+  // (default_parameterization). .pt: replaces what the archive declares. A checkpoint records its own: ignored.
   std::optional<Parameterization> parameterization;
   std::string weights = "ema";  // a checkpoint's ema (what sampling uses) or raw weights; an .npz has one set
 
@@ -39,6 +41,7 @@ struct ScoreSpec {
                         std::optional<Parameterization> parameterization = std::nullopt);
   bool is_exact() const { return model.empty(); }
   bool is_npz() const;  // a model file whose name ends in .npz
+  bool is_torchscript() const;  // a model file whose name ends in .pt (models/torchscript_score.hpp)
   Parameterization resolved_parameterization(SdeKind kind) const {
     return parameterization.value_or(default_parameterization(kind));
   }
@@ -63,6 +66,9 @@ class ScoreSource {
   std::string training_command() const;
   // The mixture of an exact score (its closed-form densities); nullptr for a network.
   virtual std::shared_ptr<const GaussianMixture> mixture() const { return nullptr; }
+  // The parameterisation the file declares for a network whose reading is chosen at make() (a TorchScript module's
+  // metadata); std::nullopt otherwise.
+  virtual std::optional<Parameterization> recorded_parameterization() const { return std::nullopt; }
 
   // The model under `sde`, which the caller keeps alive as long as the model. ConfigError for weights other than
   // ema or raw.
@@ -79,8 +85,9 @@ class ScoreSource {
   nlohmann::ordered_json training_;
 };
 
-// Loads what the spec names: the mixture (load_data; its errors), the checkpoint (load_checkpoint) or the .npz
-// (import_torch_npz); InputError naming the file and the problem.
+// Loads what the spec names: the mixture (load_data; its errors), the checkpoint (load_checkpoint), the .npz
+// (import_torch_npz) or the TorchScript .pt (open_torchscript); InputError naming the file and the problem.
+// ConfigError for a .pt when the build lacks LibTorch.
 std::shared_ptr<const ScoreSource> open_score(const ScoreSpec& spec);
 // The exact score of a mixture already loaded.
 std::shared_ptr<const ScoreSource> mixture_score(std::shared_ptr<const GaussianMixture> mixture);

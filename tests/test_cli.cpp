@@ -224,6 +224,16 @@ TEST_CASE("sample: --data naming a missing mixture file") {
   expect_rejected(dir, {"--data", path}, {path, "cannot open"});
 }
 
+TEST_CASE("sample: --model FILE.pt that cannot be used is refused with exit 2, with or without LibTorch") {
+  // With LibTorch: the file is missing (tests/test_torchscript.cpp covers the rest); without: the build lacks it.
+  TempDir dir;
+  const Result r = run({"sample", "--model", dir.file("net.pt"), "-n", "2", "--out", dir.file("out.npy")});
+  CHECK(r.code == 2);
+  check_contains(r.err, "net.pt");
+  CHECK((r.err.find("no such file") != std::string::npos || r.err.find("need LibTorch") != std::string::npos));
+  CHECK(!std::filesystem::exists(dir.file("out.npy")));
+}
+
 TEST_CASE("sample: --data with a file that is not JSON") {
   TempDir dir;
   const auto path = dir.write("bad.json", R"({"weights": [1, 1], "means": [[0, 0], [1, 1]], "stds": [1)");

@@ -59,8 +59,8 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
   po::options_description opts("Evaluation");
   opts.add_options()
       ("model", po::value<std::string>(),
-       "MODEL.ckpt from scoresde train, or WEIGHTS.npz with --parameterization and the SDE options")
-      ("parameterization", po::value<std::string>(), "for .npz models: noise or scaled_score")
+       "MODEL.ckpt from scoresde train, WEIGHTS.npz with --parameterization and the SDE options, or a TorchScript FILE.pt")
+      ("parameterization", po::value<std::string>(), "for .npz models: noise or scaled_score; for .pt models also data or v (default: what the file declares)")
       ("data", po::value<std::string>(),
        "eight_gaussians, gaussian or FILE.json (default: the model's training data)")
       ("dim", po::value<Index>()->default_value(0), "dimension for gaussian")

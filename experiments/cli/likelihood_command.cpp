@@ -32,7 +32,7 @@ namespace {
 const char* likelihood_usage =
     "Usage: scoresde likelihood --points DATA.npy --data NAME|FILE.json [options] --out LOGP.npy\n"
     "       scoresde likelihood --points NAME|FILE.json -n COUNT [--seed S] [options] --out LOGP.npy\n"
-    "       scoresde likelihood --model MODEL.ckpt|WEIGHTS.npz --points DATA.npy|NAME [options] --out LOGP.npy\n\n"
+    "       scoresde likelihood --model MODEL.ckpt|WEIGHTS.npz|MODULE.pt --points DATA.npy|NAME [options] --out LOGP.npy\n\n"
     "Integrates the probability-flow ODE and the change of log-density, [x; delta], from eps to T\n"
     "with dopri5 and adds the prior log-density at T (Song et al. 2021, eq. 39):\n"
     "    log p_eps(x) = log p_T(x_T) + int_eps^T div f~(x_t, t) dt.\n"
@@ -93,7 +93,8 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
   add_model_options(io,
                     "the model: a trained score network instead of a mixture, MODEL.ckpt from `scoresde train` (its "
                     "SDE and data scaling are used; SDE options given override the SDE, with a warning) or PyTorch "
-                    "weights FILE.npz (identity scaling, the SDE options given)");
+                    "weights FILE.npz (identity scaling, the SDE options given) or a TorchScript module FILE.pt (its "
+                    "declared SDE and scaling, as a checkpoint's)");
   // clang-format on
   po::options_description visible;
   visible.add(io)

@@ -14,8 +14,9 @@ void add_model_options(po::options_description& group, const std::string& model_
   group.add_options()
       ("model", po::value<std::string>(), model_help.c_str())
       ("parameterization", po::value<std::string>(),
-       "--model FILE.npz: how to read the network output: noise (score = -output / sigma_t; default for vp, "
-       "subvp) or scaled_score (score = output / sigma_t; default for ve)")
+       "--model FILE.npz or FILE.pt: how to read the network output: noise (score = -output / sigma_t; default "
+       "for vp, subvp) or scaled_score (score = output / sigma_t; default for ve); for FILE.pt also data (x_0 "
+       "prediction) and v (vp only), and by default what the file declares")
       ("weights", po::value<std::string>()->default_value("ema"),
        "--model checkpoint: ema (default) or raw weights");
   // clang-format on
@@ -24,13 +25,17 @@ void add_model_options(po::options_description& group, const std::string& model_
 void LoadedModel::record(nlohmann::ordered_json& resolved) const {
   resolved["model"] = path;
   if (npz) resolved["parameterization"] = to_string(spec.resolved_parameterization(sde.kind));
+  if (torchscript) {
+    const auto p = spec.parameterization ? spec.parameterization : source->recorded_parameterization();
+    if (p) resolved["parameterization"] = to_string(*p);
+  }
   resolved["weights"] = spec.weights;
 }
 
 std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const SdeOptions& cli_sde,
                                            const std::string& command, std::ostream& err) {
   if (!vm.count("model")) {
-    if (vm.count("parameterization")) throw ConfigError("--parameterization: only with --model FILE.npz");
+    if (vm.count("parameterization")) throw ConfigError("--parameterization: only with --model FILE.npz or FILE.pt");
     return std::nullopt;
   }
   LoadedModel m;
@@ -39,9 +44,10 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
     throw ConfigError("--data: not used with --model (the model is the trained network, not a mixture); leave one out");
   m.spec = ScoreSpec::file(m.path, vm["weights"].as<std::string>());
   m.npz = m.spec.is_npz();
-  if (!m.npz && vm.count("parameterization"))
+  m.torchscript = m.spec.is_torchscript();
+  if (!m.npz && !m.torchscript && vm.count("parameterization"))
     throw ConfigError(
-        fmt::format("--parameterization: only for .npz models; the checkpoint {} records its own", m.path));
+        fmt::format("--parameterization: only for .npz and .pt models; the checkpoint {} records its own", m.path));
   if (m.spec.weights != "ema" && m.spec.weights != "raw")
     throw ConfigError(fmt::format("--weights = {}: choose ema or raw", m.spec.weights));
   if (vm.count("parameterization"))
@@ -52,7 +58,19 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
     throw InputError(fmt::format("--model: {}", e.what()));
   }
   m.sde = cli_sde;
-  if (!m.npz) {
+  if (m.torchscript) {
+    const auto recorded = m.source->recorded_parameterization();
+    if (m.spec.parameterization && recorded && *m.spec.parameterization != *recorded)
+      err << fmt::format("scoresde {}: warning: --parameterization = {} overrides what the model declares ({})\n",
+                         command, to_string(*m.spec.parameterization), to_string(*recorded));
+    if (!m.spec.parameterization && !recorded)
+      throw ConfigError(fmt::format(
+          "--parameterization: the TorchScript model {} declares none; give noise, scaled_score, data or v", m.path));
+    if (!m.source->trained_sde() && !given(vm, "sde"))
+      throw ConfigError(
+          fmt::format("--sde: the TorchScript model {} declares no SDE; give --sde and its parameters", m.path));
+  }
+  if (m.source->trained_sde()) {
     // Only what was given replaces the checkpoint's values; a warning names those that change one (so that the
     // command recorded in a result file, which spells out every SDE option, reruns without one).
     const SdeOptions& trained = *m.source->trained_sde();

@@ -25,7 +25,7 @@ namespace {
 const char* sample_usage =
     "Usage: scoresde sample --data NAME|FILE.json [--sde vp|subvp|ve] [--sampler NAME] [--steps N]\n"
     "                       -n COUNT [--seed S] [--threads T] --out SAMPLES.npy\n"
-    "       scoresde sample --model MODEL.ckpt|WEIGHTS.npz [--sampler NAME] ... --out SAMPLES.npy\n\n"
+    "       scoresde sample --model MODEL.ckpt|WEIGHTS.npz|MODULE.pt [--sampler NAME] ... --out SAMPLES.npy\n\n"
     "Draws COUNT samples by solving the reverse-time SDE or the probability-flow ODE with the exact score of the\n"
     "data (a Gaussian mixture) or a trained network (--model), and writes them as an (n, d) float64 .npy with\n"
     "SAMPLES.npy.json beside it.\n"
@@ -54,7 +54,7 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
   add_model_options(data,
                     "a trained score network instead of the exact score: MODEL.ckpt from `scoresde train` (its SDE is "
                     "used unless SDE options are given, with a warning) or PyTorch weights FILE.npz "
-                    "(docs/training.md)");
+                    "or a TorchScript module FILE.pt (its declared SDE and scaling; docs/training.md)");
   po::options_description visible;
   visible.add(data).add(sde_option_group()).add(sampler_option_group());
   po::variables_map vm;

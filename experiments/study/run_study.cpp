@@ -262,8 +262,7 @@ class CellRunner {
   // there, and its samples are mapped back to the data's units.
   std::shared_ptr<const ScoreSource> score_source(const StudyRun& run, const RunData& data) {
     auto& source = sources_[{run.data, run.score}];
-    if (!source)
-      source = is_exact_score(run.score) ? mixture_score(data.mixture) : checkpoint_score(score_checkpoint(run.score));
+    if (!source) source = is_exact_score(run.score) ? mixture_score(data.mixture) : score_file_source(run.score);
     return source;
   }
 

@@ -60,6 +60,28 @@ std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path) {
   return entry;
 }
 
+std::shared_ptr<const ScoreSource> score_file_source(const std::string& path) {
+  const ScoreSpec spec = ScoreSpec::file(path);
+  if (!spec.is_torchscript()) return checkpoint_score(score_checkpoint(path));
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const ScoreSource>> cache;
+  const std::lock_guard lock(mutex);
+  auto& entry = cache[path];
+  if (!entry) {
+    try {
+      entry = open_score(spec);
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("--score: {}", e.what()));
+    }
+    if (!entry->recorded_parameterization())
+      throw ConfigError(
+          fmt::format("--score = {}: the TorchScript model declares no parameterization (a study "
+                      "reads it from the file's metadata)",
+                      path));
+  }
+  return entry;
+}
+
 StudySpec::StudySpec() {
   sampler_base.noise = NoiseKind::brownian_tree;
   axes["sampler"] = {"euler_maruyama", "reverse_diffusion", "ancestral", "pc", "ode"};
@@ -89,8 +111,8 @@ const OptionTable<StudySpec>& study_option_table() {
     in_group(list_option("data", &S::data, "eight_gaussians, gaussian (with --dim) or mixture FILE.json"), "grid");
     in_group(option("dim", &S::dim, "dimension for gaussian"), "grid");
     in_group(list_option("score", &S::score,
-                         "exact (the data's exact score) and/or checkpoints of scoresde train (each runs under its "
-                         "own SDE)"),
+                         "exact (the data's exact score) and/or checkpoints of scoresde train or TorchScript "
+                         "FILE.pt (each runs under its own SDE)"),
              "grid");
     in_group(list_option("sde", &S::sde, "vp, subvp, ve",
                          [](const std::string& name) -> std::optional<std::string> {
@@ -200,10 +222,10 @@ void StudySpec::validate() const {
                                         name, name));
         continue;
       }
-      const auto model = score_checkpoint(s);
-      if (model->architecture.dim != data_dim)
+      const Index model_dim = score_file_source(s)->dim();
+      if (model_dim != data_dim)
         throw ConfigError(fmt::format("--score = {}: the model is {}-dimensional, --data {} is {}-dimensional", s,
-                                      model->architecture.dim, name, data_dim));
+                                      model_dim, name, data_dim));
     }
     const auto mixture_only = mixture_metric_names();
     if (!exact)
@@ -343,14 +365,17 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
         so.kind = sde_kind_from_string(sde_text);
         if (!is_exact_score(score)) {
           // A trained model brings its SDE: it runs under that SDE only, with the parameters it was trained with.
-          const auto model = score_checkpoint(score);
-          if (model->sde.kind != so.kind) {
-            if (skipped)
-              skipped->push_back(fmt::format("{} under {}: the model was trained under {}", score, sde_text,
-                                             to_string(model->sde.kind)));
-            continue;
+          // (A TorchScript module that declares none runs under each SDE of the study.)
+          const auto& trained = score_file_source(score)->trained_sde();
+          if (trained) {
+            if (trained->kind != so.kind) {
+              if (skipped)
+                skipped->push_back(fmt::format("{} under {}: the model was trained under {}", score, sde_text,
+                                               to_string(trained->kind)));
+              continue;
+            }
+            so = *trained;
           }
-          so = model->sde;
         }
         const auto sde = make_sde(so);
         for (const auto& c : configs) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "models/checkpoint.hpp"
+#include "models/score_factory.hpp"
 
 namespace scoresde {
 
@@ -21,5 +22,9 @@ bool is_exact_score(const std::string& score);
 // Checkpoints named by --score, read once per process. ConfigError for a file that is not a checkpoint,
 // InputError "--score: FILE: problem" for one that cannot be read.
 std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path);
+
+// The score a --score file names, opened once per process: a checkpoint (score_checkpoint) or a TorchScript
+// module FILE.pt (models/torchscript_score.hpp; InputError "--score: FILE: problem").
+std::shared_ptr<const ScoreSource> score_file_source(const std::string& path);
 
 }  // namespace scoresde
