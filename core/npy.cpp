@@ -93,7 +93,10 @@ void dump_vector_npy(const std::string& path, ConstVectorRef v) {
   xt::dump_npy(path, view);
 }
 
-Matrix read_samples_npy(const std::string& path) {
+namespace {
+
+// The header and data of an .npy file; InputError naming the file when it cannot be opened or parsed.
+std::optional<xt::detail::npy_file> open_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
   std::optional<xt::detail::npy_file> loaded;
@@ -102,6 +105,13 @@ Matrix read_samples_npy(const std::string& path) {
   } catch (const std::exception& e) {
     throw InputError(fmt::format("{}: not a readable .npy file ({})", path, e.what()));
   }
+  return loaded;
+}
+
+}  // namespace
+
+Matrix read_samples_npy(const std::string& path) {
+  auto loaded = open_npy(path);
   auto& file = *loaded;
   if (file.m_shape.size() != 2)
     throw InputError(fmt::format("{}: expected a 2-d array of shape (n, d); found {} dimensions", path, file.m_shape.size()));
@@ -125,14 +135,7 @@ Matrix read_samples_npy(const std::string& path) {
 }
 
 Vector read_vector_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
-  std::optional<xt::detail::npy_file> loaded;
-  try {
-    loaded.emplace(xt::detail::load_npy_file(in));
-  } catch (const std::exception& e) {
-    throw InputError(fmt::format("{}: not a readable .npy file ({})", path, e.what()));
-  }
+  auto loaded = open_npy(path);
   auto& file = *loaded;
   if (file.m_shape.size() != 1)
     throw InputError(
