@@ -209,6 +209,34 @@ struct OptionSpec {
   std::function<bool(const S&)> in_label;  // shown in the label and id only then (default: where it applies)
   std::function<std::string(const S&)> label_value;  // the value as labels and ids show it (default: its text)
 
+  // Setters for building tables: the samplers that use the option, its condition of use, its study role with its
+  // results.csv column and run label/id parts, and when those parts are shown.
+  OptionSpec& for_samplers(std::vector<std::string> names) {
+    samplers = std::move(names);
+    return *this;
+  }
+  OptionSpec& when(std::function<bool(const S&)> condition) {
+    applies = std::move(condition);
+    return *this;
+  }
+  OptionSpec& as_axis(std::string column_name, std::string label, std::string id) {
+    study = StudyRole::axis;
+    column = std::move(column_name);
+    label_format = std::move(label);
+    id_format = std::move(id);
+    return *this;
+  }
+  OptionSpec& as_budget(std::string column_name, std::string id) {
+    study = StudyRole::budget;
+    column = std::move(column_name);
+    id_format = std::move(id);
+    return *this;
+  }
+  OptionSpec& shown_when(std::function<bool(const S&)> condition) {
+    in_label = std::move(condition);
+    return *this;
+  }
+
   // "-n/--samples" or "--steps": how a user spells it.
   std::string display_name() const {
     return short_name ? fmt::format("-{}/--{}", short_name, key) : fmt::format("--{}", key);

@@ -72,129 +72,86 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
     OptionTable<S> t;
     auto& sampler = t.emplace_back(choice("sampler", &S::sampler, "", sampler_names, "unknown sampler"));
     sampler.help = fmt::format("{}   (scoresde list describes them)", fmt::join(sampler_names(), " | "));
-    sampler.study = StudyRole::axis;
-    sampler.column = "sampler";
-    sampler.label_format = sampler.id_format = "{}";
+    sampler.as_axis("sampler", "{}", "{}");
 
-    auto& predictor = t.emplace_back(
-        choice("predictor", &S::predictor, fmt::format("pc: {}", fmt::join(predictor_names(), " | ")),
-               predictor_names, "unknown predictor"));
-    predictor.samplers = pc;
-    predictor.study = StudyRole::axis;
-    predictor.column = "predictor";
-    predictor.cell = [](const S& o) {
+    t.emplace_back(choice("predictor", &S::predictor, fmt::format("pc: {}", fmt::join(predictor_names(), " | ")),
+                          predictor_names, "unknown predictor"))
+        .for_samplers(pc)
+        .as_axis("predictor", " {}", "_{}")
+        .cell = [](const S& o) {
       const auto p = o.resolved_predictor();
       return p.empty() ? json() : json(p);
     };
-    predictor.label_format = " {}";
-    predictor.id_format = "_{}";
+    t.emplace_back(choice("corrector", &S::corrector, fmt::format("pc: {}", fmt::join(corrector_names(), " | ")),
+                          corrector_names, "unknown corrector"))
+        .for_samplers(pc)
+        .as_axis("corrector", "+{}", "_{}")
+        .cell = [](const S& o) { return json(o.resolved_corrector()); };
+    t.emplace_back(option("snr", &S::snr, "corrector signal-to-noise ratio r", positive<double>()))
+        .for_samplers(pc)
+        .when(with_corrector)
+        .as_axis("snr", " snr {}", "_snr{}");
+    t.emplace_back(option("corrector-steps", &S::corrector_steps, "corrector iterations per step", at_least(1)))
+        .for_samplers(pc)
+        .when(with_corrector)
+        .as_axis("corrector_steps", " x{}", "_x{}")
+        .shown_when([](const S& o) { return o.corrector_steps > 1; });
+    t.emplace_back(option("langevin-norm", &S::langevin_norm,
+                          "langevin step norms: chunk (|z|, |s| averaged over the --chunk samples of a chunk, as the "
+                          "reference averages over its batch) or sample (per sample: biased, for comparison)"))
+        .for_samplers(pc);
+    t.emplace_back(choice("ode-method", &S::ode_method, fmt::format("ode: {}", fmt::join(ode_method_names(), " | ")),
+                          ode_method_names, "unknown ODE method"))
+        .for_samplers(ode)
+        .as_axis("ode_method", " {}", "_{}");
 
-    auto& corrector = t.emplace_back(
-        choice("corrector", &S::corrector, fmt::format("pc: {}", fmt::join(corrector_names(), " | ")),
-               corrector_names, "unknown corrector"));
-    corrector.samplers = pc;
-    corrector.study = StudyRole::axis;
-    corrector.column = "corrector";
-    corrector.cell = [](const S& o) { return json(o.resolved_corrector()); };
-    corrector.label_format = "+{}";
-    corrector.id_format = "_{}";
-
-    auto& snr = t.emplace_back(option("snr", &S::snr, "corrector signal-to-noise ratio r", positive<double>()));
-    snr.samplers = pc;
-    snr.applies = with_corrector;
-    snr.study = StudyRole::axis;
-    snr.column = "snr";
-    snr.label_format = " snr {}";
-    snr.id_format = "_snr{}";
-
-    auto& corrector_steps = t.emplace_back(
-        option("corrector-steps", &S::corrector_steps, "corrector iterations per step", at_least(1)));
-    corrector_steps.samplers = pc;
-    corrector_steps.applies = with_corrector;
-    corrector_steps.study = StudyRole::axis;
-    corrector_steps.column = "corrector_steps";
-    corrector_steps.label_format = " x{}";
-    corrector_steps.id_format = "_x{}";
-    corrector_steps.in_label = [](const S& o) { return o.corrector_steps > 1; };
-
-    auto& norm = t.emplace_back(option("langevin-norm", &S::langevin_norm,
-                                       "langevin step norms: chunk (|z|, |s| averaged over the --chunk samples of a "
-                                       "chunk, as the reference averages over its batch) or sample (per sample: "
-                                       "biased, for comparison)"));
-    norm.samplers = pc;
-
-    auto& method = t.emplace_back(choice("ode-method", &S::ode_method,
-                                         fmt::format("ode: {}", fmt::join(ode_method_names(), " | ")),
-                                         ode_method_names, "unknown ODE method"));
-    method.samplers = ode;
-    method.study = StudyRole::axis;
-    method.column = "ode_method";
-    method.label_format = " {}";
-    method.id_format = "_{}";
-
-    auto& steps = t.emplace_back(
-        option("steps", &S::steps, "time steps N from T down to eps (fixed-step methods)", at_least(1)));
-    steps.applies = [](const S& o) { return !is_adaptive(o); };
-    steps.study = StudyRole::budget;
-    steps.column = "steps";
-    steps.id_format = "n{}";
-
+    const auto fixed_step = [](const S& o) { return !is_adaptive(o); };
+    t.emplace_back(option("steps", &S::steps, "time steps N from T down to eps (fixed-step methods)", at_least(1)))
+        .when(fixed_step)
+        .as_budget("steps", "n{}");
     auto& grid = t.emplace_back(option("time-grid", &S::time_grid,
                                        fmt::format("{} (docs/samplers.md), or a FILE of times t_0 > ... > t_N > 0 "
                                                    "(.npy or text) that fixes --steps and --eps; dopri5 uses the "
                                                    "grid's ends only",
                                                    fmt::join(time_grid_names(), " | ")),
-                                       ValueCheck<std::string>(time_grid_problem)));
+                                       ValueCheck<std::string>(time_grid_problem)))
+                      .when(fixed_step)
+                      .as_axis("time_grid", " {}", "_{}")
+                      .shown_when([](const S& o) { return o.time_grid != to_string(TimeGridKind::uniform); });
     grid.value_name = "NAME|FILE";
-    grid.applies = [](const S& o) { return !is_adaptive(o); };
-    grid.study = StudyRole::axis;
-    grid.column = "time_grid";
-    grid.label_format = " {}";
-    grid.id_format = "_{}";
     grid.label_value = time_grid_label;
-    grid.in_label = [](const S& o) { return o.time_grid != to_string(TimeGridKind::uniform); };
+    t.emplace_back(option("rho", &S::rho, "karras grid: the exponent rho (Karras et al. 2022, eq. 5)", positive<double>()))
+        .when([](const S& o) { return o.time_grid == to_string(TimeGridKind::karras) && !is_adaptive(o); })
+        .as_axis("", " rho {}", "_rho{}")
+        .shown_when([](const S& o) { return o.rho != 7.0; });
 
-    auto& rho = t.emplace_back(
-        option("rho", &S::rho, "karras grid: the exponent rho (Karras et al. 2022, eq. 5)", positive<double>()));
-    rho.applies = [](const S& o) { return o.time_grid == to_string(TimeGridKind::karras) && !is_adaptive(o); };
-    rho.study = StudyRole::axis;
-    rho.label_format = " rho {}";
-    rho.id_format = "_rho{}";
-    rho.in_label = [](const S& o) { return o.rho != 7.0; };
+    t.emplace_back(option("rtol", &S::rtol, "dopri5 relative tolerance", positive<double>()))
+        .for_samplers(ode)
+        .when(is_adaptive)
+        .as_budget("rtol", "tol{}");
+    t.emplace_back(option("atol", &S::atol, "dopri5 absolute tolerance", positive<double>()))
+        .for_samplers(ode)
+        .when(is_adaptive)
+        .as_budget("atol", "_atol{}")
+        .shown_when([](const S& o) { return o.atol != o.rtol; })
+        .paired_with = "rtol";
 
-    for (const auto& [key, member, help] :
-         {std::tuple{"rtol", &S::rtol, "dopri5 relative tolerance"},
-          std::tuple{"atol", &S::atol, "dopri5 absolute tolerance"}}) {
-      auto& tol = t.emplace_back(option(key, member, help, positive<double>()));
-      tol.samplers = ode;
-      tol.applies = is_adaptive;
-      tol.study = StudyRole::budget;
-      tol.column = key;
-    }
-    t[t.size() - 2].id_format = "tol{}";
-    auto& atol = t.back();
-    atol.id_format = "_atol{}";
-    atol.in_label = [](const S& o) { return o.atol != o.rtol; };
-    atol.paired_with = "rtol";
-
-    auto& control = t.emplace_back(option("ode-control", &S::ode_control,
-                                          "dopri5 step control: chunk (one step size per chunk) or sample (per "
-                                          "sample)"));
-    control.samplers = ode;
-    control.applies = is_adaptive;
+    t.emplace_back(option("ode-control", &S::ode_control,
+                          "dopri5 step control: chunk (one step size per chunk) or sample (per sample)"))
+        .for_samplers(ode)
+        .when(is_adaptive);
 
     t.push_back(option("eps", &S::eps, "final time (default 1e-3 for vp/subvp, 1e-5 for ve)"));
     t.push_back(option("denoise", &S::denoise, "on: the last step returns the noise-free mean; off"));
-    auto& noise = t.emplace_back(option("noise", &S::noise,
-                                        "independent (fresh increments per step) or brownian_tree (one Brownian "
-                                        "path shared by every step count)"));
-    noise.column = "noise";
+    t.emplace_back(option("noise", &S::noise,
+                          "independent (fresh increments per step) or brownian_tree (one Brownian path shared by "
+                          "every step count)"))
+        .column = "noise";
     auto& seed = t.emplace_back(option("seed", &S::seed, "fixes every random number"));
     seed.study = StudyRole::own;
     seed.column = "seed";
-    auto& threads =
-        t.emplace_back(option("threads", &S::threads, "worker threads; results do not depend on it", at_least(1)));
-    threads.study = StudyRole::own;
+    t.emplace_back(option("threads", &S::threads, "worker threads; results do not depend on it", at_least(1)))
+        .study = StudyRole::own;
     t.push_back(option("chunk", &S::chunk, "samples per chunk (see docs/reproducibility.md)", at_least(Index{1})));
     // An option that names its samplers applies only to them, whatever else its condition says.
     for (auto& spec : t) {
