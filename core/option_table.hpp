@@ -155,6 +155,22 @@ inline std::string join_list(const std::vector<std::string>& items) {
   return fmt::format("{}", fmt::join(items, ","));
 }
 
+// The items of a comma-separated list into `out`, each checked by `item` (when given), which may rewrite it in place
+// (to its canonical text). Returns the problem with an empty list, or with the first bad item: "\"x\": problem";
+// `out` is left as it was then.
+inline std::optional<std::string> read_list(const std::string& text, std::vector<std::string>& out,
+                                            const std::function<std::optional<std::string>(std::string&)>& item = {}) {
+  auto items = split_list(text);
+  if (items.empty()) return std::string("the list is empty; give one or more comma-separated values");
+  if (item)
+    for (auto& value : items) {
+      const std::string given = value;
+      if (auto problem = item(value)) return fmt::format("\"{}\": {}", given, *problem);
+    }
+  out = std::move(items);
+  return std::nullopt;
+}
+
 // A JSON value as the text a command line or INI file would give it (inf and nan as such: JSON writes them null).
 inline std::string from_json(const nlohmann::ordered_json& value) {
   if (value.is_number_float() && !std::isfinite(value.template get<double>()))
@@ -282,6 +298,18 @@ void record_options(const OptionTable<S>& table, const S& s, nlohmann::ordered_j
   for (const auto& spec : table) {
     auto value = spec.get(s);
     if (!value.is_null()) out[spec.key] = std::move(value);
+  }
+}
+
+// Checks every value of `s` against its entry, as if it had been given as text: what a C++ caller who sets the
+// struct directly gets from validate(). ConfigError "--key = text: problem".
+template <class S>
+void check_options(const OptionTable<S>& table, const S& s) {
+  for (const auto& spec : table) {
+    const std::string text = spec.text(s);
+    if (spec.optional && text.empty()) continue;
+    S scratch;
+    spec.set(scratch, text);
   }
 }
 
@@ -500,14 +528,9 @@ OptionSpec<S> list_option(std::string key, std::vector<std::string> S::*member, 
   spec.key = std::move(key);
   spec.help = std::move(help);
   spec.value_name = "LIST";
-  spec.parse = [member, item_check](S& s, const std::string& text) -> std::optional<std::string> {
-    auto items = option_text::split_list(text);
-    if (items.empty()) return std::string("the list is empty; give one or more comma-separated values");
-    if (item_check)
-      for (const auto& item : items)
-        if (auto problem = item_check(item)) return fmt::format("\"{}\": {}", item, *problem);
-    s.*member = std::move(items);
-    return std::nullopt;
+  spec.parse = [member, item_check](S& s, const std::string& text) {
+    if (!item_check) return option_text::read_list(text, s.*member);
+    return option_text::read_list(text, s.*member, [&](std::string& item) { return item_check(item); });
   };
   spec.get = [member](const S& s) { return nlohmann::ordered_json(option_text::join_list(s.*member)); };
   return spec;

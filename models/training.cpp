@@ -145,10 +145,7 @@ const OptionTable<TrainingOptions>& training_option_table() {
 
 void TrainingOptions::validate(const Sde& sde) const {
   // Values set in C++ get the checks of the command line.
-  for (const auto& spec : training_option_table()) {
-    TrainingOptions scratch;
-    spec.set(scratch, spec.text(*this));
-  }
+  check_options(training_option_table(), *this);
   require(eps > 0 && eps < sde.T(), "--train-eps", fmt::format("{}", eps),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));
 }

@@ -118,12 +118,7 @@ const OptionTable<LikelihoodOptions>& likelihood_option_table() {
 
 void LikelihoodOptions::validate(const Sde& sde) const {
   // Values set in C++ get the checks of the command line.
-  for (const auto& spec : likelihood_option_table()) {
-    const std::string text = spec.text(*this);
-    if (spec.optional && text.empty()) continue;
-    LikelihoodOptions scratch;
-    spec.set(scratch, text);
-  }
+  check_options(likelihood_option_table(), *this);
   const double e = resolved_eps(sde);
   require(std::isfinite(e) && e > 0 && e < sde.T(), "--eps", fmt::format("{}", e),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));

@@ -233,12 +233,7 @@ std::vector<double> SamplerOptions::walked_times(const Sde& sde) const {
 void SamplerOptions::validate(const Sde& sde, bool with_init) const {
   // Every name and value is checked whichever sampler is chosen: a typo in an option the chosen sampler ignores
   // would otherwise be recorded in the result file as if it had been used.
-  for (const auto& spec : sampler_option_table()) {
-    const std::string text = spec.text(*this);
-    if (spec.optional && text.empty()) continue;
-    SamplerOptions scratch;
-    spec.set(scratch, text);
-  }
+  check_options(sampler_option_table(), *this);
   const double e = resolved_eps(sde);
   require(std::isfinite(e) && e > 0 && e < sde.T(), "--eps", fmt::format("{}", e),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));

@@ -437,12 +437,7 @@ void MetricsOptions::validate() const {
       throw ConfigError(
           fmt::format("--metrics = {}: unknown metric; choose from {}", name, fmt::join(known, ", ")));
   // Values set in C++ get the checks of the command line.
-  for (const auto& spec : metrics_option_table()) {
-    const std::string text = spec.text(*this);
-    if (spec.optional && text.empty()) continue;
-    MetricsOptions scratch;
-    spec.set(scratch, text);
-  }
+  check_options(metrics_option_table(), *this);
 }
 
 const OptionTable<MetricsOptions>& metrics_option_table() {

@@ -141,16 +141,15 @@ const OptionTable<StudySpec>& study_option_table() {
       const std::string key = sampler_spec.key;
       list.parse = [key](S& s, const std::string& text) -> std::optional<std::string> {
         const auto& item_spec = *find_option(sampler_option_table(), key);
-        const auto items = option_text::split_list(text);
-        if (items.empty()) return std::string("the list is empty; give one or more comma-separated values");
-        std::vector<std::string> canonical;
-        for (const auto& item : items) {
+        std::vector<std::string> values;
+        const auto problem = option_text::read_list(text, values, [&](std::string& item) {
           SamplerOptions scratch;
-          if (auto problem = item_spec.parse(scratch, item)) return fmt::format("\"{}\": {}", item, *problem);
-          canonical.push_back(item_spec.text(scratch));
-        }
-        s.axes[key] = std::move(canonical);
-        return std::nullopt;
+          auto item_problem = item_spec.parse(scratch, item);
+          if (!item_problem) item = item_spec.text(scratch);
+          return item_problem;
+        });
+        if (!problem) s.axes[key] = std::move(values);
+        return problem;
       };
       list.get = [key](const S& s) { return nlohmann::ordered_json(option_text::join_list(s.axis(key))); };
       in_group(std::move(list), "grid");
@@ -182,12 +181,7 @@ const OptionTable<StudySpec>& study_option_table() {
 void StudySpec::validate() const {
   // Every value against its entry, as if given on the command line (C++ callers set the struct directly).
   for (const auto& [key, values] : axes) axis(key);
-  for (const auto& spec : study_option_table()) {
-    const std::string text = spec.text(*this);
-    if (spec.optional && text.empty()) continue;
-    StudySpec scratch;
-    spec.set(scratch, text);
-  }
+  check_options(study_option_table(), *this);
   for (const auto& spec : sampler_option_table()) {
     if (spec.paired_with.empty()) continue;
     const auto own = axes.find(spec.key);
