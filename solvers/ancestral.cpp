@@ -19,8 +19,12 @@ namespace {
 class Ancestral final : public Predictor {
  public:
   const StepperInfo& info() const override {
-    static const StepperInfo i{"ancestral", "VP: (x + beta s)/sqrt(1 - beta) + sqrt(beta) z; VE: SMLD",
-                               "Ho et al. 2020, eq. 11; Song et al. 2021, eq. 47 (App. F)", 1.0, 1.0, 1};
+    static const StepperInfo i{"ancestral",
+                               "VP: (x + beta s)/sqrt(1 - beta) + sqrt(beta) z; VE: SMLD",
+                               "Ho et al. 2020, eq. 11; Song et al. 2021, eq. 47 (App. F)",
+                               1.0,
+                               1.0,
+                               1};
     return i;
   }
 
@@ -31,7 +35,9 @@ class Ancestral final : public Predictor {
           "use reverse_diffusion, which is the same kind of discrete update for subvp");
   }
 
-  void step(StepContext& c, Matrix& x, Index k, double t, double t_next, bool noise_free) const override {
+  std::optional<double> step(StepContext& c, StepperState*, Matrix& x, const StepPosition& at,
+                             bool noise_free) const override {
+    const double t = at.t, t_next = at.t_next;
     c.score(x, t, c.score_buf);
     double noise_std;
     if (c.sde.options().kind == SdeKind::ve) {
@@ -45,14 +51,17 @@ class Ancestral final : public Predictor {
       x = (x + beta * c.score_buf) / tr.a;
       noise_std = std::sqrt(beta);
     }
-    if (noise_free) return;
-    c.brownian.increment(k, t, t_next, c.noise_buf);
+    if (noise_free) return std::nullopt;
+    c.brownian.increment(at.k, t, t_next, c.noise_buf);
     x += (noise_std / std::sqrt(t - t_next)) * c.noise_buf;
+    return std::nullopt;
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Predictor> make_ancestral(const SamplerOptions&) { return std::make_unique<Ancestral>(); }
+std::unique_ptr<Predictor> make_ancestral(const SamplerOptions&) {
+  return std::make_unique<Ancestral>();
+}
 
 }  // namespace scoresde

@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 #include <omp.h>
 #include <chrono>
+#include <span>
 
 #include "core/errors.hpp"
 #include "core/noise.hpp"
 #include "solvers/ode.hpp"
 #include "solvers/registry.hpp"
+#include "solvers/step_control.hpp"
 
 namespace scoresde {
 
@@ -20,34 +22,110 @@ struct ChunkFailure {
   std::string what;
 };
 
+// One chunk's run through the grid: the corrector and predictor of a fixed-step configuration at every step, or an
+// adaptive method's trial steps under the step-size controller. `x` holds the chunk's states (all columns; the first
+// `valid` are samples < n). Returns the failure of the lowest column whose state turned non-finite, if any.
+class ChunkRun {
+ public:
+  ChunkRun(const Predictor* predictor, const Corrector* corrector, std::span<const double> grid, bool denoise,
+           Observer* observer)
+      : predictor_(predictor), corrector_(corrector), grid_(grid), denoise_(denoise), observer_(observer) {}
+
+  std::optional<ChunkFailure> run(StepContext& c, Matrix& x, Index valid) {
+    if (predictor_ && predictor_->error_order() > 0) return run_adaptive(c, x, valid);
+    const std::unique_ptr<StepperState> state = predictor_ ? predictor_->make_state(x.rows(), x.cols()) : nullptr;
+    const Index N = static_cast<Index>(grid_.size()) - 1;
+    for (Index k = 0; k < N; ++k) {
+      const StepPosition at{grid_, k, grid_[k], grid_[k + 1]};
+      step_ = k;
+      t_ = at.t;
+      if (corrector_) corrector_->correct(c, x, k, at.t, at.t_next);
+      if (predictor_) predictor_->step(c, state.get(), x, at, denoise_ && at.last());
+      if (auto f = check(c, x, valid, k, at.t_next, fmt::format("step {} of {}", k + 1, N))) return f;
+      if (observer_) observer_->on_step(c.first_sample, valid, k, at.t_next, x);
+    }
+    return std::nullopt;
+  }
+
+  // Where the chunk was when an exception left run(): the step under way and its start time.
+  Index step() const { return step_; }
+  double time() const { return t_; }
+
+ private:
+  std::optional<ChunkFailure> run_adaptive(StepContext& c, Matrix& x, Index valid) {
+    const std::unique_ptr<StepperState> state = predictor_->make_state(x.rows(), x.cols());
+    const StepSizeController control(static_cast<int>(predictor_->info().weak_order), predictor_->error_order());
+    const double t_end = grid_.back();
+    double t = grid_.front(), h = StepSizeController::initial_step(t, t_end);
+    for (Index k = 0; StepSizeController::more_to_go(t, t_end); ++k) {
+      step_ = k;
+      t_ = t;
+      h = StepSizeController::clamp(t, t_end, h);
+      for (int rejections = 0;; ++rejections) {
+        if (rejections == StepSizeController::max_rejections)
+          throw NumericalError(
+              fmt::format("{} rejected {} step sizes in a row at accepted step {} (t = {:.6g}, last step size {:.3g}): "
+                          "the tolerances cannot be met there",
+                          predictor_->info().name, rejections, k + 1, t, h),
+              c.first_sample, k, t);
+        const double error = *predictor_->step(c, state.get(), x, StepPosition{grid_, k, t, t + h}, false);
+        if (control.accepts(error)) {
+          t += h;
+          h = control.after_accept(h, error);
+          break;
+        }
+        predictor_->reject(state.get(), x);
+        h = control.after_reject(h, error);
+      }
+      if (auto f = check(c, x, valid, k, t, fmt::format("accepted step {}", k + 1))) return f;
+      if (observer_) observer_->on_step(c.first_sample, valid, k, t, x);
+    }
+    return std::nullopt;
+  }
+
+  static std::optional<ChunkFailure> check(const StepContext& c, const Matrix& x, Index valid, Index k, double t,
+                                           const std::string& where) {
+    const Index j = first_non_finite(x, valid);
+    if (j < 0) return std::nullopt;
+    return ChunkFailure{c.first_sample + j, k, t,
+                        fmt::format("sample {} turned non-finite at {} (t = {:.6g})", c.first_sample + j, where, t)};
+  }
+
+  const Predictor* predictor_;
+  const Corrector* corrector_;
+  std::span<const double> grid_;
+  bool denoise_;
+  Observer* observer_;
+  Index step_ = -1;
+  double t_ = 0;
+};
+
 }  // namespace
 
-SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
-                    const Matrix* init, Observer* observer, const ProgressFn& progress) {
+SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n, const Matrix* init,
+                    Observer* observer, const ProgressFn& progress) {
   options.validate(sde, init != nullptr);
   require(n >= 1, "-n", std::to_string(n), "must be >= 1");
   const Index d = model.dim();
   if (init && (init->rows() != d || init->cols() != n))
-    throw ConfigError(fmt::format("--init: holds {} samples of dimension {}; expected {} of dimension {}",
-                                  init->cols(), init->rows(), n, d));
+    throw ConfigError(fmt::format("--init: holds {} samples of dimension {}; expected {} of dimension {}", init->cols(),
+                                  init->rows(), n, d));
   const auto start_time = std::chrono::steady_clock::now();
   const long long calls0 = model.calls(), columns0 = model.columns();
 
-  const bool is_ode = options.sampler == ode_sampler;
-  const bool adaptive = is_adaptive(options);
   std::unique_ptr<Predictor> predictor;
   std::unique_ptr<Corrector> corrector;
-  if (is_ode) {
-    if (!adaptive) predictor = find_ode_method(options.ode_method).make(options);
+  if (options.sampler == ode_sampler) {
+    predictor = find_ode_method(options.ode_method).make(options);
   } else {
     predictor = make_predictor(options.resolved_predictor(), options);
     corrector = make_corrector(options.resolved_corrector(), options);
   }
-  // The one grid every fixed-step sampler walks; dopri5 takes its ends. The Brownian tree spans [0, T] whatever the
-  // grid, so that every grid sees the same path.
+  // The one grid every fixed-step sampler walks; an adaptive method gets its ends. The Brownian tree spans [0, T]
+  // whatever the grid, so that every grid sees the same path.
   const std::vector<double> grid = options.walked_times(sde);
-  const double t0 = grid.front(), eps = grid.back();
-  const int N = static_cast<int>(grid.size()) - 1;
+  // Per-sample step-size control runs each sample as a chunk of its own.
+  const bool per_sample = is_adaptive(options) && options.ode_control == OdeControl::sample;
   const Index C = options.chunk;
   const Index chunks = (n + C - 1) / C;
   const bool probability_flow = predictor && predictor->probability_flow();
@@ -63,8 +141,7 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   for (Index chunk = 0; chunk < chunks; ++chunk) {
     const Index first = chunk * C;
     const Index valid = std::min(C, n - first);
-    Index step = -1;
-    double t = t0;
+    ChunkRun run(predictor.get(), corrector.get(), grid, options.denoise, observer);
     try {
       // Every chunk has C columns; those past n are the prior draws of samples >= n, computed and dropped.
       Matrix x(d, C);
@@ -72,34 +149,27 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
       x *= sde.prior_std();
       if (init) x.leftCols(valid) = init->middleCols(first, valid);
       Vector nfe(C);
-      if (adaptive) {
-        integrate_adaptive_chunk(sde, model, options, first, valid, t0, eps, x, nfe, observer);
+      const auto run_columns = [&](Index from, Index cols, MatrixRef states) -> std::optional<ChunkFailure> {
+        auto brownian = make_brownian_path(options.noise, options.seed, sde.T(), from, d, cols);
+        StepContext context(sde, model, probability_flow, from, d, cols, *brownian, options.seed);
+        Matrix xs = states;
+        auto failure = run.run(context, xs, std::min(cols, n - from));
+        states = xs;
+        nfe.segment(from - first, cols).setConstant(static_cast<double>(context.nfe));
+        return failure;
+      };
+      if (per_sample) {
+        nfe.setZero();
+        for (Index j = 0; j < valid && !failures[chunk]; ++j) failures[chunk] = run_columns(first + j, 1, x.col(j));
       } else {
-        auto brownian = make_brownian_path(options.noise, options.seed, sde.T(), first, d, C);
-        StepContext context(sde, model, probability_flow, first, d, C, *brownian, options.seed);
-        if (predictor) context.scratch = predictor->make_scratch(d, C);
-        for (step = 0; step < N; ++step) {
-          t = grid[step];
-          const double t_next = grid[step + 1];
-          if (corrector) corrector->correct(context, x, step, t, t_next);
-          if (predictor) predictor->step(context, x, step, t, t_next, options.denoise && step == N - 1);
-          if (Index j = first_non_finite(x, valid); j >= 0) {
-            failures[chunk] =
-                ChunkFailure{first + j, step, t_next,
-                             fmt::format("sample {} turned non-finite at step {} of {} (t = {:.6g})",
-                                         first + j, step + 1, N, t_next)};
-            break;
-          }
-          if (observer) observer->on_step(first, valid, step, t_next, x);
-        }
-        nfe.setConstant(static_cast<double>(context.nfe));
+        failures[chunk] = run_columns(first, C, x);
       }
       report.samples.middleCols(first, valid) = x.leftCols(valid);
       report.nfe.segment(first, valid) = nfe.head(valid);
     } catch (const NumericalError& e) {
-      failures[chunk] = ChunkFailure{e.sample, e.step, e.time, e.what()};
+      failures[chunk] = ChunkFailure{e.sample, e.step >= 0 ? e.step : run.step(), e.time, e.what()};
     } catch (const std::exception& e) {
-      failures[chunk] = ChunkFailure{first, step, t, e.what()};
+      failures[chunk] = ChunkFailure{first, run.step(), run.time(), e.what()};
     }
     if (progress) {
 #pragma omp critical(scoresde_progress)
@@ -110,13 +180,11 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   // Report the failure of the lowest-indexed sample, so the message does not depend on thread timing.
   for (const auto& f : failures) {
     if (!f) continue;
-    if (f->sample >=
-        n)  // a padding column: its chunk could not finish, so the samples sharing it have no result
-      throw NumericalError(
-          f->what + fmt::format(" (sample {} is computed only to fill chunk {} of --chunk {} columns;"
-                                " its chunk-mates below -n {} have no result)",
-                                f->sample, f->sample / C, C, n),
-          f->sample, f->step, f->time);
+    if (f->sample >= n)  // a padding column: its chunk could not finish, so the samples sharing it have no result
+      throw NumericalError(f->what + fmt::format(" (sample {} is computed only to fill chunk {} of --chunk {} columns;"
+                                                 " its chunk-mates below -n {} have no result)",
+                                                 f->sample, f->sample / C, C, n),
+                           f->sample, f->step, f->time);
     throw NumericalError(f->what, f->sample, f->step, f->time);
   }
   report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();

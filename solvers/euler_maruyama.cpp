@@ -12,24 +12,33 @@ namespace {
 class EulerMaruyama final : public Predictor {
  public:
   const StepperInfo& info() const override {
-    static const StepperInfo i{"euler_maruyama", "x - [f x - g^2 s] h + g dW",
-                               "Song et al. 2021, eq. 6; Kloeden & Platen 1992, eq. 10.2.2", 1.0, 1.0, 1};
+    static const StepperInfo i{"euler_maruyama",
+                               "x - [f x - g^2 s] h + g dW",
+                               "Song et al. 2021, eq. 6; Kloeden & Platen 1992, eq. 10.2.2",
+                               1.0,
+                               1.0,
+                               1};
     return i;
   }
 
-  void step(StepContext& c, Matrix& x, Index k, double t, double t_next, bool noise_free) const override {
+  std::optional<double> step(StepContext& c, StepperState*, Matrix& x, const StepPosition& at,
+                             bool noise_free) const override {
+    const double t = at.t, t_next = at.t_next;
     const double h = t - t_next;
     c.score(x, t, c.score_buf);
     c.reverse.drift(x, c.score_buf, t, c.drift_buf);
     x -= h * c.drift_buf;
-    if (noise_free) return;
-    c.brownian.increment(k, t, t_next, c.noise_buf);
+    if (noise_free) return std::nullopt;
+    c.brownian.increment(at.k, t, t_next, c.noise_buf);
     x += c.reverse.diffusion(t) * c.noise_buf;
+    return std::nullopt;
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Predictor> make_euler_maruyama(const SamplerOptions&) { return std::make_unique<EulerMaruyama>(); }
+std::unique_ptr<Predictor> make_euler_maruyama(const SamplerOptions&) {
+  return std::make_unique<EulerMaruyama>();
+}
 
 }  // namespace scoresde

@@ -42,12 +42,9 @@ class Langevin final : public Corrector {
  public:
   Langevin(int steps, double snr, LangevinNorm norm) : steps_(steps), snr_(snr), norm_(norm) {}
   const StepperInfo& info() const override {
-    static const StepperInfo i{"langevin",
-                               "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2",
-                               "Song et al. 2021, Algorithm 5",
-                               0.0,
-                               0.0,
-                               1};
+    static const StepperInfo i{
+        "langevin", "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2", "Song et al. 2021, Algorithm 5", 0.0, 0.0,
+        1};
     return i;
   }
 
@@ -55,9 +52,8 @@ class Langevin final : public Corrector {
     const double a = step_scale(c, t, t_next);
     for (int i = 0; i < steps_; ++i) {
       c.score(x, t, c.score_buf);
-      c.corrector_noise.normal_columns(static_cast<std::uint64_t>(c.first_sample),
-                                       static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(i),
-                                       c.noise_buf);
+      c.corrector_noise.normal_columns(static_cast<std::uint64_t>(c.first_sample), static_cast<std::uint64_t>(k),
+                                       static_cast<std::uint64_t>(i), c.noise_buf);
       if (norm_ == LangevinNorm::chunk) {
         const double z = mean_column_norm(c.noise_buf);
         const double s = mean_column_norm(c.score_buf);
@@ -98,9 +94,8 @@ class AnnealedLangevin final : public Corrector {
     const double eps = 2.0 * step_scale(c, t, t_next) * snr_ * snr_ * sigma * sigma;
     for (int i = 0; i < steps_; ++i) {
       c.score(x, t, c.score_buf);
-      c.corrector_noise.normal_columns(static_cast<std::uint64_t>(c.first_sample),
-                                       static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(i),
-                                       c.noise_buf);
+      c.corrector_noise.normal_columns(static_cast<std::uint64_t>(c.first_sample), static_cast<std::uint64_t>(k),
+                                       static_cast<std::uint64_t>(i), c.noise_buf);
       x += eps * c.score_buf + std::sqrt(2.0 * eps) * c.noise_buf;
     }
   }

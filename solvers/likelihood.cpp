@@ -153,14 +153,13 @@ void replace_terminal_log_density(LikelihoodResult& r, ConstVectorRef terminal_l
 void check_points(ConstMatrixRef points, Index dim, const std::string& what) {
   if (points.cols() < 1) throw ConfigError(fmt::format("{}: holds no points", what));
   if (points.rows() != dim)
-    throw ConfigError(fmt::format("{}: points of dimension {}, but the score model is {}-dimensional", what,
-                                  points.rows(), dim));
+    throw ConfigError(
+        fmt::format("{}: points of dimension {}, but the score model is {}-dimensional", what, points.rows(), dim));
   for (Index j = 0; j < points.cols(); ++j)
     for (Index i = 0; i < points.rows(); ++i)
       if (!std::isfinite(points(i, j)))
-        throw ConfigError(
-            fmt::format("{}: point {} (row {} of the array) has the non-finite coordinate {} = {}", what, j,
-                        j, i, points(i, j)));
+        throw ConfigError(fmt::format("{}: point {} (row {} of the array) has the non-finite coordinate {} = {}", what,
+                                      j, j, i, points(i, j)));
 }
 
 namespace {
@@ -171,8 +170,8 @@ using Dopri5 = odeint::runge_kutta_dopri5<Vector, double, Vector, double, odeint
 // vector: x as a d x m column-major block, then the m integrals delta. Buffers are allocated once per solve.
 class AugmentedFlow {
  public:
-  AugmentedFlow(const ScoreModel& model, const Sde& sde, DivergenceEvaluation evaluation,
-                const Matrix& probes, int K, Index first, Index d, Index m)
+  AugmentedFlow(const ScoreModel& model, const Sde& sde, DivergenceEvaluation evaluation, const Matrix& probes, int K,
+                Index first, Index d, Index m)
       : model_(model),
         reverse_(sde, /*probability_flow=*/true),
         evaluation_(evaluation),
@@ -240,8 +239,7 @@ class AugmentedFlow {
     check_finite(t);
     reverse_.drift(x, score_, t, dx);
     const double g = reverse_.sde().g(t);
-    dstate.segment(d_ * m_, m_) =
-        (static_cast<double>(d_) * reverse_.sde().f(t)) - (0.5 * g * g) * div_.array();
+    dstate.segment(d_ * m_, m_) = (static_cast<double>(d_) * reverse_.sde().f(t)) - (0.5 * g * g) * div_.array();
   }
 
   long long rhs_evaluations = 0;
@@ -263,9 +261,8 @@ class AugmentedFlow {
         shifted_.col(m_ + j) = x.col(j) - step_(j) * v.col(j);
       }
       model_.score(shifted_, shifted_times_, jv_);
-      div_.array() +=
-          (v.array() * (jv_.leftCols(m_) - jv_.rightCols(m_)).array()).colwise().sum().transpose() /
-          (2.0 * step_.array());
+      div_.array() += (v.array() * (jv_.leftCols(m_) - jv_.rightCols(m_)).array()).colwise().sum().transpose() /
+                      (2.0 * step_.array());
     }
     div_ /= static_cast<double>(K_);
   }
@@ -273,13 +270,11 @@ class AugmentedFlow {
   void check_finite(double t) const {
     for (Index j = 0; j < m_; ++j) {
       if (!score_.col(j).allFinite())
-        throw NumericalError(
-            fmt::format("the score turned non-finite for point {} at t = {:.6g}", first_ + j, t), first_ + j,
-            -1, t);
+        throw NumericalError(fmt::format("the score turned non-finite for point {} at t = {:.6g}", first_ + j, t),
+                             first_ + j, -1, t);
       if (!std::isfinite(div_(j)))
-        throw NumericalError(
-            fmt::format("the divergence turned non-finite for point {} at t = {:.6g}", first_ + j, t),
-            first_ + j, -1, t);
+        throw NumericalError(fmt::format("the divergence turned non-finite for point {} at t = {:.6g}", first_ + j, t),
+                             first_ + j, -1, t);
     }
   }
 
@@ -311,8 +306,7 @@ Matrix make_probes(const LikelihoodOptions& o, Index first, Index d, Index m, in
     } else {
       // Uniforms in (0, 1] with 53 random bits: u <= 1/2 exactly half the time.
       for (Index j = 0; j < m; ++j) {
-        rng.uniforms(static_cast<std::uint64_t>(first + j), static_cast<std::uint64_t>(k), 0,
-                     block.col(j).data(), d);
+        rng.uniforms(static_cast<std::uint64_t>(first + j), static_cast<std::uint64_t>(k), 0, block.col(j).data(), d);
         block.col(j) = (block.col(j).array() <= 0.5).select(-1.0, Vector::Ones(d));
       }
     }
@@ -365,18 +359,15 @@ LikelihoodResult compute_log_likelihood(const ScoreModel& model, const Sde& sde,
       auto stepper = odeint::make_controlled(options.atol, options.rtol, Dopri5());
       odeint::integrate_adaptive(stepper, FlowRef{&flow}, state, eps, T, dt0);
     } catch (const odeint::odeint_error& e) {
-      const std::string points_text = m == 1
-                                          ? fmt::format("point {}", first)
-                                          : fmt::format("the chunk of points {} to {}", first, first + m - 1);
-      throw NumericalError(
-          fmt::format("dopri5 could not meet --rtol {} --atol {} for {} near t = {:.6g} ({})", options.rtol,
-                      options.atol, points_text, flow.last_t, e.what()),
-          first, -1, flow.last_t);
+      const std::string points_text =
+          m == 1 ? fmt::format("point {}", first) : fmt::format("the chunk of points {} to {}", first, first + m - 1);
+      throw NumericalError(fmt::format("dopri5 could not meet --rtol {} --atol {} for {} near t = {:.6g} ({})",
+                                       options.rtol, options.atol, points_text, flow.last_t, e.what()),
+                           first, -1, flow.last_t);
     }
     for (Index j = 0; j < m; ++j)
       if (!std::isfinite(state(d * m + j)) || !state.segment(j * d, d).allFinite())
-        throw NumericalError(fmt::format("point {} turned non-finite by t = {:.6g}", first + j, T), first + j,
-                             -1, T);
+        throw NumericalError(fmt::format("point {} turned non-finite by t = {:.6g}", first + j, T), first + j, -1, T);
     return flow.rhs_evaluations;
   };
 

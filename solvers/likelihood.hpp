@@ -100,7 +100,7 @@ struct LikelihoodOptions {
   ProbeDistribution probe_distribution = ProbeDistribution::rademacher;
   double rtol = 1e-5;  // dopri5 tolerances on [x; delta]
   double atol = 1e-5;
-  std::optional<double> eps;  // start time of the integration; default 1e-3 (vp, subvp) or 1e-5 (ve)
+  std::optional<double> eps;                   // start time of the integration; default 1e-3 (vp, subvp) or 1e-5 (ve)
   OdeControl ode_control = OdeControl::chunk;  // one step-size controller per chunk, or per point
   Dequantization dequantization = Dequantization::none;
   std::uint64_t seed = 0;  // Hutchinson probes
@@ -131,15 +131,15 @@ struct NllSummary {
 NllSummary summarize_nll(ConstVectorRef log_p, Index dim, double bits_per_dim_offset = 0);
 
 struct LikelihoodResult {
-  Vector log_p;        // per point: log p_eps(x), nats
-  Vector prior_log_p;  // per point: log p_T(x_T) under the prior (or the terminal density given to
-                       // replace_terminal_log_density)
-  Vector delta;        // per point: int_eps^T div f~ dt   (log_p = prior_log_p + delta + log_jacobian)
+  Vector log_p;             // per point: log p_eps(x), nats
+  Vector prior_log_p;       // per point: log p_T(x_T) under the prior (or the terminal density given to
+                            // replace_terminal_log_density)
+  Vector delta;             // per point: int_eps^T div f~ dt   (log_p = prior_log_p + delta + log_jacobian)
   double log_jacobian = 0;  // model_log_likelihood: log |det d y / d x| = -sum_i log scale_i of the data
                             // scaling y = (x - mean) / scale; 0 for compute_log_likelihood
   Matrix latents;           // d x n: x_T, the end of each point's probability-flow path (model_log_likelihood: in
                             // the model's standardised units)
-  Vector nfe;          // per point: right-hand-side evaluations of the ODE its solve took part in
+  Vector nfe;               // per point: right-hand-side evaluations of the ODE its solve took part in
   NllSummary summary;
   DivergenceMethod divergence = DivergenceMethod::exact;  // as resolved
   DivergenceEvaluation evaluation = DivergenceEvaluation::model_divergence;

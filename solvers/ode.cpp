@@ -1,10 +1,20 @@
+// Probability-flow ODE solvers on Boost.Odeint (Song et al. 2021, eq. 13, App. D.2):
+//
+//   dx/dt = f(t) x - g(t)^2 s(x, t) / 2,   integrated from T down to eps.
+//
+// euler   odeint::euler, order 1, 1 evaluation per step
+// rk4     odeint::runge_kutta4, order 4, 4 evaluations per step
+// dopri5  odeint::runge_kutta_dopri5, order 5 with an embedded order-4 error estimate, first-same-as-last:
+//         6 evaluations per accepted step. The error is odeint's default_error_checker, the max norm over the state of
+//         |err| / (atol + rtol (|x| + |h| |dx/dt|)); with --ode-control chunk the state is a whole chunk (as a solver
+//         run on a whole batch does; the reference code with scipy's RK45 uses an RMS norm over its batch), with
+//         --ode-control sample the driver runs each sample alone. The driver's StepSizeController accepts or rejects.
 #include "solvers/ode.hpp"
 
 #include <fmt/format.h>
 #include <cmath>
 
 #include "core/errors.hpp"
-#include "solvers/driver.hpp"
 #include "solvers/odeint_eigen.hpp"
 #include "solvers/registry.hpp"
 
@@ -27,22 +37,18 @@ struct ProbabilityFlow {
 };
 
 template <class Stepper>
-struct OdeScratch final : StepperScratch {
-  Stepper stepper;
-};
-
-template <class Stepper>
-class FixedStepOde final : public Predictor {
+class FixedStepOde final : public StatefulPredictor<Stepper> {
  public:
   explicit FixedStepOde(StepperInfo info) : info_(info) {}
   const StepperInfo& info() const override { return info_; }
   bool probability_flow() const override { return true; }
-  std::unique_ptr<StepperScratch> make_scratch(Index, Index) const override {
-    return std::make_unique<OdeScratch<Stepper>>();
-  }
-  void step(StepContext& c, Matrix& x, Index, double t, double t_next, bool) const override {
-    auto& stepper = static_cast<OdeScratch<Stepper>*>(c.scratch.get())->stepper;
-    stepper.do_step(ProbabilityFlow{&c}, x, t, t_next - t);
+
+ protected:
+  Stepper initial_state(Index, Index) const override { return Stepper(); }
+  std::optional<double> advance(StepContext& c, Stepper& stepper, Matrix& x, const StepPosition& at,
+                                bool) const override {
+    stepper.do_step(ProbabilityFlow{&c}, x, at.t, at.t_next - at.t);
+    return std::nullopt;
   }
 
  private:
@@ -52,54 +58,79 @@ class FixedStepOde final : public Predictor {
 using Euler = odeint::euler<Matrix, double, Matrix, double, odeint::vector_space_algebra>;
 using Rk4 = odeint::runge_kutta4<Matrix, double, Matrix, double, odeint::vector_space_algebra>;
 using Dopri5 = odeint::runge_kutta_dopri5<Matrix, double, Matrix, double, odeint::vector_space_algebra>;
+using ErrorChecker = odeint::default_error_checker<double, odeint::vector_space_algebra, odeint::default_operations>;
+
+// dopri5's state: odeint's stepper, the derivative at the current state (first-same-as-last: the last stage of an
+// accepted step is the first of the next), and the proposal of the step under trial.
+struct Dopri5State {
+  Dopri5 stepper;
+  Matrix dxdt, x_old, dxdt_new, x_err;
+  bool have_dxdt = false;  // dxdt holds f(x, t) for the current state
+  bool pending = false;    // the last step's proposal is in x (its old state in x_old) and not yet rejected
+};
+
+class Dopri5Ode final : public StatefulPredictor<Dopri5State> {
+ public:
+  Dopri5Ode(double atol, double rtol) : checker_(atol, rtol) {}
+  const StepperInfo& info() const override {
+    static const StepperInfo i{"dopri5",
+                               "Dormand-Prince 5(4) on dx/dt = f x - g^2 s / 2, error-controlled",
+                               "Song et al. 2021, eq. 13; Dormand & Prince 1980; odeint::runge_kutta_dopri5",
+                               5.0,
+                               5.0,
+                               6};
+    return i;
+  }
+  bool probability_flow() const override { return true; }
+  int error_order() const override { return 4; }
+
+ protected:
+  Dopri5State initial_state(Index dim, Index cols) const override {
+    Dopri5State s;
+    s.dxdt.resize(dim, cols);
+    s.x_old.resize(dim, cols);
+    s.dxdt_new.resize(dim, cols);
+    s.x_err.resize(dim, cols);
+    return s;
+  }
+
+  std::optional<double> advance(StepContext& c, Dopri5State& s, Matrix& x, const StepPosition& at,
+                                bool) const override {
+    const ProbabilityFlow flow{&c};
+    if (s.pending) s.dxdt.swap(s.dxdt_new);  // the previous step was accepted
+    if (!s.have_dxdt) flow(x, s.dxdt, at.t);
+    s.have_dxdt = true;
+    s.x_old.swap(x);
+    const double h = at.t_next - at.t;
+    s.stepper.do_step(flow, s.x_old, s.dxdt, at.t, x, s.dxdt_new, h, s.x_err);
+    s.pending = true;
+    return checker_.error(s.stepper.algebra(), s.x_old, s.dxdt, s.x_err, h);
+  }
+
+  void undo(Dopri5State& s, Matrix& x) const override {
+    s.x_old.swap(x);
+    s.pending = false;
+  }
+
+ private:
+  ErrorChecker checker_;
+};
 
 }  // namespace
 
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&) {
-  return std::make_unique<FixedStepOde<Euler>>(StepperInfo{
-      "euler", "x + h [f x - g^2 s / 2]", "Song et al. 2021, eq. 13; odeint::euler", 1.0, 1.0, 1});
+  return std::make_unique<FixedStepOde<Euler>>(
+      StepperInfo{"euler", "x + h [f x - g^2 s / 2]", "Song et al. 2021, eq. 13; odeint::euler", 1.0, 1.0, 1});
 }
 
 std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&) {
-  return std::make_unique<FixedStepOde<Rk4>>(
-      StepperInfo{"rk4", "classical Runge-Kutta on dx/dt = f x - g^2 s / 2",
-                  "Song et al. 2021, eq. 13; odeint::runge_kutta4", 4.0, 4.0, 4});
+  return std::make_unique<FixedStepOde<Rk4>>(StepperInfo{"rk4", "classical Runge-Kutta on dx/dt = f x - g^2 s / 2",
+                                                         "Song et al. 2021, eq. 13; odeint::runge_kutta4", 4.0, 4.0,
+                                                         4});
 }
 
-void integrate_adaptive_chunk(const Sde& sde, const ScoreModel& model, const SamplerOptions& options,
-                              Index first_sample, Index valid, double T, double eps, Matrix& x,
-                              VectorRef nfe_per_column, Observer* observer) {
-  const Index d = x.rows();
-  const double dt0 = -(T - eps) / 100.0;
-  // Brownian noise is never drawn by the ODE; the context still wants a path, so give it one that is never
-  // used.
-  auto unused = make_brownian_path(NoiseKind::independent, 0, T, first_sample, d, 1);
-  auto solve = [&](Index first, Index count, Matrix& state) {
-    StepContext c(sde, model, /*probability_flow=*/true, first, d, state.cols(), *unused, options.seed);
-    auto stepper = odeint::make_controlled(options.atol, options.rtol, Dopri5());
-    // Odeint calls this at the start and after every accepted step; the driver's observer sees the accepted steps,
-    // numbered 0, 1, ... as on the fixed-step path. It only reads the state.
-    Index calls = 0;
-    const auto observe = [&](const Matrix& state_now, double t) {
-      if (observer && calls > 0) observer->on_step(first, count, calls - 1, t, state_now);
-      ++calls;
-    };
-    odeint::integrate_adaptive(stepper, ProbabilityFlow{&c}, state, T, eps, dt0, observe);
-    if (Index j = first_non_finite(state); j >= 0)
-      throw NumericalError(fmt::format("sample {} turned non-finite", first + j), first + j, -1, eps);
-    return c.nfe;
-  };
-  if (options.ode_control == OdeControl::chunk) {
-    nfe_per_column.setConstant(static_cast<double>(solve(first_sample, valid, x)));
-    return;
-  }
-  Matrix column(d, 1);
-  nfe_per_column.setZero();
-  for (Index j = 0; j < valid; ++j) {
-    column = x.col(j);
-    nfe_per_column(j) = static_cast<double>(solve(first_sample + j, 1, column));
-    x.col(j) = column;
-  }
+std::unique_ptr<Predictor> make_ode_dopri5(const SamplerOptions& options) {
+  return std::make_unique<Dopri5Ode>(options.atol, options.rtol);
 }
 
 }  // namespace scoresde

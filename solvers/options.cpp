@@ -15,12 +15,18 @@
 
 namespace scoresde {
 
-std::string to_string(LangevinNorm norm) { return std::string(enum_name(norm)); }
+std::string to_string(LangevinNorm norm) {
+  return std::string(enum_name(norm));
+}
 LangevinNorm langevin_norm_from_string(std::string_view name) {
   return enum_from_name<LangevinNorm>(name, "langevin-norm");
 }
-std::string to_string(OdeControl control) { return std::string(enum_name(control)); }
-OdeControl ode_control_from_string(std::string_view name) { return enum_from_name<OdeControl>(name, "ode-control"); }
+std::string to_string(OdeControl control) {
+  return std::string(enum_name(control));
+}
+OdeControl ode_control_from_string(std::string_view name) {
+  return enum_from_name<OdeControl>(name, "ode-control");
+}
 
 std::vector<std::string> sampler_names() {
   // Every predictor alone, then predictor-corrector and the probability-flow ODE.
@@ -115,12 +121,13 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
                                                    "grid's ends only",
                                                    fmt::join(time_grid_names(), " | ")),
                                        ValueCheck<std::string>(time_grid_problem)))
-                      .when(fixed_step)
-                      .as_axis("time_grid", " {}", "_{}")
-                      .shown_when([](const S& o) { return o.time_grid != to_string(TimeGridKind::uniform); });
+                     .when(fixed_step)
+                     .as_axis("time_grid", " {}", "_{}")
+                     .shown_when([](const S& o) { return o.time_grid != to_string(TimeGridKind::uniform); });
     grid.value_name = "NAME|FILE";
     grid.label_value = time_grid_label;
-    t.emplace_back(option("rho", &S::rho, "karras grid: the exponent rho (Karras et al. 2022, eq. 5)", positive<double>()))
+    t.emplace_back(
+         option("rho", &S::rho, "karras grid: the exponent rho (Karras et al. 2022, eq. 5)", positive<double>()))
         .when([](const S& o) { return o.time_grid == to_string(TimeGridKind::karras) && !is_adaptive(o); })
         .as_axis("", " rho {}", "_rho{}")
         .shown_when([](const S& o) { return o.rho != 7.0; });
@@ -150,15 +157,14 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
     auto& seed = t.emplace_back(option("seed", &S::seed, "fixes every random number"));
     seed.study = StudyRole::own;
     seed.column = "seed";
-    t.emplace_back(option("threads", &S::threads, "worker threads; results do not depend on it", at_least(1)))
-        .study = StudyRole::own;
+    t.emplace_back(option("threads", &S::threads, "worker threads; results do not depend on it", at_least(1))).study =
+        StudyRole::own;
     t.push_back(option("chunk", &S::chunk, "samples per chunk (see docs/reproducibility.md)", at_least(Index{1})));
     // An option that names its samplers applies only to them, whatever else its condition says.
     for (auto& spec : t) {
       if (spec.samplers.empty()) continue;
       spec.applies = [samplers = spec.samplers, condition = spec.applies](const S& o) {
-        return std::find(samplers.begin(), samplers.end(), o.sampler) != samplers.end() &&
-               (!condition || condition(o));
+        return std::find(samplers.begin(), samplers.end(), o.sampler) != samplers.end() && (!condition || condition(o));
       };
     }
     return t;

@@ -47,7 +47,7 @@ inline constexpr std::string_view ode_sampler = "ode";  // the probability-flow 
 inline constexpr std::string_view no_stepper = "none";  // --predictor none, --corrector none
 
 struct SamplerOptions {
-  std::string sampler = "euler_maruyama";      // a predictor's name, pc or ode (sampler_names)
+  std::string sampler = "euler_maruyama";       // a predictor's name, pc or ode (sampler_names)
   std::string predictor = "reverse_diffusion";  // pc only
   std::string corrector = "langevin";           // pc only
   double snr = 0.16;                            // Langevin signal-to-noise ratio r
@@ -62,8 +62,8 @@ struct SamplerOptions {
   // uniform | quadratic | logsnr | karras (core/time_grid.hpp), or the path of a file of times, which fixes steps and
   // eps (adopt_grid_file). dopri5 uses the grid's ends only.
   std::string time_grid = "uniform";
-  double rho = 7.0;           // karras only
-  bool denoise = true;        // last step returns the noise-free mean
+  double rho = 7.0;     // karras only
+  bool denoise = true;  // last step returns the noise-free mean
   NoiseKind noise = NoiseKind::independent;
   std::uint64_t seed = 0;
   int threads = 1;

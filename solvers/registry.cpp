@@ -15,6 +15,7 @@ std::unique_ptr<Corrector> make_langevin(const SamplerOptions&);
 std::unique_ptr<Corrector> make_annealed_langevin(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&);
+std::unique_ptr<Predictor> make_ode_dopri5(const SamplerOptions&);
 
 const std::vector<PredictorEntry>& predictor_registry() {
   static const std::vector<PredictorEntry> registry = {
@@ -37,7 +38,7 @@ const std::vector<OdeMethodEntry>& ode_method_registry() {
   static const std::vector<OdeMethodEntry> registry = {
       {"euler", false, 1.0, make_ode_euler},
       {"rk4", false, 4.0, make_ode_rk4},
-      {"dopri5", true, 5.0, nullptr},
+      {"dopri5", true, 5.0, make_ode_dopri5},
   };
   return registry;
 }
@@ -66,16 +67,16 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const Sampler
   if (name == no_stepper) return nullptr;
   for (const auto& e : predictor_registry())
     if (e.name == name) return e.make(options);
-  throw ConfigError(fmt::format("--predictor = {}: unknown predictor; choose one of {}", name,
-                                fmt::join(predictor_names(), ", ")));
+  throw ConfigError(
+      fmt::format("--predictor = {}: unknown predictor; choose one of {}", name, fmt::join(predictor_names(), ", ")));
 }
 
 std::unique_ptr<Corrector> make_corrector(const std::string& name, const SamplerOptions& options) {
   if (name == no_stepper) return nullptr;
   for (const auto& e : corrector_registry())
     if (e.name == name) return e.make(options);
-  throw ConfigError(fmt::format("--corrector = {}: unknown corrector; choose one of {}", name,
-                                fmt::join(corrector_names(), ", ")));
+  throw ConfigError(
+      fmt::format("--corrector = {}: unknown corrector; choose one of {}", name, fmt::join(corrector_names(), ", ")));
 }
 
 const OdeMethodEntry& find_ode_method(const std::string& name) {

@@ -27,8 +27,8 @@ struct OdeMethodEntry {
   std::string name;
   bool adaptive;
   double order;
-  // Fixed-step methods are predictors of the probability-flow ODE; adaptive ones are run by the driver's
-  // adaptive path (solvers/ode.hpp) and have no factory here.
+  // Every method is a predictor of the probability-flow ODE; the driver runs the adaptive ones (error_order() > 0)
+  // with its step-size controller.
   std::function<std::unique_ptr<Predictor>(const SamplerOptions&)> make;
 };
 

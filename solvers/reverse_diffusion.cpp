@@ -17,18 +17,21 @@ namespace {
 class ReverseDiffusion final : public Predictor {
  public:
   const StepperInfo& info() const override {
-    static const StepperInfo i{"reverse_diffusion", "x - (a - 1) x + G^2 s + G z",
-                               "Song et al. 2021, eq. 46 (App. E)", 1.0, 1.0, 1};
+    static const StepperInfo i{
+        "reverse_diffusion", "x - (a - 1) x + G^2 s + G z", "Song et al. 2021, eq. 46 (App. E)", 1.0, 1.0, 1};
     return i;
   }
 
-  void step(StepContext& c, Matrix& x, Index k, double t, double t_next, bool noise_free) const override {
+  std::optional<double> step(StepContext& c, StepperState*, Matrix& x, const StepPosition& at,
+                             bool noise_free) const override {
+    const double t = at.t, t_next = at.t_next;
     const Transition tr = c.sde.transition(t_next, t);
     c.score(x, t, c.score_buf);
     x = (2.0 - tr.a) * x + tr.variance * c.score_buf;
-    if (noise_free) return;
-    c.brownian.increment(k, t, t_next, c.noise_buf);
+    if (noise_free) return std::nullopt;
+    c.brownian.increment(at.k, t, t_next, c.noise_buf);
     x += std::sqrt(tr.variance / (t - t_next)) * c.noise_buf;
+    return std::nullopt;
   }
 };
 

@@ -1,13 +1,16 @@
 // The sampler interface. The driver (solvers/driver.hpp) walks the time grid t_0 = T > t_1 > ... > t_N = eps
 // and, at step k, calls the corrector at t_k and then the predictor from t_k to t_{k+1}. A sampler only says
 // how one step is taken; it receives its noise (a Brownian increment, corrector normals) from the step
-// context and evaluates the score through it, so every evaluation is counted. Steppers are stateless: options
-// are fixed at construction, scratch buffers live in the StepContext.
+// context and evaluates the score through it, so every evaluation is counted. Options are fixed at construction;
+// what a method keeps between steps (the history of a multistep method) is its typed per-chunk state.
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <span>
 #include <string_view>
 
+#include "core/model_output.hpp"
 #include "core/noise.hpp"
 #include "core/sde.hpp"
 #include "models/score_model.hpp"
@@ -36,18 +39,26 @@ inline Index first_non_finite(const Matrix& x) {
   return first_non_finite(x, x.cols());
 }
 
-// Per-chunk state a stepper keeps between steps (for example an odeint stepper's stage buffers).
-class StepperScratch {
- public:
-  virtual ~StepperScratch() = default;
+// Where a step lies: the whole grid t_0 > t_1 > ... > t_N and the step's index k. A fixed-step method goes from
+// t = grid[k] to t_next = grid[k + 1]; an adaptive one (whose grid holds only the two ends it integrates between)
+// gets the trial step's own ends and the number k of steps it has accepted so far. Multistep methods read the
+// earlier times off the grid, and every method knows whether its step is the first or the last.
+struct StepPosition {
+  std::span<const double> grid;
+  Index k;
+  double t, t_next;
+  Index steps() const { return static_cast<Index>(grid.size()) - 1; }
+  bool first() const { return k == 0; }
+  bool last() const { return k + 1 == steps(); }
+  Index steps_left() const { return steps() - k; }  // this one included
 };
 
 // Everything one step needs for one chunk of samples (columns first_sample .. first_sample + cols - 1).
 // Owned by the driver; the buffers are allocated once per chunk, never inside the step loop.
 class StepContext {
  public:
-  StepContext(const Sde& sde, const ScoreModel& model, bool probability_flow, Index first_sample, Index dim,
-              Index cols, BrownianPath& brownian, std::uint64_t seed)
+  StepContext(const Sde& sde, const ScoreModel& model, bool probability_flow, Index first_sample, Index dim, Index cols,
+              BrownianPath& brownian, std::uint64_t seed)
       : sde(sde),
         reverse(sde, probability_flow),
         first_sample(first_sample),
@@ -66,13 +77,20 @@ class StepContext {
     ++nfe;
   }
 
+  // out = the model's output at (x, t) as the prediction `what` (core/model_output.hpp: score, noise eps = -sigma s,
+  // data x0 = (x + sigma^2 s) / alpha, v); one evaluation. out may not alias x.
+  void predict(Prediction what, ConstMatrixRef x, double t, MatrixRef out) {
+    score(x, t, out);
+    if (what != Prediction::score)
+      convert_prediction(Prediction::score, what, x, out, KernelCoefficients{sde.alpha(t), sde.sigma(t)}, out);
+  }
+
   const Sde& sde;
   ReverseSde reverse;
   Index first_sample;
   BrownianPath& brownian;
   CounterRng corrector_noise;
   Matrix score_buf, drift_buf, noise_buf;
-  std::unique_ptr<StepperScratch> scratch;  // from Predictor::make_scratch
   long long nfe = 0;
 
  private:
@@ -80,8 +98,19 @@ class StepContext {
   Vector times_;
 };
 
-// Advances the reverse SDE (or the probability-flow ODE) from t to t_next < t. With noise_free, returns the
+// What a predictor keeps between the steps of one chunk: its history (earlier model outputs for multistep methods),
+// stage buffers. Made once per chunk by Predictor::make_state, before the step loop.
+class StepperState {
+ public:
+  virtual ~StepperState() = default;
+};
+
+// Advances the reverse SDE (or the probability-flow ODE) from at.t to at.t_next < at.t. With noise_free, returns the
 // mean of the update without its noise: the final "denoising" step of Song et al. (2021), App. G.
+//
+// An adaptive method (error_order() > 0) returns the error estimate of its step, scaled so that a value <= 1 meets
+// the tolerances; the driver's StepSizeController (solvers/step_control.hpp) accepts the step or calls reject() and
+// retries with a smaller one. Fixed-step methods return nothing.
 class Predictor {
  public:
   virtual ~Predictor() = default;
@@ -90,11 +119,43 @@ class Predictor {
   virtual void check(const Sde&) const {}
   // True for steppers of the probability-flow ODE: the driver then gives the step context the ODE's drift.
   virtual bool probability_flow() const { return false; }
-  // Called once per chunk, before the step loop.
-  virtual std::unique_ptr<StepperScratch> make_scratch(Index /*dim*/, Index /*cols*/) const {
-    return nullptr;
+  // The order of the error estimate an adaptive method returns (dopri5: 4); 0 for fixed-step methods.
+  virtual int error_order() const { return 0; }
+  // Called once per chunk, before the step loop; nullptr for a method without state.
+  virtual std::unique_ptr<StepperState> make_state(Index /*dim*/, Index /*cols*/) const { return nullptr; }
+  virtual std::optional<double> step(StepContext& c, StepperState* state, Matrix& x, const StepPosition& at,
+                                     bool noise_free) const = 0;
+  // The step just taken was rejected: restore x (and the state) to what they were before it. Adaptive methods only.
+  virtual void reject(StepperState* /*state*/, Matrix& /*x*/) const {}
+};
+
+// A predictor whose per-chunk state is the type State: it writes initial_state and advance, and sees its own State
+// at every step.
+template <class State>
+class StatefulPredictor : public Predictor {
+ public:
+  std::unique_ptr<StepperState> make_state(Index dim, Index cols) const final {
+    return std::make_unique<Held>(initial_state(dim, cols));
   }
-  virtual void step(StepContext& c, Matrix& x, Index k, double t, double t_next, bool noise_free) const = 0;
+  std::optional<double> step(StepContext& c, StepperState* state, Matrix& x, const StepPosition& at,
+                             bool noise_free) const final {
+    return advance(c, held(state), x, at, noise_free);
+  }
+  void reject(StepperState* state, Matrix& x) const final { undo(held(state), x); }
+
+ protected:
+  virtual State initial_state(Index dim, Index cols) const = 0;
+  virtual std::optional<double> advance(StepContext& c, State& state, Matrix& x, const StepPosition& at,
+                                        bool noise_free) const = 0;
+  virtual void undo(State& /*state*/, Matrix& /*x*/) const {}
+
+ private:
+  struct Held final : StepperState {
+    explicit Held(State v) : value(std::move(v)) {}
+    State value;
+  };
+  // The driver hands every step the state that this predictor's make_state made for the chunk.
+  static State& held(StepperState* state) { return static_cast<Held*>(state)->value; }
 };
 
 // Moves x towards p_t at fixed t by MCMC (Song et al. 2021, sec. 4.2, Algorithms 4 and 5).

@@ -1,0 +1,43 @@
+// Step-size control for adaptive methods, run by the driver loop (solvers/driver.cpp). A method returns its error
+// estimate scaled by the tolerances (a value <= 1 meets them); the controller accepts or rejects the step and proposes
+// the next step size by the rules of Boost.Odeint's default_step_adjuster (Hairer, Norsett & Wanner 1993, II.4,
+// eq. 4.13, with safety factor 0.9, at most a fivefold increase and at least a fivefold decrease), so a method run
+// through this loop takes exactly the steps odeint's integrate_adaptive would.
+#pragma once
+
+#include <limits>
+
+#include "solvers/odeint_eigen.hpp"
+
+namespace scoresde {
+
+class StepSizeController {
+ public:
+  // `order` is the method's order, `error_order` its error estimate's (dopri5: 5 and 4).
+  StepSizeController(int order, int error_order) : order_(order), error_order_(error_order) {}
+
+  // The first step size: a hundredth of the span, as the driver has always used. Steps run backwards in time (h < 0).
+  static double initial_step(double t0, double t_end) { return -(t0 - t_end) / 100.0; }
+
+  // Whether more steps are needed from t to t_end (< t): odeint's less_with_sign, which treats a remainder within
+  // machine epsilon as done.
+  static bool more_to_go(double t, double t_end) { return t - t_end > std::numeric_limits<double>::epsilon(); }
+
+  // The step from t, shortened so as not to pass t_end.
+  static double clamp(double t, double t_end, double h) {
+    return t_end - (t + h) > std::numeric_limits<double>::epsilon() ? t_end - t : h;
+  }
+
+  bool accepts(double error) const { return !(error > 1.0); }  // a NaN error is accepted, as odeint does
+  double after_reject(double h, double error) const { return adjuster_.decrease_step(h, error, error_order_); }
+  double after_accept(double h, double error) const { return adjuster_.increase_step(h, error, order_); }
+
+  // odeint gives up after this many rejections in a row (its failed_step_checker).
+  static constexpr int max_rejections = 500;
+
+ private:
+  int order_, error_order_;
+  boost::numeric::odeint::default_step_adjuster<double, double> adjuster_;
+};
+
+}  // namespace scoresde
