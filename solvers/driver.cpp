@@ -28,11 +28,30 @@ struct ChunkFailure {
 class ChunkRun {
  public:
   ChunkRun(const Predictor* predictor, const Corrector* corrector, std::span<const double> grid, bool denoise,
-           Observer* observer)
-      : predictor_(predictor), corrector_(corrector), grid_(grid), denoise_(denoise), observer_(observer) {}
+           bool denoise_to_zero, Observer* observer)
+      : predictor_(predictor),
+        corrector_(corrector),
+        grid_(grid),
+        denoise_(denoise),
+        denoise_to_zero_(denoise_to_zero),
+        observer_(observer) {}
 
   std::optional<ChunkFailure> run(StepContext& c, Matrix& x, Index valid) {
-    if (predictor_ && predictor_->error_order() > 0) return run_adaptive(c, x, valid);
+    auto failure = predictor_ && predictor_->error_order() > 0 ? run_adaptive(c, x, valid) : run_grid(c, x, valid);
+    if (failure || !denoise_to_zero_) return failure;
+    // DPM-Solver's denoise_to_zero: the data prediction x0_hat = E[x_0 | x_{t_N}], one more evaluation.
+    c.predict(Prediction::data, x, grid_.back(), c.score_buf);
+    x = c.score_buf;
+    return check(c, x, valid, static_cast<Index>(grid_.size()) - 1, grid_.back(),
+                 [] { return std::string("the final x0 prediction (--denoise-to-zero)"); });
+  }
+
+  // Where the chunk was when an exception left run(): the step under way and its start time.
+  Index step() const { return step_; }
+  double time() const { return t_; }
+
+ private:
+  std::optional<ChunkFailure> run_grid(StepContext& c, Matrix& x, Index valid) {
     const std::unique_ptr<StepperState> state = predictor_ ? predictor_->make_state(x.rows(), x.cols()) : nullptr;
     const Index N = static_cast<Index>(grid_.size()) - 1;
     for (Index k = 0; k < N; ++k) {
@@ -41,17 +60,12 @@ class ChunkRun {
       t_ = at.t;
       if (corrector_) corrector_->correct(c, x, k, at.t, at.t_next);
       if (predictor_) predictor_->step(c, state.get(), x, at, denoise_ && at.last());
-      if (auto f = check(c, x, valid, k, at.t_next, fmt::format("step {} of {}", k + 1, N))) return f;
+      if (auto f = check(c, x, valid, k, at.t_next, [&] { return fmt::format("step {} of {}", k + 1, N); })) return f;
       if (observer_) observer_->on_step(c.first_sample, valid, k, at.t_next, x);
     }
     return std::nullopt;
   }
 
-  // Where the chunk was when an exception left run(): the step under way and its start time.
-  Index step() const { return step_; }
-  double time() const { return t_; }
-
- private:
   std::optional<ChunkFailure> run_adaptive(StepContext& c, Matrix& x, Index valid) {
     const std::unique_ptr<StepperState> state = predictor_->make_state(x.rows(), x.cols());
     const StepSizeController control(static_cast<int>(predictor_->info().weak_order), predictor_->error_order());
@@ -77,24 +91,26 @@ class ChunkRun {
         predictor_->reject(state.get(), x);
         h = control.after_reject(h, error);
       }
-      if (auto f = check(c, x, valid, k, t, fmt::format("accepted step {}", k + 1))) return f;
+      if (auto f = check(c, x, valid, k, t, [&] { return fmt::format("accepted step {}", k + 1); })) return f;
       if (observer_) observer_->on_step(c.first_sample, valid, k, t, x);
     }
     return std::nullopt;
   }
 
+  // `where` words the place for the message; it is called only on failure, so the step loop formats nothing.
+  template <class Where>
   static std::optional<ChunkFailure> check(const StepContext& c, const Matrix& x, Index valid, Index k, double t,
-                                           const std::string& where) {
+                                           const Where& where) {
     const Index j = first_non_finite(x, valid);
     if (j < 0) return std::nullopt;
     return ChunkFailure{c.first_sample + j, k, t,
-                        fmt::format("sample {} turned non-finite at {} (t = {:.6g})", c.first_sample + j, where, t)};
+                        fmt::format("sample {} turned non-finite at {} (t = {:.6g})", c.first_sample + j, where(), t)};
   }
 
   const Predictor* predictor_;
   const Corrector* corrector_;
   std::span<const double> grid_;
-  bool denoise_;
+  bool denoise_, denoise_to_zero_;
   Observer* observer_;
   Index step_ = -1;
   double t_ = 0;
@@ -141,7 +157,7 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   for (Index chunk = 0; chunk < chunks; ++chunk) {
     const Index first = chunk * C;
     const Index valid = std::min(C, n - first);
-    ChunkRun run(predictor.get(), corrector.get(), grid, options.denoise, observer);
+    ChunkRun run(predictor.get(), corrector.get(), grid, options.denoise, options.denoise_to_zero, observer);
     try {
       // Every chunk has C columns; those past n are the prior draws of samples >= n, computed and dropped.
       Matrix x(d, C);

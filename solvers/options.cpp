@@ -28,6 +28,18 @@ OdeControl ode_control_from_string(std::string_view name) {
   return enum_from_name<OdeControl>(name, "ode-control");
 }
 
+const std::vector<OrderRange>& order_ranges() {
+  static const std::vector<OrderRange> ranges{
+      {"dpm_solver", 1, 3, 2}, {"unipc", 1, 3, 2}, {"deis", 1, 3, 2}, {"lms", 1, 4, 4}};
+  return ranges;
+}
+
+int SamplerOptions::resolved_order() const {
+  for (const auto& r : order_ranges())
+    if (r.sampler == sampler) return order ? order : r.default_order;
+  return 0;
+}
+
 std::vector<std::string> sampler_names() {
   // Every predictor alone, then predictor-corrector and the probability-flow ODE.
   std::vector<std::string> names;
@@ -132,6 +144,59 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
         .as_axis("", " rho {}", "_rho{}")
         .shown_when([](const S& o) { return o.rho != 7.0; });
 
+    std::vector<std::string> with_order;
+    std::string order_help = "method order (0: the sampler's default):";
+    for (const auto& r : order_ranges()) {
+      with_order.emplace_back(r.sampler);
+      order_help += fmt::format(" {} {}..{} (default {}){}", r.sampler, r.min, r.max, r.default_order,
+                                &r == &order_ranges().back() ? "" : ",");
+    }
+    auto& order = t.emplace_back(option("order", &S::order, order_help, at_least(0)))
+                      .for_samplers(with_order)
+                      .as_axis("order", " order {}", "_o{}");
+    order.cell = [](const S& o) { return json(o.resolved_order()); };
+    order.label_value = [](const S& o) { return std::to_string(o.resolved_order()); };
+    t.emplace_back(option("solver-method", &S::solver_method,
+                          "dpm_solver: multistep (1 evaluation per step) or singlestep (--order evaluations per step)"))
+        .for_samplers({"dpm_solver"})
+        .as_axis("solver_method", " {}", "_{}");
+    t.emplace_back(option("solver-type", &S::solver_type,
+                          "second-order multistep form: midpoint or heun (dpmpp_2m; dpm_solver multistep order 2)"))
+        .for_samplers({"dpm_solver", "dpmpp_2m"})
+        .when([](const S& o) {
+          return o.sampler == "dpmpp_2m" || (o.solver_method == SolverMethod::multistep && o.resolved_order() == 2);
+        })
+        .as_axis("solver_type", " {}", "_{}")
+        .shown_when([](const S& o) { return o.solver_type != SolverType::midpoint; });
+    t.emplace_back(option("dpmpp3m-form", &S::dpmpp3m_form,
+                          "dpmpp_3m: third_order (converges at order 3) or reference (the authors' weights, order 2; "
+                          "to reproduce published numbers)"))
+        .for_samplers({"dpmpp_3m"})
+        .as_axis("dpmpp3m_form", " {}", "_{}")
+        .shown_when([](const S& o) { return o.dpmpp3m_form != Dpmpp3mForm::third_order; });
+    t.emplace_back(option("unipc-variant", &S::unipc_variant, "unipc: B(h) = h (bh1) or e^h - 1 (bh2)"))
+        .for_samplers({"unipc"})
+        .as_axis("unipc_variant", " {}", "_{}")
+        .shown_when([](const S& o) { return o.unipc_variant != UnipcVariant::bh2; });
+    t.emplace_back(option("unic", &S::unic, "unipc: on (corrector UniC, order + 1 at no extra evaluation) or off"))
+        .for_samplers({"unipc"})
+        .as_axis("unic", " unic {}", "_unic{}")
+        .shown_when([](const S& o) { return !o.unic; });
+    auto multistep = with_order;
+    multistep.insert(multistep.end(), {"dpmpp_2m", "dpmpp_3m"});
+    t.emplace_back(option("lower-order-final", &S::lower_order_final,
+                          "multistep methods: on (lower the order on the final steps when there are fewer than 10 in "
+                          "all, as DPM-Solver does) or off"))
+        .for_samplers(multistep)
+        .when([](const S& o) { return o.sampler != "dpm_solver" || o.solver_method == SolverMethod::multistep; })
+        .as_axis("lower_order_final", " lof {}", "_lof{}")
+        .shown_when([](const S& o) { return !o.lower_order_final; });
+    t.emplace_back(option("denoise-to-zero", &S::denoise_to_zero,
+                          "on: one more evaluation at t_N returns the data prediction x0_hat there (DPM-Solver's "
+                          "denoise_to_zero); off"))
+        .as_axis("denoise_to_zero", " dz {}", "_dz{}")
+        .shown_when([](const S& o) { return o.denoise_to_zero; });
+
     t.emplace_back(option("rtol", &S::rtol, "dopri5 relative tolerance", positive<double>()))
         .for_samplers(ode)
         .when(is_adaptive)
@@ -175,6 +240,7 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
 nlohmann::ordered_json to_json(const SamplerOptions& options, const Sde& sde) {
   SamplerOptions resolved = options;
   resolved.eps = options.resolved_eps(sde);
+  if (const int order = options.resolved_order()) resolved.order = order;
   nlohmann::ordered_json j;
   record_options(sampler_option_table(), resolved, j);
   return j;
@@ -256,6 +322,11 @@ void SamplerOptions::validate(const Sde& sde, bool with_init) const {
                         "at T, or give --init with samples at t_0",
                         g.t.front(), sde.T()));
   }
+  if (order)
+    for (const auto& r : order_ranges())
+      if (r.sampler == sampler)
+        require(order >= r.min && order <= r.max, "--order", std::to_string(order),
+                fmt::format("{} takes orders {} to {}", sampler, r.min, r.max));
   make_predictor(predictor, *this);
   make_corrector(corrector, *this);
   if (sampler == ode_sampler) return;

@@ -41,6 +41,45 @@ struct EnumNames<OdeControl> {
 std::string to_string(OdeControl control);
 OdeControl ode_control_from_string(std::string_view name);
 
+// dpm_solver: singlestep (order K at every step, K evaluations per step; Lu et al. 2022, Alg. 1) or multistep
+// (one evaluation per step, earlier outputs reused; Lu et al. 2022b, Alg. 2).
+enum class SolverMethod { singlestep, multistep };
+template <>
+struct EnumNames<SolverMethod> {
+  static constexpr std::string_view what = "solver method";
+  static constexpr std::array<std::pair<SolverMethod, std::string_view>, 2> values{
+      {{SolverMethod::singlestep, "singlestep"}, {SolverMethod::multistep, "multistep"}}};
+};
+
+// The second-order multistep update's form: midpoint (the DPM-Solver papers' D = (1/2r) (x0_k - x0_{k-1})) or heun
+// (D = (1/r) ... weighted by the exact phi_2 coefficient), as in the authors' code and k-diffusion.
+enum class SolverType { midpoint, heun };
+template <>
+struct EnumNames<SolverType> {
+  static constexpr std::string_view what = "solver type";
+  static constexpr std::array<std::pair<SolverType, std::string_view>, 2> values{
+      {{SolverType::midpoint, "midpoint"}, {SolverType::heun, "heun"}}};
+};
+
+// dpmpp_3m's update: third_order (the weights a third-order method needs; docs/samplers.md) or reference (the
+// authors' form, which k-diffusion and diffusers copy, converging at order 2).
+enum class Dpmpp3mForm { third_order, reference };
+template <>
+struct EnumNames<Dpmpp3mForm> {
+  static constexpr std::string_view what = "DPM-Solver++(3M) form";
+  static constexpr std::array<std::pair<Dpmpp3mForm, std::string_view>, 2> values{
+      {{Dpmpp3mForm::third_order, "third_order"}, {Dpmpp3mForm::reference, "reference"}}};
+};
+
+// UniPC's B(h) (Zhao et al. 2023, sec. 3.3): bh1 = h, bh2 = e^h - 1.
+enum class UnipcVariant { bh1, bh2 };
+template <>
+struct EnumNames<UnipcVariant> {
+  static constexpr std::string_view what = "UniPC variant";
+  static constexpr std::array<std::pair<UnipcVariant, std::string_view>, 2> values{
+      {{UnipcVariant::bh1, "bh1"}, {UnipcVariant::bh2, "bh2"}}};
+};
+
 // The --sampler names that are not a predictor of the registry, and the stepper name that means "no stepper".
 inline constexpr std::string_view pc_sampler = "pc";    // a predictor and a corrector (--predictor, --corrector)
 inline constexpr std::string_view ode_sampler = "ode";  // the probability-flow ODE (--ode-method)
@@ -62,8 +101,18 @@ struct SamplerOptions {
   // uniform | quadratic | logsnr | karras (core/time_grid.hpp), or the path of a file of times, which fixes steps and
   // eps (adopt_grid_file). dopri5 uses the grid's ends only.
   std::string time_grid = "uniform";
-  double rho = 7.0;     // karras only
-  bool denoise = true;  // last step returns the noise-free mean
+  double rho = 7.0;  // karras only
+  // The few-step deterministic samplers (solvers/*.cpp; docs/samplers.md). order 0 means the sampler's own default
+  // (resolved_order).
+  int order = 0;                                         // dpm_solver, unipc, deis (1..3, default 2); lms (1..4, 4)
+  SolverMethod solver_method = SolverMethod::multistep;  // dpm_solver
+  SolverType solver_type = SolverType::midpoint;         // dpm_solver (multistep, order 2), dpmpp_2m
+  Dpmpp3mForm dpmpp3m_form = Dpmpp3mForm::third_order;   // dpmpp_3m
+  UnipcVariant unipc_variant = UnipcVariant::bh2;        // unipc
+  bool unic = true;                                      // unipc: the corrector UniC
+  bool lower_order_final = true;  // multistep methods: lower the order on the last steps when fewer than 10 in all
+  bool denoise_to_zero = false;   // one more evaluation at t_N: return the data prediction x0_hat there
+  bool denoise = true;            // last step returns the noise-free mean
   NoiseKind noise = NoiseKind::independent;
   std::uint64_t seed = 0;
   int threads = 1;
@@ -73,6 +122,9 @@ struct SamplerOptions {
   std::string resolved_predictor() const;
   std::string resolved_corrector() const;
   double resolved_eps(const Sde& sde) const { return eps.value_or(sde.default_eps()); }
+  // --order as the sampler uses it: the value given, or the sampler's default (order_range); 0 for a sampler
+  // without --order.
+  int resolved_order() const;
   // True when time_grid names a file rather than one of time_grid_names().
   bool grid_from_file() const;
   // For a --time-grid FILE: steps = N and eps = t_N from the file. A value the user gave that disagrees is a
@@ -93,6 +145,13 @@ struct SamplerOptions {
 };
 
 std::vector<std::string> sampler_names();
+
+// The samplers that take --order, with their allowed range and default.
+struct OrderRange {
+  std::string_view sampler;
+  int min, max, default_order;
+};
+const std::vector<OrderRange>& order_ranges();
 
 // True for a configuration run by the adaptive path (step-size control by --rtol/--atol, no --steps).
 bool is_adaptive(const SamplerOptions& options);
