@@ -1,5 +1,6 @@
 // Every registered stepper as a sampler configuration, so that generic tests cover new entries automatically:
-// each predictor alone, each corrector after reverse_diffusion, each ODE method.
+// each SDE predictor alone, each corrector after reverse_diffusion, each ODE method, and each deterministic sampler
+// (a predictor of the probability-flow ODE) in every variant its options offer.
 #pragma once
 
 #include <string>
@@ -7,6 +8,7 @@
 
 #include "solvers/options.hpp"
 #include "solvers/registry.hpp"
+#include "solvers/sampler.hpp"
 
 namespace scoresde::testing {
 
@@ -24,7 +26,9 @@ inline std::vector<SamplerCase> predictor_cases() {
     o.sampler = "pc";
     o.predictor = e.name;
     o.corrector = "none";
-    const auto info = e.make(o)->info();
+    const auto predictor = e.make(o);
+    if (predictor->probability_flow()) continue;  // deterministic_cases()
+    const auto info = predictor->info();
     cases.push_back({"predictor " + e.name, o, info.strong_order, info.weak_order});
   }
   return cases;
@@ -63,8 +67,61 @@ inline std::vector<SamplerCase> ode_cases() {
   return cases;
 }
 
+// The options whose every value a deterministic sampler is tested with, in the order they are expanded (an option's
+// condition of use may depend on those before it: --solver-type only for multistep order 2).
+inline const std::vector<std::string>& variant_keys() {
+  static const std::vector<std::string> keys{"order",        "solver-method", "solver-type",
+                                             "dpmpp3m-form", "unipc-variant", "unic"};
+  return keys;
+}
+
+// Every predictor of the probability-flow ODE as --sampler NAME, once per combination of the values of the options
+// in variant_keys() that apply to it (--order over its range), with the declared order of that variant.
+inline std::vector<SamplerCase> deterministic_cases() {
+  std::vector<SamplerCase> cases;
+  const auto& table = sampler_option_table();
+  for (const auto& e : predictor_registry()) {
+    SamplerOptions o;
+    o.sampler = e.name;
+    if (!e.make(o)->probability_flow()) continue;
+    std::vector<std::pair<SamplerOptions, std::string>> variants{{o, e.name}};
+    for (const auto& key : variant_keys()) {
+      const auto* spec = find_option(table, key);
+      std::vector<std::pair<SamplerOptions, std::string>> next;
+      for (const auto& [v, label] : variants) {
+        if (!spec->used_by(v)) {
+          next.emplace_back(v, label);
+          continue;
+        }
+        std::vector<std::string> values;
+        if (key == "order") {
+          for (const auto& r : order_ranges())
+            if (r.sampler == e.name)
+              for (int k = r.min; k <= r.max; ++k) values.push_back(std::to_string(k));
+        } else if (spec->choices) {
+          values = spec->choices();
+        } else {
+          values = {"on", "off"};
+        }
+        for (const auto& value : values) {
+          SamplerOptions w = v;
+          spec->set(w, value);
+          next.emplace_back(w, label + " --" + key + " " + value);
+        }
+      }
+      variants = std::move(next);
+    }
+    for (const auto& [v, label] : variants) {
+      const auto info = e.make(v)->info();
+      cases.push_back({label, v, info.strong_order, info.weak_order});
+    }
+  }
+  return cases;
+}
+
 inline std::vector<SamplerCase> all_cases() {
   auto cases = predictor_cases();
+  for (auto& c : deterministic_cases()) cases.push_back(c);
   for (auto& c : corrector_cases()) cases.push_back(c);
   for (auto& c : ode_cases()) cases.push_back(c);
   return cases;

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "core/noise.hpp"
+#include "models/datasets.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "sampler_cases.hpp"
 #include "solvers/driver.hpp"
@@ -76,8 +77,8 @@ TEST_CASE("strong order: error against a fine solution on the same Brownian path
         errors.push_back(std::sqrt((x - reference).colwise().squaredNorm().mean()));
       }
       const double p = slope(hs, errors);
-      MESSAGE(fmt::format("{} {}: strong errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label,
-                          sde->name(), errors[0], errors[1], errors[2], errors[3], p));
+      MESSAGE(fmt::format("{} {}: strong errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label, sde->name(),
+                          errors[0], errors[1], errors[2], errors[3], p));
       // shared/ORACLES.md: slope within about 0.2 of the declared order.
       CHECK(std::abs(p - c.strong_order) < 0.2);
     }
@@ -124,8 +125,8 @@ TEST_CASE("weak order: mean and variance against the exact reverse-SDE moments")
         se = std::sqrt(var / n) + var * std::sqrt(2.0 / n);
       }
       const double p = slope(hs, errors);
-      MESSAGE(fmt::format("{} {}: weak errors {:.3e} {:.3e} {:.3e} {:.3e} (MC se {:.1e}), slope {:.2f}",
-                          c.label, sde->name(), errors[0], errors[1], errors[2], errors[3], se, p));
+      MESSAGE(fmt::format("{} {}: weak errors {:.3e} {:.3e} {:.3e} {:.3e} (MC se {:.1e}), slope {:.2f}", c.label,
+                          sde->name(), errors[0], errors[1], errors[2], errors[3], se, p));
       // The Monte Carlo error must be far below the smallest bias, or the slope would be noise (ORACLES.md).
       // A least-squares slope over four points spanning a factor 8 moves by at most about 0.5 (delta e / e) /
       // ln 2 per point, so e > 5 se keeps the Monte Carlo part of the slope below 0.15 at the worst point.
@@ -165,8 +166,7 @@ TEST_CASE("probability-flow ODE methods converge to the exact Gaussian path at t
         const double loose = max_error(c.options);
         c.options.rtol = c.options.atol = 1e-8;
         const double tight = max_error(c.options);
-        MESSAGE(fmt::format("{} {}: error {:.2e} at tol 1e-6, {:.2e} at tol 1e-8", c.label, sde->name(),
-                            loose, tight));
+        MESSAGE(fmt::format("{} {}: error {:.2e} at tol 1e-6, {:.2e} at tol 1e-8", c.label, sde->name(), loose, tight));
         CHECK(loose < 100 * 1e-6);
         CHECK(tight < loose / 10);
         continue;
@@ -180,9 +180,93 @@ TEST_CASE("probability-flow ODE methods converge to the exact Gaussian path at t
         errors.push_back(max_error(c.options));
       }
       const double p = slope(hs, errors);
-      MESSAGE(fmt::format("{} {}: errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label, sde->name(),
-                          errors[0], errors[1], errors[2], errors[3], p));
+      MESSAGE(fmt::format("{} {}: errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label, sde->name(), errors[0],
+                          errors[1], errors[2], errors[3], p));
       CHECK(std::abs(p - c.strong_order) < 0.2);
+    }
+  }
+}
+
+namespace {
+
+// Measured slope of the max error over `init`'s samples against 1/N for one deterministic sampler on logsnr grids
+// of the given step counts, --lower-order-final off (it caps the asymptotic order).
+double deterministic_slope(const Sde& sde, const ScoreModel& model, SamplerOptions o, const Matrix& init,
+                           const Matrix& exact, const std::vector<int>& steps, std::string& errors_text) {
+  o.time_grid = "logsnr";
+  o.lower_order_final = false;
+  std::vector<double> hs, errors;
+  for (int n : steps) {
+    o.steps = n;
+    hs.push_back(1.0 / n);
+    errors.push_back((sample(sde, model, o, init.cols(), &init).samples - exact).cwiseAbs().maxCoeff());
+    errors_text += fmt::format(" {:.3e}", errors.back());
+  }
+  return slope(hs, errors);
+}
+
+std::vector<int> steps_for_order(double order) {
+  return order >= 3 ? std::vector<int>{10, 20, 40, 80} : std::vector<int>{20, 40, 80, 160};
+}
+
+}  // namespace
+
+TEST_CASE("deterministic samplers: declared order against the closed-form Gaussian flow map") {
+  // A single Gaussian can super-converge (some error terms vanish for a linear score), so the measured slope
+  // must reach the declared order, not equal it.
+  const auto data = gaussian_data();
+  for (const auto& so : sdes_under_test()) {
+    const auto sde = make_sde(so);
+    const MixtureScore model(data, *sde);
+    const double T = sde->T();
+    const Index n = 64;
+    Matrix init(2, n);
+    CounterRng(13, NoisePurpose::prior).normal_columns(0, 0, 0, init);
+    init *= sde->prior_std();
+    for (const auto& c : deterministic_cases()) {
+      CAPTURE(c.label);
+      CAPTURE(sde->name());
+      const double eps = c.options.resolved_eps(*sde);
+      const auto v = [&](double t) {
+        return sde->alpha(t) * sde->alpha(t) * data_std * data_std + sde->sigma(t) * sde->sigma(t);
+      };
+      const Vector mu = data->means().col(0);
+      const Matrix exact =
+          ((init.colwise() - sde->alpha(T) * mu) * std::sqrt(v(eps) / v(T))).colwise() + sde->alpha(eps) * mu;
+      std::string errors;
+      const double p =
+          deterministic_slope(*sde, model, c.options, init, exact, steps_for_order(c.strong_order), errors);
+      MESSAGE(fmt::format("gaussian {} {}: errors{}, slope {:.2f} (declared {})", sde->name(), c.label, errors, p,
+                          c.strong_order));
+      CHECK(p >= c.strong_order - 0.2);
+    }
+  }
+}
+
+TEST_CASE("deterministic samplers: declared order against dopri5 at rtol 1e-12 on a Gaussian mixture") {
+  const auto mixture = load_data("eight_gaussians", 0);
+  for (const auto& so : sdes_under_test()) {
+    const auto sde = make_sde(so);
+    const MixtureScore model(mixture, *sde);
+    const Index n = 64;
+    Matrix init(2, n);
+    CounterRng(17, NoisePurpose::prior).normal_columns(0, 0, 0, init);
+    init *= sde->prior_std();
+    SamplerOptions reference;
+    reference.sampler = "ode";
+    reference.ode_method = "dopri5";
+    reference.rtol = reference.atol = 1e-12;
+    reference.ode_control = OdeControl::sample;
+    const Matrix exact = sample(*sde, model, reference, n, &init).samples;
+    for (const auto& c : deterministic_cases()) {
+      CAPTURE(c.label);
+      CAPTURE(sde->name());
+      std::string errors;
+      const double p =
+          deterministic_slope(*sde, model, c.options, init, exact, steps_for_order(c.strong_order), errors);
+      MESSAGE(fmt::format("mixture {} {}: errors{}, slope {:.2f} (declared {})", sde->name(), c.label, errors, p,
+                          c.strong_order));
+      CHECK(std::abs(p - c.strong_order) <= 0.3);
     }
   }
 }
