@@ -18,11 +18,11 @@
 #include <sstream>
 #include <thread>
 
+#include "cli_helpers.hpp"
 #include "core/errors.hpp"
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/study/study.hpp"
-#include "cli_helpers.hpp"
 
 extern char** environ;
 
@@ -74,6 +74,7 @@ std::vector<std::string> small_grid(const std::string& out) {
 
 StudySpec small_spec() {
   StudySpec spec;
+  spec.blocks.clear();
   spec.sde = {"vp", "ve"};
   spec.axes["sampler"] = {"euler_maruyama", "pc", "ode"};
   spec.set_axis("steps", std::vector<int>{5, 20});
@@ -92,9 +93,9 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
   StudySpec spec;
   std::vector<std::string> skipped;
   const auto runs = expand_study(spec, &skipped);
-  // Per SDE: 4 fixed-step samplers (em, rd, ancestral, pc) + rk4 at 5 step counts, dopri5 at 4 tolerances; 3
-  // seeds.
-  CHECK(runs.size() == 3 + 2 * (5 * 5 + 4) * 3);  // and first the exact-samples baseline of each seed
+  // Per SDE: 4 fixed-step samplers (em, rd, ancestral, pc) + rk4 at 5 step counts, dopri5 at 4 tolerances, and the
+  // few-step block: 5 samplers on 2 grids at 4 step counts; 3 seeds.
+  CHECK(runs.size() == 3 + 2 * (5 * 5 + 4 + 5 * 2 * 4) * 3);  // and first the exact-samples baseline of each seed
   CHECK(runs[0].exact_samples);
   CHECK(runs[0].id == "exact.s0");
   CHECK(skipped.empty());
@@ -105,11 +106,12 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
   spec.sde = {"subvp"};
   skipped.clear();
   const auto subvp = expand_study(spec, &skipped);
-  CHECK(subvp.size() == 3 + (4 * 5 + 4) * 3);
+  CHECK(subvp.size() == 3 + (4 * 5 + 4 + 5 * 2 * 4) * 3);
   REQUIRE(skipped.size() == 1);
   CHECK(skipped[0].find("ancestral") != std::string::npos);
 
   // pc expands over predictor x corrector x snr; a corrector of none ignores the snr list.
+  spec.blocks.clear();
   spec.sde = {"vp"};
   spec.axes["sampler"] = {"pc"};
   spec.axes["predictor"] = {"euler_maruyama", "reverse_diffusion"};
@@ -122,6 +124,7 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
 
 TEST_CASE("the time grid is an axis: shown in labels, ids and results.csv only when it is not uniform") {
   StudySpec spec;
+  spec.blocks.clear();
   spec.sde = {"vp"};
   spec.seeds = 1;
   // The default grid names no grid: uniform runs keep the ids and labels they had before grids were options.
@@ -164,6 +167,7 @@ TEST_CASE("a --time-grid file in a study fixes the step count and eps of its run
   TempDir dir;
   const auto grid = dir.write("my grid.txt", "1 0.4 0.1 0.02 0.005\n");
   StudySpec spec;
+  spec.blocks.clear();
   spec.sde = {"vp", "ve"};
   spec.seeds = 1;
   spec.axes["sampler"] = {"euler_maruyama"};
@@ -231,9 +235,8 @@ TEST_CASE("a study writes one row per run, and its study.ini reruns it with the 
   // 2 baselines, then per SDE and seed: em, pc and rk4 at 2 step counts, dopri5 at one tolerance.
   CHECK(rows.size() == 2 + 2 * 2 * (3 * 2 + 1));
   const auto csv = read_text(first + "/results.csv");
-  CHECK(
-      csv.rfind("run,data,score,sde,sampler,label,predictor,corrector,snr,corrector_steps,ode_method,steps,",
-                0) == 0);
+  CHECK(csv.rfind("run,data,score,sde,sampler,label,predictor,corrector,snr,corrector_steps,ode_method,steps,", 0) ==
+        0);
   CHECK(std::count(csv.begin(), csv.end(), '\n') == static_cast<long>(rows.size()) + 1);
   for (const auto& row : rows) {
     CHECK(row["status"] == "ok");
@@ -246,8 +249,7 @@ TEST_CASE("a study writes one row per run, and its study.ini reruns it with the 
   CHECK_FALSE(fs::exists(first + "/samples/vp.euler_maruyama.n5.s1.npy"));  // first seed only
 
   // From the file alone, on another thread count: the same rows.
-  const auto rerun =
-      cli({"study", "--config", first + "/study.ini", "--threads", "1", "--quiet", "--out", second});
+  const auto rerun = cli({"study", "--config", first + "/study.ini", "--threads", "1", "--quiet", "--out", second});
   REQUIRE_MESSAGE(rerun.status == 0, rerun.err);
   CHECK(deterministic_rows(first) == deterministic_rows(second));
 }
@@ -256,8 +258,8 @@ TEST_CASE("paired by design: a seed fixes the prior draws and the Brownian path 
   // With the Brownian tree, the EM run at 20 steps and the one at 5 see the same path: refining steps moves
   // the samples by O(step) at most, far less than the spread between independent draws.
   TempDir dir;
-  REQUIRE(cli({"study", "--sde", "vp", "--sampler", "euler_maruyama", "--steps", "200,400", "--seeds", "1",
-               "-n", "200", "--quiet", "--out", dir.file("s")})
+  REQUIRE(cli({"study", "--sde", "vp", "--sampler", "euler_maruyama", "--steps", "200,400", "--seeds", "1", "-n", "200",
+               "--quiet", "--out", dir.file("s")})
               .status == 0);
   const Matrix coarse = read_samples_npy(dir.file("s") + "/samples/vp.euler_maruyama.n200.s0.npy");
   const Matrix fine = read_samples_npy(dir.file("s") + "/samples/vp.euler_maruyama.n400.s0.npy");
@@ -323,8 +325,8 @@ TEST_CASE("a study killed with SIGKILL at several moments and resumed loses and 
 
 TEST_CASE("a run that diverges is recorded with where it diverged, and the study goes on") {
   TempDir dir;
-  const auto r = cli({"study", "--sde", "ve", "--sampler", "pc", "--snr", "1e200,0.16", "--steps", "10",
-                      "--seeds", "1", "-n", "100", "--quiet", "--out", dir.file("d")});
+  const auto r = cli({"study", "--sde", "ve", "--sampler", "pc", "--snr", "1e200,0.16", "--steps", "10", "--seeds", "1",
+                      "-n", "100", "--quiet", "--out", dir.file("d")});
   REQUIRE_MESSAGE(r.status == 0, r.err);
   const auto rows = read_json(dir.file("d") + "/results.json")["rows"];
   REQUIRE(rows.size() == 3);
@@ -377,6 +379,39 @@ TEST_CASE("bad grids and files name the key, exit 2, and write nothing") {
   CHECK_FALSE(fs::exists(out));
 }
 
+TEST_CASE("blocks: the study is the union of its grid and each block, a run named twice runs once") {
+  StudySpec spec;
+  spec.sde = {"vp"};
+  spec.seeds = 1;
+  spec.axes["sampler"] = {"euler_maruyama"};
+  spec.set_axis("steps", std::vector<int>{10});
+  spec.blocks = {{{"sampler", {"ode"}}, {"ode-method", {"rk4"}}, {"time-grid", {"karras", "logsnr"}}, {"steps", {"3"}}},
+                 {{"steps", {"10", "20"}}}};
+  std::vector<std::string> ids;
+  for (const auto& r : expand_study(spec)) ids.push_back(r.id);
+  CHECK(ids == std::vector<std::string>{"exact.s0", "vp.euler_maruyama.n10.s0", "vp.ode_rk4_karras.n3.s0",
+                                        "vp.ode_rk4_logsnr.n3.s0", "vp.euler_maruyama.n20.s0"});
+  // On the command line: a sampler list without --blocks drops the default block; a bad block names --blocks, the
+  // key and what is allowed.
+  TempDir dir;
+  const auto listed = cli({"study", "--sde", "vp", "--sampler", "ode", "--ode-method", "rk4", "--steps", "5", "--seeds",
+                           "1", "--dry-run", "--out", dir.file("x")});
+  CHECK(listed.status == 0);
+  CHECK(listed.out.find("logsnr") == std::string::npos);
+  for (const auto& [blocks, named] :
+       std::vector<std::pair<std::string, std::string>>{{"sampler ode", "key=LIST"},
+                                                        {"sde=vp", "\"sde\" is not a sampler option a block can list"},
+                                                        {"steps=5; steps=6", "names steps twice"},
+                                                        {"sampler=bogus", "unknown sampler"},
+                                                        {"steps=0", "steps"}}) {
+    CAPTURE(blocks);
+    const auto r = cli({"study", "--blocks", blocks, "--dry-run", "--out", dir.file("y")});
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(r.err.find("--blocks") != std::string::npos, r.err);
+    CHECK_MESSAGE(r.err.find(named) != std::string::npos, r.err);
+  }
+}
+
 TEST_CASE("--dry-run lists the runs and writes nothing") {
   TempDir dir;
   auto args = small_grid(dir.file("dry"));
@@ -388,8 +423,7 @@ TEST_CASE("--dry-run lists the runs and writes nothing") {
   CHECK_FALSE(fs::exists(dir.file("dry")));
 }
 
-TEST_CASE(
-    "report: figures and a summary from a study directory; a directory that is not a study is refused") {
+TEST_CASE("report: figures and a summary from a study directory; a directory that is not a study is refused") {
   if (!fs::exists("/usr/bin/python3")) return;
   TempDir dir;
   const auto study = dir.file("s");
@@ -418,8 +452,8 @@ TEST_CASE("a study with a trained model: its SDE only, samples in the data's uni
                             "--depth", "2", "--data-samples", "2000", "--quiet", "--out", model});
   REQUIRE_MESSAGE(trained.status == 0, trained.err);
   const auto out = dir.file("s");
-  const auto r = cli({"study", "--data", "two_moons", "--score", model, "--sde", "vp,ve", "--sampler",
-                      "euler_maruyama", "--steps", "20", "--seeds", "1", "-n", "300", "--quiet", "--out", out});
+  const auto r = cli({"study", "--data", "two_moons", "--score", model, "--sde", "vp,ve", "--sampler", "euler_maruyama",
+                      "--steps", "20", "--seeds", "1", "-n", "300", "--quiet", "--out", out});
   REQUIRE_MESSAGE(r.status == 0, r.err);
   const auto results = read_json(out + "/results.json");
   const auto rows = results["rows"];

@@ -9,8 +9,8 @@
 
 #include "core/errors.hpp"
 #include "experiments/cli/cli.hpp"
-#include "experiments/metrics/metrics.hpp"
 #include "experiments/cli/options_cli.hpp"
+#include "experiments/metrics/metrics.hpp"
 #include "experiments/study/study.hpp"
 #include "models/datasets.hpp"
 #include "solvers/registry.hpp"
@@ -77,6 +77,14 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
   // sampler-dependent default can still apply to it.
   StudySpec spec = defaults;
   read_given(study_option_table(), vm, spec);
+  // The default blocks belong to the default grid: a study that lists its own samplers, steps or other sampler lists
+  // gets no block unless it gives --blocks.
+  if (!given(vm, "blocks"))
+    for (const auto& entry : sampler_option_table())
+      if ((entry.study == StudyRole::axis || entry.study == StudyRole::budget) && given(vm, entry.key)) {
+        spec.blocks.clear();
+        break;
+      }
 
   // Presets replace the defaults of the options not given explicitly.
   const std::string preset = vm["preset"].as<std::string>();
@@ -94,10 +102,24 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
       if (!std::filesystem::exists(model))
         // One thread: training is bitwise reproducible for a given thread count, so the model is the same on
         // every machine.
-        train_args = {"train",        "--data",          spec.data.front(), "--sde",   spec.sde.front(),
-                      "--iterations", "10000",           "--lr",            "0.003",   "--lr-schedule",
-                      "cosine",       "--seed",          "0",               "--threads", "1",
-                      "--quiet",      "--out",           model};
+        train_args = {"train",
+                      "--data",
+                      spec.data.front(),
+                      "--sde",
+                      spec.sde.front(),
+                      "--iterations",
+                      "10000",
+                      "--lr",
+                      "0.003",
+                      "--lr-schedule",
+                      "cosine",
+                      "--seed",
+                      "0",
+                      "--threads",
+                      "1",
+                      "--quiet",
+                      "--out",
+                      model};
     }
   }
   if (!train_args.empty()) {

@@ -262,7 +262,7 @@ def main():
                               fmt(baseline[primary], baseline[primary + "_se"])))
             max_nfe = max((e["nfe"] for e in sub if not math.isnan(e["nfe"])), default=0)
             budgets = []
-            for b in [10, 30, 100, 300, 1000, 3000, 10000, 30000]:
+            for b in [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]:
                 budgets.append(b)
                 if b >= max_nfe:
                     break

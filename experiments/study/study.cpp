@@ -29,7 +29,9 @@ std::string id_part(const std::string& text) {
   return out.empty() ? "x" : out;
 }
 
-bool is_exact_score(const std::string& score) { return score == exact_score; }
+bool is_exact_score(const std::string& score) {
+  return score == exact_score;
+}
 
 namespace {
 
@@ -88,7 +90,92 @@ StudySpec::StudySpec() {
   axes["ode-method"] = {"rk4", "dopri5"};
   axes["steps"] = {"10", "30", "100", "300", "1000"};
   axes["rtol"] = {"0.01", "0.001", "0.0001", "1e-05"};
+  blocks.push_back({{"sampler", {"ddim", "dpmpp_2m", "dpmpp_3m", "unipc", "edm_heun"}},
+                    {"time-grid", {"logsnr", "karras"}},
+                    {"steps", {"5", "10", "20", "50"}}});
 }
+
+std::vector<StudySpec> StudySpec::grids() const {
+  std::vector<StudySpec> out{*this};
+  out.front().blocks.clear();
+  for (const auto& block : blocks) {
+    StudySpec g = out.front();
+    for (const auto& [key, values] : block) g.axes[key] = values;
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+namespace {
+
+// A sampler axis or budget's list, each value checked by the sampler's entry and kept in its canonical text.
+std::optional<std::string> read_axis_list(const std::string& key, const std::string& text,
+                                          std::vector<std::string>& values) {
+  const auto& item_spec = *find_option(sampler_option_table(), key);
+  return option_text::read_list(text, values, [&](std::string& item) {
+    SamplerOptions scratch;
+    auto item_problem = item_spec.parse(scratch, item);
+    if (!item_problem) item = item_spec.text(scratch);
+    return item_problem;
+  });
+}
+
+std::string trimmed(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
+}
+
+// --blocks: "key=LIST; key=LIST | key=LIST ...", keys the sampler's list-valued study options.
+std::optional<std::string> read_blocks(const std::string& text,
+                                       std::vector<std::map<std::string, std::vector<std::string>>>& out) {
+  std::vector<std::map<std::string, std::vector<std::string>>> blocks;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto bar = std::min(text.find('|', start), text.size());
+    const std::string block_text = trimmed(text.substr(start, bar - start));
+    start = bar + 1;
+    if (block_text.empty()) continue;
+    std::map<std::string, std::vector<std::string>> block;
+    std::size_t at = 0;
+    while (at <= block_text.size()) {
+      const auto semicolon = std::min(block_text.find(';', at), block_text.size());
+      const std::string part = trimmed(block_text.substr(at, semicolon - at));
+      at = semicolon + 1;
+      if (part.empty()) continue;
+      const auto eq = part.find('=');
+      if (eq == std::string::npos)
+        return fmt::format("\"{}\": write each part of a block as key=LIST (e.g. sampler=ddim,unipc; steps=5,10)",
+                           part);
+      const std::string key = trimmed(part.substr(0, eq));
+      const auto* spec = find_option(sampler_option_table(), key);
+      if (!spec || (spec->study != StudyRole::axis && spec->study != StudyRole::budget)) {
+        std::vector<std::string> keys;
+        for (const auto& e : sampler_option_table())
+          if (e.study == StudyRole::axis || e.study == StudyRole::budget) keys.push_back(e.key);
+        return fmt::format("\"{}\" is not a sampler option a block can list; use {}", key, fmt::join(keys, ", "));
+      }
+      if (block.count(key)) return fmt::format("a block names {} twice", key);
+      if (auto problem = read_axis_list(key, trimmed(part.substr(eq + 1)), block[key]))
+        return fmt::format("{}: {}", key, *problem);
+    }
+    if (!block.empty()) blocks.push_back(std::move(block));
+  }
+  out = std::move(blocks);
+  return std::nullopt;
+}
+
+std::string blocks_text(const std::vector<std::map<std::string, std::vector<std::string>>>& blocks) {
+  std::vector<std::string> parts;
+  for (const auto& block : blocks) {
+    std::vector<std::string> items;
+    for (const auto& [key, values] : block) items.push_back(key + "=" + option_text::join_list(values));
+    parts.push_back(fmt::format("{}", fmt::join(items, "; ")));
+  }
+  return fmt::format("{}", fmt::join(parts, " | "));
+}
+
+}  // namespace
 
 std::vector<std::string> StudySpec::axis(const std::string& key) const {
   const auto* spec = find_option(sampler_option_table(), key);
@@ -140,19 +227,24 @@ const OptionTable<StudySpec>& study_option_table() {
       }
       const std::string key = sampler_spec.key;
       list.parse = [key](S& s, const std::string& text) -> std::optional<std::string> {
-        const auto& item_spec = *find_option(sampler_option_table(), key);
         std::vector<std::string> values;
-        const auto problem = option_text::read_list(text, values, [&](std::string& item) {
-          SamplerOptions scratch;
-          auto item_problem = item_spec.parse(scratch, item);
-          if (!item_problem) item = item_spec.text(scratch);
-          return item_problem;
-        });
+        const auto problem = read_axis_list(key, text, values);
         if (!problem) s.axes[key] = std::move(values);
         return problem;
       };
       list.get = [key](const S& s) { return nlohmann::ordered_json(option_text::join_list(s.axis(key))); };
       in_group(std::move(list), "grid");
+    }
+    {
+      OptionSpec<S> blocks;
+      blocks.key = "blocks";
+      blocks.value_name = "BLOCKS";
+      blocks.help =
+          "further sub-grids, each replacing some of the sampler lists above: \"key=LIST; key=LIST | ...\" "
+          "(default, when no sampler list is given: the few-step block shown); \"\" for none";
+      blocks.parse = [](S& s, const std::string& text) { return read_blocks(text, s.blocks); };
+      blocks.get = [](const S& s) { return nlohmann::ordered_json(blocks_text(s.blocks)); };
+      in_group(std::move(blocks), "grid");
     }
     in_group(option("seeds", &S::seeds, "replicate seeds per cell: --seed, --seed + 1, ...", at_least(1)), "grid");
     in_group(option("seed", &S::first_seed, "first replicate seed"), "grid");
@@ -203,17 +295,19 @@ void StudySpec::validate() const {
       data_dim = load_data(name, dim)->dim();
     } else {
       if (!can_draw(name))
-        throw ConfigError(fmt::format("--data = {}: a study draws its data; give a built-in set ({}) or a mixture "
-                                      "FILE.json",
-                                      name, fmt::join(training_data_names(), ", ")));
+        throw ConfigError(
+            fmt::format("--data = {}: a study draws its data; give a built-in set ({}) or a mixture "
+                        "FILE.json",
+                        name, fmt::join(training_data_names(), ", ")));
       data_dim = load_training_data(name, 2, 0, dim).rows();
     }
     for (const auto& s : score) {
       if (is_exact_score(s)) {
         if (!exact)
-          throw ConfigError(fmt::format("--score = exact: --data {} has no closed-form density, so no exact score; "
-                                        "give a model trained on it (scoresde train --data {} --out MODEL.ckpt)",
-                                        name, name));
+          throw ConfigError(
+              fmt::format("--score = exact: --data {} has no closed-form density, so no exact score; "
+                          "give a model trained on it (scoresde train --data {} --out MODEL.ckpt)",
+                          name, name));
         continue;
       }
       const Index model_dim = score_file_source(s)->dim();
@@ -225,8 +319,8 @@ void StudySpec::validate() const {
     if (!exact)
       for (const auto& metric : metrics)
         if (std::find(mixture_only.begin(), mixture_only.end(), metric) != mixture_only.end())
-          throw ConfigError(fmt::format("--metrics = {}: needs data with a closed-form density; --data {} has none",
-                                        metric, name));
+          throw ConfigError(
+              fmt::format("--metrics = {}: needs data with a closed-form density; --data {} has none", metric, name));
   }
 }
 
@@ -351,7 +445,13 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
       ids.insert(run.id);
       runs.push_back(std::move(run));
     }
-  const auto configs = sampler_configs(spec);
+  // The sampler configurations of the grid and of each block, each with the spec its budgets come from. A block may
+  // name a run the grid (or an earlier block) names too: it runs once, where it first appears.
+  std::vector<std::pair<SamplerConfig, const StudySpec*>> configs;
+  const auto grids = spec.grids();
+  for (const auto& g : grids)
+    for (auto& c : sampler_configs(g)) configs.emplace_back(std::move(c), &g);
+  std::set<std::string> earlier_grids;  // run ids of the grids before the current one
   for (const auto& data : spec.data)
     for (const auto& score : spec.score)
       for (const auto& sde_text : spec.sde) {
@@ -372,7 +472,14 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
           }
         }
         const auto sde = make_sde(so);
-        for (const auto& c : configs) {
+        const StudySpec* current = nullptr;
+        std::set<std::string> this_grid;
+        for (const auto& [c, grid] : configs) {
+          if (grid != current) {
+            earlier_grids.insert(this_grid.begin(), this_grid.end());
+            this_grid.clear();
+            current = grid;
+          }
           SamplerOptions options = c.options;
           try {
             options.adopt_grid_file(*sde, false);
@@ -381,7 +488,7 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
             if (skipped) skipped->push_back(fmt::format("{} {} ({}): {}", data, sde_text, c.label, e.what()));
             continue;
           }
-          for (const auto& [point_options, point] : budget_points(spec, options))
+          for (const auto& [point_options, point] : budget_points(*grid, options))
             for (int r = 0; r < spec.seeds; ++r) {
               StudyRun run;
               run.data = data;
@@ -395,9 +502,9 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
               run.id = fmt::format("{}{}{}.{}.{}.s{}", spec.data.size() > 1 ? id_part(data) + "." : "",
                                    spec.score.size() > 1 ? id_part(score) + "." : "", sde_text, c.id, point,
                                    run.sampler.seed);
-              if (!ids.insert(run.id).second)
-                throw ConfigError(
-                    fmt::format("the grid names run {} twice: remove repeated list entries", run.id));
+              if (earlier_grids.count(run.id)) continue;
+              if (!this_grid.insert(run.id).second || !ids.insert(run.id).second)
+                throw ConfigError(fmt::format("the grid names run {} twice: remove repeated list entries", run.id));
               runs.push_back(std::move(run));
             }
         }

@@ -41,6 +41,10 @@ struct StudySpec {
   // "rtol". Use axis() to read one.
   std::map<std::string, std::vector<std::string>> axes;
   SamplerOptions sampler_base;  // the shared options: noise, eps, denoise, langevin norm, ODE control, chunk, threads
+  // Further sub-grids: each replaces some sampler axes or budgets of the grid above ("sampler" -> few-step samplers,
+  // "time-grid" -> logsnr,karras, "steps" -> 5,...,50) and keeps the rest. The study runs the union of the grid and
+  // its blocks (a run that two of them name runs once). As text: "key=LIST; key=LIST | key=LIST; ..." (--blocks).
+  std::vector<std::map<std::string, std::vector<std::string>>> blocks;
 
   int seeds = 3;  // replicate seeds first_seed, first_seed + 1, ...
   std::uint64_t first_seed = 0;
@@ -50,11 +54,15 @@ struct StudySpec {
   Index reference_samples = 0;       // exact reference points per (data, seed); 0: as many as samples
   bool save_samples = true;  // keep each first-seed run's samples (2-D data only) for the report's plots
 
-  // The default study: five samplers, 10 to 1000 steps, dopri5 at four tolerances, one Brownian path per seed.
+  // The default study: five samplers, 10 to 1000 steps, dopri5 at four tolerances, one Brownian path per seed; and
+  // a block of few-step samplers (ddim, dpmpp_2m, dpmpp_3m, unipc, edm_heun) on logsnr and karras grids at 5 to 50
+  // steps.
   StudySpec();
 
   // The values of a sampler axis or budget, in order.
   std::vector<std::string> axis(const std::string& key) const;
+  // The grid itself and then one spec per block (this spec with the block's axes in place of its own, no blocks).
+  std::vector<StudySpec> grids() const;
   // Sets an axis from numbers or names, written as the option's text.
   template <class T>
   void set_axis(const std::string& key, const std::vector<T>& values) {
