@@ -81,8 +81,7 @@ TEST_CASE("a different seed gives different samples; the same seed the same") {
   CHECK((a - c).cwiseAbs().minCoeff() > 0.0);
 }
 
-TEST_CASE(
-    "NFE is counted exactly: predictor and corrector evaluations per step, adaptive counts per sample") {
+TEST_CASE("NFE is counted exactly: predictor and corrector evaluations per step, adaptive counts per sample") {
   const auto sde = make_sde(SdeOptions{});
   const MixtureScore model(load_data("eight_gaussians", 0), *sde);
   for (const auto& c : predictor_cases()) {
@@ -213,6 +212,49 @@ TEST_CASE("a sampler that diverges reports the sample, step and time, and return
     CHECK(e.sample < 30);
     CHECK(e.step >= 0);
     CHECK(std::string(e.what()).find("t = ") != std::string::npos);
+  }
+}
+
+namespace {
+
+// The exact score, except that it is NaN below t = 0.3 for samples whose first coordinate is positive.
+class PoisonedScore final : public ScoreModel {
+ public:
+  explicit PoisonedScore(const MixtureScore& exact) : exact_(exact) {}
+  Index dim() const override { return exact_.dim(); }
+  std::string describe() const override { return "poisoned"; }
+
+ protected:
+  void evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const override {
+    exact_.score(x, t, out);
+    for (Index j = 0; j < x.cols(); ++j)
+      if (t(j) < 0.3 && x(0, j) > 0) out.col(j).setConstant(std::nan(""));
+  }
+
+ private:
+  const MixtureScore& exact_;
+};
+
+}  // namespace
+
+TEST_CASE("every sampler, dopri5 included, reports a non-finite score with the sample, step and time") {
+  const auto sde = make_sde(SdeOptions{});
+  const MixtureScore exact(load_data("eight_gaussians", 0), *sde);
+  const PoisonedScore model(exact);
+  for (auto c : all_cases()) {
+    CAPTURE(c.label);
+    c.options.steps = 10;
+    c.options.chunk = 8;
+    try {
+      sample(*sde, model, c.options, 30);
+      FAIL("expected a NumericalError");
+    } catch (const NumericalError& e) {
+      CHECK(e.sample >= 0);
+      CHECK(e.sample < 30);
+      CHECK(e.step >= 0);
+      CHECK(e.time < 0.3 + 1e-12);
+      CHECK(std::string(e.what()).find("t = ") != std::string::npos);
+    }
   }
 }
 
