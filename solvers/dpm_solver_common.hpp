@@ -89,9 +89,9 @@ class Singlestep final : public StatefulPredictor<Stages> {
       x = k.a * x + k.b * k.e1 * (st.m + (0.5 / r1) * (st.m1 - st.m));
       return std::nullopt;
     }
-    // Alg. 2: first order to lambda_s + r1 h, second order (with the exact weight e2) to lambda_s + r2 h, and
-    // x_t from f' ~ (m2 - m) / (r2 h) with weight e2: for r2 = 2/3 its O(h^2) error term matches e3 h^2 f'' to
-    // leading order, so the step is third order with no second difference.
+    // Alg. 2: first order to lambda_s + r1 h, second order (with the exact weight e2) to lambda_s + r2 h, and x_t
+    // from (m2 - m) / r2 = h f' + (r2 / 2) h^2 f'' + O(h^3) with weight e2: for r2 = 2/3, e2 r2 / 2 = e3 + O(h^2),
+    // so the h^2 f'' term comes out right without a second difference and the step is third order.
     constexpr double r1 = 1.0 / 3.0, r2 = 2.0 / 3.0;
     const double ls = sde.lambda(s);
     const double s1 = sde.t_of_lambda(ls + r1 * k.h), s2 = sde.t_of_lambda(ls + r2 * k.h);
