@@ -16,12 +16,20 @@ std::unique_ptr<Corrector> make_annealed_langevin(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_dopri5(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpm_solver(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpmpp_2s(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpmpp_2m(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpmpp_3m(const SamplerOptions&);
 
 const std::vector<PredictorEntry>& predictor_registry() {
   static const std::vector<PredictorEntry> registry = {
       {"euler_maruyama", make_euler_maruyama},
       {"reverse_diffusion", make_reverse_diffusion},
       {"ancestral", make_ancestral},
+      {"dpm_solver", make_dpm_solver},
+      {"dpmpp_2s", make_dpmpp_2s},
+      {"dpmpp_2m", make_dpmpp_2m},
+      {"dpmpp_3m", make_dpmpp_3m},
   };
   return registry;
 }
