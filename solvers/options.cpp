@@ -169,9 +169,13 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
         .as_axis("solver_type", " {}", "_{}")
         .shown_when([](const S& o) { return o.solver_type != SolverType::midpoint; });
     t.emplace_back(option("dpmpp3m-form", &S::dpmpp3m_form,
-                          "dpmpp_3m: third_order (converges at order 3) or reference (the authors' weights, order 2; "
-                          "to reproduce published numbers)"))
-        .for_samplers({"dpmpp_3m"})
+                          "the order-3 multistep update of dpmpp_3m and of dpm_solver (multistep, --order 3): "
+                          "third_order (converges at order 3) or reference (the authors' weight on the second "
+                          "difference, order 2; to reproduce published numbers)"))
+        .for_samplers({"dpmpp_3m", "dpm_solver"})
+        .when([](const S& o) {
+          return o.sampler == "dpmpp_3m" || (o.solver_method == SolverMethod::multistep && o.resolved_order() == 3);
+        })
         .as_axis("dpmpp3m_form", " {}", "_{}")
         .shown_when([](const S& o) { return o.dpmpp3m_form != Dpmpp3mForm::third_order; });
     t.emplace_back(option("unipc-variant", &S::unipc_variant, "unipc: B(h) = h (bh1) or e^h - 1 (bh2)"))

@@ -61,8 +61,9 @@ struct EnumNames<SolverType> {
       {{SolverType::midpoint, "midpoint"}, {SolverType::heun, "heun"}}};
 };
 
-// dpmpp_3m's update: third_order (the weights a third-order method needs; docs/samplers.md) or reference (the
-// authors' form, which k-diffusion and diffusers copy, converging at order 2).
+// The order-3 multistep update (dpmpp_3m; dpm_solver multistep --order 3): third_order (the weights a third-order
+// method needs; docs/samplers.md) or reference (the authors' form, which k-diffusion and diffusers copy, converging at
+// order 2).
 enum class Dpmpp3mForm { third_order, reference };
 template <>
 struct EnumNames<Dpmpp3mForm> {
@@ -107,7 +108,7 @@ struct SamplerOptions {
   int order = 0;                                         // dpm_solver, unipc, deis (1..3, default 2); lms (1..4, 4)
   SolverMethod solver_method = SolverMethod::multistep;  // dpm_solver
   SolverType solver_type = SolverType::midpoint;         // dpm_solver (multistep, order 2), dpmpp_2m
-  Dpmpp3mForm dpmpp3m_form = Dpmpp3mForm::third_order;   // dpmpp_3m
+  Dpmpp3mForm dpmpp3m_form = Dpmpp3mForm::third_order;   // dpmpp_3m; dpm_solver multistep order 3
   UnipcVariant unipc_variant = UnipcVariant::bh2;        // unipc
   bool unic = true;                                      // unipc: the corrector UniC
   bool lower_order_final = true;  // multistep methods: lower the order on the last steps when fewer than 10 in all
