@@ -17,10 +17,11 @@ struct EdmPoint {
   static EdmPoint at(const Sde& sde, double t) { return {t, sde.alpha(t), sde.sigma_tilde(t)}; }
 };
 
-// out = d = (x~ - D) / sigma~ at (x, p.t); one evaluation. out may not alias x.
+// out = d = (x~ - D) / sigma~ at (x, p.t); one evaluation. out may not alias x. With D = (x + sigma^2 s) / alpha, d is
+// -sigma s, the noise prediction eps_hat (core/model_output.hpp): asked for as such, it comes without the
+// cancellation in x~ - D at small sigma~.
 inline void edm_derivative(StepContext& c, ConstMatrixRef x, const EdmPoint& p, MatrixRef out) {
-  c.predict(Prediction::data, x, p.t, out);
-  out = (x / p.alpha - out) / p.sigma_tilde;
+  c.predict(Prediction::noise, x, p.t, out);
 }
 
 }  // namespace scoresde

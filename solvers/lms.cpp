@@ -94,8 +94,9 @@ class Lms final : public StatefulPredictor<LmsState> {
 std::unique_ptr<Predictor> make_lms(const SamplerOptions& options) {
   // resolved_order() is 0 when lms runs as the predictor of --sampler pc: then --order or lms's default.
   int order = options.resolved_order();
-  for (const auto& r : order_ranges())
-    if (r.sampler == "lms" && order == 0) order = options.order ? options.order : r.default_order;
+  if (order == 0)
+    for (const auto& r : order_ranges())
+      if (r.sampler == "lms") order = options.order ? options.order : r.default_order;
   if (order < 1 || order > max_order) throw ConfigError(fmt::format("--order = {}: lms takes 1..{}", order, max_order));
   return std::make_unique<Lms>(order, options.lower_order_final);
 }
