@@ -4,8 +4,8 @@
 //
 // eps_hat the noise prediction at (x_k, t_k). Written with alpha and sigma of the kernel it holds for every SDE here
 // (VE: alpha = 1). It is the Euler step of the probability-flow ODE in (x / alpha, sigma / alpha) (Song, Meng &
-// Ermon 2021, eq. 14; Karras et al. 2022, eq. 4), and DPM-Solver-1 (Lu et al. 2022, eq. 3.7): order 1. One
-// evaluation per step.
+// Ermon 2021, eqs. 13 and 14; Karras et al. 2022, eq. 4), the same update as edm_euler, and DPM-Solver-1 (Lu et al.
+// 2022): order 1. One evaluation per step.
 #include "solvers/registry.hpp"
 
 namespace scoresde {
