@@ -11,6 +11,11 @@ namespace scoresde {
 std::unique_ptr<Predictor> make_euler_maruyama(const SamplerOptions&);
 std::unique_ptr<Predictor> make_reverse_diffusion(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ancestral(const SamplerOptions&);
+std::unique_ptr<Predictor> make_ddim(const SamplerOptions&);
+std::unique_ptr<Predictor> make_edm_euler(const SamplerOptions&);
+std::unique_ptr<Predictor> make_edm_heun(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpm_2(const SamplerOptions&);
+std::unique_ptr<Predictor> make_lms(const SamplerOptions&);
 std::unique_ptr<Corrector> make_langevin(const SamplerOptions&);
 std::unique_ptr<Corrector> make_annealed_langevin(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&);
@@ -26,6 +31,11 @@ const std::vector<PredictorEntry>& predictor_registry() {
       {"euler_maruyama", make_euler_maruyama},
       {"reverse_diffusion", make_reverse_diffusion},
       {"ancestral", make_ancestral},
+      {"ddim", make_ddim},
+      {"edm_euler", make_edm_euler},
+      {"edm_heun", make_edm_heun},
+      {"dpm_2", make_dpm_2},
+      {"lms", make_lms},
       {"dpm_solver", make_dpm_solver},
       {"dpmpp_2s", make_dpmpp_2s},
       {"dpmpp_2m", make_dpmpp_2m},
