@@ -12,6 +12,7 @@ std::unique_ptr<Predictor> make_euler_maruyama(const SamplerOptions&);
 std::unique_ptr<Predictor> make_reverse_diffusion(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ancestral(const SamplerOptions&);
 std::unique_ptr<Predictor> make_unipc(const SamplerOptions&);
+std::unique_ptr<Predictor> make_deis(const SamplerOptions&);
 std::unique_ptr<Corrector> make_langevin(const SamplerOptions&);
 std::unique_ptr<Corrector> make_annealed_langevin(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&);
@@ -24,6 +25,7 @@ const std::vector<PredictorEntry>& predictor_registry() {
       {"reverse_diffusion", make_reverse_diffusion},
       {"ancestral", make_ancestral},
       {"unipc", make_unipc},
+      {"deis", make_deis},
   };
   return registry;
 }
