@@ -13,7 +13,8 @@
 //   sum_j r_j^{i-1} w_j = g_i = i! (-h) phi_{i+1}(-h) / B(h),   i = 1, ..., n,
 // phi_1(z) = (e^z - 1) / z, phi_{i+1}(z) = (phi_i(z) - 1/i!) / z: over the p - 1 earlier points for UniP's a, and
 // over them and the new point (r_p = 1) for UniC's c. As the authors' code does, UniP-2 takes a_1 = 1/2 and UniC-1
-// c_1 = 1/2 instead: g_1 = 1/2 + O(h), so both still meet their order condition.
+// c_1 = 1/2 instead: g_1 = 1/2 + O(h), so both still meet their order condition. Where the weights are solved for,
+// B(h) a does not depend on B(h): bh1 and bh2 differ only through the weights fixed at 1/2.
 //
 // A step predicts x_{k+1}, evaluates m_{k+1} there, and replaces x_{k+1} by the corrected x_{k+1}^c; the history
 // keeps m_{k+1} from the uncorrected point, which the next step's predictor uses (as in the authors' code), so the
