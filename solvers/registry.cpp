@@ -16,6 +16,8 @@ std::unique_ptr<Predictor> make_edm_euler(const SamplerOptions&);
 std::unique_ptr<Predictor> make_edm_heun(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpm_2(const SamplerOptions&);
 std::unique_ptr<Predictor> make_lms(const SamplerOptions&);
+std::unique_ptr<Predictor> make_unipc(const SamplerOptions&);
+std::unique_ptr<Predictor> make_deis(const SamplerOptions&);
 std::unique_ptr<Corrector> make_langevin(const SamplerOptions&);
 std::unique_ptr<Corrector> make_annealed_langevin(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&);
@@ -40,6 +42,8 @@ const std::vector<PredictorEntry>& predictor_registry() {
       {"dpmpp_2s", make_dpmpp_2s},
       {"dpmpp_2m", make_dpmpp_2m},
       {"dpmpp_3m", make_dpmpp_3m},
+      {"unipc", make_unipc},
+      {"deis", make_deis},
   };
   return registry;
 }
