@@ -507,6 +507,10 @@ CASES = [
      f"dpm-solver/dpmsolver/multistep/o2/{st}", [])
     for t, st in (("midpoint", "dpmsolver"), ("heun", "taylor"))
 ] + [
+    ("dpm_solver_o3_multistep_reference", ["--sampler", "dpm_solver", "--order", "3", "--solver-method", "multistep",
+                                           "--dpmpp3m-form", "reference", "--lower-order-final", "off"],
+     "dpm-solver/dpmsolver/multistep/o3/dpmsolver", []),
+] + [
     ("dpmpp_2s", ["--sampler", "dpmpp_2s"], "dpm-solver/dpmsolver++/singlestep_fixed/o2/dpmsolver",
      ["k-diffusion/dpmpp_2s_ancestral"]),
     ("dpmpp_2m_midpoint", ["--sampler", "dpmpp_2m", "--solver-type", "midpoint", "--lower-order-final", "off"],
@@ -526,10 +530,9 @@ CASES = [
 # References with no scoresde command line that should reproduce them, and why; their outputs are kept beside
 # the cases (unmapped/), for a form or option added later.
 UNMAPPED = [
-    ("dpm-solver/dpmsolver/multistep/o3/dpmsolver",
-     "scoresde's dpm_solver --order 3 multistep weights the second difference for third order; the authors' code "
-     "weights it by half (converging at order 2), as dpmpp_3m --dpmpp3m-form reference does for data prediction"),
-    ("dpm-solver/dpmsolver/multistep/o3/taylor", "as above, with the taylor second-order warm-up step"),
+    ("dpm-solver/dpmsolver/multistep/o3/taylor",
+     "dpm_solver --order 3 --dpmpp3m-form reference takes the authors' default second step (solver_type dpmsolver, "
+     "the midpoint form); this one takes the taylor (heun) form there"),
     ("dpm-solver/dpmsolver/singlestep_fixed/o2/taylor", "no --solver-type for singlestep dpm_solver"),
     ("dpm-solver/dpmsolver/singlestep_fixed/o3/taylor", "no --solver-type for singlestep dpm_solver"),
     ("dpm-solver/dpmsolver++/singlestep_fixed/o2/taylor", "dpmpp_2s has no --solver-type"),

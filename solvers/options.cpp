@@ -35,8 +35,10 @@ const std::vector<OrderRange>& order_ranges() {
 }
 
 int SamplerOptions::resolved_order() const {
+  // The predictor's name, so that --sampler pc --predictor lms reads lms's default too.
+  const std::string name = sampler == pc_sampler ? predictor : sampler;
   for (const auto& r : order_ranges())
-    if (r.sampler == sampler) return order ? order : r.default_order;
+    if (r.sampler == name) return order ? order : r.default_order;
   return 0;
 }
 
