@@ -99,7 +99,10 @@ def fmt(v, se=None):
 
 def metric_figure(entries, metric, sdes, labels, path, title, baseline=None):
     fig, axes = plt.subplots(1, len(sdes), figsize=(5.2 * len(sdes), 4.2), squeeze=False, sharey=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # Up to 10 configurations take the default colours; more take tab20's 20, so that no two lines share a colour and
+    # a marker before the 20th.
+    colors = (plt.rcParams["axes.prop_cycle"].by_key()["color"] if len(labels) <= 10 else
+              [plt.get_cmap("tab20")(i) for i in range(20)])
     markers = "osD^v<>ph*"
     signed = metric in SIGNED or any(e.get(metric, 1) <= 0 for e in entries if metric in e)
     for ax, sde in zip(axes[0], sdes):
@@ -140,8 +143,9 @@ def metric_figure(entries, metric, sdes, labels, path, title, baseline=None):
                 handles.append(hh)
                 names.append(nn)
     if names:
-        fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), frameon=False,
-                   bbox_to_anchor=(0.5, -0.12))
+        # Beside the panels, in as many columns as keep it no taller than they are.
+        fig.legend(handles, names, loc="center left", ncol=1 + (len(names) - 1) // 16, frameon=False,
+                   bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.suptitle(title + "  (error bars: 95% intervals over runs' standard errors)", fontsize=10)
     savefig(fig, path)
 
