@@ -81,7 +81,7 @@ class Deis final : public StatefulPredictor<DeisState> {
   }
 
   std::optional<double> advance(StepContext& c, DeisState& s, Matrix& x, const StepPosition& at, bool) const override {
-    const int p = step_order(at);
+    const int p = at.multistep_order(order_, lower_order_final_);
     c.predict(Prediction::noise, x, at.t, s.eps[at.k % order_]);
     const auto C = deis_coefficients(c.sde, at, p);
     x *= std::exp(c.sde.log_alpha(at.t_next) - c.sde.log_alpha(at.t));
@@ -90,12 +90,6 @@ class Deis final : public StatefulPredictor<DeisState> {
   }
 
  private:
-  int step_order(const StepPosition& at) const {
-    Index p = std::min<Index>(order_, at.k + 1);
-    if (lower_order_final_ && at.steps() < 10) p = std::min(p, at.steps_left());
-    return static_cast<int>(p);
-  }
-
   int order_;
   bool lower_order_final_;
   StepperInfo info_;

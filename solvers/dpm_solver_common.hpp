@@ -149,8 +149,7 @@ class Multistep final : public StatefulPredictor<History> {
     auto& m = hist.m;
     for (int j = o_.order - 1; j > 0; --j) std::swap(m[j], m[j - 1]);
     c.predict(prediction(o_.form), x, at.t, m[0]);
-    int order = std::min<Index>(o_.order, at.k + 1);
-    if (o_.lower_order_final && at.steps() < 10) order = std::min<Index>(order, at.steps_left());
+    const int order = at.multistep_order(o_.order, o_.lower_order_final);
     const auto k = coefficients(o_.form, c.sde, at.t, at.t_next);
     if (order == 1) {
       x = k.a * x + k.b * k.e1 * m[0];

@@ -70,8 +70,7 @@ class Lms final : public StatefulPredictor<LmsState> {
   }
 
   std::optional<double> advance(StepContext& c, LmsState& s, Matrix& x, const StepPosition& at, bool) const override {
-    int p = std::min<Index>(order_, at.k + 1);
-    if (lower_order_final_ && at.steps() < 10) p = std::min<Index>(p, at.steps_left());
+    const int p = at.multistep_order(order_, lower_order_final_);
     const auto here = EdmPoint::at(c.sde, at.t), next = EdmPoint::at(c.sde, at.t_next);
     edm_derivative(c, x, here, s.d[at.k % order_]);
     std::array<double, max_order> sigma{};

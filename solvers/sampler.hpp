@@ -5,6 +5,7 @@
 // what a method keeps between steps (the history of a multistep method) is its typed per-chunk state.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <span>
@@ -51,6 +52,14 @@ struct StepPosition {
   bool first() const { return k == 0; }
   bool last() const { return k + 1 == steps(); }
   Index steps_left() const { return steps() - k; }  // this one included
+  // The order a multistep method of order `order` takes at this step: min(order, k + 1), as only k + 1 model outputs
+  // exist (warm-up), and with lower_order_final on a grid of fewer than 10 steps at most steps_left() (the rule of
+  // DPM-Solver's lower_order_final, Lu et al. 2022b; docs/samplers.md compares the reference codes' rules).
+  int multistep_order(int order, bool lower_order_final) const {
+    Index p = std::min<Index>(order, k + 1);
+    if (lower_order_final && steps() < 10) p = std::min(p, steps_left());
+    return static_cast<int>(p);
+  }
 };
 
 // Everything one step needs for one chunk of samples (columns first_sample .. first_sample + cols - 1).

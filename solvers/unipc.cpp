@@ -93,7 +93,7 @@ class Unipc final : public StatefulPredictor<UnipcState> {
 
   std::optional<double> advance(StepContext& c, UnipcState& s, Matrix& x, const StepPosition& at, bool) const override {
     const Index k = at.k;
-    const int p = step_order(at);
+    const int p = at.multistep_order(order_, lower_order_final_);
     const double lambda_k = c.sde.lambda(at.t), h = c.sde.lambda(at.t_next) - lambda_k;
     const double alpha_next = c.sde.alpha(at.t_next);
     const double B = variant_ == UnipcVariant::bh1 ? -h : std::expm1(-h);
@@ -122,11 +122,6 @@ class Unipc final : public StatefulPredictor<UnipcState> {
   }
 
  private:
-  int step_order(const StepPosition& at) const {
-    Index p = std::min<Index>(order_, at.k + 1);
-    if (lower_order_final_ && at.steps() < 10) p = std::min(p, at.steps_left());
-    return static_cast<int>(p);
-  }
   Matrix& slot(UnipcState& s, Index j) const { return s.m[j % (order_ + 1)]; }
 
   int order_;
