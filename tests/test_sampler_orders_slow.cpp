@@ -6,7 +6,12 @@
 //   reverse SDE from the prior N(0, p^2 I): mean_t = alpha_t mu - alpha_T mu (v_t / v_T) (alpha_T / alpha_t),
 //                 var_t = v_t + (p^2 - v_T) (v_t / v_T)^2 (alpha_T / alpha_t)^2
 // (the mean error and the variance error of the exact reverse SDE obey d delta / dt = (f + g^2 / v) delta and
-// d e / dt = 2 (f + g^2 / v) e, and d log v / dt = 2 f + g^2 / v).
+// d e / dt = 2 (f + g^2 / v) e, and d log v / dt = 2 f + g^2 / v). More generally, for the SDE
+// dx = [f x - (1 + eta^2) g^2 s / 2] dt + eta g dW that a stochastic sampler's steps converge to
+// (SamplerCase::limit_eta; eta = 1 is the reverse SDE), d delta / dt = (f + (1 + eta^2) g^2 / (2 v)) delta and d e / dt
+// = 2 (...) e, so with I = int_t^T g^2 / v = log(v_T / v_t) + 2 log(alpha_t / alpha_T):
+//                 mean_t = alpha_t mu - alpha_T mu sqrt(v_t / v_T) e^{-eta^2 I / 2},
+//                 var_t = v_t + (p^2 - v_T) (v_t / v_T) e^{-eta^2 I}.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -64,6 +69,7 @@ TEST_CASE("strong order: error against a fine solution on the same Brownian path
       if (c.strong_order == 0) continue;
       CAPTURE(c.label);
       CAPTURE(sde->name());
+      if (c.for_sde) c.for_sde(c.options, *sde);
       c.options.noise = NoiseKind::brownian_tree;
       c.options.denoise = false;  // dropping the last increment would be an O(sqrt(h)) pathwise change
       c.options.seed = 3;
@@ -101,14 +107,17 @@ TEST_CASE("weak order: mean and variance against the exact reverse-SDE moments")
       if (c.weak_order == 0) continue;
       CAPTURE(c.label);
       CAPTURE(sde->name());
+      if (c.for_sde) c.for_sde(c.options, *sde);
       const double eps = c.options.resolved_eps(*sde);
       const auto v = [&](double t) {
         return sde->alpha(t) * sde->alpha(t) * data_std * data_std + sde->sigma(t) * sde->sigma(t);
       };
-      const double ratio = v(eps) / v(T), decay = sde->alpha(T) / sde->alpha(eps);
+      const double ratio = v(eps) / v(T);
+      const double I = std::log(v(T) / v(eps)) + 2.0 * std::log(sde->alpha(eps) / sde->alpha(T));
+      const double eta2 = c.limit_eta * c.limit_eta;
       const Vector mu = data->means().col(0);
-      const Vector mean = sde->alpha(eps) * mu - sde->alpha(T) * mu * ratio * decay;
-      const double var = v(eps) + (prior_var - v(T)) * ratio * ratio * decay * decay;
+      const Vector mean = sde->alpha(eps) * mu - sde->alpha(T) * mu * std::sqrt(ratio) * std::exp(-0.5 * eta2 * I);
+      const double var = v(eps) + (prior_var - v(T)) * ratio * std::exp(-eta2 * I);
 
       c.options.denoise = false;
       c.options.seed = 5;
