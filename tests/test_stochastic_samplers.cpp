@@ -18,6 +18,7 @@
 #include "cli_helpers.hpp"
 #include "core/errors.hpp"
 #include "core/npy.hpp"
+#include "core/time_grid.hpp"
 #include "models/datasets.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "sampler_cases.hpp"
@@ -276,38 +277,46 @@ TEST_CASE("--s-churn: Karras et al.'s gamma with its cap, the window and S_noise
   }
 }
 
-TEST_CASE("scoresde brownian: the increments of BrownianPath for the requests, by (sample, step, part) or by time") {
+TEST_CASE("scoresde brownian: the increments a sampler draws, with their steps, parts and intervals") {
   const scoresde::test::TempDir dir("brownian");
-  const std::string requests = dir.write("requests.txt",
-                                         "# step part t t_next\n"
-                                         "0 0 1.0 0.5\n"
-                                         "0 1 1.0 0.75\n"
-                                         "0 2 0.75 0.5\n"
-                                         "1 0 0.5 0.001\n");
+  const auto sde = make_sde(SdeOptions{});
+  const auto grid = make_time_grid(TimeGridKind::logsnr, *sde, sde->T(), 1e-3, 5).t;
   for (const NoiseKind noise : {NoiseKind::independent, NoiseKind::brownian_tree}) {
-    CAPTURE(to_string(noise));
-    const auto r = scoresde::test::run({"brownian", "--noise", to_string(noise), "--seed", "5", "-n", "7", "--dim", "3",
-                                        "--requests", requests, "--out", dir.file("w.npy")});
-    REQUIRE_MESSAGE(r.code == 0, r.err);
-    const Matrix w = read_samples_npy(dir.file("w.npy"));
-    REQUIRE(w.rows() == 3);
-    REQUIRE(w.cols() == 4 * 7);
-    // The same numbers as the path a sampler's chunk sees, for samples 3 .. 6 in a chunk of their own.
-    const auto path = make_brownian_path(noise, 5, 1.0, 3, 3, 4);
-    Matrix expected(3, 4);
-    path->increment(0, 1.0, 0.5, expected, 0);
-    CHECK(bitwise_equal(expected, Matrix(w.middleCols(3, 4))));
-    path->increment(1, 0.5, 0.001, expected, 0);
-    CHECK(bitwise_equal(expected, Matrix(w.middleCols(3 * 7 + 3, 4))));
-    // The parts of step 0 add up to the whole step on the tree (one path); independent noise draws them afresh.
-    const Matrix sum = w.middleCols(7, 7) + w.middleCols(14, 7);
-    if (noise == NoiseKind::brownian_tree)
-      CHECK((sum - w.leftCols(7)).cwiseAbs().maxCoeff() < 1e-12);
-    else
-      CHECK((sum - w.leftCols(7)).cwiseAbs().minCoeff() > 0);
+    for (const std::string sampler : {"euler_ancestral", "dpmpp_sde"}) {
+      for (const bool denoise : {false, true}) {
+        CAPTURE(to_string(noise));
+        CAPTURE(sampler);
+        CAPTURE(denoise);
+        const auto r = scoresde::test::run(
+            {"brownian", "--sampler", sampler, "--noise", to_string(noise), "--seed", "5", "--time-grid", "logsnr",
+             "--steps", "5", "--denoise", denoise ? "on" : "off", "-n", "7", "--dim", "3", "--out", dir.file("w.npy")});
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        const Matrix w = read_samples_npy(dir.file("w.npy"));
+        std::ifstream meta_file(dir.file("w.npy.json"));
+        const auto requests = nlohmann::json::parse(meta_file)["requests"];
+        const std::size_t parts = sampler == "dpmpp_sde" ? 2 : 1;
+        const std::size_t steps = denoise ? 4 : 5;  // --denoise on: the last step draws nothing
+        REQUIRE(requests.size() == parts * steps);
+        REQUIRE(w.cols() == static_cast<Index>(requests.size()) * 7);
+        // The same numbers as the path a sampler's chunk sees, here for samples 3 .. 6 in a chunk of their own.
+        const auto path = make_brownian_path(noise, 5, sde->T(), 3, 3, 4);
+        Matrix expected(3, 4);
+        for (std::size_t q = 0; q < requests.size(); ++q) {
+          const auto& req = requests[q];
+          const Index k = req["step"].get<Index>();
+          CHECK(k == static_cast<Index>(q / parts));
+          CHECK(req["part"].get<std::size_t>() == (parts == 1 ? 0 : 1 + q % 2));
+          CHECK(req["t"].get<double>() == (q % parts == 0 ? grid[k] : requests[q - 1]["t_next"].get<double>()));
+          CHECK(req["t_next"].get<double>() ==
+                (q % parts == parts - 1 ? grid[k + 1] : requests[q + 1]["t"].get<double>()));
+          path->increment(k, req["t"].get<double>(), req["t_next"].get<double>(), expected, req["part"].get<int>());
+          CHECK(bitwise_equal(expected, Matrix(w.middleCols(static_cast<Index>(q) * 7 + 3, 4))));
+        }
+      }
+    }
   }
-  const std::string bad = dir.write("bad.txt", "0 0 0.5 0.7\n");
-  const auto r = scoresde::test::run({"brownian", "--dim", "2", "--requests", bad, "--out", dir.file("x.npy")});
+  const auto r = scoresde::test::run(
+      {"brownian", "--sampler", "ddim", "--dim", "2", "--out", dir.file("x.npy")});  // eta 0: no noise
   CHECK(r.code == 2);
-  CHECK(r.err.find("--requests") != std::string::npos);
+  CHECK(r.err.find("draws no Brownian increments") != std::string::npos);
 }
