@@ -11,9 +11,12 @@
 // z1 = (W(t_k) - W(s)) / sqrt(t_k - s), z2 = (W(t_k) - W(t_{k+1})) / sqrt(t_k - t_{k+1}): the second draw is the
 // increment over the whole step, which holds the first (k-diffusion asks its Brownian tree for both intervals so).
 // Each move is DDIM(eta) (solvers/ddim.cpp) with the model output of the stage. eta = 0: dpmpp_2s (Lu et al. 2022b,
-// Alg. 1 with r = 1/2) bit for bit, order 2. eta > 0: strong order 1, weak order 1 (the stochastic stages do not
-// reach the I_(1,0) term of the additive noise); docs/samplers.md has the measured slopes. Two evaluations per step.
-// --denoise on: the last step drops both draws.
+// Alg. 1 with r = 1/2) bit for bit, order 2. eta > 0: strong order 1 (the stages do not reach the I_(1,0) term of
+// the additive noise). Weak order 2 at eta = 1, where an ancestral move is the exact exponential step of the reverse
+// SDE with x0 fixed (dpmpp_2m_sde's first-order step) and the stage's x0 at the midpoint, with the first draw's
+// noise, carries the drift's mean; 1 for 0 < eta < 1, where the ancestral split is not that step of the eta family
+// and the mean errs at O(h). Both measured (no proof here; docs/samplers.md). Two evaluations per step. --denoise
+// on: the last step drops both draws.
 #include "solvers/dpm_solver_common.hpp"
 #include "solvers/edm_common.hpp"
 #include "solvers/registry.hpp"
@@ -47,7 +50,7 @@ class DpmppSde final : public StatefulPredictor<Stages> {
               "DPM-Solver++(2S) with ancestral moves: x0 at the log-SNR midpoint, noise at both stages",
               "k-diffusion sample_dpmpp_sde (r = 1/2); Lu et al. 2022b, Alg. 1",
               eta > 0 ? 1.0 : 2.0,
-              eta > 0 ? 1.0 : 2.0,
+              eta > 0 && eta < 1 ? 1.0 : 2.0,
               2} {}
   const StepperInfo& info() const override { return info_; }
   bool probability_flow() const override { return eta_ == 0; }
