@@ -250,7 +250,8 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
         .shown_when([churning](const S& o) { return churning(o) && !std::isinf(o.s_tmax); });
     t.emplace_back(option("s-noise", &S::s_noise,
                           "edm_euler, edm_heun with --s-churn: Karras et al.'s S_noise, the churn noise's scale",
-                          non_negative))
+                          check_that<double>([](const double& v) { return std::isfinite(v) && v >= 0; },
+                                             "must be >= 0 and finite")))
         .for_samplers(edm)
         .as_axis("s_noise", " snoise {}", "_snoise{}")
         .shown_when([churning](const S& o) { return churning(o) && o.s_noise != 1; });
