@@ -8,8 +8,11 @@ checkouts named on the command line; nothing of theirs is copied here):
                singlestep_fixed, orders 1-3, solver_type dpmsolver and taylor
   UniPC        UniPC (uni_pc.py): data prediction, variant bh1 and bh2, orders 1-3, the corrector on or off
   k-diffusion  sample_euler, sample_heun, sample_dpm_2, sample_lms (orders 1-4), sample_dpmpp_2m,
-               sample_dpmpp_2m_sde (eta 0), sample_dpmpp_2s_ancestral (eta 0), sample_dpmpp_3m_sde (eta 0)
-  EDM          edm_sampler (Heun) and ablation_sampler(solver='euler') of generate.py, deterministic (S_churn 0)
+               sample_dpmpp_2m_sde (eta 0), sample_dpmpp_2s_ancestral (eta 0), sample_dpmpp_3m_sde (eta 0); and the
+               stochastic sample_euler_ancestral, sample_euler and sample_heun with s_churn > 0, sample_dpmpp_sde,
+               sample_dpmpp_2m_sde and sample_dpmpp_3m_sde (eta > 0)
+  EDM          edm_sampler (Heun) and ablation_sampler(solver='euler') of generate.py, deterministic (S_churn 0) and
+               stochastic (S_churn > 0)
 
 and maps each to the `scoresde sample` command line that should reproduce it. The problem is fixed here:
 
@@ -34,6 +37,17 @@ by x_N = alpha(t_N) x~_N. How each code is made to walk a given grid:
   EDM                net.round_sigma (the hook by which EDM maps its levels to those a network supports) returns
                      the grid's levels; the sampler is stopped at sigma_N, before its last step to sigma = 0,
                      by the network raising when called there for the final step's evaluation
+
+The stochastic samplers run on scoresde's own noise: a case with --noise and --seed among its options gets the
+Brownian increments its scoresde sampler draws, with the intervals it draws them over, from `scoresde brownian`
+with the same options (the --scoresde binary, required for these cases): one interval a step, [t_{k+1}, t_k], or for
+dpmpp_sde two, [s_k, t_k] and [t_{k+1}, s_k] with s_k at the log-SNR midpoint (scoresde's own s_k, so that no
+rounding of it separates the two codes' W(s_k) on the Brownian tree). The reference codes get the standard normals
+these make: k-diffusion's noise_sampler(sigma, sigma') returns (W(t) - W(t')) / sqrt(t - t') for its interval (the
+sum of the drawn intervals it covers: sample_dpmpp_sde asks for [s_k, t_k] and for the whole step), and EDM's
+randn_like, and torch.randn_like while k-diffusion's sample_euler and sample_heun run, return step k's
+(W(t_k) - W(t_{k+1})) / sqrt(t_k - t_{k+1}) at their k-th call (zeros where scoresde draws nothing). EDM's gamma = S_churn / num_steps counts its last step
+to sigma = 0, which the harness below stops before, so it is given S_churn (N + 1) / N for scoresde's S_churn / N.
 
 Each golden output is cross-checked against every other reference code that computes the same method (to 1e-10;
 e.g. DDIM = DPM-Solver-1 = DPM-Solver++-1 = k-diffusion's Euler = UniPC-1 without corrector = EDM's Euler). With
@@ -306,11 +320,12 @@ def describe_checkouts(args):
 # ------------------------------------------------------------------------------------------ running the samplers
 
 class Problem:
-    def __init__(self, mix, grid, x0):
+    def __init__(self, mix, grid, x0, noise=None):
         self.mix = mix
         self.grid = grid                          # Python floats, t_0 > ... > t_N
         self.x0 = x0                              # (n, d) at t_0, x coordinates
         self.sigmas = [sigma_tilde(t) for t in grid]
+        self.noise = noise                        # ScoresdeNoise for the stochastic samplers
 
     # dpm-solver and UniPC: noise prediction in x coordinates (their model_fn(x, t) with t of shape (n,))
     def noise_fn(self, x, t):
@@ -327,6 +342,85 @@ class Problem:
 
     def from_tilde(self, x_tilde):
         return alpha(self.grid[-1]) * x_tilde
+
+
+# ------------------------------------------------------------------------------------------- scoresde's noise
+
+class ScoresdeNoise:
+    """The Brownian increments a scoresde sampler draws (`scoresde brownian` with a case's options on its grid, --denoise
+    off): the intervals (t, t_next) it asked for, in order, with W(t) - W(t_next) for every sample."""
+
+    def __init__(self, binary, options, grid_file, grid, n, dim, tmp):
+        assert binary, "the stochastic cases need --scoresde: they run on scoresde's noise (scoresde brownian)"
+        out = os.path.join(tmp, "increments.npy")
+        subprocess.run([binary, "brownian", "--sde", "vp", "--beta-min", str(BETA_MIN), "--beta-max", str(BETA_MAX)]
+                       + list(options) + ["--time-grid", grid_file, "--denoise", "off", "-n", str(n), "--dim",
+                                          str(dim), "--out", out], check=True)
+        with open(out + ".json") as f:
+            requests = json.load(f)["requests"]
+        w = torch.from_numpy(np.load(out)).reshape(len(requests), n, dim)
+        self.grid = grid
+        self.intervals = [(r["t"], r["t_next"], w[i]) for i, r in enumerate(requests)]
+
+    def normal(self, t, t_next):
+        """(W(t) - W(t_next)) / sqrt(t - t_next) over consecutive drawn intervals from t to t_next (matched to 1e-9
+        relative: the reference's own times are scoresde's up to rounding; scoresde's are used), or None when no
+        drawn interval starts at t."""
+        close = lambda a, b: abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+        starts = [i for i, (a, _, _) in enumerate(self.intervals) if close(a, t)]
+        if not starts:
+            return None
+        i = starts[0]
+        total, first = self.intervals[i][2].clone(), self.intervals[i][0]
+        while not close(self.intervals[i][1], t_next):
+            i += 1
+            assert i < len(self.intervals) and self.intervals[i][0] == self.intervals[i - 1][1], (t, t_next)
+            total += self.intervals[i][2]
+        return total / math.sqrt(first - self.intervals[i][1])
+
+    def step_normal(self, k):
+        """z_k = (W(t_k) - W(t_{k+1})) / sqrt(t_k - t_{k+1}), None when step k drew nothing."""
+        return self.normal(self.grid[k], self.grid[k + 1])
+
+
+class KdNoiseSampler:
+    """k-diffusion's noise_sampler(sigma, sigma_next) on scoresde's noise: the normal of the interval [t(sigma_next),
+    t(sigma)], as k-diffusion's BrownianTreeNoiseSampler makes it from its own tree."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def __call__(self, sigma, sigma_next):
+        z = self.problem.noise.normal(t_of_sigma_tilde(float(sigma)), t_of_sigma_tilde(float(sigma_next)))
+        assert z is not None, (float(sigma), float(sigma_next))
+        return z
+
+
+class StepNormals:
+    """randn_like for samplers that draw one normal a step, in order: step k's z_k at the k-th call (zeros where
+    scoresde draws nothing, which these samplers multiply by 0)."""
+
+    def __init__(self, problem):
+        self.problem, self.calls = problem, 0
+
+    def __call__(self, x):
+        k, self.calls = self.calls, self.calls + 1
+        z = self.problem.noise.step_normal(k) if k < len(self.problem.grid) - 1 else None
+        if z is None:  # a step that draws nothing (outside the churn window; past the grid's last step)
+            return torch.zeros_like(x)
+        assert z.shape == x.shape
+        return z
+
+
+@contextlib.contextmanager
+def randn_like_replaced(fn):
+    """torch.randn_like replaced by fn while k-diffusion's sample_euler and sample_heun run (they call it directly)."""
+    original = torch.randn_like
+    torch.randn_like = fn
+    try:
+        yield
+    finally:
+        torch.randn_like = original
 
 
 def with_grid(solver, problem):
@@ -371,14 +465,19 @@ def run_unipc(refs, problem, variant, order, corrector):
     return out[:, :, 0, 0]
 
 
-def run_k_diffusion(refs, problem, name, **kwargs):
+def run_k_diffusion(refs, problem, name, noise=None, **kwargs):
+    """noise: None (deterministic), "sampler" (noise_sampler on scoresde's noise) or "randn_like" (sample_euler and
+    sample_heun with s_churn, which call torch.randn_like)."""
     kd = refs["k-diffusion"]
     model = lambda x, s: problem.mix.denoiser(x, float(s[0]))
     sampler = getattr(kd, name)
     x_tilde = problem.to_tilde()
-    if "eta" in kwargs:  # eta = 0: no noise enters (sample_dpmpp_2s_ancestral still adds noise times sigma_up = 0)
+    if noise == "sampler":
+        kwargs["noise_sampler"] = KdNoiseSampler(problem)
+    elif "eta" in kwargs:  # eta = 0: no noise enters (sample_dpmpp_2s_ancestral still adds noise times sigma_up = 0)
         kwargs["noise_sampler"] = lambda sigma, sigma_next: torch.zeros_like(x_tilde)
-    out = sampler(model, x_tilde, torch.tensor(problem.sigmas), disable=True, **kwargs)
+    with randn_like_replaced(StepNormals(problem)) if noise == "randn_like" else contextlib.nullcontext():
+        out = sampler(model, x_tilde, torch.tensor(problem.sigmas), disable=True, **kwargs)
     return problem.from_tilde(out)
 
 
@@ -411,18 +510,23 @@ class EdmNet:
         return self.problem.mix.denoiser(x, float(sigma))
 
 
-def run_edm(refs, problem, solver):
+def run_edm(refs, problem, solver, churn=None):
+    """churn: None, or dict(S_churn=..., S_min=..., S_max=..., S_noise=...) in scoresde's terms (gamma = S_churn / N);
+    the sampler gets S_churn (N + 1) / N, as its num_steps counts the step to sigma = 0."""
     edm = refs["edm"]
     n = len(problem.grid) - 1
     s = problem.sigmas
     net = EdmNet(problem, evals_before_last_step=(2 if solver == "heun" else 1) * n)
     latents = problem.to_tilde() / s[0]  # both samplers start from latents * sigma_0
+    kwargs = {}
+    if churn is not None:
+        kwargs = dict(churn, S_churn=churn["S_churn"] * (n + 1) / n, randn_like=StepNormals(problem))
     try:
         if solver == "heun":
-            edm.edm_sampler(net, latents, num_steps=n + 1, sigma_min=s[-1], sigma_max=s[0], rho=7)
+            edm.edm_sampler(net, latents, num_steps=n + 1, sigma_min=s[-1], sigma_max=s[0], rho=7, **kwargs)
         else:
             edm.ablation_sampler(net, latents, num_steps=n + 1, sigma_min=s[-1], sigma_max=s[0], rho=7,
-                                 solver="euler", discretization="edm", schedule="linear", scaling="none")
+                                 solver="euler", discretization="edm", schedule="linear", scaling="none", **kwargs)
     except _ReachedSigmaN as reached:
         return problem.from_tilde(reached.x)
     raise AssertionError("EDM's sampler did not reach its last step")
@@ -476,7 +580,60 @@ def references():
     add("edm/heun", "EDM edm_sampler(S_churn=0)", lambda r, p: run_edm(r, p, "heun"), 2)
     add("edm/euler", "EDM ablation_sampler(solver='euler', discretization='edm', schedule='linear', scaling='none')",
         lambda r, p: run_edm(r, p, "euler"), 1)
+
+    # The stochastic samplers, on scoresde's noise (Problem.noise). Order 1: their strong order.
+    for eta in ETAS:
+        add(f"k-diffusion/euler_ancestral/eta{eta}", f"k-diffusion sample_euler_ancestral(eta={eta})",
+            lambda r, p, e=eta: run_k_diffusion(r, p, "sample_euler_ancestral", noise="sampler", eta=e), 1)
+        add(f"k-diffusion/dpmpp_sde/eta{eta}", f"k-diffusion sample_dpmpp_sde(eta={eta})",
+            lambda r, p, e=eta: run_k_diffusion(r, p, "sample_dpmpp_sde", noise="sampler", eta=e), 1)
+        for st in ("midpoint", "heun"):
+            add(f"k-diffusion/dpmpp_2m_sde/{st}/eta{eta}",
+                f"k-diffusion sample_dpmpp_2m_sde(eta={eta}, solver_type='{st}')",
+                lambda r, p, e=eta, s=st: run_k_diffusion(r, p, "sample_dpmpp_2m_sde", noise="sampler", eta=e,
+                                                          solver_type=s), 1)
+        add(f"k-diffusion/dpmpp_3m_sde/eta{eta}", f"k-diffusion sample_dpmpp_3m_sde(eta={eta})",
+            lambda r, p, e=eta: run_k_diffusion(r, p, "sample_dpmpp_3m_sde", noise="sampler", eta=e), 1)
+    for name, churn in CHURNS.items():
+        text = ", ".join(f"{k}={v}" for k, v in churn.items())
+        kd = dict(s_churn=churn["S_churn"], s_tmin=churn["S_min"], s_tmax=churn["S_max"], s_noise=churn["S_noise"])
+        kd_text = ", ".join(f"{k}={v}" for k, v in kd.items())
+        add(f"edm/heun/{name}", f"EDM edm_sampler({text}; S_churn scaled by (N + 1) / N)",
+            lambda r, p, c=churn: run_edm(r, p, "heun", churn=c), 1)
+        add(f"edm/euler/{name}", f"EDM ablation_sampler(solver='euler', ..., {text}; S_churn scaled by (N + 1) / N)",
+            lambda r, p, c=churn: run_edm(r, p, "euler", churn=c), 1)
+        add(f"k-diffusion/heun/{name}", f"k-diffusion sample_heun({kd_text})",
+            lambda r, p, c=kd: run_k_diffusion(r, p, "sample_heun", noise="randn_like", **c), 1)
+        add(f"k-diffusion/euler/{name}", f"k-diffusion sample_euler({kd_text})",
+            lambda r, p, c=kd: run_k_diffusion(r, p, "sample_euler", noise="randn_like", **c), 1)
     return {r.key: r for r in refs}
+
+
+# The stochastic cases' settings: eta values, churn settings (scoresde's S_churn: gamma = S_churn / N), noise.
+ETAS = (1.0, 0.5)
+CHURNS = {
+    "churn": {"S_churn": 2.0, "S_min": 0.0, "S_max": float("inf"), "S_noise": 1.0},
+    # gamma capped at sqrt(2) - 1 on every grid here; sigma~ runs from about 0.01 to 152, so the window cuts both ends
+    "churn_window": {"S_churn": 10.0, "S_min": 0.05, "S_max": 20.0, "S_noise": 1.007},
+}
+TREE = ["--noise", "brownian_tree", "--seed", "7"]
+INDEPENDENT = ["--noise", "independent", "--seed", "11"]
+
+
+def churn_options(churn):
+    c = CHURNS[churn]
+    out = ["--s-churn", repr(c["S_churn"])]
+    if c["S_min"] != 0:
+        out += ["--s-tmin", repr(c["S_min"])]
+    if not math.isinf(c["S_max"]):
+        out += ["--s-tmax", repr(c["S_max"])]
+    if c["S_noise"] != 1:
+        out += ["--s-noise", repr(c["S_noise"])]
+    return out
+
+
+def eta_label(eta, always=False):
+    return "" if eta == 1.0 and not always else f"_eta{eta:g}"
 
 
 DDIM_EQUIVALENTS = ["dpm-solver/dpmsolver++/multistep/o1/dpmsolver", "dpm-solver/dpmsolver/singlestep_fixed/o1/dpmsolver",
@@ -525,27 +682,62 @@ CASES = [
       "--lower-order-final", "off"],
      f"unipc/{v}/o{o}/{'unic' if c else 'nounic'}", DDIM_EQUIVALENTS[:1] if (o == 1 and not c) else [])
     for v in ("bh1", "bh2") for o in (1, 2, 3) for c in (True, False)
+] + [
+    # The order-2 warm-up step in the taylor (heun) form: --solver-type heun.
+    ("dpmpp_3m_reference_heun", ["--sampler", "dpmpp_3m", "--dpmpp3m-form", "reference", "--solver-type", "heun",
+                                 "--lower-order-final", "off"],
+     "dpm-solver/dpmsolver++/multistep/o3/taylor", ["k-diffusion/dpmpp_3m_sde"]),
+    ("dpm_solver_o3_multistep_reference_heun",
+     ["--sampler", "dpm_solver", "--order", "3", "--solver-method", "multistep", "--dpmpp3m-form", "reference",
+      "--solver-type", "heun", "--lower-order-final", "off"],
+     "dpm-solver/dpmsolver/multistep/o3/taylor", []),
+] + [
+    # Stochastic samplers on scoresde's noise (--noise, --seed): k-diffusion and EDM given the same increments.
+    # DDIM(eta) is euler_ancestral(eta) in x~ coordinates (solvers/ddim.cpp).
+    (f"{name}{eta_label(eta, name == 'ddim')}{suffix}", ["--sampler", name, "--eta", repr(eta)] + noise,
+     f"k-diffusion/euler_ancestral/eta{eta}", [])
+    for name in ("euler_ancestral", "ddim") for eta in ETAS
+    for suffix, noise in (("", TREE), ("_independent", INDEPENDENT)) if not (suffix and eta != 1.0)
+] + [
+    (f"dpmpp_sde{eta_label(eta)}{suffix}", ["--sampler", "dpmpp_sde", "--eta", repr(eta)] + noise,
+     f"k-diffusion/dpmpp_sde/eta{eta}", [])
+    for eta in ETAS for suffix, noise in (("", TREE), ("_independent", INDEPENDENT)) if not (suffix and eta != 1.0)
+] + [
+    (f"dpmpp_2m_sde_{st}{eta_label(eta)}",
+     ["--sampler", "dpmpp_2m_sde", "--eta", repr(eta), "--solver-type", st, "--lower-order-final", "off"] + TREE,
+     f"k-diffusion/dpmpp_2m_sde/{st}/eta{eta}", [])
+    for st in ("midpoint", "heun") for eta in ETAS
+] + [
+    (f"dpmpp_3m_sde_reference{eta_label(eta)}",
+     ["--sampler", "dpmpp_3m_sde", "--eta", repr(eta), "--dpmpp3m-form", "reference", "--solver-type", "heun",
+      "--lower-order-final", "off"] + TREE,
+     f"k-diffusion/dpmpp_3m_sde/eta{eta}", [])
+    for eta in ETAS
+] + [
+    (f"{name}_{churn}", ["--sampler", name] + churn_options(churn) + TREE, f"edm/{solver}/{churn}",
+     [f"k-diffusion/{solver}/{churn}"])
+    for name, solver in (("edm_euler", "euler"), ("edm_heun", "heun")) for churn in CHURNS
 ]
 
 # References with no scoresde command line that should reproduce them, and why; their outputs are kept beside
 # the cases (unmapped/), for a form or option added later.
 UNMAPPED = [
-    ("dpm-solver/dpmsolver/multistep/o3/taylor",
-     "dpm_solver --order 3 --dpmpp3m-form reference takes the authors' default second step (solver_type dpmsolver, "
-     "the midpoint form); this one takes the taylor (heun) form there"),
     ("dpm-solver/dpmsolver/singlestep_fixed/o2/taylor", "no --solver-type for singlestep dpm_solver"),
     ("dpm-solver/dpmsolver/singlestep_fixed/o3/taylor", "no --solver-type for singlestep dpm_solver"),
     ("dpm-solver/dpmsolver++/singlestep_fixed/o2/taylor", "dpmpp_2s has no --solver-type"),
     ("dpm-solver/dpmsolver++/singlestep_fixed/o3/dpmsolver", "no singlestep third-order DPM-Solver++ sampler"),
     ("dpm-solver/dpmsolver++/singlestep_fixed/o3/taylor", "no singlestep third-order DPM-Solver++ sampler"),
-    ("dpm-solver/dpmsolver++/multistep/o3/taylor",
-     "dpmpp_3m --dpmpp3m-form reference takes the authors' default second step (solver_type dpmsolver, the "
-     "midpoint form); this one (= k-diffusion sample_dpmpp_3m_sde with eta 0) takes the taylor (heun) form there"),
 ]
-UNMAPPED_CROSS_CHECKS = {"dpm-solver/dpmsolver++/multistep/o3/taylor": ["k-diffusion/dpmpp_3m_sde"]}
+UNMAPPED_CROSS_CHECKS = {}
 
 
 # ------------------------------------------------------------------------------------------------------ output
+
+def case_noise(options):
+    """A stochastic case's options (those with --noise), as the key of the noise its sampler draws; None for a
+    deterministic case."""
+    return tuple(options) if "--noise" in options else None
+
 
 def save_npy(path, x):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -623,6 +815,7 @@ def main():
     check_mixture(mix)
     table = references()
     names = [c[0] for c in CASES]
+    assert len(set(names)) == len(names), "case names must be unique"
     for _, _, primary, checks in CASES:
         assert primary in table and all(c in table for c in checks), primary
     for key, _ in UNMAPPED:
@@ -648,23 +841,28 @@ def main():
             write_grid(os.path.join(out, gfile), make(), comment)
             grid = read_grid(os.path.join(out, gfile))  # the times exactly as scoresde will read them
             grids.append({"name": gname, "file": gfile, "steps": len(grid) - 1, "description": comment})
-            problem = Problem(mix, grid, x0)
             ode = ode_solution(args.scoresde, out, os.path.join(out, gfile), tmp) if args.scoresde else None
-            outputs = {}
+            problems, outputs = {}, {}
 
-            def output(key):
-                if key not in outputs:
-                    outputs[key] = table[key].run(refs, problem)
-                    assert outputs[key].shape == x0.shape and torch.isfinite(outputs[key]).all(), key
-                return outputs[key]
+            def output(key, noise=None):
+                """The reference's output on this grid; noise: None, or the options of a stochastic case."""
+                if noise not in problems:
+                    problems[noise] = Problem(mix, grid, x0, noise and ScoresdeNoise(
+                        args.scoresde, noise, os.path.join(out, gfile), grid, x0.shape[0], x0.shape[1], tmp))
+                if (key, noise) not in outputs:
+                    x = table[key].run(refs, problems[noise])
+                    assert x.shape == x0.shape and torch.isfinite(x).all(), key
+                    outputs[(key, noise)] = x
+                return outputs[(key, noise)]
 
             for name, options, primary, checks in CASES:
                 if only is not None and name not in only:
                     continue
-                x = output(primary)
+                noise = case_noise(options)
+                x = output(primary, noise)
                 cross = {}
                 for c in checks:
-                    d = float((output(c) - x).abs().max())
+                    d = float((output(c, noise) - x).abs().max())
                     cross[table[c].call] = float(f"{d:.3g}")
                     if d > worst_cross[0]:
                         worst_cross = (d, f"{name} on {gname} vs {table[c].call}")
@@ -677,7 +875,7 @@ def main():
                     case["cross_checks"] = cross
                 if only is not None:
                     case["ode_tolerance"] = ANCHOR_TOLERANCE
-                if ode is not None:
+                if ode is not None and noise is None:  # a stochastic output solves another problem
                     rms, worst = rms_distance(x, ode), float((x - ode).abs().max())
                     near_ode.append((gname, name, table[primary].order, rms, worst))
                     if only is not None:
@@ -704,7 +902,7 @@ def main():
         if args.convergence:
             assert args.scoresde, "--convergence needs --scoresde"
             ode = ode_solution(args.scoresde, out, os.path.join(out, grids[0]["file"]), tmp)
-            keys = list(dict.fromkeys([c[2] for c in CASES] + [u[0] for u in UNMAPPED]))
+            keys = list(dict.fromkeys([c[2] for c in CASES if case_noise(c[1]) is None] + [u[0] for u in UNMAPPED]))
             convergence(refs, mix, table, x0, ode, keys)
 
     manifest = {

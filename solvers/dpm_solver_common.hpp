@@ -15,6 +15,16 @@
 // so e1 = O(1), e2 = O(h), e3 = O(h^2). A method of order K replaces h^n f^(n), n < K, by divided differences of
 // model outputs that are exact to O(h^K): earlier grid points (multistep) or intermediate points of the step
 // (singlestep) at log-SNR offsets r h.
+//
+// The stochastic variants (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde; data form only) integrate, with eta in [0, 1],
+// the SDE whose solution from s to t with x0 held fixed is (in x~ = x / alpha, lambda = -log sigma~)
+//
+//   x~_t = e^{-(1 + eta) h} x~_s + (1 - e^{-(1 + eta) h}) x0 + sigma~_t sqrt(1 - e^{-2 eta h}) z:
+//
+// the same expansion with h replaced by (1 + eta) h in the e_k, a multiplied by e^{-eta h}, and the noise term
+// sigma_t sqrt(1 - e^{-2 eta h}) z (x coordinates). eta = 1 is the reverse SDE (its noise variance rate 2 sigma~^2
+// d lambda is the reverse SDE's d sigma~^2), eta = 0 the probability-flow ODE, bit for bit: every factor is then
+// exactly 1 or h, and no noise is drawn.
 #pragma once
 
 #include <algorithm>
@@ -36,16 +46,27 @@ inline Prediction prediction(Form form) {
 
 struct Coefficients {
   double a, b, h, e1, e2, e3;
+  double noise = 0;  // standard deviation of the step's noise (eta > 0)
 };
 
-inline Coefficients coefficients(Form form, const Sde& sde, double s, double t) {
+// h is the log-SNR step, whatever eta; eta > 0 only in the data form.
+inline Coefficients coefficients(Form form, const Sde& sde, double s, double t, double eta = 0.0) {
   const double h = sde.lambda(t) - sde.lambda(s);
-  const double z = form == Form::noise ? h : -h;
-  const double sign = z / h;
+  const double he = (1.0 + eta) * h;
+  const double z = form == Form::noise ? he : -he;
+  const double sign = z / he;
   const double phi1 = std::expm1(z) / z, phi2 = (phi1 - 1.0) / z;
-  const double a = form == Form::noise ? std::exp(sde.log_alpha(t) - sde.log_alpha(s)) : sde.sigma(t) / sde.sigma(s);
+  const double a = form == Form::noise ? std::exp(sde.log_alpha(t) - sde.log_alpha(s))
+                                       : sde.sigma(t) / sde.sigma(s) * std::exp(-eta * h);
   const double b = form == Form::noise ? -sde.sigma(t) : sde.alpha(t);
-  return {a, b, h, sign * std::expm1(z), sign * (phi1 - 1.0), sign * (phi2 - 0.5)};
+  const double noise = eta > 0 ? sde.sigma(t) * std::sqrt(-std::expm1(-2.0 * eta * h)) : 0.0;
+  return {a, b, h, sign * std::expm1(z), sign * (phi1 - 1.0), sign * (phi2 - 0.5), noise};
+}
+
+// x += c.noise z for the step at `at`, z = dW / sqrt(t - t_next) ~ N(0, I) from the Brownian increment over the step.
+inline void add_step_noise(StepContext& c, Matrix& x, const StepPosition& at, double noise) {
+  c.brownian.increment(at.k, at.t, at.t_next, c.noise_buf);
+  x += (noise / std::sqrt(at.t - at.t_next)) * c.noise_buf;
 }
 
 // Singlestep DPM-Solver-K (Lu et al. 2022, Algs. 1 and 2 with r1 = 1/2; r1 = 1/3, r2 = 2/3) in either form:
@@ -130,13 +151,14 @@ struct MultistepOptions {
   SolverType solver_type;  // of the order-2 update
   double second_difference_weight;
   bool lower_order_final;
+  double eta = 0;  // data form: the SDE variants (dpmpp_2m_sde, dpmpp_3m_sde); 0 is the ODE
 };
 
 class Multistep final : public StatefulPredictor<History> {
  public:
   Multistep(MultistepOptions options, StepperInfo info) : o_(options), info_(info) {}
   const StepperInfo& info() const override { return info_; }
-  bool probability_flow() const override { return true; }
+  bool probability_flow() const override { return o_.eta == 0; }
 
  protected:
   History initial_state(Index dim, Index cols) const override {
@@ -145,28 +167,30 @@ class Multistep final : public StatefulPredictor<History> {
     return hist;
   }
 
-  std::optional<double> advance(StepContext& c, History& hist, Matrix& x, const StepPosition& at, bool) const override {
+  std::optional<double> advance(StepContext& c, History& hist, Matrix& x, const StepPosition& at,
+                                bool noise_free) const override {
     auto& m = hist.m;
     for (int j = o_.order - 1; j > 0; --j) std::swap(m[j], m[j - 1]);
     c.predict(prediction(o_.form), x, at.t, m[0]);
     const int order = at.multistep_order(o_.order, o_.lower_order_final);
-    const auto k = coefficients(o_.form, c.sde, at.t, at.t_next);
+    const auto k = coefficients(o_.form, c.sde, at.t, at.t_next, o_.eta);
     if (order == 1) {
       x = k.a * x + k.b * k.e1 * m[0];
-      return std::nullopt;
+    } else {
+      const double l0 = c.sde.lambda(at.t), l1 = c.sde.lambda(at.grid[at.k - 1]);
+      const double r0 = (l0 - l1) / k.h;
+      const auto d1_0 = (m[0] - m[1]) / r0;
+      if (order == 2) {
+        const double w = o_.solver_type == SolverType::midpoint ? 0.5 * k.e1 : k.e2;
+        x = k.a * x + k.b * (k.e1 * m[0] + w * d1_0);
+      } else {
+        const double r1 = (l1 - c.sde.lambda(at.grid[at.k - 2])) / k.h;
+        const auto d1_1 = (m[1] - m[2]) / r1;
+        const double q = r0 / (r0 + r1), w2 = o_.second_difference_weight * k.e3 * 2.0 / (r0 + r1);
+        x = k.a * x + k.b * (k.e1 * m[0] + k.e2 * ((1.0 + q) * d1_0 - q * d1_1) + w2 * (d1_0 - d1_1));
+      }
     }
-    const double l0 = c.sde.lambda(at.t), l1 = c.sde.lambda(at.grid[at.k - 1]);
-    const double r0 = (l0 - l1) / k.h;
-    const auto d1_0 = (m[0] - m[1]) / r0;
-    if (order == 2) {
-      const double w = o_.solver_type == SolverType::midpoint ? 0.5 * k.e1 : k.e2;
-      x = k.a * x + k.b * (k.e1 * m[0] + w * d1_0);
-      return std::nullopt;
-    }
-    const double r1 = (l1 - c.sde.lambda(at.grid[at.k - 2])) / k.h;
-    const auto d1_1 = (m[1] - m[2]) / r1;
-    const double q = r0 / (r0 + r1), w2 = o_.second_difference_weight * k.e3 * 2.0 / (r0 + r1);
-    x = k.a * x + k.b * (k.e1 * m[0] + k.e2 * ((1.0 + q) * d1_0 - q * d1_1) + w2 * (d1_0 - d1_1));
+    if (k.noise > 0 && !noise_free) add_step_noise(c, x, at, k.noise);
     return std::nullopt;
   }
 

@@ -14,9 +14,9 @@
 //   --dpmpp3m-form reference:              c = 1/2, the weight of the authors' multistep_dpm_solver_third_update
 //     ('dpmsolver++', phi_3 times (D1_0 - D1_1) / (r0 + r1)), which k-diffusion's sample_dpmpp_3m_sde (eta = 0) and
 //     diffusers copy: it leaves (e3 / 2) h^2 x0'' = O(h^3) per step, order 2.
-// Step 0 is first order, step 1 the order-2 midpoint update of dpmpp_2m (the authors' default; k-diffusion's
-// warm-up uses the heun weight); with --lower-order-final on and fewer than 10 steps, step k uses at most order
-// N - k. One evaluation per step.
+// Step 0 is first order, step 1 the order-2 update of dpmpp_2m with --solver-type (midpoint, the default: the
+// authors' default; heun: k-diffusion's warm-up in sample_dpmpp_3m_sde); with --lower-order-final on and fewer than 10
+// steps, step k uses at most order N - k. One evaluation per step.
 #include "solvers/dpm_solver_common.hpp"
 #include "solvers/registry.hpp"
 
@@ -26,7 +26,7 @@ std::unique_ptr<Predictor> make_dpmpp_3m(const SamplerOptions& options) {
   const bool third = options.dpmpp3m_form == Dpmpp3mForm::third_order;
   const double order = third ? 3.0 : 2.0;
   return std::make_unique<dpm::Multistep>(
-      dpm::MultistepOptions{dpm::Form::data, 3, SolverType::midpoint, third ? 1.0 : 0.5, options.lower_order_final},
+      dpm::MultistepOptions{dpm::Form::data, 3, options.solver_type, third ? 1.0 : 0.5, options.lower_order_final},
       StepperInfo{"dpmpp_3m",
                   third ? "DPM-Solver++(3M): x0_k, x0_{k-1}, x0_{k-2} in an exponential integrator in lambda"
                         : "DPM-Solver++(3M) with the authors' half weight on the second difference",

@@ -42,6 +42,22 @@ int SamplerOptions::resolved_order() const {
   return 0;
 }
 
+const std::vector<EtaDefault>& eta_defaults() {
+  static const std::vector<EtaDefault> defaults{
+      {"ddim", 0.0}, {"euler_ancestral", 1.0}, {"dpmpp_2m_sde", 1.0}, {"dpmpp_3m_sde", 1.0}, {"dpmpp_sde", 1.0}};
+  return defaults;
+}
+
+double eta_for(const SamplerOptions& options, std::string_view name) {
+  for (const auto& e : eta_defaults())
+    if (e.sampler == name) return options.eta >= 0 ? options.eta : e.default_eta;
+  return 0.0;
+}
+
+double SamplerOptions::resolved_eta() const {
+  return eta_for(*this, sampler == pc_sampler ? predictor : sampler);
+}
+
 std::vector<std::string> sampler_names() {
   // Every predictor alone, then predictor-corrector and the probability-flow ODE.
   std::vector<std::string> names;
@@ -163,10 +179,12 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
         .for_samplers({"dpm_solver"})
         .as_axis("solver_method", " {}", "_{}");
     t.emplace_back(option("solver-type", &S::solver_type,
-                          "second-order multistep form: midpoint or heun (dpmpp_2m; dpm_solver multistep order 2)"))
-        .for_samplers({"dpm_solver", "dpmpp_2m"})
+                          "second-order multistep form: midpoint or heun (dpmpp_2m, dpmpp_2m_sde, dpm_solver "
+                          "multistep order 2; the order-2 warm-up step of dpmpp_3m, dpmpp_3m_sde and dpm_solver "
+                          "multistep order 3, where k-diffusion's sample_dpmpp_3m_sde takes heun)"))
+        .for_samplers({"dpm_solver", "dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "dpmpp_3m_sde"})
         .when([](const S& o) {
-          return o.sampler == "dpmpp_2m" || (o.solver_method == SolverMethod::multistep && o.resolved_order() == 2);
+          return o.sampler != "dpm_solver" || (o.solver_method == SolverMethod::multistep && o.resolved_order() >= 2);
         })
         .as_axis("solver_type", " {}", "_{}")
         .shown_when([](const S& o) { return o.solver_type != SolverType::midpoint; });
@@ -174,9 +192,9 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
                           "the order-3 multistep update of dpmpp_3m and of dpm_solver (multistep, --order 3): "
                           "third_order (converges at order 3) or reference (the authors' weight on the second "
                           "difference, order 2; to reproduce published numbers)"))
-        .for_samplers({"dpmpp_3m", "dpm_solver"})
+        .for_samplers({"dpmpp_3m", "dpmpp_3m_sde", "dpm_solver"})
         .when([](const S& o) {
-          return o.sampler == "dpmpp_3m" || (o.solver_method == SolverMethod::multistep && o.resolved_order() == 3);
+          return o.sampler != "dpm_solver" || (o.solver_method == SolverMethod::multistep && o.resolved_order() == 3);
         })
         .as_axis("dpmpp3m_form", " {}", "_{}")
         .shown_when([](const S& o) { return o.dpmpp3m_form != Dpmpp3mForm::third_order; });
@@ -188,8 +206,57 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
         .for_samplers({"unipc"})
         .as_axis("unic", " unic {}", "_unic{}")
         .shown_when([](const S& o) { return !o.unic; });
+    std::vector<std::string> with_eta;
+    std::string eta_help =
+        "stochasticity: 0 the probability-flow ODE (the deterministic sampler), 1 the reverse SDE (ddim: the DDPM "
+        "posterior step; ddim, euler_ancestral, dpmpp_sde: the ancestral step's sigma_up scales with eta; "
+        "dpmpp_2m_sde, dpmpp_3m_sde: the noise variance 1 - e^(-2 eta h)); -1: the sampler's default";
+    for (const auto& e : eta_defaults()) with_eta.emplace_back(e.sampler);
+    auto& eta = t.emplace_back(option("eta", &S::eta, eta_help,
+                                      check_that<double>([](const double& v) { return v == -1 || (v >= 0 && v <= 1); },
+                                                         "must be in [0, 1], or -1 for the sampler's default")))
+                    .for_samplers(with_eta)
+                    .as_axis("eta", " eta {}", "_eta{}")
+                    .shown_when([](const S& o) {
+                      for (const auto& e : eta_defaults())
+                        if (e.sampler == o.sampler) return o.resolved_eta() != e.default_eta;
+                      return false;
+                    });
+    for (const auto& e : eta_defaults()) eta.sampler_defaults.emplace_back(e.sampler, fmt::format("{}", e.default_eta));
+    eta.cell = [](const S& o) { return json(o.resolved_eta()); };
+    eta.label_value = [](const S& o) { return fmt::format("{}", o.resolved_eta()); };
+    const std::vector<std::string> edm{"edm_euler", "edm_heun"};
+    const auto non_negative = check_that<double>([](const double& v) { return v >= 0; }, "must be >= 0");
+    const auto churning = [](const S& o) { return o.s_churn > 0; };
+    t.emplace_back(option("s-churn", &S::s_churn,
+                          "edm_euler, edm_heun: Karras et al.'s S_churn (Alg. 2): before each step with sigma~ in "
+                          "[s-tmin, s-tmax] the noise level rises to sigma~ (1 + gamma), gamma = min(S_churn / N, "
+                          "sqrt(2) - 1), by fresh noise; 0 is the deterministic Alg. 1",
+                          check_that<double>([](const double& v) { return std::isfinite(v) && v >= 0; },
+                                             "must be >= 0 and finite")))
+        .for_samplers(edm)
+        .as_axis("s_churn", " churn {}", "_churn{}")
+        .shown_when(churning);
+    t.emplace_back(
+         option("s-tmin", &S::s_tmin, "edm_euler, edm_heun with --s-churn: lowest sigma~ that churns", non_negative))
+        .for_samplers(edm)
+        .as_axis("s_tmin", " tmin {}", "_tmin{}")
+        .shown_when([churning](const S& o) { return churning(o) && o.s_tmin != 0; });
+    t.emplace_back(option("s-tmax", &S::s_tmax,
+                          "edm_euler, edm_heun with --s-churn: highest sigma~ that churns (inf: no limit)",
+                          non_negative))
+        .for_samplers(edm)
+        .as_axis("s_tmax", " tmax {}", "_tmax{}")
+        .shown_when([churning](const S& o) { return churning(o) && !std::isinf(o.s_tmax); });
+    t.emplace_back(option("s-noise", &S::s_noise,
+                          "edm_euler, edm_heun with --s-churn: Karras et al.'s S_noise, the churn noise's scale",
+                          check_that<double>([](const double& v) { return std::isfinite(v) && v >= 0; },
+                                             "must be >= 0 and finite")))
+        .for_samplers(edm)
+        .as_axis("s_noise", " snoise {}", "_snoise{}")
+        .shown_when([churning](const S& o) { return churning(o) && o.s_noise != 1; });
     auto multistep = with_order;
-    multistep.insert(multistep.end(), {"dpmpp_2m", "dpmpp_3m"});
+    multistep.insert(multistep.end(), {"dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "dpmpp_3m_sde"});
     t.emplace_back(option("lower-order-final", &S::lower_order_final,
                           "multistep methods: on (lower the order on the final steps when there are fewer than 10 in "
                           "all, as DPM-Solver does) or off"))
@@ -247,6 +314,10 @@ nlohmann::ordered_json to_json(const SamplerOptions& options, const Sde& sde) {
   SamplerOptions resolved = options;
   resolved.eps = options.resolved_eps(sde);
   if (const int order = options.resolved_order()) resolved.order = order;
+  const std::string name = options.sampler == pc_sampler ? options.predictor : options.sampler;
+  if (options.eta < 0)
+    for (const auto& e : eta_defaults())
+      if (e.sampler == name) resolved.eta = e.default_eta;
   nlohmann::ordered_json j;
   record_options(sampler_option_table(), resolved, j);
   return j;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,8 +113,17 @@ struct SamplerOptions {
   UnipcVariant unipc_variant = UnipcVariant::bh2;        // unipc
   bool unic = true;                                      // unipc: the corrector UniC
   bool lower_order_final = true;  // multistep methods: lower the order on the last steps when fewer than 10 in all
-  bool denoise_to_zero = false;   // one more evaluation at t_N: return the data prediction x0_hat there
-  bool denoise = true;            // last step returns the noise-free mean
+  // The stochastic samplers (docs/samplers.md, "Stochastic samplers"). eta: 0 is the probability-flow ODE, 1 the
+  // reverse SDE; negative means the sampler's default (resolved_eta, eta_defaults).
+  double eta = -1;  // ddim (default 0), euler_ancestral, dpmpp_2m_sde, dpmpp_3m_sde, dpmpp_sde (default 1)
+  // edm_euler, edm_heun: Karras et al. 2022, Alg. 2. gamma = min(s_churn / N, sqrt(2) - 1) where sigma~ is in
+  // [s_tmin, s_tmax], else 0; s_churn = 0 is Alg. 1 (deterministic).
+  double s_churn = 0;
+  double s_tmin = 0;
+  double s_tmax = std::numeric_limits<double>::infinity();
+  double s_noise = 1;
+  bool denoise_to_zero = false;  // one more evaluation at t_N: return the data prediction x0_hat there
+  bool denoise = true;           // last step returns the noise-free mean
   NoiseKind noise = NoiseKind::independent;
   std::uint64_t seed = 0;
   int threads = 1;
@@ -126,6 +136,9 @@ struct SamplerOptions {
   // --order as the sampler uses it: the value given, or the sampler's default (order_range); 0 for a sampler
   // without --order.
   int resolved_order() const;
+  // --eta as the sampler uses it: the value given, or the sampler's default (eta_defaults); 0 for a sampler without
+  // --eta.
+  double resolved_eta() const;
   // True when time_grid names a file rather than one of time_grid_names().
   bool grid_from_file() const;
   // For a --time-grid FILE: steps = N and eps = t_N from the file. A value the user gave that disagrees is a
@@ -153,6 +166,15 @@ struct OrderRange {
   int min, max, default_order;
 };
 const std::vector<OrderRange>& order_ranges();
+
+// The samplers that take --eta, with their default (0: the ODE sampler; 1: the reverse SDE).
+struct EtaDefault {
+  std::string_view sampler;
+  double default_eta;
+};
+const std::vector<EtaDefault>& eta_defaults();
+// --eta for the sampler `name`: options.eta when set (>= 0), else name's default; 0 for a sampler without --eta.
+double eta_for(const SamplerOptions& options, std::string_view name);
 
 // True for a configuration run by the adaptive path (step-size control by --rtol/--atol, no --steps).
 bool is_adaptive(const SamplerOptions& options);

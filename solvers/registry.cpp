@@ -27,6 +27,10 @@ std::unique_ptr<Predictor> make_dpm_solver(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_2s(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_2m(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_3m(const SamplerOptions&);
+std::unique_ptr<Predictor> make_euler_ancestral(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpmpp_sde(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpmpp_2m_sde(const SamplerOptions&);
+std::unique_ptr<Predictor> make_dpmpp_3m_sde(const SamplerOptions&);
 
 const std::vector<PredictorEntry>& predictor_registry() {
   static const std::vector<PredictorEntry> registry = {
@@ -44,6 +48,10 @@ const std::vector<PredictorEntry>& predictor_registry() {
       {"dpmpp_3m", make_dpmpp_3m},
       {"unipc", make_unipc},
       {"deis", make_deis},
+      {"euler_ancestral", make_euler_ancestral},
+      {"dpmpp_sde", make_dpmpp_sde},
+      {"dpmpp_2m_sde", make_dpmpp_2m_sde},
+      {"dpmpp_3m_sde", make_dpmpp_3m_sde},
   };
   return registry;
 }

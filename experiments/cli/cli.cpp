@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <boost/program_options/errors.hpp>
 #include <algorithm>
+#include <boost/program_options/errors.hpp>
 #include <iostream>
 #include <new>
 
@@ -30,6 +30,7 @@ const char* main_usage =
     "  train           fit an MLP score network by denoising score matching; writes a checkpoint\n"
     "  evaluate-score  relative L2 error of a trained model's score against the exact score\n"
     "  compare         every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  brownian        the Brownian increments the stochastic samplers draw, for running other code on them\n"
     "  list            SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
     "  version         version, git revision and compiler\n\n"
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
@@ -102,8 +103,9 @@ int list_command(std::ostream& out) {
   out << "ODE methods:  (for --sampler ode)\n";
   for (const auto& e : ode_method_registry()) {
     if (e.adaptive) {
-      out << fmt::format("  {:<18} adaptive Dormand-Prince 5(4), --rtol/--atol  [order {}; 1 + 6 NFE per attempted step]\n",
-                         e.name, e.order);
+      out << fmt::format(
+          "  {:<18} adaptive Dormand-Prince 5(4), --rtol/--atol  [order {}; 1 + 6 NFE per attempted step]\n", e.name,
+          e.order);
     } else {
       const auto p = e.make(SamplerOptions{});
       out << fmt::format("  {:<18} {}  [order {}, {} NFE/step]\n", e.name, p->info().summary, e.order,
@@ -140,6 +142,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "likelihood") return likelihood_command(rest, out, err);
     if (command == "train") return train_command(rest, out, err);
     if (command == "evaluate-score") return evaluate_score_command(rest, out, err);
+    if (command == "brownian") return brownian_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -150,12 +153,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (command == "list") return list_command(out);
     if (command == "version" || command == "--version") {
-      out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(), build_context()["compiler"].get<std::string>());
+      out << fmt::format("scoresde {} ({}), {}\n", version(), git_revision(),
+                         build_context()["compiler"].get<std::string>());
       return 0;
     }
     err << fmt::format(
         "scoresde: unknown command '{}'; choose one of sample, study, report, evaluate, likelihood, train, "
-        "evaluate-score, compare, list, version\n",
+        "evaluate-score, compare, brownian, list, version\n",
         command);
     return 2;
   } catch (const ConfigError& e) {
@@ -172,8 +176,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return 3;
   } catch (const std::bad_alloc&) {
     err << fmt::format(
-        "scoresde {}: out of memory; the run needs more than this machine has (see -n, --dim, --chunk)\n",
-        command);
+        "scoresde {}: out of memory; the run needs more than this machine has (see -n, --dim, --chunk)\n", command);
     return 1;
   } catch (const std::exception& e) {
     err << fmt::format("scoresde {}: unexpected error: {}\n", command, e.what());
