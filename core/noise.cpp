@@ -211,8 +211,9 @@ namespace {
 class IndependentPath final : public BrownianPath {
  public:
   IndependentPath(std::uint64_t seed, Index first) : rng_(seed, NoisePurpose::brownian), first_(first) {}
-  void increment(Index step, double t, double t_next, MatrixRef out) override {
-    rng_.normal_columns(static_cast<std::uint64_t>(first_), static_cast<std::uint64_t>(step), 0, out);
+  void increment(Index step, double t, double t_next, MatrixRef out, int part) override {
+    rng_.normal_columns(static_cast<std::uint64_t>(first_), static_cast<std::uint64_t>(step),
+                        static_cast<std::uint64_t>(part), out);
     flat(out) *= std::sqrt(t - t_next);
   }
 
@@ -238,7 +239,7 @@ class BrownianTreePath final : public BrownianPath {
         cached_w_(dim, cols),
         next_w_(dim, cols) {}
 
-  void increment(Index, double t, double t_next, MatrixRef out) override {
+  void increment(Index, double t, double t_next, MatrixRef out, int) override {
     // Grids are walked downwards, so W(t) is usually the W(t_next) of the previous step.
     if (t != cached_t_) evaluate(t, cached_w_);
     evaluate(t_next, next_w_);

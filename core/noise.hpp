@@ -59,11 +59,14 @@ NoiseKind noise_kind_from_string(std::string_view name);  // ConfigError naming 
 std::vector<std::string> noise_names();
 
 // The Brownian motion driving the reverse-time SDE for the columns [first, first + cols) of one chunk.
-// increment(k, t, t_next) returns W(t) - W(t_next) for the k-th step of a grid running from T down to eps.
+// increment(k, t, t_next) returns W(t) - W(t_next) for the k-th step of a grid running from T down to eps. A sampler
+// that splits its step (a stage at an intermediate time) asks for each sub-interval with its own `part` (1, 2, ...;
+// 0 is the whole step): independent noise then draws a fresh normal per part, and the tree evaluates W at the times
+// asked for, whatever the part.
 class BrownianPath {
  public:
   virtual ~BrownianPath() = default;
-  virtual void increment(Index step, double t, double t_next, MatrixRef out) = 0;
+  virtual void increment(Index step, double t, double t_next, MatrixRef out, int part = 0) = 0;
 };
 
 // independent: increment k is sqrt(t - t_next) N(0, I) keyed by (sample, k): a fresh path for every grid.
