@@ -30,6 +30,7 @@ const char* main_usage =
     "  train           fit an MLP score network by denoising score matching; writes a checkpoint\n"
     "  evaluate-score  relative L2 error of a trained model's score against the exact score\n"
     "  compare         every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  gaussian-law    the exact law of a sampler's output on Gaussian data: mean, covariance, W2 and KL to p_0\n"
     "  list            SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
     "  version         version, git revision and compiler\n\n"
     "Documentation: docs/ in the source tree (docs/cli.md for every command, with examples).\n";
@@ -140,6 +141,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "likelihood") return likelihood_command(rest, out, err);
     if (command == "train") return train_command(rest, out, err);
     if (command == "evaluate-score") return evaluate_score_command(rest, out, err);
+    if (command == "gaussian-law") return gaussian_law_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -155,7 +157,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     err << fmt::format(
         "scoresde: unknown command '{}'; choose one of sample, study, report, evaluate, likelihood, train, "
-        "evaluate-score, compare, list, version\n",
+        "evaluate-score, gaussian-law, compare, list, version\n",
         command);
     return 2;
   } catch (const ConfigError& e) {
