@@ -4,14 +4,17 @@
 #include <doctest/doctest.h>
 
 #include <Eigen/Eigenvalues>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cli_helpers.hpp"
 #include "core/errors.hpp"
 #include "core/sde.hpp"
 #include "experiments/metrics/metrics.hpp"
 #include "gaussian_law_cases.hpp"
+#include "models/datasets.hpp"
 #include "sampler_cases.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/gaussian_law.hpp"
@@ -258,4 +261,101 @@ TEST_CASE(
     scoresde::test::check_contains(r.err, needle);
     CHECK(!std::filesystem::exists(out));
   }
+}
+
+TEST_CASE(
+    "study metrics gaussian_w2 and gaussian_kl: exact values with standard error 0, a note where the law does "
+    "not apply") {
+  scoresde::test::TempDir dir("gaussian-law-study");
+  const auto out = dir.file("s");
+  const auto r = scoresde::test::run({"study",
+                                      "--data",
+                                      "gaussian",
+                                      "--dim",
+                                      "3",
+                                      "--sde",
+                                      "vp",
+                                      "--sampler",
+                                      "euler_maruyama,pc",
+                                      "--steps",
+                                      "10",
+                                      "--seeds",
+                                      "2",
+                                      "-n",
+                                      "200",
+                                      "--metrics",
+                                      "gaussian_w2,gaussian_kl,frechet",
+                                      "--threads",
+                                      "2",
+                                      "--quiet",
+                                      "--out",
+                                      out});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  nlohmann::json j;
+  std::ifstream(out + "/results.json") >> j;
+  SdeOptions so;
+  const auto sde = make_sde(so);
+  const auto mixture = std::make_shared<const GaussianMixture>(
+      GaussianMixture::isotropic(Vector::Ones(1), Matrix::Zero(3, 1), Vector::Ones(1)));
+  const MixtureScore model(mixture, *sde);
+  SamplerOptions o;
+  o.steps = 10;
+  const auto law = gaussian_output_law(*sde, model, o);
+  const double w2 = gaussian_w2(law.mean, law.covariance, Vector::Zero(3), Matrix::Identity(3, 3));
+  int em = 0, pc = 0;
+  for (const auto& row : j["rows"]) {
+    if (row["sampler"] == "euler_maruyama") {
+      ++em;
+      CHECK(row["gaussian_w2"].get<double>() == doctest::Approx(w2).epsilon(1e-12));
+      CHECK(row["gaussian_w2_se"].get<double>() == 0.0);
+      CHECK(row["gaussian_kl_se"].get<double>() == 0.0);
+      CHECK(row["frechet"].is_number());  // sampled: a sample metric was asked for
+      CHECK(row["note"].is_null());
+    } else if (row["sampler"] == "pc") {
+      ++pc;
+      CHECK(row["gaussian_w2"].is_null());
+      CHECK(row["gaussian_kl"].is_null());
+      scoresde::test::check_contains(row["note"].get<std::string>(), "--corrector = langevin");
+      CHECK(row["frechet"].is_number());
+    }
+  }
+  CHECK(em == 2);
+  CHECK(pc == 2);
+
+  // Asked for with data that are not one Gaussian: exit 2 naming --metrics.
+  const auto bad = scoresde::test::run(
+      {"study", "--data", "eight_gaussians", "--metrics", "gaussian_w2", "--quiet", "--out", dir.file("bad")});
+  CHECK(bad.code == 2);
+  scoresde::test::check_contains(bad.err, "--metrics = gaussian_w2");
+}
+
+TEST_CASE("study --preset gaussian: every applicable sampler from the registry, exact metrics only") {
+  scoresde::test::TempDir dir("gaussian-preset");
+  const auto out = dir.file("g");
+  const auto r = scoresde::test::run(
+      {"study", "--preset", "gaussian", "--sde", "vp", "--steps", "4", "--threads", "2", "--quiet", "--out", out});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(std::filesystem::exists(out + "/gaussian10.json"));
+  const auto mixture = load_data(out + "/gaussian10.json", 0);
+  CHECK(mixture->dim() == 10);
+  CHECK(mixture->covariance(0)(0, 1) == doctest::Approx(0.25 * 0.25 * std::pow(8.0, 1.0 / 9.0) * 0.8));
+  nlohmann::json j;
+  std::ifstream(out + "/results.json") >> j;
+  std::set<std::string> samplers;
+  for (const auto& row : j["rows"]) {
+    if (row["sampler"] == "exact") continue;
+    samplers.insert(row["sampler"] == "ode" ? "ode " + row["ode_method"].get<std::string>()
+                                            : row["sampler"].get<std::string>());
+    CHECK(row["status"] == "ok");
+    CHECK(row["gaussian_w2"].get<double>() > 0);
+    CHECK(row["gaussian_w2_se"].get<double>() == 0.0);
+    CHECK(row["nfe"].get<double>() > 0);
+  }
+  std::set<std::string> expected;
+  for (const auto& e : predictor_registry()) expected.insert(e.name);
+  for (const auto& e : ode_method_registry())
+    if (!e.adaptive) expected.insert("ode " + e.name);
+  CHECK(samplers == expected);
 }
