@@ -77,16 +77,64 @@ Moments ddim_recursion(const Sde& sde, const Vector& m, const Matrix& s, const s
   return x;
 }
 
+// DDIM with eta > 0 (Song, Meng & Ermon 2021, eqs. 12 and 16), x' = alpha' x0 + sqrt(sigma'^2 - c^2) eps + c z with
+// c = eta sigma' sqrt(1 - e^{-2 h}), h = lambda' - lambda, z ~ N(0, I):
+//   M = (alpha' / alpha) (I - sigma^2 C^{-1}) + r sigma C^{-1},  b = (alpha' sigma^2 - r sigma alpha) C^{-1} m,
+//   r = sqrt(sigma'^2 - c^2),  P' = M P M^T + c^2 I (no noise on the last step with --denoise).
+Moments ddim_eta_recursion(const Sde& sde, const Vector& m, const Matrix& s, const std::vector<double>& t, double eta,
+                           bool denoise) {
+  const Index d = m.size();
+  const Matrix id = Matrix::Identity(d, d);
+  Moments x{Vector::Zero(d), sde.prior_std() * sde.prior_std() * id};
+  for (std::size_t k = 0; k + 1 < t.size(); ++k) {
+    const double a = sde.alpha(t[k]), sg = sde.sigma(t[k]), an = sde.alpha(t[k + 1]), sn = sde.sigma(t[k + 1]);
+    const double h = sde.lambda(t[k + 1]) - sde.lambda(t[k]);
+    const double c = eta * sn * std::sqrt(-std::expm1(-2.0 * h)), r = std::sqrt(sn * sn - c * c);
+    const Matrix ci = inverse_kernel_covariance(sde, s, t[k]);
+    const Matrix mm = (an / a) * (id - sg * sg * ci) + r * sg * ci;
+    x.mean = mm * x.mean + (an * sg * sg - r * sg * a) * ci * m;
+    x.cov = mm * x.cov * mm.transpose();
+    if (!(denoise && k + 2 == t.size())) x.cov += c * c * id;
+  }
+  return x;
+}
+
+// The DDIM(eta) check, for a build whose SamplerOptions has --eta (a template, so that it compiles without it).
+template <class Options>
+int check_ddim_eta(const Sde& sde, const ScoreModel& model, const Vector& m, const Matrix& s, Options o) {
+  if constexpr (requires { o.eta; }) {
+    int checked = 0;
+    o.sampler = "ddim";
+    const auto t = o.grid(sde).t;
+    for (const double eta : {0.3, 1.0})
+      for (const bool denoise : {true, false}) {
+        o.eta = eta;
+        o.denoise = denoise;
+        CAPTURE(eta);
+        CAPTURE(denoise);
+        const auto law = gaussian_output_law(sde, model, o);
+        CHECK(relative_difference(ddim_eta_recursion(sde, m, s, t, eta, denoise), law) < 1e-9);
+        ++checked;
+      }
+    return checked;
+  } else {
+    return 0;
+  }
+}
+
 std::vector<SdeKind> all_kinds() {
   return {SdeKind::vp, SdeKind::subvp, SdeKind::ve};
 }
 
 }  // namespace
 
-TEST_CASE("Euler-Maruyama and DDIM: the exact law equals the moment recursions derived by hand") {
+TEST_CASE(
+    "Euler-Maruyama and DDIM (and DDIM with eta > 0 where --eta exists): the exact law equals the moment "
+    "recursions derived by hand") {
   const auto mixture = full_covariance_gaussian();
   const Vector m = mixture->means().col(0);
   const Matrix s = mixture->covariance(0);
+  int eta_cases = 0;
   for (const auto kind : all_kinds())
     for (const std::string grid : {"uniform", "logsnr"})
       for (const int steps : {1, 7, 40}) {
@@ -114,7 +162,9 @@ TEST_CASE("Euler-Maruyama and DDIM: the exact law equals the moment recursions d
         const auto law = gaussian_output_law(*sde, model, o);
         CHECK(relative_difference(ddim_recursion(*sde, m, s, t), law) < 1e-9);
         CHECK(law.draws == 0);
+        eta_cases += check_ddim_eta(*sde, model, m, s, o);
       }
+  if (eta_cases == 0) MESSAGE("no ddim --eta in this build: DDIM(eta > 0) not checked");
 }
 
 TEST_CASE("every registered stepper: the exact law applies exactly where the registry says, and matches samples") {
