@@ -119,7 +119,7 @@ class ChunkRun {
 }  // namespace
 
 SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n, const Matrix* init,
-                    Observer* observer, const ProgressFn& progress) {
+                    Observer* observer, const ProgressFn& progress, const BrownianPathFactory& paths) {
   options.validate(sde, init != nullptr);
   require(n >= 1, "-n", std::to_string(n), "must be >= 1");
   const Index d = model.dim();
@@ -166,7 +166,8 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
       if (init) x.leftCols(valid) = init->middleCols(first, valid);
       Vector nfe(C);
       const auto run_columns = [&](Index from, Index cols, MatrixRef states) -> std::optional<ChunkFailure> {
-        auto brownian = make_brownian_path(options.noise, options.seed, sde.T(), from, d, cols);
+        auto brownian =
+            paths ? paths(from, d, cols) : make_brownian_path(options.noise, options.seed, sde.T(), from, d, cols);
         StepContext context(sde, model, probability_flow, from, d, cols, *brownian, options.seed);
         Matrix xs = states;
         auto failure = run.run(context, xs, std::min(cols, n - from));

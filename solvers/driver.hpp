@@ -7,9 +7,11 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "core/noise.hpp"
 #include "core/sde.hpp"
 #include "models/score_model.hpp"
 #include "solvers/options.hpp"
@@ -40,11 +42,17 @@ struct SampleReport {
 // Called as chunks finish, with the number finished and the total; from worker threads, one call at a time.
 using ProgressFn = std::function<void(Index chunks_done, Index chunks_total)>;
 
+// Makes the Brownian path of the chunk of columns [first, first + cols) in dimension dim. By default the driver makes
+// make_brownian_path(options.noise, options.seed, T, first, dim, cols); a caller may drive the sampler with paths of
+// its own (solvers/gaussian_law.cpp: probe paths). Called from worker threads when threads > 1.
+using BrownianPathFactory = std::function<std::unique_ptr<BrownianPath>(Index first, Index dim, Index cols)>;
+
 // Draws n samples on the time grid of `options` (SamplerOptions::grid: t_0 = T > ... > t_N = eps, built once;
 // dopri5 integrates from t_0 to t_N with its own steps). `init`, when given, is d x n and replaces the prior draws
 // (at t_0, which a --time-grid FILE may put below T). Throws ConfigError for invalid options, NumericalError for the
-// lowest-indexed sample whose state turned non-finite.
+// lowest-indexed sample whose state turned non-finite. `paths`, when given, replaces the Brownian paths of --noise.
 SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
-                    const Matrix* init = nullptr, Observer* observer = nullptr, const ProgressFn& progress = {});
+                    const Matrix* init = nullptr, Observer* observer = nullptr, const ProgressFn& progress = {},
+                    const BrownianPathFactory& paths = {});
 
 }  // namespace scoresde

@@ -42,9 +42,13 @@ class Langevin final : public Corrector {
  public:
   Langevin(int steps, double snr, LangevinNorm norm) : steps_(steps), snr_(snr), norm_(norm) {}
   const StepperInfo& info() const override {
-    static const StepperInfo i{
-        "langevin", "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2", "Song et al. 2021, Algorithm 5", 0.0, 0.0,
-        1};
+    static const StepperInfo i{"langevin",
+                               "x + eps s + sqrt(2 eps) z, eps = 2 a (r |z| / |s|)^2",
+                               "Song et al. 2021, Algorithm 5",
+                               0.0,
+                               0.0,
+                               1,
+                               false};
     return i;
   }
 
@@ -85,7 +89,8 @@ class AnnealedLangevin final : public Corrector {
                                "Song & Ermon 2019, Algorithm 1; Song et al. 2021, App. G",
                                0.0,
                                0.0,
-                               1};
+                               1,
+                               false};
     return i;
   }
 

@@ -78,7 +78,8 @@ class Dopri5Ode final : public StatefulPredictor<Dopri5State> {
                                "Song et al. 2021, eq. 13; Dormand & Prince 1980; odeint::runge_kutta_dopri5",
                                5.0,
                                5.0,
-                               6};
+                               6,
+                               false};
     return i;
   }
   bool probability_flow() const override { return true; }

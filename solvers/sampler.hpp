@@ -26,6 +26,14 @@ struct StepperInfo {
   double strong_order;         // pathwise, for the additive-noise reverse SDEs here; 0 when not applicable
   double weak_order;           // in distribution; 0 when not applicable
   int evals_per_step;          // score evaluations per step (per corrector iteration for correctors)
+  // True when, for a score affine in x (the exact score of Gaussian data), a fixed-step update is affine in the state
+  // and in its noise jointly, with coefficients that depend on the grid alone, and draws all its noise from the
+  // Brownian path (c.brownian): then the output of a Gaussian prior draw is Gaussian, and solvers/gaussian_law.hpp
+  // computes its law exactly by propagating probes. False for the Langevin correctors (langevin's step size depends on
+  // |z| / |s|; both draw their normals from c.corrector_noise, not from the path) and for adaptive methods, whose steps
+  // depend on the state. The generic test (tests/test_gaussian_law.cpp) checks the claim of every registered stepper,
+  // and gaussian_law checks affinity on every call.
+  bool affine = true;
 };
 
 // Index of the first of the first `valid` columns of x holding a non-finite value, or -1. One vectorised pass

@@ -20,6 +20,7 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
 int likelihood_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int evaluate_score_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int gaussian_law_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int brownian_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int list_command(std::ostream& out);
 

@@ -3,16 +3,19 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "core/errors.hpp"
+#include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
 #include "experiments/metrics/metrics.hpp"
 #include "experiments/study/study.hpp"
 #include "models/datasets.hpp"
+#include "solvers/gaussian_law.hpp"
 #include "solvers/registry.hpp"
 
 namespace scoresde {
@@ -40,8 +43,47 @@ const char* study_usage =
     "                 --out runs/em_pc\n"
     "  scoresde study --sampler pc --predictor reverse_diffusion,euler_maruyama --snr 0.05,0.1,0.16,0.3 \\\n"
     "                 --steps 100 --out runs/snr\n"
-    "  scoresde study --config runs/default/study.ini --out runs/default-rerun\n";
+    "  scoresde study --config runs/default/study.ini --out runs/default-rerun\n"
+    "  scoresde study --preset gaussian --out runs/gaussian && scoresde report runs/gaussian\n";
 // clang-format on
+
+// The data of --preset gaussian: N(m, S) in 10 dimensions with m_i = (i - 4.5) / 4.5 and the full covariance
+// S_ij = s_i s_j 0.8^|i - j| (an AR(1) correlation), s_i = 0.25 * 8^(i / 9), i = 0..9: standard deviations from 0.25 to
+// 2, condition number about 600. Written as a mixture file with one component (docs/exact-error.md).
+std::string gaussian_preset_data() {
+  constexpr int d = 10;
+  std::string means, rows;
+  for (int i = 0; i < d; ++i) {
+    means += fmt::format("{}{:.17g}", i ? ", " : "", (i - 4.5) / 4.5);
+    std::string row;
+    for (int j = 0; j < d; ++j) {
+      const double si = 0.25 * std::pow(8.0, i / 9.0), sj = 0.25 * std::pow(8.0, j / 9.0);
+      row += fmt::format("{}{:.17g}", j ? ", " : "", si * sj * std::pow(0.8, std::abs(i - j)));
+    }
+    rows += fmt::format("{}    [{}]", i ? ",\n" : "", row);
+  }
+  return fmt::format("{{\n  \"weights\": [1],\n  \"means\": [[{}]],\n  \"covariances\": [[\n{}\n  ]]\n}}\n", means,
+                     rows);
+}
+
+// The samplers to which the exact law applies, from the registry: every predictor alone, and the probability-flow
+// ODE with each fixed-step method.
+std::pair<std::vector<std::string>, std::vector<std::string>> exact_law_samplers() {
+  std::vector<std::string> samplers, ode_methods;
+  for (const auto& e : predictor_registry()) {
+    SamplerOptions o;
+    o.sampler = e.name;
+    if (!gaussian_law_not_applicable(o)) samplers.push_back(e.name);
+  }
+  for (const auto& e : ode_method_registry()) {
+    SamplerOptions o;
+    o.sampler = ode_sampler;
+    o.ode_method = e.name;
+    if (!gaussian_law_not_applicable(o)) ode_methods.push_back(e.name);
+  }
+  if (!ode_methods.empty()) samplers.emplace_back(ode_sampler);
+  return {samplers, ode_methods};
+}
 
 }  // namespace
 
@@ -58,8 +100,10 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
   // clang-format off
   evaluation.add_options()
       ("preset", po::value<std::string>()->default_value("default"),
-       "default (eight_gaussians, exact score, VP and VE) or moons (trains DIR/model.ckpt on two_moons unless it "
-       "exists, then studies the samplers with that learned score); options given explicitly win")
+       "default (eight_gaussians, exact score, VP and VE), moons (trains DIR/model.ckpt on two_moons unless it "
+       "exists, then studies the samplers with that learned score) or gaussian (the exact W2 and KL of every sampler "
+       "to which the exact law applies, on the 10-D Gaussian DIR/gaussian10.json, VP and VE, logsnr grid, 4 to 1024 steps; "
+       "docs/exact-error.md); options given explicitly win")
       ("out", po::value<std::string>(), "output directory (required)")
       ("resume", po::bool_switch(), "continue the study in --out, skipping the runs it already holds")
       ("dry-run", po::bool_switch(), "list the runs and exit")
@@ -88,8 +132,34 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
 
   // Presets replace the defaults of the options not given explicitly.
   const std::string preset = vm["preset"].as<std::string>();
-  if (preset != "default" && preset != "moons")
-    throw ConfigError(fmt::format("--preset = {}: choose default or moons", preset));
+  if (preset != "default" && preset != "moons" && preset != "gaussian")
+    throw ConfigError(fmt::format("--preset = {}: choose default, moons or gaussian", preset));
+  if (preset == "gaussian") {
+    if (!given(vm, "data")) {
+      if (!vm.count("out"))
+        throw ConfigError("--out: required; --preset gaussian keeps its data in DIR/gaussian10.json");
+      const std::filesystem::path dir = vm["out"].as<std::string>();
+      const std::string file = (dir / "gaussian10.json").string();
+      if (!std::filesystem::exists(file)) {
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        if (ec)
+          throw ConfigError(fmt::format("--out = {}: cannot create the directory ({})", dir.string(), ec.message()));
+        write_text_atomically(file, gaussian_preset_data());
+      }
+      spec.data = {file};
+    }
+    if (!given(vm, "sde")) spec.sde = {"vp", "ve"};
+    const auto [samplers, ode_methods] = exact_law_samplers();
+    if (!given(vm, "sampler")) spec.axes["sampler"] = samplers;
+    if (!given(vm, "ode-method")) spec.axes["ode-method"] = ode_methods;
+    if (!given(vm, "time-grid")) spec.axes["time-grid"] = {"logsnr"};
+    if (!given(vm, "steps")) spec.set_axis("steps", std::vector<int>{4, 8, 16, 32, 64, 128, 256, 512, 1024});
+    if (!given(vm, "blocks")) spec.blocks.clear();
+    if (!given(vm, "seeds")) spec.seeds = 1;  // the exact metrics do not depend on the seed
+    if (!given(vm, "metrics")) spec.metrics = {"gaussian_w2", "gaussian_kl"};
+    if (!given(vm, "save-samples")) spec.save_samples = false;
+  }
   std::vector<std::string> train_args;  // the training the moons preset runs first, when its model is missing
   if (preset == "moons") {
     if (!given(vm, "data")) spec.data = {"two_moons"};

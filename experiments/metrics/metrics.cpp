@@ -96,6 +96,23 @@ double quadratic_influence_variance(const Matrix& centred, const Matrix& a, cons
   return sample_variance(f) / static_cast<double>(centred.cols());
 }
 
+// The eigen-decomposition of a symmetric positive definite s: s^{1/2} and s^{-1/2}; InputError when s is not.
+void spd_roots(const Matrix& s, Matrix& root, Matrix& inverse_root) {
+  const Eigen::SelfAdjointEigenSolver<Matrix> eig(0.5 * (s + s.transpose()));
+  const Vector lambda = eig.eigenvalues();
+  if (!(lambda.minCoeff() > 0))
+    throw InputError(fmt::format("the reference Gaussian's covariance is not positive definite (eigenvalue {:.3g})",
+                                 lambda.minCoeff()));
+  root = eig.eigenvectors() * lambda.cwiseSqrt().asDiagonal() * eig.eigenvectors().transpose();
+  inverse_root = eig.eigenvectors() * lambda.cwiseSqrt().cwiseInverse().asDiagonal() * eig.eigenvectors().transpose();
+}
+
+void check_gaussians(const Vector& m1, const Matrix& s1, const Vector& m0, const Matrix& s0) {
+  const Index d = m0.size();
+  if (m1.size() != d || s1.rows() != d || s1.cols() != d || s0.rows() != d || s0.cols() != d)
+    throw InputError(fmt::format("Gaussians of different dimensions ({} and {})", m1.size(), d));
+}
+
 MetricValue frechet(const Moments& x, const Moments& y) {
   const Index d = x.mean.size();
   const Vector diff = x.mean - y.mean;
@@ -637,6 +654,28 @@ ModeCounts mode_counts(const GaussianMixture& mixture, ConstMatrixRef samples, i
   r.coverage = covered / static_cast<double>(K);
   r.coverage_se = std::sqrt(variance) / static_cast<double>(K);
   return r;
+}
+
+double gaussian_w2(const Vector& m1, const Matrix& s1, const Vector& m0, const Matrix& s0) {
+  check_gaussians(m1, s1, m0, s0);
+  Matrix root, inverse_root;
+  spd_roots(s0, root, inverse_root);
+  const Matrix middle = root * (0.5 * (s1 + s1.transpose())) * root;
+  Matrix middle_root, unused;
+  psd_sqrt(middle, middle_root, unused);
+  return (m1 - m0).squaredNorm() + (inverse_root * (middle_root - s0)).squaredNorm();
+}
+
+double gaussian_kl(const Vector& m1, const Matrix& s1, const Vector& m0, const Matrix& s0) {
+  check_gaussians(m1, s1, m0, s0);
+  Matrix root, inverse_root;
+  spd_roots(s0, root, inverse_root);
+  const Matrix whitened = inverse_root * (0.5 * (s1 + s1.transpose())) * inverse_root;
+  const Vector mu = Eigen::SelfAdjointEigenSolver<Matrix>(0.5 * (whitened + whitened.transpose())).eigenvalues();
+  if (!(mu.minCoeff() > 0)) return std::numeric_limits<double>::infinity();
+  double sum = (inverse_root * (m1 - m0)).squaredNorm();
+  for (const double m : mu) sum += (m - 1.0) - std::log1p(m - 1.0);
+  return 0.5 * sum;
 }
 
 MetricValue paired_u_statistic(ConstMatrixRef x, ConstMatrixRef y, QuadraticKernel kernel, double bandwidth,

@@ -137,6 +137,19 @@ struct ModeCounts {
 };
 ModeCounts mode_counts(const GaussianMixture& mixture, ConstMatrixRef samples, int threads = 0);
 
+// Closed forms between two Gaussians, the first N(m1, S1) (a sampler's exact output law, solvers/gaussian_law.hpp),
+// the second N(m0, S0) with S0 positive definite (the data law p_0): the study metrics gaussian_w2 and gaussian_kl.
+//   gaussian_w2  the squared 2-Wasserstein distance |m1 - m0|^2 + tr(S1 + S0 - 2 (S0^{1/2} S1 S0^{1/2})^{1/2}),
+//                computed as |m1 - m0|^2 + |S0^{-1/2} (M^{1/2} - S0)|_F^2 with M = S0^{1/2} S1 S0^{1/2} (the same
+//                value: expand the square and use tr(S0^{-1} M) = tr(S1)); a sum of squares, so that it keeps its
+//                relative precision down to values of 1e-20 and below, where the trace form cancels.
+//   gaussian_kl  KL(N(m1, S1) || N(m0, S0)) = (sum_i (mu_i - 1 - log mu_i) + (m1 - m0)^T S0^{-1} (m1 - m0)) / 2, mu
+//                the eigenvalues of S0^{-1/2} S1 S0^{-1/2}, each term as (mu - 1) - log1p(mu - 1); +infinity when S1
+//                is singular.
+// InputError for mismatched dimensions.
+double gaussian_w2(const Vector& m1, const Matrix& s1, const Vector& m0, const Matrix& s0);
+double gaussian_kl(const Vector& m1, const Matrix& s1, const Vector& m0, const Matrix& s0);
+
 // The statistic of one quadratic metric on paired sets x, y (d x N each): the U-statistic
 //   U = 1 / (N (N - 1)) sum_{i != j} H_ij,  H_ij = k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(x_j, y_i),
 // and the unbiased estimate of its variance (docs/metrics.md).

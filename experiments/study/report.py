@@ -25,7 +25,7 @@ except ImportError as e:
 HIGHER_IS_BETTER = {"mode_coverage", "in_mode", "coverage"}
 # Metrics that can be negative (unbiased estimators, log-likelihoods): plotted on a linear axis.
 SIGNED = {"mmd2", "nll", "nll_gap", "energy"}
-PRIMARY_ORDER = ["sliced_w2", "mmd2", "energy", "frechet", "nll_gap", "nll"]
+PRIMARY_ORDER = ["gaussian_w2", "sliced_w2", "mmd2", "energy", "frechet", "nll_gap", "nll"]
 
 
 def atomic_write(path, write):
@@ -318,6 +318,15 @@ def main():
                     "{}/{}".format(e["diverged"], e["runs"]) if e["diverged"] else "",
                 )
             )
+        # Why some cells are empty (the exact law does not apply to a run), once per distinct note.
+        notes = OrderedDict()
+        for r in sub_rows:
+            if r.get("note"):
+                notes.setdefault(r["note"], []).append(r["run"])
+        if notes:
+            md.append("\n### Notes\n")
+            for note, runs in notes.items():
+                md.append("- {} ({} run{}, e.g. `{}`)".format(note, len(runs), "" if len(runs) == 1 else "s", runs[0]))
         failures = [r for r in sub_rows if r["status"] != "ok"]
         if failures:
             md.append("\n### Runs that diverged\n")

@@ -1,5 +1,6 @@
 // run_study: the study's directory (opened, or resumed), one cell per run of the grid (the exact-samples baseline,
-// or a sampler run scored by the metrics and model_nll), the record rewritten after each, and the time left.
+// or a sampler run scored by the metrics, model_nll and the exact-law metrics), the record rewritten after each, and
+// the time left.
 #include "experiments/study/study.hpp"
 
 #include <fmt/format.h>
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -24,6 +26,7 @@
 #include "models/datasets.hpp"
 #include "models/score_factory.hpp"
 #include "solvers/driver.hpp"
+#include "solvers/gaussian_law.hpp"
 #include "solvers/likelihood.hpp"
 #include "solvers/registry.hpp"
 
@@ -195,6 +198,7 @@ class CellRunner {
         samples_dir_(std::move(samples_dir)),
         metric_names_(spec.resolved_metrics()),
         want_model_nll_(std::find(metric_names_.begin(), metric_names_.end(), model_nll_metric) != metric_names_.end()),
+        want_gaussian_law_(std::any_of(metric_names_.begin(), metric_names_.end(), is_gaussian_law_metric)),
         n_(spec.samples),
         reference_n_(spec.reference_samples > 0 ? spec.reference_samples : spec.samples) {}
 
@@ -211,6 +215,7 @@ class CellRunner {
     const auto t0 = std::chrono::steady_clock::now();
     const MetricsOptions mo = metrics_options(run, data);
     const auto record_metrics = [&](ConstMatrixRef samples) {
+      if (mo.metrics.empty()) return;  // only metrics the study computes itself (an empty list means every metric)
       for (const auto& [name, v] : evaluate_metrics(samples, reference, data.mixture.get(), mo)) {
         row[name] = v.value;
         row[name + "_se"] = v.std_error;
@@ -222,7 +227,7 @@ class CellRunner {
       row["nfe_max"] = 0;
       record_metrics(data.draw(baseline_seed(run.sampler.seed), n_));
     } else {
-      sampler_cell(run, data, reference, row, record_metrics);
+      sampler_cell(run, data, reference, row, record_metrics, !mo.metrics.empty());
     }
     row["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // Columns in the CSV order, whatever order they were filled in.
@@ -251,7 +256,7 @@ class CellRunner {
     for (const auto& name : metric_names_) {
       const auto& mixture_only = mixture_metric_names();
       const bool needs_mixture = std::find(mixture_only.begin(), mixture_only.end(), name) != mixture_only.end();
-      if (name != model_nll_metric && (data.mixture || !needs_mixture)) mo.metrics.push_back(name);
+      if (!is_study_metric(name) && (data.mixture || !needs_mixture)) mo.metrics.push_back(name);
     }
     mo.seed = run.sampler.seed;
     mo.threads = run.sampler.threads;
@@ -267,15 +272,87 @@ class CellRunner {
   }
 
   // A sampler run: its samples in the data's units scored by record_metrics (and kept for the first replicate of 2-D
-  // data), and model_nll.
+  // data), model_nll, and the exact-law metrics. A run whose exact law is known and that needs its samples for
+  // nothing else (no sample metric, no plot) is not sampled: its NFE is the law's.
   void sampler_cell(const StudyRun& run, const RunData& data, const Matrix& reference, StudyRow& row,
-                    const std::function<void(ConstMatrixRef)>& record_metrics) {
+                    const std::function<void(ConstMatrixRef)>& record_metrics, bool sample_metrics) {
     const auto sde = make_sde(run.sde);
     const auto source = score_source(run, data);
     const std::unique_ptr<ScoreModel> model = source->make(*sde);
+    const ExactLaw* law = want_gaussian_law_ ? &exact_law(run, data, *sde, *model) : nullptr;
+    if (law) {
+      if (law->applies) {
+        for (const auto& name : metric_names_)
+          if (is_gaussian_law_metric(name)) {
+            const double v = name == gaussian_w2_metric ? law->w2 : law->kl;
+            row[name] = std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json();
+            row[name + "_se"] = 0.0;  // exact: no sampling error
+          }
+      }
+      if (!law->note.empty()) row["note"] = law->note;
+    }
+    const bool plotted = spec_.save_samples && model->dim() == 2 && run.replicate == 0;
+    if (law && law->applies && !sample_metrics && !plotted) {
+      row["status"] = "ok";
+      row["nfe"] = law->nfe;
+      row["nfe_max"] = law->nfe;
+    } else {
+      sample_into(run, *sde, *model, *source, row, record_metrics);
+    }
+    if (want_model_nll_) {
+      const MetricValue& nll = model_nll(run, *model, *sde, source->scaling(), reference);
+      row[model_nll_metric] = nll.value;
+      row[std::string(model_nll_metric) + "_se"] = nll.std_error;
+    }
+  }
+
+  // The exact output law's metrics of a run, once per (data, SDE, sampler configuration): seeds, the noise source,
+  // chunks and threads do not change the law.
+  struct ExactLaw {
+    bool applies = false;
+    double w2 = 0, kl = 0, nfe = 0;
+    std::string note;
+  };
+  const ExactLaw& exact_law(const StudyRun& run, const RunData& data, const Sde& sde, const ScoreModel& model) {
+    SamplerOptions o = run.sampler;
+    o.seed = 0;
+    o.noise = NoiseKind::independent;
+    o.chunk = SamplerOptions{}.chunk;
+    o.threads = 1;
+    const auto key = fmt::format("{}|{}|{}|{}", run.data, run.score, to_json(run.sde).dump(), to_json(o, sde).dump());
+    auto it = exact_law_cache_.find(key);
+    if (it != exact_law_cache_.end()) return it->second;
+    ExactLaw law;
+    if (!is_exact_score(run.score)) {
+      law.note = "gaussian_w2, gaussian_kl: the exact law needs the exact score (--score exact)";
+    } else if (!data.mixture || data.mixture->components() != 1) {
+      law.note = fmt::format("gaussian_w2, gaussian_kl: --data {} is not a single Gaussian", run.data);
+    } else if (const auto why = gaussian_law_not_applicable(run.sampler)) {
+      law.note = fmt::format("gaussian_w2, gaussian_kl: not applicable: {}", *why);
+    } else {
+      try {
+        const GaussianLaw g = gaussian_output_law(sde, model, run.sampler);
+        const Vector m0 = data.mixture->means().col(0);
+        const Matrix s0 = data.mixture->covariance(0);
+        law.applies = true;
+        law.w2 = gaussian_w2(g.mean, g.covariance, m0, s0);
+        law.kl = gaussian_kl(g.mean, g.covariance, m0, s0);
+        law.nfe = g.nfe;
+        if (!std::isfinite(law.kl)) law.note = "gaussian_kl: infinite (the output's covariance is singular)";
+      } catch (const NumericalError& e) {
+        law.note = fmt::format("gaussian_w2, gaussian_kl: the exact law's probes turned non-finite: {}", e.what());
+      } catch (const ConfigError& e) {
+        law.note = fmt::format("gaussian_w2, gaussian_kl: not applicable: {}", e.what());
+      }
+    }
+    return exact_law_cache_.emplace(key, std::move(law)).first->second;
+  }
+
+  void sample_into(const StudyRun& run, const Sde& sde, const ScoreModel& model, const ScoreSource& source,
+                   StudyRow& row, const std::function<void(ConstMatrixRef)>& record_metrics) {
     try {
-      auto report = sample(*sde, *model, run.sampler, n_);
-      if (!is_exact_score(run.score)) report.samples = source->scaling().to_original(report.samples);
+      auto report = sample(sde, model, run.sampler, n_);
+      if (!is_exact_score(run.score)) report.samples = source.scaling().to_original(report.samples);
       row["status"] = "ok";
       row["nfe"] = report.nfe_mean();
       row["nfe_max"] = report.nfe_max();
@@ -286,11 +363,6 @@ class CellRunner {
       // A diverging run is a result: recorded with where it diverged, and the study goes on.
       row["status"] = "diverged";
       row["failure"] = e.what();
-    }
-    if (want_model_nll_) {
-      const MetricValue& nll = model_nll(run, *model, *sde, source->scaling(), reference);
-      row[model_nll_metric] = nll.value;
-      row[std::string(model_nll_metric) + "_se"] = nll.std_error;
     }
   }
 
@@ -315,12 +387,13 @@ class CellRunner {
   const StudySpec& spec_;
   fs::path samples_dir_;
   std::vector<std::string> metric_names_;
-  bool want_model_nll_;
+  bool want_model_nll_, want_gaussian_law_;
   Index n_, reference_n_;
   std::map<std::string, std::shared_ptr<const GaussianMixture>> mixtures_;
   std::map<std::pair<std::string, std::uint64_t>, Matrix> references_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const ScoreSource>> sources_;
   std::map<std::string, MetricValue> model_nll_cache_;
+  std::map<std::string, ExactLaw> exact_law_cache_;
 };
 
 }  // namespace

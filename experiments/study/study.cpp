@@ -33,6 +33,18 @@ bool is_exact_score(const std::string& score) {
   return score == exact_score;
 }
 
+bool is_gaussian_law_metric(const std::string& name) {
+  return name == gaussian_w2_metric || name == gaussian_kl_metric;
+}
+
+bool is_study_metric(const std::string& name) {
+  return name == model_nll_metric || is_gaussian_law_metric(name);
+}
+
+bool is_single_gaussian(const std::string& data, Index dim) {
+  return has_exact_mixture(data) && load_data(data, dim)->components() == 1;
+}
+
 namespace {
 
 // A data set the study can draw from: a built-in set or a mixture file (not a file of fixed points).
@@ -251,9 +263,11 @@ const OptionTable<StudySpec>& study_option_table() {
     auto& samples = in_group(option("samples", &S::samples, "samples per run", at_least(Index{2})), "grid");
     samples.short_name = 'n';
     auto& metrics = in_group(list_option("metrics", &S::metrics,
-                                         fmt::format("metrics (default: all of {},{}; docs/metrics.md, "
-                                                     "docs/studies.md)",
-                                                     fmt::join(metric_names(), ","), model_nll_metric)),
+                                         fmt::format("metrics (default: all of {},{}, and {},{} when every "
+                                                     "--data is a single Gaussian; docs/metrics.md, "
+                                                     "docs/studies.md, docs/exact-error.md)",
+                                                     fmt::join(metric_names(), ","), model_nll_metric,
+                                                     gaussian_w2_metric, gaussian_kl_metric)),
                              "evaluation");
     metrics.optional = true;  // absent: every metric
     metrics.get = [](const S& s) { return nlohmann::ordered_json(option_text::join_list(s.resolved_metrics())); };
@@ -286,7 +300,7 @@ void StudySpec::validate() const {
   sde_parameters.validate();
   MetricsOptions m;
   for (const auto& name : metrics)
-    if (name != model_nll_metric) m.metrics.push_back(name);
+    if (!is_study_metric(name)) m.metrics.push_back(name);
   m.validate();
   for (const auto& name : data) {
     const bool exact = has_exact_mixture(name);
@@ -315,6 +329,12 @@ void StudySpec::validate() const {
         throw ConfigError(fmt::format("--score = {}: the model is {}-dimensional, --data {} is {}-dimensional", s,
                                       model_dim, name, data_dim));
     }
+    for (const auto& metric : metrics)
+      if (is_gaussian_law_metric(metric) && !is_single_gaussian(name, dim))
+        throw ConfigError(fmt::format(
+            "--metrics = {}: the exact output law needs data that are a single Gaussian (gaussian, or a mixture "
+            "FILE.json with one component); --data {} is not",
+            metric, name));
     const auto mixture_only = mixture_metric_names();
     if (!exact)
       for (const auto& metric : metrics)
@@ -345,6 +365,10 @@ std::vector<std::string> StudySpec::resolved_metrics() const {
   if (!metrics.empty()) return metrics;
   auto all = metric_names();
   all.push_back(model_nll_metric);
+  if (std::all_of(data.begin(), data.end(), [&](const std::string& d) { return is_single_gaussian(d, dim); })) {
+    all.push_back(gaussian_w2_metric);
+    all.push_back(gaussian_kl_metric);
+  }
   return all;
 }
 
@@ -526,6 +550,7 @@ std::vector<std::string> study_columns(const std::vector<std::string>& metrics) 
   }
   columns.push_back("wall_s");
   columns.push_back("failure");
+  columns.push_back("note");  // why a metric of the run is empty (the exact law does not apply to it)
   return columns;
 }
 

@@ -13,6 +13,20 @@ namespace scoresde {
 // the probability-flow ODE of the run's score (docs/likelihood.md), a property of the score, not the sampler.
 inline constexpr const char* model_nll_metric = "model_nll";
 
+// The metrics of the exact output law on Gaussian data (solvers/gaussian_law.hpp), which the study computes itself,
+// without sampling error: the squared W2 distance and the KL divergence from the run's exact output law to p_0
+// (experiments/metrics/metrics.hpp: gaussian_w2, gaussian_kl), each with standard error 0. They need a single Gaussian
+// as data and the exact score; other runs get an empty cell and a note.
+inline constexpr const char* gaussian_w2_metric = "gaussian_w2";
+inline constexpr const char* gaussian_kl_metric = "gaussian_kl";
+
+// True for the metrics the study computes itself (model_nll, gaussian_w2, gaussian_kl) rather than from samples.
+bool is_study_metric(const std::string& name);
+bool is_gaussian_law_metric(const std::string& name);
+
+// True when `data` is a single Gaussian (gaussian, or a mixture file with one component): the exact law applies.
+bool is_single_gaussian(const std::string& data, Index dim);
+
 // A readable file-name fragment: data files by their stem, characters outside [A-Za-z0-9_-] dropped.
 std::string id_part(const std::string& text);
 
