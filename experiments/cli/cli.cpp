@@ -159,7 +159,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     err << fmt::format(
         "scoresde: unknown command '{}'; choose one of sample, study, report, evaluate, likelihood, train, "
-        "evaluate-score, compare, list, version\n",
+        "evaluate-score, compare, brownian, list, version\n",
         command);
     return 2;
   } catch (const ConfigError& e) {
