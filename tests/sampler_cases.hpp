@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,6 +15,26 @@
 #include "solvers/sampler.hpp"
 
 namespace scoresde::testing {
+
+inline bool bitwise_equal(const Matrix& a, const Matrix& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(double) * a.size()) == 0;
+}
+
+// Every SDE with its default parameters, and VP with the cosine schedule.
+inline std::vector<SdeOptions> all_sdes() {
+  std::vector<SdeOptions> out;
+  for (const SdeKind kind : {SdeKind::vp, SdeKind::subvp, SdeKind::ve}) {
+    SdeOptions o;
+    o.kind = kind;
+    out.push_back(o);
+  }
+  SdeOptions cosine;
+  cosine.kind = SdeKind::vp;
+  cosine.schedule = VpSchedule::cosine;
+  out.push_back(cosine);
+  return out;
+}
 
 struct SamplerCase {
   std::string label;

@@ -45,20 +45,6 @@ class PointMassScore final : public ScoreModel {
   const Sde& sde_;
 };
 
-std::vector<SdeOptions> all_sdes() {
-  std::vector<SdeOptions> out;
-  for (const SdeKind kind : {SdeKind::vp, SdeKind::subvp, SdeKind::ve}) {
-    SdeOptions o;
-    o.kind = kind;
-    out.push_back(o);
-  }
-  SdeOptions cosine;
-  cosine.kind = SdeKind::vp;
-  cosine.schedule = VpSchedule::cosine;
-  out.push_back(cosine);
-  return out;
-}
-
 Matrix prior_draws(const Sde& sde, Index d, Index n, std::uint64_t seed) {
   Matrix x(d, n);
   CounterRng(seed, NoisePurpose::prior).normal_columns(0, 0, 0, x);

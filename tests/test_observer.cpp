@@ -2,22 +2,18 @@
 // times decreasing to eps and a last state equal to the returned samples; observing changes no sample.
 #include <doctest/doctest.h>
 
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
 
 #include "models/datasets.hpp"
+#include "sampler_cases.hpp"
 #include "solvers/driver.hpp"
 
 using namespace scoresde;
+using scoresde::testing::bitwise_equal;
 
 namespace {
-
-bool bitwise_equal(const Matrix& a, const Matrix& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), sizeof(double) * a.size()) == 0;
-}
 
 // Every call, by first sample.
 class Recorder final : public Observer {

@@ -69,6 +69,16 @@ Moments exact_moments(const Sde& sde, const GaussianMixture& data, double eps, d
           v(eps) + (prior_var - v(T)) * ratio * std::exp(-eta2 * I)};
 }
 
+// The probability-flow map of gaussian_data() from T to eps, applied to the columns of x_T (header comment).
+Matrix exact_flow(const Sde& sde, const GaussianMixture& data, const Matrix& x_T, double eps) {
+  const double T = sde.T();
+  const auto v = [&](double t) {
+    return sde.alpha(t) * sde.alpha(t) * data_std * data_std + sde.sigma(t) * sde.sigma(t);
+  };
+  const Vector mu = data.means().col(0);
+  return ((x_T.colwise() - sde.alpha(T) * mu) * std::sqrt(v(eps) / v(T))).colwise() + sde.alpha(eps) * mu;
+}
+
 // A Brownian path of probes: the r-th increment asked for is sqrt(t - t_next) in column 2 + r and 0 elsewhere.
 class ProbePath final : public BrownianPath {
  public:
@@ -244,7 +254,6 @@ TEST_CASE("probability-flow ODE methods converge to the exact Gaussian path at t
   for (const auto& so : sdes_under_test()) {
     const auto sde = make_sde(so);
     const MixtureScore model(data, *sde);
-    const double T = sde->T();
     const Index n = 256;
     Matrix init(2, n);
     CounterRng(11, NoisePurpose::prior).normal_columns(0, 0, 0, init);
@@ -253,12 +262,7 @@ TEST_CASE("probability-flow ODE methods converge to the exact Gaussian path at t
       CAPTURE(c.label);
       CAPTURE(sde->name());
       const double eps = c.options.resolved_eps(*sde);
-      const auto v = [&](double t) {
-        return sde->alpha(t) * sde->alpha(t) * data_std * data_std + sde->sigma(t) * sde->sigma(t);
-      };
-      const Vector mu = data->means().col(0);
-      const Matrix exact =
-          ((init.colwise() - sde->alpha(T) * mu) * std::sqrt(v(eps) / v(T))).colwise() + sde->alpha(eps) * mu;
+      const Matrix exact = exact_flow(*sde, *data, init, eps);
       auto max_error = [&](const SamplerOptions& o) {
         return (sample(*sde, model, o, n, &init).samples - exact).cwiseAbs().maxCoeff();
       };
@@ -346,7 +350,6 @@ TEST_CASE("deterministic samplers: declared order against the closed-form Gaussi
   for (const auto& so : sdes_under_test()) {
     const auto sde = make_sde(so);
     const MixtureScore model(data, *sde);
-    const double T = sde->T();
     const Index n = 64;
     Matrix init(2, n);
     CounterRng(13, NoisePurpose::prior).normal_columns(0, 0, 0, init);
@@ -355,12 +358,7 @@ TEST_CASE("deterministic samplers: declared order against the closed-form Gaussi
       CAPTURE(c.label);
       CAPTURE(sde->name());
       const double eps = c.options.resolved_eps(*sde);
-      const auto v = [&](double t) {
-        return sde->alpha(t) * sde->alpha(t) * data_std * data_std + sde->sigma(t) * sde->sigma(t);
-      };
-      const Vector mu = data->means().col(0);
-      const Matrix exact =
-          ((init.colwise() - sde->alpha(T) * mu) * std::sqrt(v(eps) / v(T))).colwise() + sde->alpha(eps) * mu;
+      const Matrix exact = exact_flow(*sde, *data, init, eps);
       std::string errors;
       const double p =
           deterministic_slope(*sde, model, c.options, init, exact, asymptotic_steps(c.strong_order), errors);

@@ -22,11 +22,6 @@ using namespace scoresde::testing;
 
 namespace {
 
-bool bitwise_equal(const Matrix& a, const Matrix& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), sizeof(double) * a.size()) == 0;
-}
-
 // For every sampler, VP and VE, independent and Brownian-tree noise, on `grid` (with `rho`): sample i is bitwise the
 // same for n = 100 and n = 300, and for one and two threads.
 void check_batch_and_thread_invariance(const std::string& grid, double rho, std::uint64_t seed) {

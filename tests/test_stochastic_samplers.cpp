@@ -29,25 +29,6 @@ using namespace scoresde::testing;
 
 namespace {
 
-bool bitwise_equal(const Matrix& a, const Matrix& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), sizeof(double) * a.size()) == 0;
-}
-
-std::vector<SdeOptions> all_sdes() {
-  std::vector<SdeOptions> out;
-  for (const SdeKind kind : {SdeKind::vp, SdeKind::subvp, SdeKind::ve}) {
-    SdeOptions o;
-    o.kind = kind;
-    out.push_back(o);
-  }
-  SdeOptions cosine;
-  cosine.kind = SdeKind::vp;
-  cosine.schedule = VpSchedule::cosine;
-  out.push_back(cosine);
-  return out;
-}
-
 // The exact score of data at one point mu: p_t = N(alpha_t mu, sigma_t^2 I), every prediction exact (x0_hat = mu).
 class PointMassScore final : public ScoreModel {
  public:
