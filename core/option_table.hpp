@@ -320,7 +320,8 @@ void read_options(const OptionTable<S>& table, const nlohmann::json& j, S& s, co
   for (const auto& spec : table) {
     if (!j.contains(spec.key) || j[spec.key].is_null()) continue;
     const auto& value = j[spec.key];
-    if (!value.is_string() && !value.is_number() && !value.is_boolean())
+    // An array is read as its JSON text (an option holding a list of numbers: the discrete schedule's).
+    if (!value.is_string() && !value.is_number() && !value.is_boolean() && !value.is_array())
       throw InputError(fmt::format("{}: \"{}\" is not a value ({})", source, spec.key, value.dump()));
     const std::string text = value.is_string() ? value.template get<std::string>() : value.dump();
     if (const auto problem = spec.parse(s, text))

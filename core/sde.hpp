@@ -19,7 +19,7 @@
 namespace scoresde {
 
 enum class SdeKind { vp, subvp, ve };
-enum class VpSchedule { linear, cosine };
+enum class VpSchedule { linear, cosine, discrete };
 
 template <>
 struct EnumNames<SdeKind> {
@@ -30,8 +30,8 @@ struct EnumNames<SdeKind> {
 template <>
 struct EnumNames<VpSchedule> {
   static constexpr std::string_view what = "schedule";
-  static constexpr std::array<std::pair<VpSchedule, std::string_view>, 2> values{
-      {{VpSchedule::linear, "linear"}, {VpSchedule::cosine, "cosine"}}};
+  static constexpr std::array<std::pair<VpSchedule, std::string_view>, 3> values{
+      {{VpSchedule::linear, "linear"}, {VpSchedule::cosine, "cosine"}, {VpSchedule::discrete, "discrete"}}};
 };
 
 std::string to_string(SdeKind kind);
@@ -48,7 +48,11 @@ struct SdeOptions {
   double cosine_s = 0.008;    // Nichol & Dhariwal (2021) offset
   double sigma_min = 0.01;    // ve: sigma(t) = sigma_min (sigma_max / sigma_min)^t
   double sigma_max = 50.0;
-  std::optional<double> T;    // horizon; default 1, or 0.999 for the cosine schedule whose alpha vanishes at t = 1
+  // Discrete schedule: DDPM's alpha-bar_n = prod_{m <= n} (1 - beta_m), n = 0..N-1, strictly decreasing in (0, 1),
+  // at the times t_n = (n + 1) / N, with log alpha_t piecewise linear in t between them (DPM-Solver's
+  // NoiseScheduleVP('discrete'), Lu et al. 2022, App. D) and log alpha_0 = 0 at t = 0. Empty for the other schedules.
+  std::vector<double> alphas_cumprod;
+  std::optional<double> T;  // horizon; default 1, or 0.999 for the cosine schedule whose alpha vanishes at t = 1
 
   double horizon() const;
   void validate() const;  // throws ConfigError naming the option and the allowed range
@@ -57,7 +61,11 @@ struct SdeOptions {
 // The SDE's options, described once: `sample`, `train`, `likelihood` and the study register them from this table,
 // records and checkpoints write them with it (core/option_table.hpp).
 const OptionTable<SdeOptions>& sde_option_table();
-// The resolved options as JSON (T is the horizon in effect): what result files and checkpoints record.
+// The problem with a discrete schedule's alphas_cumprod (empty, a value outside (0, 1), not strictly decreasing), or
+// nothing.
+std::optional<std::string> alphas_cumprod_problem(const std::vector<double>& alphas_cumprod);
+// The resolved options as JSON (T is the horizon in effect; alphas-cumprod as an array, only for the discrete
+// schedule): what result files and checkpoints record.
 nlohmann::ordered_json to_json(const SdeOptions& o);
 // The inverse, validated; InputError naming `source` for a missing, malformed or invalid value.
 SdeOptions sde_options_from_json(const nlohmann::json& j, const std::string& source);

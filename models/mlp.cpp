@@ -66,6 +66,12 @@ std::optional<std::string> width_problem(const Index& width) {
   return std::string("must be in [1, 65536]");
 }
 
+// The MLP's time inputs: t and log_sigma (sigma and index are for TorchScript modules).
+ValueCheck<TimeInput> time_input_check() {
+  return check_that<TimeInput>([](const TimeInput& i) { return i == TimeInput::t || i == TimeInput::log_sigma; },
+                               "the MLP network takes t or log_sigma (sigma and index are for TorchScript models)");
+}
+
 }  // namespace
 
 void MlpArchitecture::validate() const {
@@ -73,6 +79,8 @@ void MlpArchitecture::validate() const {
           "--parameterization", to_string(parameterization),
           "the MLP network predicts noise or scaled_score (data and v are for TorchScript models)");
   require(dim >= 1 && dim <= 100000, "dimension", std::to_string(dim), "must be in [1, 100000]");
+  if (const auto problem = time_input_check()(time_input))
+    throw ConfigError(fmt::format("--time-input = {}: {}", to_string(time_input), *problem));
   if (const auto problem = depth_problem(static_cast<int>(hidden.size())))
     throw ConfigError(fmt::format("--depth = {}: {}", hidden.size(), *problem));
   for (Index w : hidden)
@@ -103,7 +111,8 @@ const OptionTable<MlpArchitecture>& mlp_option_table() {
     t.push_back(option("time-embedding", &S::time_embedding,
                        "fourier (Gaussian Fourier features) or raw (the time coordinate appended to x)"));
     t.push_back(option("time-input", &S::time_input,
-                       "what the time embedding sees: t, or log_sigma (the log of the kernel std sigma_t)"));
+                       "what the time embedding sees: t, or log_sigma (the log of the kernel std sigma_t)",
+                       time_input_check()));
     t.push_back(option("fourier-features", &S::fourier_features, "Fourier frequencies F (2F features)"));
     t.push_back(option("fourier-scale", &S::fourier_scale, "standard deviation of the Fourier frequencies"));
     auto& parameterization = t.emplace_back(option("parameterization", &S::parameterization,

@@ -37,8 +37,11 @@ namespace scoresde {
 
 enum class TimeEmbedding { fourier, raw };
 // What the time embedding is a function of: the time t itself, or the noise level log(sigma_t) of the SDE
-// (as NCSN++ conditions on log sigma), which spreads the small times where the score changes fastest.
-enum class TimeInput { t, log_sigma };
+// (as NCSN++ conditions on log sigma), which spreads the small times where the score changes fastest. TorchScript
+// modules (models/torchscript_score.hpp) may also take sigma, the noise-to-signal ratio sigma~_t = sigma_t /
+// alpha_t (EDM's sigma), or index, the DDPM step of the discrete schedule, (t - 1/N) s with s = N unless the module
+// declares another scale (DPM-Solver's model_wrapper uses s = 1000 whatever N).
+enum class TimeInput { t, log_sigma, sigma, index };
 // What a network's output o means: noise (score = -o / sigma_t), scaled_score (score = o / sigma_t), data (o
 // predicts x_0) or v (o = alpha_t eps - sigma_t x_0, VP only); the last two for TorchScript models only.
 enum class Parameterization { noise, scaled_score, data, v };
@@ -51,8 +54,10 @@ struct EnumNames<TimeEmbedding> {
 };
 template <>
 struct EnumNames<TimeInput> {
-  static constexpr std::array<std::pair<TimeInput, std::string_view>, 2> values{
-      {{TimeInput::t, "t"}, {TimeInput::log_sigma, "log_sigma"}}};
+  static constexpr std::array<std::pair<TimeInput, std::string_view>, 4> values{{{TimeInput::t, "t"},
+                                                                                 {TimeInput::log_sigma, "log_sigma"},
+                                                                                 {TimeInput::sigma, "sigma"},
+                                                                                 {TimeInput::index, "index"}}};
 };
 template <>
 struct EnumNames<Parameterization> {

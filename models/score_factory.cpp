@@ -106,7 +106,7 @@ std::shared_ptr<const ScoreSource> open_score(const ScoreSpec& spec) {
   if (spec.is_exact()) return mixture_score(load_data(spec.data, spec.dim));
   if (spec.is_torchscript()) {
 #ifdef SCORESDE_WITH_TORCH
-    return open_torchscript(spec.model, spec.parameterization);
+    return open_torchscript(spec.model, spec.parameterization, spec.time_input);
 #else
     throw ConfigError(
         fmt::format("--model {}: TorchScript models need LibTorch, and this build lacks it (configure with "
@@ -114,6 +114,8 @@ std::shared_ptr<const ScoreSource> open_score(const ScoreSpec& spec) {
                     spec.model));
 #endif
   }
+  if (spec.time_input)
+    throw ConfigError(fmt::format("--time-input: only for TorchScript models (FILE.pt), not {}", spec.model));
   if (spec.is_npz())
     return std::make_shared<const MlpSource>(read_npz_checkpoint(spec.model), spec.weights, false,
                                              spec.parameterization);

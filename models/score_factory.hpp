@@ -34,6 +34,9 @@ struct ScoreSpec {
   // .npz: how to read the network's output; by default the convention for the SDE the model is built under
   // (default_parameterization). .pt: replaces what the archive declares. A checkpoint records its own: ignored.
   std::optional<Parameterization> parameterization;
+  // .pt: what the module's time argument is (t, log_sigma, sigma or index); replaces what the archive declares
+  // (default t). Other models: must be unset.
+  std::optional<TimeInput> time_input;
   std::string weights = "ema";  // a checkpoint's ema (what sampling uses) or raw weights; an .npz has one set
 
   static ScoreSpec exact(std::string data, Index dim = 0);
@@ -69,6 +72,8 @@ class ScoreSource {
   // The parameterisation the file declares for a network whose reading is chosen at make() (a TorchScript module's
   // metadata); std::nullopt otherwise.
   virtual std::optional<Parameterization> recorded_parameterization() const { return std::nullopt; }
+  // The time input a TorchScript module declares (models/mlp.hpp, TimeInput); std::nullopt otherwise.
+  virtual std::optional<TimeInput> recorded_time_input() const { return std::nullopt; }
 
   // The model under `sde`, which the caller keeps alive as long as the model. ConfigError for weights other than
   // ema or raw.

@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace scoresde::torch_plugin {
 
@@ -22,6 +23,7 @@ std::string first_line(const std::exception& e) {
   return what;
 }
 
+// The batch as one (n, d) tensor of the module's type: one copy, converting from double.
 torch::Tensor points(long n, long d, const double* x, long ldx, torch::Dtype dtype) {
   auto view = torch::from_blob(const_cast<double*>(x), {n, d}, {ldx, 1}, torch::TensorOptions().dtype(torch::kFloat64));
   return view.to(dtype, /*non_blocking=*/false, /*copy=*/true);
@@ -32,9 +34,10 @@ torch::Tensor times(long n, const double* t, long stride, torch::Dtype dtype) {
   return view.to(dtype, /*non_blocking=*/false, /*copy=*/true);
 }
 
-void copy_out(const torch::Tensor& y, double* out) {
-  const auto c = y.detach().to(torch::kFloat64).contiguous();
-  std::copy(c.data_ptr<double>(), c.data_ptr<double>() + c.numel(), out);
+// y (n points of any shape) into the (n, d) double array out with outer stride ldo: one copy, converting to double.
+void copy_out(const torch::Tensor& y, long n, long d, double* out, long ldo) {
+  auto dst = torch::from_blob(out, {n, d}, {ldo, 1}, torch::TensorOptions().dtype(torch::kFloat64));
+  dst.copy_(y.detach().reshape({n, d}));
 }
 
 class TorchModule final : public Module {
@@ -43,18 +46,21 @@ class TorchModule final : public Module {
 
   bool float64() const override { return dtype_ == torch::kFloat64; }
 
-  std::string forward(long n, long d, const double* x, long ldx, const double* t, long ts, double* out) const override {
+  void set_point_shape(long rank, const long* dims) override { shape_.assign(dims, dims + rank); }
+
+  std::string forward(long n, long d, const double* x, long ldx, const double* t, long ts, double* out,
+                      long ldo) const override {
     return guarded([&] {
       torch::NoGradGuard no_grad;
-      copy_out(call(points(n, d, x, ldx, dtype_), times(n, t, ts, dtype_)), out);
+      copy_out(call(points(n, d, x, ldx, dtype_), times(n, t, ts, dtype_)), n, d, out, ldo);
     });
   }
 
-  std::string divergence(long n, long d, const double* x, long ldx, const double* t, long ts, double* out,
+  std::string divergence(long n, long d, const double* x, long ldx, const double* t, long ts, double* out, long ldo,
                          double* div) const override {
     return guarded([&] {
       auto xt = points(n, d, x, ldx, dtype_).requires_grad_(true);
-      const auto y = call(xt, times(n, t, ts, dtype_));
+      const auto y = call(xt, times(n, t, ts, dtype_)).reshape({n, d});
       auto sum = torch::zeros({n}, torch::TensorOptions().dtype(dtype_));
       for (long i = 0; i < d; ++i) {
         auto e = torch::zeros_like(y);
@@ -63,17 +69,17 @@ class TorchModule final : public Module {
                                              /*allow_unused=*/true)[0];
         if (g.defined()) sum += g.select(1, i).detach();
       }
-      copy_out(y, out);
-      copy_out(sum, div);
+      copy_out(y, n, d, out, ldo);
+      copy_out(sum, n, 1, div, 1);
     });
   }
 
   // J v by two reverse passes: g(u) = J^T u is linear in u, and d(g(u) . v)/du = J v.
   std::string jvp(long n, long d, const double* x, long ldx, const double* t, long ts, const double* v, long ldv,
-                  double* out, double* jv) const override {
+                  double* out, long ldo, double* jv, long ldj) const override {
     return guarded([&] {
       auto xt = points(n, d, x, ldx, dtype_).requires_grad_(true);
-      const auto y = call(xt, times(n, t, ts, dtype_));
+      const auto y = call(xt, times(n, t, ts, dtype_)).reshape({n, d});
       auto u = torch::zeros_like(y).requires_grad_(true);
       const auto vt = points(n, d, v, ldv, dtype_);
       const auto g = torch::autograd::grad({y}, {xt}, {u}, /*retain_graph=*/true, /*create_graph=*/true,
@@ -83,8 +89,8 @@ class TorchModule final : public Module {
         j = torch::autograd::grad({g}, {u}, {vt}, /*retain_graph=*/false, /*create_graph=*/false,
                                   /*allow_unused=*/true)[0];
       if (!j.defined()) j = torch::zeros_like(vt);
-      copy_out(y, out);
-      copy_out(j, jv);
+      copy_out(y, n, d, out, ldo);
+      copy_out(j, n, d, jv, ldj);
     });
   }
 
@@ -105,14 +111,21 @@ class TorchModule final : public Module {
     }
   }
 
-  // forward() on a module shared by threads: LibTorch's interpreter keeps per-call state only.
+  // forward() on a module shared by threads: LibTorch's interpreter keeps per-call state only. x is the (n, d)
+  // batch, viewed (no copy) as (n, point shape) when a shape is set; the output must have the shape of that input.
   torch::Tensor call(const torch::Tensor& x, const torch::Tensor& t) const {
-    const auto result = const_cast<torch::jit::Module&>(module_).forward({x, t});
+    torch::Tensor input = x;
+    if (!shape_.empty()) {
+      std::vector<long> full{x.size(0)};
+      full.insert(full.end(), shape_.begin(), shape_.end());
+      input = x.view(full);
+    }
+    const auto result = const_cast<torch::jit::Module&>(module_).forward({input, t});
     if (!result.isTensor()) throw Failure{"forward(x, t) must return a tensor"};
     auto y = result.toTensor();
-    if (y.dim() != 2 || y.size(0) != x.size(0) || y.size(1) != x.size(1)) {
+    if (y.sizes() != input.sizes()) {
       std::ostringstream s;
-      s << "forward(x, t) with x of shape (" << x.size(0) << ", " << x.size(1) << ") returned shape " << y.sizes()
+      s << "forward(x, t) with x of shape " << input.sizes() << " returned shape " << y.sizes()
         << "; expected the shape of x";
       throw Failure{s.str()};
     }
@@ -124,6 +137,7 @@ class TorchModule final : public Module {
 
   torch::jit::Module module_;
   torch::Dtype dtype_;
+  std::vector<long> shape_;
 };
 
 }  // namespace

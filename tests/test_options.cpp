@@ -52,7 +52,7 @@ struct Toy {
 TEST_CASE("enum names: one to_string/from_string pair per enum, unknown names answered with the valid ones") {
   for (const auto& name : enum_names<SdeKind>()) CHECK(to_string(sde_kind_from_string(name)) == name);
   for (const auto& name : enum_names<NoiseKind>()) CHECK(to_string(noise_kind_from_string(name)) == name);
-  CHECK(enum_names<VpSchedule>() == std::vector<std::string>{"linear", "cosine"});
+  CHECK(enum_names<VpSchedule>() == std::vector<std::string>{"linear", "cosine", "discrete"});
   CHECK_THROWS_WITH_AS(sde_kind_from_string("vpp"), "--sde = vpp: unknown SDE; choose one of vp, subvp, ve",
                        ConfigError);
   CHECK_THROWS_WITH_AS(langevin_norm_from_string("x"), "--langevin-norm = x: choose one of chunk, sample", ConfigError);
@@ -65,6 +65,10 @@ TEST_CASE("every entry of the SDE, sampler and study tables round-trips through 
   sde.T = 0.5;
   check_round_trip(sde_option_table(), sde);
   check_round_trip(sde_option_table(), SdeOptions{});
+  SdeOptions discrete;
+  discrete.schedule = VpSchedule::discrete;
+  discrete.alphas_cumprod = {0.9999, 0.75, 0.1 / 3};  // values that need all 17 digits
+  check_round_trip(sde_option_table(), discrete);
   SamplerOptions sampler;
   sampler.sampler = "pc";
   sampler.snr = 0.075;

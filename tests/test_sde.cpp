@@ -11,9 +11,13 @@
 //     (shared/ORACLES.md, "Time grids and their inverses").
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <boost/math/tools/toms748_solve.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <numbers>
@@ -23,7 +27,10 @@
 #include <tuple>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/errors.hpp"
+#include "core/npy.hpp"
 #include "core/sde.hpp"
 
 using namespace scoresde;
@@ -60,6 +67,52 @@ SdeOptions ve(double smin, double smax, std::optional<double> T = {}) {
   return o;
 }
 
+// A discrete schedule (DDPM's alphas_cumprod).
+SdeOptions discrete(std::vector<double> alphas_cumprod, SdeKind kind = SdeKind::vp) {
+  SdeOptions o;
+  o.kind = kind;
+  o.schedule = VpSchedule::discrete;
+  o.alphas_cumprod = std::move(alphas_cumprod);
+  return o;
+}
+
+// DDPM's linear schedule (Ho et al. 2020): beta_n = 1e-4 + n (0.02 - 1e-4) / (N - 1), alpha-bar_n =
+// prod_{m <= n} (1 - beta_m).
+std::vector<double> ddpm_linear(int N) {
+  std::vector<double> a(N);
+  double prod = 1;
+  for (int n = 0; n < N; ++n) {
+    prod *= 1.0 - (1e-4 + n * (0.02 - 1e-4) / (N - 1));
+    a[n] = prod;
+  }
+  return a;
+}
+
+// A short schedule (N = 7) with segments long enough for finite differences inside them.
+std::vector<double> short_schedule() {
+  std::vector<double> a;
+  for (int n = 0; n < 7; ++n) a.push_back(std::exp(-0.1 * (n + 1) * (n + 1)));
+  return a;
+}
+
+// The discrete schedule's segment [k/N, (k+1)/N] holding t, decided in double as the library does (which side of
+// a node is a convention, not a matter of accuracy), and its end values log alpha at k/N and (k+1)/N in long
+// double: 0 at t = 0, log(alpha-bar_{k-1}) / 2 at k/N.
+struct Segment {
+  int k;
+  ld low, high;
+};
+Segment discrete_segment(const SdeOptions& o, double t) {
+  const int N = static_cast<int>(o.alphas_cumprod.size());
+  const int k = std::clamp(static_cast<int>(std::floor(t * N)), 0, N - 1);
+  const auto node = [&](int i) { return i == 0 ? 0.0L : 0.5L * std::log(static_cast<ld>(o.alphas_cumprod[i - 1])); };
+  return {k, node(k), node(k + 1)};
+}
+ld discrete_log_alpha(const SdeOptions& o, ld t) {
+  const Segment s = discrete_segment(o, static_cast<double>(t));
+  return s.low + (t * static_cast<ld>(o.alphas_cumprod.size()) - s.k) * (s.high - s.low);
+}
+
 // Every family with its reference defaults and with non-default parameters.
 std::vector<Case> all_cases() {
   return {
@@ -71,6 +124,9 @@ std::vector<Case> all_cases() {
       {"subvp linear default", vp(VpSchedule::linear, 0.1, 20.0, {}, 0.008, SdeKind::subvp)},
       {"subvp linear b0=0.3 b1=12 T=0.9", vp(VpSchedule::linear, 0.3, 12.0, 0.9, 0.008, SdeKind::subvp)},
       {"subvp cosine default", vp(VpSchedule::cosine, 0.1, 20.0, {}, 0.008, SdeKind::subvp)},
+      {"vp discrete DDPM linear N=1000", discrete(ddpm_linear(1000))},
+      {"vp discrete N=7", discrete(short_schedule())},
+      {"subvp discrete N=7", discrete(short_schedule(), SdeKind::subvp)},
       {"ve default", ve(0.01, 50.0)},
       {"ve smin=0.05 smax=348 T=0.9", ve(0.05, 348.0, 0.9)},
   };
@@ -80,14 +136,21 @@ std::vector<Case> all_cases() {
 struct Oracle {
   SdeOptions o;
   bool cosine() const { return o.kind != SdeKind::ve && o.schedule == VpSchedule::cosine; }
+  bool discrete() const { return o.kind != SdeKind::ve && o.schedule == VpSchedule::discrete; }
   ld phi(ld t) const { return (t + o.cosine_s) / (1 + static_cast<ld>(o.cosine_s)) * pi_ld / 2; }
   ld beta(ld t) const {
+    if (discrete()) {
+      // -2 d log(alpha)/dt on the segment.
+      const Segment s = discrete_segment(o, static_cast<double>(t));
+      return -2 * static_cast<ld>(o.alphas_cumprod.size()) * (s.high - s.low);
+    }
     if (!cosine()) return o.beta_min + t * (static_cast<ld>(o.beta_max) - o.beta_min);
     // alpha_bar = cos^2(phi)/cos^2(phi0) and beta = -d log(alpha_bar)/dt = pi/(1+s) tan(phi).
     return pi_ld / (1 + static_cast<ld>(o.cosine_s)) * std::tan(phi(t));
   }
   ld log_alpha(ld t) const {
     if (o.kind == SdeKind::ve) return 0;
+    if (discrete()) return discrete_log_alpha(o, t);
     if (!cosine()) return -t * t * (static_cast<ld>(o.beta_max) - o.beta_min) / 4 - t * o.beta_min / 2;
     // alpha_t^2 = alpha_bar(t) = cos^2(phi(t)) / cos^2(phi(0)).
     return 0.5L * std::log(std::pow(std::cos(phi(t)), 2) / std::pow(std::cos(phi(0)), 2));
@@ -131,7 +194,13 @@ struct Oracle {
   // Error model of the library's double evaluation (what a correct implementation of the documented formulas
   // achieves; 64 eps stands for "a few ulps per elementary operation" with a generous margin).
   // cond: relative conditioning of beta = pi/(1+s) tan(phi): tan loses ~2 phi |tan phi| ulps near the pole.
+  // Discrete: beta is a difference of node values, which carry ~eps relative each: 1 + (|L_k| + |L_k+1|) /
+  // |L_k+1 - L_k|.
   double cond(double t) const {
+    if (discrete()) {
+      const Segment s = discrete_segment(o, t);
+      return static_cast<double>(1 + (std::abs(s.low) + std::abs(s.high)) / std::abs(s.high - s.low));
+    }
     return cosine() ? 1.0 + 2.0 * std::abs(static_cast<double>(std::tan(phi(t)))) : 1.0;
   }
   // Absolute error of log(alpha_t). Linear schedule: a polynomial with positive coefficients, a few ulps of
@@ -247,7 +316,9 @@ TEST_CASE(
     const auto sde = make_sde(c.options);
     const Oracle o{c.options};
     const bool cosine = o.cosine();
-    for (double t : times(sde->T())) {
+    auto ts = times(sde->T());
+    if (o.discrete()) ts.insert(ts.end(), {4e-4, 0.2345, 0.6789});  // off the nodes of N = 1000
+    for (double t : ts) {
       if (t >= sde->T()) continue;  // keep the stencil inside [0, T]
       CAPTURE(t);
       // Steps relative to the local length scale l of each function, so that the truncation error
@@ -259,8 +330,16 @@ TEST_CASE(
       // ~eps / |log alpha| = 1e-11, F / F' = t / 2: 1.5e-11 t / 2 / (1e-3 t) ~ 1e-8).
       // Tolerance 1e-7 relative: >= 10x those bounds; a wrong coefficient (a factor 2 in beta, g vs g^2, the
       // square of subVP's std) is an O(1) error.
+      // Discrete schedules: log alpha is linear on each segment [k/N, (k+1)/N], so the stencil stays inside one
+      // (l <= a third of the distance to the nearest node; points on a node, where f jumps, are skipped).
       const double tol = 1e-7;
-      const double l_alpha = cosine ? std::min(1.0, 1.0 - t) : 1.0;
+      double l_alpha = cosine ? std::min(1.0, 1.0 - t) : 1.0;
+      if (o.discrete()) {
+        const double N = static_cast<double>(c.options.alphas_cumprod.size());
+        const double to_node = std::abs(t - std::round(t * N) / N);
+        if (to_node < 1e-9) continue;
+        l_alpha = std::min(l_alpha, 1e3 * to_node / 3);
+      }
       double l_var = std::min(l_alpha, t);
       if (c.options.kind == SdeKind::ve) l_var = std::min(l_var, 1.0 / (2 * o.r()));
       const double fd_f = derivative([&](double s) { return sde->log_alpha(s); }, t, 1e-3 * l_alpha);
@@ -485,6 +564,7 @@ namespace {
 // library's own form, unlike the Oracle's log of a ratio of cosines near 1).
 ld log_alpha_ld(const SdeOptions& o, ld t) {
   if (o.kind == SdeKind::ve) return 0;
+  if (o.schedule == VpSchedule::discrete) return discrete_log_alpha(o, t);
   if (o.schedule == VpSchedule::linear)
     return -t * t * (static_cast<ld>(o.beta_max) - o.beta_min) / 4 - t * static_cast<ld>(o.beta_min) / 2;
   const ld s = o.cosine_s, phi0 = s / (1 + s) * pi_ld / 2, half_gap = t / (1 + s) * pi_ld / 4;
@@ -623,4 +703,142 @@ TEST_CASE("the inverses agree with the published formulas: DPM-Solver's inverse_
     const ld t = std::log1p(static_cast<ld>(s) * s / (0.01L * 0.01L)) / (2 * std::log(50.0L / 0.01L));
     CHECK(rel_err(sde->t_of_sigma_tilde(s), t) <= 1e-14);
   }
+}
+
+// ------------------------------------------------------------------------------------------ the discrete schedule
+
+namespace {
+const nlohmann::json& dpm_solver_discrete() {
+  static const nlohmann::json j = [] {
+    const char* dir = std::getenv("SCORESDE_SOURCE_DIR");
+    const std::string path = std::string(dir ? dir : ".") + "/tests/data/golden/discrete_schedule.json";
+    std::ifstream in(path);
+    REQUIRE_MESSAGE(in.good(), "cannot open ", path);
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+}  // namespace
+
+TEST_CASE("the discrete schedule agrees with DPM-Solver's NoiseScheduleVP('discrete') on [1/N, 1]") {
+  // tests/data/golden/discrete_schedule.json: DPM-Solver's own code in float64 (bench/reference_discrete_schedule.py).
+  // Tolerance 1e-12: both interpolate the same node values log(alpha-bar_n) / 2 on the same segments, so they
+  // differ by rounding only: a few ulps of log alpha (|log alpha| <= 5.1), which DPM-Solver's sigma = sqrt(1 -
+  // exp(2 log alpha)) amplifies by 1 / sigma^2 <= 1e4 at t = 1/N (no expm1 there): ~1e-13.
+  for (const auto& [name, s] : dpm_solver_discrete()["schedules"].items()) {
+    CAPTURE(name);
+    const auto sde = make_sde(discrete(s["alphas_cumprod"].get<std::vector<double>>()));
+    const auto times = s["times"].get<std::vector<double>>();
+    double worst = 0;
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      const double t = times[i];
+      CAPTURE(t);
+      const double la = s["log_alpha"][i], alpha = s["alpha"][i], sigma = s["sigma"][i], lambda = s["lambda"][i];
+      for (const auto& [got, want] : {std::pair{sde->log_alpha(t), la}, std::pair{sde->alpha(t), alpha},
+                                      std::pair{sde->sigma(t), sigma}, std::pair{sde->lambda(t), lambda}}) {
+        const double err = std::abs(got - want) / std::max(1.0, std::abs(want));
+        worst = std::max(worst, err);
+        CHECK(err <= 1e-12);
+      }
+    }
+    const auto lambdas = s["lambdas"].get<std::vector<double>>(), inverse = s["inverse"].get<std::vector<double>>();
+    for (std::size_t i = 0; i < lambdas.size(); ++i) {
+      CAPTURE(lambdas[i]);
+      const double err = std::abs(sde->t_of_lambda(lambdas[i]) - inverse[i]) / inverse[i];
+      worst = std::max(worst, err);
+      CHECK(err <= 1e-12);
+    }
+    MESSAGE(name << ": worst difference from DPM-Solver " << worst);
+    // DPM-Solver stops discrete models at t = 1/N: so does the default eps.
+    CHECK(sde->default_eps() == 1.0 / static_cast<double>(s["alphas_cumprod"].size()));
+    CHECK(sde->T() == 1.0);
+  }
+}
+
+TEST_CASE("the discrete schedule: log alpha linear between the nodes, alpha_0 = 1, beta constant per segment") {
+  const auto a = short_schedule();
+  const auto sde = make_sde(discrete(a));
+  const double N = 7;
+  for (int n = 0; n < 7; ++n) {
+    CAPTURE(n);
+    const double t = (n + 1) / N;
+    CHECK(std::abs(sde->log_alpha(t) - 0.5 * std::log(a[n])) <= 4 * eps * std::abs(std::log(a[n])));
+    // The time back from the node's lambda.
+    CHECK(std::abs(sde->t_of_lambda(sde->lambda(t)) - t) <= 1e-14);
+    // beta on the segment ending at the node: -2 N (log alpha_{n} - log alpha_{n-1}).
+    const double left = n == 0 ? 0.0 : 0.5 * std::log(a[n - 1]);
+    const double beta = -2 * N * (0.5 * std::log(a[n]) - left);
+    CHECK(std::abs(sde->g(t - 0.5 / N) * sde->g(t - 0.5 / N) - beta) <= 1e-12 * beta);
+  }
+  // The first segment runs from alpha_0 = 1 (DPM-Solver's interpolate_fn would extend its first segment instead).
+  CHECK(sde->log_alpha(0.0) == 0.0);
+  CHECK(std::abs(sde->log_alpha(0.5 / N) - 0.25 * std::log(a[0])) <= 4 * eps);
+}
+
+TEST_CASE("--alphas-cumprod: a file (.npy or text) or a JSON array; records hold the array; bad values are named") {
+  const auto& spec = *find_option(sde_option_table(), "alphas-cumprod");
+  const std::string dir = std::filesystem::temp_directory_path() / "scoresde-test-sde-alphas";
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir + "/a.txt") << "0.9, 0.8\n0.5 0.25\n"; }
+  SdeOptions o;
+  o.schedule = VpSchedule::discrete;
+  spec.set(o, dir + "/a.txt");
+  CHECK(o.alphas_cumprod == std::vector<double>{0.9, 0.8, 0.5, 0.25});
+  Vector v(3);
+  v << 0.99, 0.7, 0.1;
+  dump_vector_npy(dir + "/a.npy", v);
+  spec.set(o, dir + "/a.npy");
+  CHECK(o.alphas_cumprod == std::vector<double>{0.99, 0.7, 0.1});
+  CHECK_NOTHROW(o.validate());
+  // The record holds the values; reading it back gives the same schedule.
+  const auto j = to_json(o);
+  CHECK(j["alphas-cumprod"].is_array());
+  CHECK(j["schedule"] == "discrete");
+  const SdeOptions back = sde_options_from_json(j, "record");
+  CHECK(back.alphas_cumprod == o.alphas_cumprod);
+  // Other schedules record none, and old records without the key still read.
+  CHECK(!to_json(SdeOptions{}).contains("alphas-cumprod"));
+  CHECK(sde_options_from_json(to_json(SdeOptions{}), "record").alphas_cumprod.empty());
+  spec.set(o, "[0.5, 0.4]");
+  CHECK(o.alphas_cumprod == std::vector<double>{0.5, 0.4});
+  for (const auto& [text, needle] :
+       std::vector<std::pair<std::string, std::string>>{{"[0.5, 0.6]", "decrease"},
+                                                        {"[1.0, 0.6]", "(0, 1)"},
+                                                        {"[0.5, 0.0]", "(0, 1)"},
+                                                        {"[]", "no values"},
+                                                        {"[0.5, \"x\"]", "array of numbers"},
+                                                        {dir + "/missing.txt", "no such file"}}) {
+    CAPTURE(text);
+    try {
+      spec.set(o, text);
+      FAIL("no exception");
+    } catch (const ConfigError& e) {
+      const std::string msg = e.what();
+      CHECK(starts_with(msg, "--alphas-cumprod = "));
+      CHECK(msg.find(needle) != std::string::npos);
+    }
+  }
+  { std::ofstream(dir + "/bad.txt") << "0.9\n0.8 zero\n"; }
+  CHECK_THROWS_WITH_AS(spec.set(o, dir + "/bad.txt"), doctest::Contains("line 2"), ConfigError);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("SdeOptions::validate: the discrete schedule needs its alphas_cumprod, T <= 1, and nothing else takes it") {
+  SdeOptions none = discrete({});
+  CHECK(starts_with(config_error(none), "--alphas-cumprod = "));
+  SdeOptions rising = discrete({0.5, 0.6});
+  CHECK(starts_with(config_error(rising), "--alphas-cumprod = "));
+  SdeOptions late = discrete(short_schedule());
+  late.T = 1.5;
+  CHECK(starts_with(config_error(late), "--T = "));
+  SdeOptions linear = vp(VpSchedule::linear, 0.1, 20.0);
+  linear.alphas_cumprod = short_schedule();
+  CHECK(starts_with(config_error(linear), "--alphas-cumprod = "));
+  SdeOptions shorter = discrete(short_schedule());
+  shorter.T = 0.5;
+  CHECK(config_error(shorter).empty());
+  // VE ignores the schedule (a study shares the SDE parameters between vp and ve).
+  SdeOptions ve_discrete = ve(0.01, 50.0);
+  ve_discrete.schedule = VpSchedule::discrete;
+  CHECK(config_error(ve_discrete).empty());
 }

@@ -1,9 +1,10 @@
 // TorchScript score models (models/torchscript_score.hpp), built only with LibTorch. The modules are written before
 // this test by tests/data/make_torchscript_fixtures.py (a ctest fixture, Debian's python3-torch) into the directory
 // SCORESDE_TORCHSCRIPT_DIR, with PyTorch's own evaluation in expected.json. Checked: scores against PyTorch for
-// every parameterisation and both float types, divergences and JVPs against finite differences, every sampler,
-// the same samples for any --threads, the command line (sample, likelihood, evaluate-score, study) and broken
-// modules as named errors with exit status 2.
+// every parameterisation and both float types and for an image-shaped (n, C, H, W) module, divergences and JVPs
+// against finite differences, every sampler, the same samples for any --threads, modules on DDPM steps under a
+// discrete schedule (the time input against DPM-Solver's model_wrapper, sampling against the exact score), the
+// command line (sample, likelihood, evaluate-score, study) and broken modules as named errors with exit status 2.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 
 #include "cli_helpers.hpp"
 #include "core/errors.hpp"
+#include "core/npy.hpp"
 #include "core/sde.hpp"
 #include "models/score_factory.hpp"
 #include "sampler_cases.hpp"
@@ -72,7 +74,7 @@ Opened open(const std::string& name) {
 }  // namespace
 
 TEST_CASE("torchscript: scores match PyTorch's evaluation for each parameterisation and float type") {
-  for (const auto* name : {"noise_vp.pt", "data_ve.pt", "v_vp.pt", "scaled_ve_traced.pt"}) {
+  for (const auto* name : {"noise_vp.pt", "data_ve.pt", "v_vp.pt", "scaled_ve_traced.pt", "conv_image.pt"}) {
     CAPTURE(name);
     const auto& e = expected()[name];
     const Opened o = open(name);
@@ -115,7 +117,7 @@ TEST_CASE("torchscript: metadata gives the SDE, the scaling and the parameterisa
 }
 
 TEST_CASE("torchscript: divergence and JVPs agree with finite differences") {
-  for (const auto* name : {"data_ve.pt", "v_vp.pt"}) {  // float64 modules
+  for (const auto* name : {"data_ve.pt", "v_vp.pt", "gauss_ddpm_index.pt"}) {  // float64 modules
     CAPTURE(name);
     const Opened o = open(name);
     const Index d = o.model->dim(), n = 5;
@@ -271,5 +273,259 @@ TEST_CASE("torchscript: broken modules and impossible declarations are named err
     CHECK(r.code == 2);
     for (const auto& needle : c.needles) check_contains(r.err, needle);
     CHECK(!fs::exists(dir.file("bad.npy")));
+  }
+}
+
+namespace {
+
+const nlohmann::json& dpm_solver_discrete() {
+  static const nlohmann::json j = [] {
+    const char* dir = std::getenv("SCORESDE_SOURCE_DIR");
+    std::ifstream in(std::string(dir ? dir : ".") + "/tests/data/golden/discrete_schedule.json");
+    REQUIRE(in.good());
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("torchscript: the index time input is DPM-Solver's model_wrapper time, (t - 1/N) 1000 for N = 1000") {
+  // echo_index.pt returns its time input; read as a data prediction, the score at x = 0 is alpha o / sigma^2.
+  const Opened o = open("echo_index.pt");
+  const auto& golden = dpm_solver_discrete()["schedules"]["ddpm_linear_1000"];
+  REQUIRE(o.source->trained_sde()->alphas_cumprod == golden["alphas_cumprod"].get<std::vector<double>>());
+  REQUIRE(o.source->recorded_time_input() == TimeInput::index);
+  const auto times = golden["times"].get<std::vector<double>>();
+  const Index n = static_cast<Index>(times.size());
+  const Matrix x = Matrix::Zero(2, n);
+  Vector t(n);
+  for (Index j = 0; j < n; ++j) t(j) = times[j];
+  Matrix s(2, n);
+  o.model->score(x, t, s);
+  for (Index j = 0; j < n; ++j) {
+    CAPTURE(t(j));
+    const double sigma = o.sde->sigma(t(j)), got = s(0, j) * sigma * sigma / o.sde->alpha(t(j));
+    const double want = golden["model_input"][j];
+    CHECK(std::abs(got - want) <= 1e-12 * std::max(1.0, std::abs(want)));
+  }
+}
+
+TEST_CASE("torchscript: log_sigma and sigma time inputs are log sigma_t and sigma_t / alpha_t") {
+  for (const auto& [input, name] :
+       {std::pair{TimeInput::log_sigma, "log_sigma"}, std::pair{TimeInput::sigma, "sigma"}}) {
+    CAPTURE(name);
+    auto spec = ScoreSpec::file(fixture("echo_index.pt"));
+    spec.time_input = input;
+    const auto source = open_score(spec);
+    const auto sde = make_sde(*source->trained_sde());
+    const auto model = source->make(*sde);
+    const Vector t = Vector::LinSpaced(5, 0.01, 0.95);
+    Matrix s(2, 5);
+    model->score(Matrix::Zero(2, 5), t, s);
+    for (Index j = 0; j < 5; ++j) {
+      const double sigma = sde->sigma(t(j)), got = s(1, j) * sigma * sigma / sde->alpha(t(j));
+      const double want = input == TimeInput::sigma ? sde->sigma_tilde(t(j)) : std::log(sigma);
+      CHECK(std::abs(got - want) <= 1e-12 * std::max(1.0, std::abs(want)));
+    }
+  }
+  // index needs a discrete schedule.
+  const auto source = open_score(ScoreSpec::file(fixture("echo_index.pt")));
+  const auto linear = make_sde(SdeOptions{});
+  CHECK_THROWS_WITH_AS(source->make(*linear), doctest::Contains("--time-input = index"), ConfigError);
+}
+
+TEST_CASE("torchscript: a module on DDPM steps samples as the exact score under the same discrete schedule") {
+  // gauss_*_index.pt compute the exact noise prediction of N(mu, s^2 I) (gaussian.json) from the DDPM step alone;
+  // scoresde's exact score of that Gaussian under the same discrete SDE must give the same samples: the two differ
+  // by the rounding of two evaluations of the same interpolation (~1e-15 in the score), which the samplers carry
+  // to the end with a gain of O(1)-O(100). Tolerance 1e-9.
+  const auto exact = open_score(ScoreSpec::exact(fixture("gaussian.json")));
+  for (const auto* name : {"gauss_ddpm_index.pt", "gauss_short_index.pt"}) {
+    CAPTURE(name);
+    const Opened o = open(name);
+    CHECK(o.sde->options().schedule == VpSchedule::discrete);
+    CHECK(o.sde->default_eps() == 1.0 / static_cast<double>(o.sde->options().alphas_cumprod.size()));
+    const auto reference = exact->make(*o.sde);
+    // The scores first, on [0, 1] (below 1/N too, where both run the segment from alpha_0 = 1).
+    const Index n = 40;
+    Matrix x = 2.0 * Matrix::Random(2, n);
+    Vector t = Vector::LinSpaced(n, 1e-4, 1.0);
+    Matrix got(2, n), want(2, n);
+    o.model->score(x, t, got);
+    reference->score(x, t, want);
+    for (Index j = 0; j < n; ++j) CHECK((got.col(j) - want.col(j)).norm() <= 1e-12 * (1 + want.col(j).norm()));
+    for (const auto* sampler : {"euler_maruyama", "ode", "dpm_solver", "dpmpp_2m"}) {
+      CAPTURE(sampler);
+      SamplerOptions options;
+      options.sampler = sampler;
+      options.steps = 25;
+      options.time_grid = "logsnr";
+      options.seed = 11;
+      options.validate(*o.sde);
+      const auto a = sample(*o.sde, *o.model, options, 50);
+      const auto b = sample(*o.sde, *reference, options, 50);
+      CHECK(a.samples.allFinite());
+      CHECK((a.samples - b.samples).cwiseAbs().maxCoeff() <= 1e-9);
+    }
+  }
+}
+
+TEST_CASE("torchscript: image-shaped modules, their divergence, samplers, and a shape they refuse") {
+  const Opened o = open("conv_image.pt");
+  CHECK(o.model->dim() == 32);
+  const Index n = 3;
+  Matrix x = Matrix::Random(32, n), v = Matrix::Random(32, n);
+  const Vector t = Vector::LinSpaced(n, 0.2, 0.8);
+  Matrix s(32, n), s2(32, n), jv(32, n), sp(32, n), sm(32, n);
+  Vector div(n);
+  o.model->score_and_divergence(x, t, s, div);
+  o.model->score_and_jvp(x, t, v, s2, jv);
+  CHECK((s - s2).norm() <= 1e-12 * s.norm());
+  // A float32 module: central differences with h = 1e-2 (truncation ~h^2 against float32 rounding ~1e-7 / h).
+  const double h = 1e-2;
+  o.model->score(x + h * v, t, sp);
+  o.model->score(x - h * v, t, sm);
+  CHECK((jv - (sp - sm) / (2 * h)).norm() <= 1e-3 * jv.norm());
+  Vector fd = Vector::Zero(n);
+  for (Index i = 0; i < 32; ++i) {
+    Matrix e = Matrix::Zero(32, n);
+    e.row(i).setOnes();
+    o.model->score(x + h * e, t, sp);
+    o.model->score(x - h * e, t, sm);
+    fd += ((sp - sm) / (2 * h)).row(i).transpose();
+  }
+  CHECK((div - fd).norm() <= 1e-3 * div.norm());
+  // Outputs written into a strided block of a larger matrix.
+  Matrix big = Matrix::Zero(40, n);
+  o.model->score(x, t, big.topRows(32));
+  CHECK((big.topRows(32) - s).norm() <= 1e-12 * s.norm());
+  CHECK(big.bottomRows(8).norm() == 0.0);
+  // In place: out is x.
+  Matrix inplace = x;
+  o.model->score(inplace, t, inplace);
+  CHECK((inplace - s).norm() <= 1e-12 * s.norm());
+  for (const auto* sampler : {"euler_maruyama", "ddim", "unipc"}) {
+    SamplerOptions options;
+    options.sampler = sampler;
+    options.steps = 5;
+    options.validate(*o.sde);
+    CHECK(sample(*o.sde, *o.model, options, 7).samples.allFinite());
+  }
+  TempDir dir("torchscript-image");
+  Result r = run({"sample", "--model", fixture("conv_image.pt"), "--steps", "4", "-n", "5", "--out", dir.file("i.npy"),
+                  "--quiet"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  r = run({"sample", "--model", fixture("conv_image_wrong.pt"), "--steps", "4", "-n", "5", "--out", dir.file("w.npy")});
+  CHECK(r.code == 2);
+  check_contains(r.err, "conv_image_wrong.pt");
+  check_contains(r.err, "forward(x, t)");
+  r = run({"sample", "--model", fixture("bad_shape_meta.pt"), "--steps", "4", "-n", "5", "--out", dir.file("b.npy")});
+  CHECK(r.code == 2);
+  check_contains(r.err, "\"shape\"");
+}
+
+TEST_CASE("torchscript: a discrete-schedule module from the command line; its SDE and time input in the record") {
+  TempDir dir("torchscript-discrete");
+  const std::string out = dir.file("s.npy");
+  Result r = run({"sample", "--model", fixture("gauss_ddpm_index.pt"), "--sampler", "dpmpp_2m", "--time-grid", "logsnr",
+                  "--steps", "10", "-n", "6", "--out", out, "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  std::ifstream in(out + ".json");
+  const auto meta = nlohmann::json::parse(in);
+  const std::string text = meta.dump();
+  CHECK(text.find("\"time-input\":\"index\"") != std::string::npos);
+  CHECK(text.find("\"schedule\":\"discrete\"") != std::string::npos);
+  CHECK(text.find("\"alphas-cumprod\":[") != std::string::npos);
+  // The exact score under the same schedule from its file gives the same samples.
+  r = run({"sample",
+           "--data",
+           fixture("gaussian.json"),
+           "--sde",
+           "vp",
+           "--schedule",
+           "discrete",
+           "--alphas-cumprod",
+           fixture("ddpm_alphas_cumprod.txt"),
+           "--sampler",
+           "dpmpp_2m",
+           "--time-grid",
+           "logsnr",
+           "--steps",
+           "10",
+           "-n",
+           "6",
+           "--out",
+           dir.file("e.npy"),
+           "--quiet"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK((read_samples_npy(out) - read_samples_npy(dir.file("e.npy"))).cwiseAbs().maxCoeff() <= 1e-9);
+  // Overriding the time input is a warning; index under another schedule a named error.
+  r = run({"sample", "--model", fixture("gauss_ddpm_index.pt"), "--time-input", "t", "--steps", "3", "-n", "2", "--out",
+           dir.file("o.npy"), "--quiet"});
+  CHECK(r.code == 0);
+  check_contains(r.err, "--time-input = t overrides what the model declares (index)");
+  r = run({"sample", "--model", fixture("gauss_ddpm_index.pt"), "--schedule", "linear", "--steps", "3", "-n", "2",
+           "--out", dir.file("l.npy")});
+  CHECK(r.code == 2);
+  check_contains(r.err, "--time-input = index");
+  r = run({"sample", "--data", "eight_gaussians", "--time-input", "index", "--steps", "3", "-n", "2", "--out",
+           dir.file("x.npy")});
+  CHECK(r.code == 2);
+  check_contains(r.err, "--time-input");
+  r = run({"likelihood", "--model", fixture("gauss_ddpm_index.pt"), "--points", fixture("gaussian.json"), "-n", "4",
+           "--out", dir.file("ll.npy")});
+  INFO(r.err);
+  CHECK(r.code == 0);
+}
+
+TEST_CASE("torchscript: scoresde's MLP converts both ways (scripts/scoresde_torch.py) and samples the same") {
+  // A checkpoint of `scoresde train` -> an equivalent TorchScript module -> a checkpoint again. The module samples
+  // as the checkpoint to float32 rounding: LibTorch's and scoresde's float32 kernels differ in the last bits
+  // (~1e-7 relative per evaluation), carried to the end by a few tens of steps: 1e-5 relative. The round trip
+  // back to a checkpoint is exact (float32 weights, float64 frequencies): the same samples bit for bit.
+  TempDir dir("torchscript-convert");
+  const char* source_dir = std::getenv("SCORESDE_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);
+  const std::string script = std::string(source_dir) + "/scripts/scoresde_torch.py";
+  struct Net {
+    std::string name;
+    std::vector<std::string> train;
+  };
+  const std::vector<Net> nets = {
+      {"fourier_t", {"--data", "two_moons", "--width", "32", "--depth", "2"}},
+      {"raw_logsigma_f64_ve",
+       {"--data", "eight_gaussians", "--sde", "ve", "--width", "24", "--depth", "2", "--time-embedding", "raw",
+        "--time-input", "log_sigma", "--precision", "float64"}},
+  };
+  for (const auto& net : nets) {
+    CAPTURE(net.name);
+    const std::string ckpt = dir.file(net.name + ".ckpt"), pt = dir.file(net.name + ".pt"),
+                      back = dir.file(net.name + "_back.ckpt");
+    std::vector<std::string> train = {"train", "--iterations", "200", "--batch-size", "64", "--out", ckpt, "--quiet"};
+    train.insert(train.end(), net.train.begin(), net.train.end());
+    Result r = run(train);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    REQUIRE(std::system(fmt::format("/usr/bin/python3 {} ckpt-to-pt {} {} >/dev/null", script, ckpt, pt).c_str()) == 0);
+    REQUIRE(std::system(fmt::format("/usr/bin/python3 {} pt-to-ckpt {} {} >/dev/null", script, pt, back).c_str()) == 0);
+    for (const auto* sampler : {"euler_maruyama", "dpmpp_2m"}) {
+      CAPTURE(sampler);
+      std::vector<Matrix> samples;
+      for (const auto& model : {ckpt, pt, back}) {
+        const std::string out = dir.file("s.npy");
+        r = run({"sample", "--model", model, "--sampler", sampler, "--steps", "30", "-n", "64", "--seed", "3", "--out",
+                 out, "--quiet"});
+        INFO(r.err);
+        REQUIRE(r.code == 0);
+        samples.push_back(read_samples_npy(out));
+      }
+      const double scale = std::max(1.0, samples[0].cwiseAbs().maxCoeff());
+      CHECK((samples[1] - samples[0]).cwiseAbs().maxCoeff() <= 1e-5 * scale);
+      CHECK(samples[2] == samples[0]);
+    }
   }
 }

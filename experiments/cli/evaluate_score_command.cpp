@@ -61,6 +61,7 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
       ("model", po::value<std::string>(),
        "MODEL.ckpt from scoresde train, WEIGHTS.npz with --parameterization and the SDE options, or a TorchScript FILE.pt")
       ("parameterization", po::value<std::string>(), "for .npz models: noise or scaled_score; for .pt models also data or v (default: what the file declares)")
+      ("time-input", po::value<std::string>(), "for .pt models: t, log_sigma, sigma or index (default: what the file declares, else t)")
       ("data", po::value<std::string>(),
        "eight_gaussians, gaussian or FILE.json (default: the model's training data)")
       ("dim", po::value<Index>()->default_value(0), "dimension for gaussian")
@@ -83,6 +84,7 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
   ScoreSpec spec = ScoreSpec::file(path, vm["weights"].as<std::string>());
   if (vm.count("parameterization"))
     spec.parameterization = parameterization_from_string(vm["parameterization"].as<std::string>());
+  if (vm.count("time-input")) spec.time_input = time_input_from_string(vm["time-input"].as<std::string>());
   const auto source = open_score(spec);
   // The SDE the checkpoint records; for an .npz, the command line's.
   const auto sde = make_sde(source->trained_sde().value_or(cli_sde));

@@ -17,6 +17,10 @@ void add_model_options(po::options_description& group, const std::string& model_
        "--model FILE.npz or FILE.pt: how to read the network output: noise (score = -output / sigma_t; default "
        "for vp, subvp) or scaled_score (score = output / sigma_t; default for ve); for FILE.pt also data (x_0 "
        "prediction) and v (vp only), and by default what the file declares")
+      ("time-input", po::value<std::string>(),
+       "--model FILE.pt: what the module's time argument is: t (the SDE's time), log_sigma (log sigma_t), sigma "
+       "(sigma~_t = sigma_t / alpha_t, EDM's) or index (the DDPM step (t - 1/N) N of --schedule discrete); by "
+       "default what the file declares, else t")
       ("weights", po::value<std::string>()->default_value("ema"),
        "--model checkpoint: ema (default) or raw weights");
   // clang-format on
@@ -28,6 +32,7 @@ void LoadedModel::record(nlohmann::ordered_json& resolved) const {
   if (torchscript) {
     const auto p = spec.parameterization ? spec.parameterization : source->recorded_parameterization();
     if (p) resolved["parameterization"] = to_string(*p);
+    resolved["time-input"] = to_string(spec.time_input.value_or(source->recorded_time_input().value_or(TimeInput::t)));
   }
   resolved["weights"] = spec.weights;
 }
@@ -36,6 +41,7 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
                                            const std::string& command, std::ostream& err) {
   if (!vm.count("model")) {
     if (vm.count("parameterization")) throw ConfigError("--parameterization: only with --model FILE.npz or FILE.pt");
+    if (vm.count("time-input")) throw ConfigError("--time-input: only with --model FILE.pt");
     return std::nullopt;
   }
   LoadedModel m;
@@ -52,6 +58,10 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
     throw ConfigError(fmt::format("--weights = {}: choose ema or raw", m.spec.weights));
   if (vm.count("parameterization"))
     m.spec.parameterization = parameterization_from_string(vm["parameterization"].as<std::string>());
+  if (vm.count("time-input")) {
+    if (!m.torchscript) throw ConfigError(fmt::format("--time-input: only with --model FILE.pt, not {}", m.path));
+    m.spec.time_input = time_input_from_string(vm["time-input"].as<std::string>());
+  }
   try {
     m.source = open_score(m.spec);
   } catch (const InputError& e) {
@@ -63,6 +73,10 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
     if (m.spec.parameterization && recorded && *m.spec.parameterization != *recorded)
       err << fmt::format("scoresde {}: warning: --parameterization = {} overrides what the model declares ({})\n",
                          command, to_string(*m.spec.parameterization), to_string(*recorded));
+    const auto recorded_time = m.source->recorded_time_input();
+    if (m.spec.time_input && recorded_time && *m.spec.time_input != *recorded_time)
+      err << fmt::format("scoresde {}: warning: --time-input = {} overrides what the model declares ({})\n", command,
+                         to_string(*m.spec.time_input), to_string(*recorded_time));
     if (!m.spec.parameterization && !recorded)
       throw ConfigError(fmt::format(
           "--parameterization: the TorchScript model {} declares none; give noise, scaled_score, data or v", m.path));
@@ -80,8 +94,12 @@ std::optional<LoadedModel> load_model_from(const po::variables_map& vm, const Sd
     for (const auto& spec : sde_option_table()) {
       if (!given(vm, spec.key)) continue;
       spec.set(merged, spec.text(cli_sde));
-      if (cli_values[spec.key] != trained_values[spec.key]) overrides.push_back(spec.display_name());
+      if (cli_values.value(spec.key, nlohmann::ordered_json()) !=
+          trained_values.value(spec.key, nlohmann::ordered_json()))
+        overrides.push_back(spec.display_name());
     }
+    // A schedule other than discrete given over a discrete one drops its alphas_cumprod.
+    if (merged.schedule != VpSchedule::discrete && !given(vm, "alphas-cumprod")) merged.alphas_cumprod.clear();
     merged.validate();
     if (!overrides.empty())
       err << fmt::format("scoresde {}: warning: {} override the SDE the model was trained with ({})\n", command,

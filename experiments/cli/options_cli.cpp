@@ -178,7 +178,9 @@ std::string command_line(const std::string& subcommand, const nlohmann::ordered_
     const auto& v = it.value();
     if (v.is_null()) continue;
     const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
-    cmd += fmt::format(" --{} {}", it.key(), text);
+    // Single quotes around a value the shell would change (an array's brackets: the discrete schedule's values).
+    const bool special = text.find_first_of(" \t\"$`!*?[](){}<>|&;#~\\") != std::string::npos;
+    cmd += fmt::format(" --{} {}", it.key(), special && text.find('\'') == std::string::npos ? "'" + text + "'" : text);
   }
   return cmd;
 }

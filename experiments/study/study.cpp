@@ -484,7 +484,8 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
         if (!is_exact_score(score)) {
           // A trained model brings its SDE: it runs under that SDE only, with the parameters it was trained with.
           // (A TorchScript module that declares none runs under each SDE of the study.)
-          const auto& trained = score_file_source(score)->trained_sde();
+          const auto source = score_file_source(score);  // kept: trained refers into it
+          const auto& trained = source->trained_sde();
           if (trained) {
             if (trained->kind != so.kind) {
               if (skipped)
