@@ -27,6 +27,8 @@ std::unique_ptr<Predictor> make_dpm_solver(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_2s(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_2m(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_3m(const SamplerOptions&);
+std::unique_ptr<Predictor> make_ggf(const SamplerOptions&);
+std::unique_ptr<Predictor> make_sra(const SamplerOptions&);
 
 const std::vector<PredictorEntry>& predictor_registry() {
   static const std::vector<PredictorEntry> registry = {
@@ -44,6 +46,8 @@ const std::vector<PredictorEntry>& predictor_registry() {
       {"dpmpp_3m", make_dpmpp_3m},
       {"unipc", make_unipc},
       {"deis", make_deis},
+      {"ggf", make_ggf, true},
+      {"sra", make_sra},
   };
   return registry;
 }
