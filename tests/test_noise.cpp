@@ -466,6 +466,22 @@ TEST_CASE("independent noise: increment k is sqrt(t - t_next) z keyed by (sample
   CHECK((scaled - ratio * x0).cwiseAbs().maxCoeff() <= 4 * eps * x0.cwiseAbs().maxCoeff());
   const double h = 0.04, n = static_cast<double>(d * cols);
   for (const Matrix* m : {&x0, &x1}) {
+    const Eigen::ArrayXd x = m->reshaped().array();
+    CHECK(std::abs(x.mean()) <= 5 * std::sqrt(h / n));                   // SE sqrt(h / n)
+    CHECK(std::abs(x.square().mean() - h) <= 5 * h * std::sqrt(2 / n));  // SE h sqrt(2 / n)
+  }
+  // Steps 0 and 1 are independent draws: correlation SE 1/sqrt(n); 5 SE.
+  CHECK(std::abs((x0.array() * x1.array()).mean() / h) <= 5 / std::sqrt(n));
+  // Each step draws fresh numbers, so over the same grid the tree and the independent source differ, and the
+  // independent source's increments do not telescope: a coarse step is not the sum of its sub-steps.
+  auto coarse = make_brownian_path(NoiseKind::independent, 9, 1.0, 0, d, 1);
+  auto fine = make_brownian_path(NoiseKind::independent, 9, 1.0, 0, d, 1);
+  Matrix c(d, 1), f0(d, 1), f1(d, 1);
+  coarse->increment(0, 1.0, 0.5, c);
+  fine->increment(0, 1.0, 0.75, f0);
+  fine->increment(1, 0.75, 0.5, f1);
+  CHECK((c - f0 - f1).cwiseAbs().maxCoeff() > 1e-6);
+}
 
 namespace {
 // The (increment, area) pairs of a walk over a grid (times decreasing).
@@ -620,20 +636,4 @@ TEST_CASE("tree streams: stream 1 is another path of the same sample, with the s
   const double h = 0.75, n = static_cast<double>(d * cols);
   CHECK(std::abs(b.reshaped().array().square().mean() - h) <= 5 * h * std::sqrt(2 / n));
   CHECK(std::abs((a.array() * b.array()).mean() / h) <= 5 / std::sqrt(n));
-}
-    const Eigen::ArrayXd x = m->reshaped().array();
-    CHECK(std::abs(x.mean()) <= 5 * std::sqrt(h / n));                   // SE sqrt(h / n)
-    CHECK(std::abs(x.square().mean() - h) <= 5 * h * std::sqrt(2 / n));  // SE h sqrt(2 / n)
-  }
-  // Steps 0 and 1 are independent draws: correlation SE 1/sqrt(n); 5 SE.
-  CHECK(std::abs((x0.array() * x1.array()).mean() / h) <= 5 / std::sqrt(n));
-  // Each step draws fresh numbers, so over the same grid the tree and the independent source differ, and the
-  // independent source's increments do not telescope: a coarse step is not the sum of its sub-steps.
-  auto coarse = make_brownian_path(NoiseKind::independent, 9, 1.0, 0, d, 1);
-  auto fine = make_brownian_path(NoiseKind::independent, 9, 1.0, 0, d, 1);
-  Matrix c(d, 1), f0(d, 1), f1(d, 1);
-  coarse->increment(0, 1.0, 0.5, c);
-  fine->increment(0, 1.0, 0.75, f0);
-  fine->increment(1, 0.75, 0.5, f1);
-  CHECK((c - f0 - f1).cwiseAbs().maxCoeff() > 1e-6);
 }
