@@ -81,7 +81,47 @@ TEST_CASE("strong order: error against a fine solution on the same Brownian path
       const double p = slope(hs, errors);
       MESSAGE(fmt::format("{} {}: strong errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label, sde->name(),
                           errors[0], errors[1], errors[2], errors[3], p));
-      // shared/ORACLES.md: slope within about 0.2 of the declared order.
+      // shared/ORACLES.md: slope within about 0.2 of the declared order. A method of order above 1 may converge
+      // faster on this linear drift (sra: slope about 2 here, its order-1.5 error terms vanishing for an affine
+      // score): the mixture test below measures its order.
+      if (c.strong_order > 1)
+        CHECK(p > c.strong_order - 0.2);
+      else
+        CHECK(std::abs(p - c.strong_order) < 0.2);
+    }
+  }
+}
+
+TEST_CASE("strong order above 1: error against a much finer solution on the same path, on a Gaussian mixture") {
+  // eight_gaussians: a score that is not affine, so no order-1.5 error term cancels. The error is the mean over
+  // samples of |x - x_ref| rather than the RMS: a sample that a small error sends to another mode costs O(1) with a
+  // probability proportional to the error, which the mean keeps at the method's order while the RMS would see its
+  // square root.
+  const auto mixture = load_data("eight_gaussians", 0);
+  for (const auto& so : sdes_under_test()) {
+    const auto sde = make_sde(so);
+    const MixtureScore model(mixture, *sde);
+    for (auto c : predictor_cases()) {
+      if (c.strong_order <= 1) continue;
+      CAPTURE(c.label);
+      CAPTURE(sde->name());
+      c.options.noise = NoiseKind::brownian_tree;
+      c.options.denoise = false;
+      c.options.seed = 3;
+      c.options.threads = 2;
+      const Index n = 512;
+      c.options.steps = 16384;
+      const Matrix reference = sample(*sde, model, c.options, n).samples;
+      std::vector<double> hs, errors;
+      for (int steps : {64, 128, 256, 512}) {
+        c.options.steps = steps;
+        const Matrix x = sample(*sde, model, c.options, n).samples;
+        hs.push_back(1.0 / steps);
+        errors.push_back((x - reference).colwise().norm().mean());
+      }
+      const double p = slope(hs, errors);
+      MESSAGE(fmt::format("{} {} (eight_gaussians): strong errors {:.3e} {:.3e} {:.3e} {:.3e}, slope {:.2f}", c.label,
+                          sde->name(), errors[0], errors[1], errors[2], errors[3], p));
       CHECK(std::abs(p - c.strong_order) < 0.2);
     }
   }
@@ -183,8 +223,9 @@ TEST_CASE("weak order: the exact output law on Gaussian data against the exact r
       const Vector mean = sde->alpha(eps) * mu - sde->alpha(T) * mu * ratio * decay;
       const double var = v(eps) + (p2 - v(T)) * ratio * ratio * decay * decay;
       std::vector<double> hs, errors;
+      // Under VE (sigma_max 10) order-1 methods reach their asymptotic range only beyond about 100 steps.
       const std::vector<int> counts =
-          c.weak_order >= 2 ? std::vector<int>{16, 32, 64, 128} : std::vector<int>{32, 64, 128, 256};
+          c.weak_order >= 2 ? std::vector<int>{32, 64, 128, 256} : std::vector<int>{128, 256, 512, 1024};
       for (int N : counts) {
         std::vector<double> grid(N + 1);
         for (int k = 0; k <= N; ++k) grid[k] = T + k * (eps - T) / N;
