@@ -216,10 +216,152 @@ class IndependentPath final : public BrownianPath {
                         static_cast<std::uint64_t>(part), out);
     flat(out) *= std::sqrt(t - t_next);
   }
+  void increment_and_area(Index step, double t, double t_next, MatrixRef dw, MatrixRef area) override {
+    increment(step, t, t_next, dw, 0);
+    rng_.normal_columns(static_cast<std::uint64_t>(first_), static_cast<std::uint64_t>(step), independent_area_substep,
+                        area);
+    flat(area) *= std::sqrt((t - t_next) / 12.0);
+  }
 
  private:
   CounterRng rng_;
   Index first_;
+};
+
+// The sub-step counters of one family (stream) of trees: stream 0 is the tree of --noise brownian_tree, whose
+// counters 0 (W(T)) and 1 (midpoints) predate the others.
+struct TreeKeys {
+  explicit TreeKeys(std::uint32_t stream)
+      : root_w(8ull * stream),
+        midpoint_w(8ull * stream + 1),
+        midpoint_wh(8ull * stream + 2),
+        root_h(8ull * stream + 3) {}
+  std::uint64_t root_w, midpoint_w, midpoint_wh, root_h;
+};
+
+// A virtual Brownian tree that carries the space-time Levy area (Foster, Lyons & Oberhauser, "The shifted ODE
+// method for underdamped Langevin MCMC", 2021, and diffrax's VirtualBrownianTree with SpaceTimeLevyArea). Node
+// [a, b], h = b - a, holds w = W(b) - W(a) and the forward-time area A = (1/h) int_a^b (W(u) - W(a) - (u - a) w / h)
+// du ~ N(0, h/12). Its midpoint and its halves' areas given (w, A) (docs/reproducibility.md derives them):
+//   W(m) - W(a) = w/2 + 3/2 A + sqrt(h)/4 Z1,
+//   A_left = A/4 - sqrt(h)/8 Z1 + sqrt(h/48) Z2,   A_right = A/4 - sqrt(h)/8 Z1 - sqrt(h/48) Z2,
+// with Z1, Z2 keyed by the node's heap number; W(T) is the first tree's, A(root) = sqrt(T/12) Z. The walk also
+// carries I(a) = int_0^a W(u) du, so that a query returns W(t) and I(t) and a step's pair follows from its ends:
+// sums over sub-steps telescope. Within a leaf the path is W(a) + u w + 6 A u (1 - u), u = (t - a)/h: the
+// parabola with the leaf's increment and area.
+class AreaTree {
+ public:
+  AreaTree(const CounterRng& rng, double T, Index first, Index dim, Index cols, TreeKeys keys)
+      : rng_(rng),
+        T_(T),
+        first_(static_cast<std::uint64_t>(first)),
+        keys_(keys),
+        levels_(brownian_tree_depth + 1,
+                Level{0, 0, 0, Matrix(dim, cols), Matrix(dim, cols), Matrix(dim, cols), Matrix(dim, cols)}),
+        z_(2 * dim, cols),
+        wm_(dim, cols),
+        left_area_(dim, cols),
+        cached_w_(dim, cols),
+        cached_i_(dim, cols),
+        next_w_(dim, cols),
+        next_i_(dim, cols) {}
+
+  void increment_and_area(double t, double t_next, MatrixRef dw, MatrixRef area) {
+    if (t != cached_t_) evaluate(t, cached_w_, cached_i_);
+    evaluate(t_next, next_w_, next_i_);
+    const double h = t - t_next;
+    flat(dw) = flat(cached_w_) - flat(next_w_);
+    flat(area) = 0.5 * (flat(cached_w_) + flat(next_w_)) - (flat(cached_i_) - flat(next_i_)) / h;
+    cached_w_.swap(next_w_);
+    cached_i_.swap(next_i_);
+    cached_t_ = t_next;
+  }
+
+ private:
+  struct Level {
+    double a, b;
+    std::uint64_t node;
+    Matrix wa, wb, area, ia;  // W(a), W(b), the node's area A, I(a)
+  };
+
+  void evaluate(double t, Matrix& w, Matrix& integral) {
+    if (t <= 0.0) {
+      w.setZero();
+      integral.setZero();
+      return;
+    }
+    int l = walked_ - 1;
+    while (l > 0 && !(levels_[l].a <= t && t < levels_[l].b)) --l;
+    if (l < 0) {
+      Level& root = levels_[0];
+      root.a = 0.0;
+      root.b = T_;
+      root.node = 1;
+      root.wa.setZero();
+      root.ia.setZero();
+      rng_.normal_columns(first_, 1, keys_.root_w, root.wb);
+      flat(root.wb) *= std::sqrt(T_);
+      rng_.normal_columns(first_, 1, keys_.root_h, root.area);
+      flat(root.area) *= std::sqrt(T_ / 12.0);
+      l = 0;
+    }
+    const Index d = w.rows();
+    for (; l < brownian_tree_depth && t < levels_[l].b && t != levels_[l].a; ++l) {
+      const Level& up = levels_[l];
+      Level& down = levels_[l + 1];
+      const double h = up.b - up.a, mid = 0.5 * (up.a + up.b), rh = std::sqrt(h);
+      rng_.normal_columns(first_, up.node, keys_.midpoint_wh, z_);
+      const auto z1 = z_.topRows(d).array(), z2 = z_.bottomRows(d).array();
+      const auto wa = up.wa.array(), wb = up.wb.array(), A = up.area.array();
+      // W(m), then the half that holds t: its ends, its area and I at its left end.
+      wm_.array() = 0.5 * (wa + wb) + 1.5 * A + (0.25 * rh) * z1;
+      const auto wm = wm_.array();
+      if (t < mid) {
+        down.a = up.a;
+        down.b = mid;
+        down.node = 2 * up.node;
+        down.area.array() = 0.25 * A - (0.125 * rh) * z1 + std::sqrt(h / 48.0) * z2;
+        down.wa = up.wa;
+        down.ia = up.ia;
+        down.wb.array() = wm;
+      } else {
+        left_area_.array() = 0.25 * A - (0.125 * rh) * z1 + std::sqrt(h / 48.0) * z2;
+        const auto left_area = left_area_.array();
+        down.a = mid;
+        down.b = up.b;
+        down.node = 2 * up.node + 1;
+        down.area.array() = 0.25 * A - (0.125 * rh) * z1 - std::sqrt(h / 48.0) * z2;
+        down.ia.array() = up.ia.array() + (0.5 * h) * (0.5 * (wa + wm) + left_area);
+        down.wb = up.wb;
+        down.wa.array() = wm;
+      }
+    }
+    walked_ = l + 1;
+    const Level& leaf = levels_[l];
+    const double h = leaf.b - leaf.a;
+    if (t == leaf.a) {
+      w = leaf.wa;
+      integral = leaf.ia;
+      return;
+    }
+    const double u = t >= leaf.b ? 1.0 : (t - leaf.a) / h;
+    const auto wa = leaf.wa.array(), wb = leaf.wb.array(), A = leaf.area.array();
+    const auto dw = wb - wa;
+    w.array() = wa + u * dw + (6.0 * u * (1.0 - u)) * A;
+    integral.array() =
+        leaf.ia.array() + (h * u) * wa + (0.5 * h * u * u) * dw + (6.0 * h * u * u * (0.5 - u / 3.0)) * A;
+  }
+
+  const CounterRng& rng_;
+  double T_;
+  std::uint64_t first_;
+  TreeKeys keys_;
+  std::vector<Level> levels_;  // levels_[0, walked_) hold the last walk
+  int walked_ = 0;
+  Matrix z_;  // Z1 over Z2
+  Matrix wm_, left_area_;
+  double cached_t_ = -1.0;
+  Matrix cached_w_, cached_i_, next_w_, next_i_;
 };
 
 // Virtual Brownian tree (Gaines & Lyons 1997; Li et al., "Scalable gradients for SDEs", AISTATS 2020, sec.
@@ -229,10 +371,11 @@ class IndependentPath final : public BrownianPath {
 // and each level is one batched draw for the whole chunk.
 class BrownianTreePath final : public BrownianPath {
  public:
-  BrownianTreePath(std::uint64_t seed, double T, Index first, Index dim, Index cols)
+  BrownianTreePath(std::uint64_t seed, double T, Index first, Index dim, Index cols, std::uint32_t stream)
       : rng_(seed, NoisePurpose::brownian),
         T_(T),
         first_(first),
+        keys_(stream),
         levels_(brownian_tree_depth + 1, Level{0.0, 0.0, 0, Matrix(dim, cols), Matrix(dim, cols)}),
         z_(dim, cols),
         cached_t_(-1.0),
@@ -246,6 +389,11 @@ class BrownianTreePath final : public BrownianPath {
     flat(out) = flat(cached_w_) - flat(next_w_);
     cached_w_.swap(next_w_);
     cached_t_ = t_next;
+  }
+
+  void increment_and_area(Index, double t, double t_next, MatrixRef dw, MatrixRef area) override {
+    if (!area_) area_ = std::make_unique<AreaTree>(rng_, T_, first_, z_.rows(), z_.cols(), keys_);
+    area_->increment_and_area(t, t_next, dw, area);
   }
 
  private:
@@ -274,7 +422,7 @@ class BrownianTreePath final : public BrownianPath {
       root.b = T_;
       root.node = 1;
       root.wa.setZero();
-      rng_.normal_columns(first, 1, 0, root.wb);
+      rng_.normal_columns(first, 1, keys_.root_w, root.wb);
       flat(root.wb) *= std::sqrt(T_);
       l = 0;
     }
@@ -282,7 +430,7 @@ class BrownianTreePath final : public BrownianPath {
       const Level& up = levels_[l];
       Level& down = levels_[l + 1];
       const double mid = 0.5 * (up.a + up.b);
-      rng_.normal_columns(first, up.node, 1, z_);
+      rng_.normal_columns(first, up.node, keys_.midpoint_w, z_);
       // The bridge's midpoint replaces the end of the half that does not hold t.
       Matrix& mid_w = t < mid ? down.wb : down.wa;
       flat(mid_w) = 0.5 * (flat(up.wa) + flat(up.wb)) + std::sqrt(0.25 * (up.b - up.a)) * flat(z_);
@@ -313,7 +461,9 @@ class BrownianTreePath final : public BrownianPath {
   CounterRng rng_;
   double T_;
   Index first_;
-  std::vector<Level> levels_;  // levels_[0, walked_) hold the last walk
+  TreeKeys keys_;
+  std::unique_ptr<AreaTree> area_;  // made on the first increment_and_area
+  std::vector<Level> levels_;       // levels_[0, walked_) hold the last walk
   int walked_ = 0;
   Matrix z_;
   double cached_t_;
@@ -322,10 +472,10 @@ class BrownianTreePath final : public BrownianPath {
 
 }  // namespace
 
-std::unique_ptr<BrownianPath> make_brownian_path(NoiseKind kind, std::uint64_t seed, double T, Index first,
-                                                 Index dim, Index cols) {
+std::unique_ptr<BrownianPath> make_brownian_path(NoiseKind kind, std::uint64_t seed, double T, Index first, Index dim,
+                                                 Index cols, std::uint32_t stream) {
   if (kind == NoiseKind::independent) return std::make_unique<IndependentPath>(seed, first);
-  return std::make_unique<BrownianTreePath>(seed, T, first, dim, cols);
+  return std::make_unique<BrownianTreePath>(seed, T, first, dim, cols, stream);
 }
 
 }  // namespace scoresde

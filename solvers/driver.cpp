@@ -37,7 +37,14 @@ class ChunkRun {
         observer_(observer) {}
 
   std::optional<ChunkFailure> run(StepContext& c, Matrix& x, Index valid) {
-    auto failure = predictor_ && predictor_->error_order() > 0 ? run_adaptive(c, x, valid) : run_grid(c, x, valid);
+    std::optional<ChunkFailure> failure;
+    if (!predictor_ || predictor_->error_order() == 0)
+      failure = run_grid(c, x, valid);
+    else if (predictor_->step_size_rule() == StepSizeRule::ggf)
+      failure = run_adaptive(c, x, valid, GgfStepController(c.sde.T()));
+    else
+      failure = run_adaptive(
+          c, x, valid, StepSizeController(static_cast<int>(predictor_->info().weak_order), predictor_->error_order()));
     if (failure || !denoise_to_zero_) return failure;
     // DPM-Solver's denoise_to_zero: the data prediction x0_hat = E[x_0 | x_{t_N}], one more evaluation.
     c.predict(Prediction::data, x, grid_.back(), c.score_buf);
@@ -66,12 +73,13 @@ class ChunkRun {
     return std::nullopt;
   }
 
-  std::optional<ChunkFailure> run_adaptive(StepContext& c, Matrix& x, Index valid) {
+  template <class Control>
+  std::optional<ChunkFailure> run_adaptive(StepContext& c, Matrix& x, Index valid, const Control& control) {
     const std::unique_ptr<StepperState> state = predictor_->make_state(x.rows(), x.cols());
-    const StepSizeController control(static_cast<int>(predictor_->info().weak_order), predictor_->error_order());
     const double t_end = grid_.back();
-    double t = grid_.front(), h = StepSizeController::initial_step(t, t_end);
-    for (Index k = 0; StepSizeController::more_to_go(t, t_end); ++k) {
+    double t = grid_.front(), h = control.initial_step(t, t_end);
+    Index k = 0;
+    for (; StepSizeController::more_to_go(t, t_end); ++k) {
       step_ = k;
       t_ = t;
       h = StepSizeController::clamp(t, t_end, h);
@@ -94,7 +102,9 @@ class ChunkRun {
       if (auto f = check(c, x, valid, k, t, [&] { return fmt::format("accepted step {}", k + 1); })) return f;
       if (observer_) observer_->on_step(c.first_sample, valid, k, t, x);
     }
-    return std::nullopt;
+    if (!denoise_) return std::nullopt;
+    predictor_->finish(c, x, t_end);
+    return check(c, x, valid, k, t_end, [] { return std::string("the final denoising step"); });
   }
 
   // `where` words the place for the message; it is called only on failure, so the step loop formats nothing.
@@ -140,8 +150,14 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   // The one grid every fixed-step sampler walks; an adaptive method gets its ends. The Brownian tree spans [0, T]
   // whatever the grid, so that every grid sees the same path.
   const std::vector<double> grid = options.walked_times(sde);
-  // Per-sample step-size control runs each sample as a chunk of its own.
-  const bool per_sample = is_adaptive(options) && options.ode_control == OdeControl::sample;
+  // Per-sample step-size control runs each sample as a chunk of its own: dopri5 with --ode-control sample, and ggf.
+  const bool adaptive = is_adaptive(options);
+  const bool per_sample =
+      adaptive && (options.ode_control == OdeControl::sample || predictor->step_size_rule() == StepSizeRule::ggf);
+  // An adaptive SDE method retries rejected steps on the same path, so it always runs on a Brownian tree: under
+  // --noise independent one of its own (stream 1), not the tree the samplers share under --noise brownian_tree.
+  const bool own_tree = adaptive && !predictor->probability_flow() && options.noise == NoiseKind::independent;
+  const NoiseKind noise = own_tree ? NoiseKind::brownian_tree : options.noise;
   const Index C = options.chunk;
   const Index chunks = (n + C - 1) / C;
   const bool probability_flow = predictor && predictor->probability_flow();
@@ -166,8 +182,8 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
       if (init) x.leftCols(valid) = init->middleCols(first, valid);
       Vector nfe(C);
       const auto run_columns = [&](Index from, Index cols, MatrixRef states) -> std::optional<ChunkFailure> {
-        auto brownian =
-            paths ? paths(from, d, cols) : make_brownian_path(options.noise, options.seed, sde.T(), from, d, cols);
+        auto brownian = paths ? paths(from, d, cols)
+                              : make_brownian_path(noise, options.seed, sde.T(), from, d, cols, own_tree ? 1 : 0);
         StepContext context(sde, model, probability_flow, from, d, cols, *brownian, options.seed);
         Matrix xs = states;
         auto failure = run.run(context, xs, std::min(cols, n - from));

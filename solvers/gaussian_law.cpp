@@ -18,7 +18,13 @@ namespace {
 
 // The Brownian increments a sampler draws per sample: (step, part) -> the interval (t, t_next) it covers, in the order
 // of the keys. A sampler asks the path for each once per step, whatever the state (for an affine sampler).
+// The space-time Levy area of step k (BrownianPath::increment_and_area) is the draw (k, area_part): a normal of
+// variance (t - t_next) / 12, independent of the step's increment (k, 0).
 using DrawKey = std::pair<Index, int>;
+constexpr int area_part = -1;
+double draw_std(const DrawKey& key, double t, double t_next) {
+  return std::sqrt((t - t_next) / (key.second == area_part ? 12.0 : 1.0));
+}
 struct Interval {
   double t, t_next;
 };
@@ -40,6 +46,17 @@ class RecordingPath final : public BrownianPath {
   explicit RecordingPath(PathLog& log) : log_(log) {}
   void increment(Index step, double t, double t_next, MatrixRef out, int part) override {
     out.setZero();
+    record(step, t, t_next, part);
+  }
+  void increment_and_area(Index step, double t, double t_next, MatrixRef dw, MatrixRef area) override {
+    dw.setZero();
+    area.setZero();
+    record(step, t, t_next, 0);
+    record(step, t, t_next, area_part);
+  }
+
+ private:
+  void record(Index step, double t, double t_next, int part) {
     const std::lock_guard lock(log_.mutex);
     const auto [it, inserted] = log_.draws.try_emplace({step, part}, Interval{t, t_next});
     if (!inserted && (it->second.t != t || it->second.t_next != t_next) && log_.problem.empty())
@@ -47,15 +64,16 @@ class RecordingPath final : public BrownianPath {
                                  t_next, t, it->second.t_next, it->second.t);
   }
 
- private:
   PathLog& log_;
 };
 
 // The probe columns' noise. Global column layout (n = 2 + d + Q d):
 //   0                      the prior mean, no noise (gives c)
 //   1 + i                  x_T = prior_std e_i, no noise (gives prior_std A e_i)
-//   1 + d + q d + i        draw q's coordinate i is sqrt(t - t_next), everything else 0 (gives sqrt(h_q) B_q e_i)
-//   n - 1                  x_T = prior_std a and draw q = sqrt(h_q) b_q: the affinity check
+//   1 + d + q d + i        draw q's coordinate i is its standard deviation s_q (sqrt(t - t_next), or sqrt((t - t_next)
+//   / 12)
+//                          for an area), everything else 0 (gives s_q B_q e_i)
+//   n - 1                  x_T = prior_std a and draw q = s_q b_q: the affinity check
 struct ProbeLayout {
   Index d = 0, draws = 0;
   std::map<DrawKey, Index> index;  // (step, part) -> q
@@ -71,8 +89,18 @@ class ProbePath final : public BrownianPath {
   ProbePath(const ProbeLayout& layout, PathLog& log, Index first, Index cols)
       : layout_(layout), log_(log), first_(first), cols_(cols) {}
   void increment(Index step, double t, double t_next, MatrixRef out, int part) override {
+    fill({step, part}, t, t_next, out);
+  }
+  void increment_and_area(Index step, double t, double t_next, MatrixRef dw, MatrixRef area) override {
+    fill({step, 0}, t, t_next, dw);
+    fill({step, area_part}, t, t_next, area);
+  }
+
+ private:
+  void fill(const DrawKey& key, double t, double t_next, MatrixRef out) {
+    const auto [step, part] = key;
     out.setZero();
-    const auto it = layout_.index.find({step, part});
+    const auto it = layout_.index.find(key);
     if (it == layout_.index.end()) {
       log_.note(
           fmt::format("it draws noise at step {} part {}, which it did not draw from the prior mean: its draws "
@@ -85,14 +113,13 @@ class ProbePath final : public BrownianPath {
     if (iv.t != t || iv.t_next != t_next)
       log_.note(fmt::format("it asks for step {} part {} over [{}, {}] here and over [{}, {}] from the prior mean",
                             step, part, t_next, t, iv.t_next, iv.t));
-    const double s = std::sqrt(t - t_next);
+    const double s = draw_std(key, t, t_next);
     const Index lo = layout_.impulse(q);
     for (Index g = std::max(lo, first_); g < std::min(lo + layout_.d, first_ + cols_); ++g) out(g - lo, g - first_) = s;
     const Index check = layout_.columns() - 1;
     if (check >= first_ && check < first_ + cols_) out.col(check - first_) = s * layout_.b.col(q);
   }
 
- private:
   const ProbeLayout& layout_;
   PathLog& log_;
   Index first_, cols_;

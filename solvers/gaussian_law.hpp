@@ -1,9 +1,10 @@
 // The exact law of a sampler's output on Gaussian data. When p_0 = N(m, S), p_t is Gaussian for every t and the exact
 // score s(x, t) = -(alpha_t^2 S + sigma_t^2 I)^{-1} (x - alpha_t m) is affine in x. A fixed-step sampler whose steppers
-// declare StepperInfo::affine then maps the prior draw x_T and its Brownian increments xi_q (one per (step, part) the
-// sampler draws, independent N(0, (t - t_next) I)) affinely to its output,
+// declare StepperInfo::affine then maps the prior draw x_T and its Brownian draws xi_q (one per (step, part) the sampler
+// draws, independent N(0, v_q I) with v_q = t_q - t_next_q for an increment and (t_q - t_next_q) / 12 for a step's
+// space-time Levy area) affinely to its output,
 //     y = c + A x_T + sum_q B_q xi_q,
-// so y ~ N(c, prior_std^2 A A^T + sum_q (t_q - t_next_q) B_q B_q^T) for x_T ~ N(0, prior_std^2 I), with no sampling
+// so y ~ N(c, prior_std^2 A A^T + sum_q v_q B_q B_q^T) for x_T ~ N(0, prior_std^2 I), with no sampling
 // error. c, A and the B_q are read off the sampler itself, run through the driver's normal code path with its numerics
 // unchanged: one pass records the draws the sampler makes, a second runs probe columns (the prior mean; the prior mean
 // plus prior_std e_i; a unit-variance impulse in one coordinate of one draw) with probe Brownian paths

@@ -131,7 +131,7 @@ std::unique_ptr<Predictor> make_ode_rk4(const SamplerOptions&) {
 }
 
 std::unique_ptr<Predictor> make_ode_dopri5(const SamplerOptions& options) {
-  return std::make_unique<Dopri5Ode>(options.atol, options.rtol);
+  return std::make_unique<Dopri5Ode>(options.resolved_atol(), options.resolved_rtol());
 }
 
 }  // namespace scoresde

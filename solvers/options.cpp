@@ -68,7 +68,12 @@ std::vector<std::string> sampler_names() {
 }
 
 bool is_adaptive(const SamplerOptions& o) {
-  if (o.sampler != ode_sampler) return false;
+  if (o.sampler != ode_sampler) {
+    const auto& predictors = predictor_registry();
+    const std::string name = o.resolved_predictor();
+    return std::any_of(predictors.begin(), predictors.end(),
+                       [&](const PredictorEntry& e) { return e.name == name && e.adaptive; });
+  }
   const auto& methods = ode_method_registry();
   return std::any_of(methods.begin(), methods.end(),
                      [&](const OdeMethodEntry& e) { return e.name == o.ode_method && e.adaptive; });
@@ -270,16 +275,29 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
         .as_axis("denoise_to_zero", " dz {}", "_dz{}")
         .shown_when([](const S& o) { return o.denoise_to_zero; });
 
-    t.emplace_back(option("rtol", &S::rtol, "dopri5 relative tolerance", positive<double>()))
-        .for_samplers(ode)
-        .when(is_adaptive)
-        .as_budget("rtol", "tol{}");
-    t.emplace_back(option("atol", &S::atol, "dopri5 absolute tolerance", positive<double>()))
-        .for_samplers(ode)
-        .when(is_adaptive)
-        .as_budget("atol", "_atol{}")
-        .shown_when([](const S& o) { return o.atol != o.rtol; })
-        .paired_with = "rtol";
+    // The adaptive methods' tolerances: unset, each sampler's own default (SamplerOptions::resolved_rtol).
+    auto& rtol = t.emplace_back(option("rtol", &S::rtol,
+                                       fmt::format("relative tolerance of the adaptive methods (dopri5, ggf), {} "
+                                                   "unless the sampler has its own default",
+                                                   default_tolerance),
+                                       positive<double>()))
+                     .when(is_adaptive)
+                     .as_budget("rtol", "tol{}");
+    rtol.sampler_defaults = {{"ggf", "0.05"}};
+    rtol.label_value = [](const S& o) { return fmt::format("{}", o.resolved_rtol()); };
+    rtol.cell = [](const S& o) { return json(o.resolved_rtol()); };
+    auto& atol = t.emplace_back(option("atol", &S::atol,
+                                       fmt::format("absolute tolerance of the adaptive methods, {} unless the "
+                                                   "sampler has its own default",
+                                                   default_tolerance),
+                                       positive<double>()))
+                     .when(is_adaptive)
+                     .as_budget("atol", "_atol{}")
+                     .shown_when([](const S& o) { return o.resolved_atol() != o.resolved_rtol(); });
+    atol.sampler_defaults = {{"ggf", "0.0078"}};
+    atol.label_value = [](const S& o) { return fmt::format("{}", o.resolved_atol()); };
+    atol.cell = [](const S& o) { return json(o.resolved_atol()); };
+    atol.paired_with = "rtol";
 
     t.emplace_back(option("ode-control", &S::ode_control,
                           "dopri5 step control: chunk (one step size per chunk) or sample (per sample)"))
@@ -313,6 +331,8 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
 nlohmann::ordered_json to_json(const SamplerOptions& options, const Sde& sde) {
   SamplerOptions resolved = options;
   resolved.eps = options.resolved_eps(sde);
+  resolved.rtol = options.resolved_rtol();
+  resolved.atol = options.resolved_atol();
   if (const int order = options.resolved_order()) resolved.order = order;
   const std::string name = options.sampler == pc_sampler ? options.predictor : options.sampler;
   if (options.eta < 0)
@@ -321,6 +341,21 @@ nlohmann::ordered_json to_json(const SamplerOptions& options, const Sde& sde) {
   nlohmann::ordered_json j;
   record_options(sampler_option_table(), resolved, j);
   return j;
+}
+
+namespace {
+double resolved_tolerance(const std::optional<double>& given, const char* key, const std::string& sampler) {
+  if (given) return *given;
+  if (const auto value = find_option(sampler_option_table(), key)->default_for(sampler)) return std::stod(*value);
+  return default_tolerance;
+}
+}  // namespace
+
+double SamplerOptions::resolved_rtol() const {
+  return resolved_tolerance(rtol, "rtol", sampler);
+}
+double SamplerOptions::resolved_atol() const {
+  return resolved_tolerance(atol, "atol", sampler);
 }
 
 std::string SamplerOptions::resolved_predictor() const {
@@ -407,6 +442,9 @@ void SamplerOptions::validate(const Sde& sde, bool with_init) const {
   make_predictor(predictor, *this);
   make_corrector(corrector, *this);
   if (sampler == ode_sampler) return;
+  require(
+      sampler != pc_sampler || !is_adaptive(*this), "--predictor", predictor,
+      fmt::format("is adaptive: it takes its own steps, between which no corrector runs; use --sampler {}", predictor));
   const auto used = make_predictor(resolved_predictor(), *this);
   if (used) used->check(sde);
   require(used || resolved_corrector() != no_stepper, "--predictor", "none",

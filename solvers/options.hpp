@@ -95,8 +95,9 @@ struct SamplerOptions {
   int corrector_steps = 1;                      // corrector iterations per noise level
   LangevinNorm langevin_norm = LangevinNorm::chunk;
   std::string ode_method = "dopri5";  // ode only: euler | rk4 | dopri5
-  double rtol = 1e-5;                 // dopri5 (the reference's defaults)
-  double atol = 1e-5;
+  // Tolerances of the adaptive methods (dopri5, ggf); unset means the sampler's default (resolved_rtol).
+  std::optional<double> rtol;
+  std::optional<double> atol;
   OdeControl ode_control = OdeControl::chunk;
   int steps = 1000;           // grid steps N (fixed-step methods; ignored by dopri5)
   std::optional<double> eps;  // final time; default 1e-3 (vp, subvp) or 1e-5 (ve)
@@ -133,6 +134,11 @@ struct SamplerOptions {
   std::string resolved_predictor() const;
   std::string resolved_corrector() const;
   double resolved_eps(const Sde& sde) const { return eps.value_or(sde.default_eps()); }
+  // --rtol and --atol as the sampler uses them: the values given, or the sampler's defaults (the sampler_defaults of
+  // their entries in sampler_option_table(): ggf 0.05 and 0.0078, the paper's), else default_tolerance (dopri5: the
+  // reference code's 1e-5).
+  double resolved_rtol() const;
+  double resolved_atol() const;
   // --order as the sampler uses it: the value given, or the sampler's default (order_range); 0 for a sampler
   // without --order.
   int resolved_order() const;
@@ -176,8 +182,11 @@ const std::vector<EtaDefault>& eta_defaults();
 // --eta for the sampler `name`: options.eta when set (>= 0), else name's default; 0 for a sampler without --eta.
 double eta_for(const SamplerOptions& options, std::string_view name);
 
-// True for a configuration run by the adaptive path (step-size control by --rtol/--atol, no --steps).
+// True for a configuration run by the adaptive path (step-size control by --rtol/--atol, no --steps): dopri5 and ggf.
 bool is_adaptive(const SamplerOptions& options);
+
+// --rtol and --atol of a sampler that declares no default of its own.
+inline constexpr double default_tolerance = 1e-5;
 
 // The sampler's options, described once (core/option_table.hpp): the command line of `sample` and `likelihood`,
 // the study's axes, results.csv columns and run labels, result records and `scoresde list` are derived from it.

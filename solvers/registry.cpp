@@ -31,6 +31,8 @@ std::unique_ptr<Predictor> make_euler_ancestral(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_sde(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_2m_sde(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_3m_sde(const SamplerOptions&);
+std::unique_ptr<Predictor> make_ggf(const SamplerOptions&);
+std::unique_ptr<Predictor> make_sra(const SamplerOptions&);
 
 const std::vector<PredictorEntry>& predictor_registry() {
   static const std::vector<PredictorEntry> registry = {
@@ -52,6 +54,8 @@ const std::vector<PredictorEntry>& predictor_registry() {
       {"dpmpp_sde", make_dpmpp_sde},
       {"dpmpp_2m_sde", make_dpmpp_2m_sde},
       {"dpmpp_3m_sde", make_dpmpp_3m_sde},
+      {"ggf", make_ggf, true},
+      {"sra", make_sra},
   };
   return registry;
 }

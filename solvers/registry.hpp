@@ -18,6 +18,7 @@ namespace scoresde {
 struct PredictorEntry {
   std::string name;
   std::function<std::unique_ptr<Predictor>(const SamplerOptions&)> make;
+  bool adaptive = false;  // takes its own steps under --rtol/--atol (the predictor's error_order() > 0)
 };
 struct CorrectorEntry {
   std::string name;

@@ -122,6 +122,10 @@ class StepperState {
   virtual ~StepperState() = default;
 };
 
+// How the driver controls an adaptive method's step size (solvers/step_control.hpp): odeint's default rule (dopri5;
+// per chunk or per sample by --ode-control), or the rule of Jolicoeur-Martineau et al. 2021 (ggf), always per sample.
+enum class StepSizeRule { odeint, ggf };
+
 // Advances the reverse SDE (or the probability-flow ODE) from at.t to at.t_next < at.t. With noise_free, returns the
 // mean of the update without its noise: the final "denoising" step of Song et al. (2021), App. G.
 //
@@ -138,6 +142,9 @@ class Predictor {
   virtual bool probability_flow() const { return false; }
   // The order of the error estimate an adaptive method returns (dopri5: 4); 0 for fixed-step methods.
   virtual int error_order() const { return 0; }
+  virtual StepSizeRule step_size_rule() const { return StepSizeRule::odeint; }
+  // Called once after an adaptive method's last accepted step when --denoise is on (ggf: its final denoising step).
+  virtual void finish(StepContext& /*c*/, Matrix& /*x*/, double /*t_end*/) const {}
   // Called once per chunk, before the step loop; nullptr for a method without state.
   virtual std::unique_ptr<StepperState> make_state(Index /*dim*/, Index /*cols*/) const { return nullptr; }
   virtual std::optional<double> step(StepContext& c, StepperState* state, Matrix& x, const StepPosition& at,

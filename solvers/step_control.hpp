@@ -5,6 +5,8 @@
 // through this loop takes exactly the steps odeint's integrate_adaptive would.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "solvers/odeint_eigen.hpp"
@@ -17,7 +19,7 @@ class StepSizeController {
   StepSizeController(int order, int error_order) : order_(order), error_order_(error_order) {}
 
   // The first step size: a hundredth of the span, as the driver has always used. Steps run backwards in time (h < 0).
-  static double initial_step(double t0, double t_end) { return -(t0 - t_end) / 100.0; }
+  double initial_step(double t0, double t_end) const { return -(t0 - t_end) / 100.0; }
 
   // Whether more steps are needed from t to t_end (< t): odeint's less_with_sign, which treats a remainder within
   // machine epsilon as done.
@@ -38,6 +40,26 @@ class StepSizeController {
  private:
   int order_, error_order_;
   boost::numeric::odeint::default_step_adjuster<double, double> adjuster_;
+};
+
+// The rule of Jolicoeur-Martineau et al. 2021 (Algorithm 1, and the defaults of their code): accept when the scaled
+// error E <= 1; after an acceptance and after a rejection alike the next step size is 0.9 h E^-0.9 (safety 0.9,
+// exponent r = 0.9), with no limit on growth or shrinkage other than the distance left (the driver's clamp); the first
+// step is 0.01 T (their h_init = 0.01 with T = 1). Same interface as StepSizeController, so the driver's loop runs
+// either.
+class GgfStepController {
+ public:
+  explicit GgfStepController(double T) : T_(T) {}
+  double initial_step(double t0, double t_end) const { return -std::min(0.01 * T_, t0 - t_end); }
+  bool accepts(double error) const { return !(error > 1.0); }  // a NaN error is accepted: the driver reports the state
+  double after_reject(double h, double error) const { return next(h, error); }
+  double after_accept(double h, double error) const { return next(h, error); }
+
+ private:
+  // E = 0 gives an infinite step, which the driver's clamp turns into the distance left.
+  static double next(double h, double error) { return safety * h * std::pow(error, -exponent); }
+  static constexpr double safety = 0.9, exponent = 0.9;
+  double T_;
 };
 
 }  // namespace scoresde

@@ -155,6 +155,7 @@ inline std::vector<SamplerCase> predictor_cases() {
     o.corrector = "none";
     const auto predictor = e.make(o);
     if (predictor->probability_flow()) continue;  // deterministic_cases()
+    if (e.adaptive) continue;                     // adaptive_sde_cases()
     const auto info = predictor->info();
     cases.push_back({"predictor " + e.name, o, info.strong_order, info.weak_order});
   }
@@ -172,6 +173,20 @@ inline std::string deterministic_counterpart(const std::string& name) {
   for (const auto& [stochastic, deterministic] : pairs)
     if (stochastic == name) return deterministic;
   return name;
+}
+
+// The adaptive SDE predictors (ggf) as --sampler NAME at their default tolerances. They take their own steps, so
+// the fixed-step tests (NFE per grid step, order against N) do not apply: tests/test_adaptive_sde.cpp checks them.
+inline std::vector<SamplerCase> adaptive_sde_cases() {
+  std::vector<SamplerCase> cases;
+  for (const auto& e : predictor_registry()) {
+    if (!e.adaptive) continue;
+    SamplerOptions o;
+    o.sampler = e.name;
+    const auto info = e.make(o)->info();
+    cases.push_back({"adaptive " + e.name, o, info.strong_order, info.weak_order});
+  }
+  return cases;
 }
 
 inline std::vector<SamplerCase> corrector_cases() {
@@ -228,6 +243,7 @@ inline std::vector<SamplerCase> all_cases() {
   for (auto& c : deterministic_cases()) cases.push_back(c);
   for (auto& c : corrector_cases()) cases.push_back(c);
   for (auto& c : ode_cases()) cases.push_back(c);
+  for (auto& c : adaptive_sde_cases()) cases.push_back(c);
   return cases;
 }
 

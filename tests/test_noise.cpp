@@ -482,3 +482,158 @@ TEST_CASE("independent noise: increment k is sqrt(t - t_next) z keyed by (sample
   fine->increment(1, 0.75, 0.5, f1);
   CHECK((c - f0 - f1).cwiseAbs().maxCoeff() > 1e-6);
 }
+
+namespace {
+// The (increment, area) pairs of a walk over a grid (times decreasing).
+struct Pairs {
+  std::vector<Matrix> dw, area;
+};
+Pairs walk_with_area(BrownianPath& path, const std::vector<double>& grid, Index d, Index cols) {
+  Pairs p;
+  for (std::size_t k = 0; k + 1 < grid.size(); ++k) {
+    Matrix dw(d, cols), area(d, cols);
+    path.increment_and_area(static_cast<Index>(k), grid[k], grid[k + 1], dw, area);
+    p.dw.push_back(dw);
+    p.area.push_back(area);
+  }
+  return p;
+}
+
+// Chen's relation for the pair (B increment, space-time area) of consecutive pieces of lengths h_i (in the order B
+// runs, i.e. from t down to t_next): int_0^h B = sum_i h_i (B(s_i) + w_i / 2 + H_i), H = int / h - B(h) / 2.
+void combine(const std::vector<double>& h, const std::vector<Matrix>& w, const std::vector<Matrix>& area,
+             Matrix& dw_out, Matrix& area_out) {
+  Matrix b = Matrix::Zero(w[0].rows(), w[0].cols()), integral = b;
+  double total = 0;
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    integral += h[i] * (b + 0.5 * w[i] + area[i]);
+    b += w[i];
+    total += h[i];
+  }
+  dw_out = b;
+  area_out = integral / total - 0.5 * b;
+}
+}  // namespace
+
+TEST_CASE("Brownian tree with area: a coarse step's (increment, area) is the exact combination of its sub-steps'") {
+  const double T = 1.0, eps_t = 1e-3;
+  const Index d = 3, cols = 4, M = 1000;
+  std::vector<double> fine(M + 1);
+  for (Index k = 0; k <= M; ++k) fine[k] = T + static_cast<double>(k) * (eps_t - T) / M;
+  auto fine_path = make_brownian_path(NoiseKind::brownian_tree, 31, T, 0, d, cols);
+  const Pairs f = walk_with_area(*fine_path, fine, d, cols);
+  double wmax = 0;
+  for (const auto& m : f.dw) wmax += m.cwiseAbs().maxCoeff();  // a bound on max |W| on the way
+  for (Index N : {1, 10, 100}) {
+    CAPTURE(N);
+    const Index ratio = M / N;
+    std::vector<double> grid;
+    for (Index k = 0; k <= N; ++k) grid.push_back(fine[k * ratio]);
+    auto path = make_brownian_path(NoiseKind::brownian_tree, 31, T, 0, d, cols);
+    const Pairs c = walk_with_area(*path, grid, d, cols);
+    for (Index k = 0; k < N; ++k) {
+      CAPTURE(k);
+      std::vector<double> h;
+      std::vector<Matrix> w, a;
+      for (Index s = k * ratio; s < (k + 1) * ratio; ++s) {
+        h.push_back(fine[s] - fine[s + 1]);
+        w.push_back(f.dw[s]);
+        a.push_back(f.area[s]);
+      }
+      Matrix dw, area;
+      combine(h, w, a, dw, area);
+      // The pairs come from W and I(t) = int_0^t W at the step's ends, so they combine exactly; what is left is
+      // rounding: of I (|I| <= T wmax, 30 additions on a walk) divided by the fine step, a few hundred ulps.
+      const double tol = 300 * eps * T * wmax / (fine[0] - fine[1]);
+      CHECK((dw - c.dw[k]).cwiseAbs().maxCoeff() <= 2.0 * (ratio + 1) * eps * wmax);
+      CHECK((area - c.area[k]).cwiseAbs().maxCoeff() <= tol);
+    }
+  }
+  // The pairs do not depend on the chunk a sample is in, nor on what was asked before.
+  auto alone = make_brownian_path(NoiseKind::brownian_tree, 31, T, 2, d, 1);
+  Matrix dw(d, 1), area(d, 1);
+  alone->increment_and_area(0, fine[500], fine[700], dw, area);
+  auto again = make_brownian_path(NoiseKind::brownian_tree, 31, T, 0, d, cols);
+  Matrix dw4(d, cols), area4(d, cols);
+  again->increment_and_area(0, fine[500], fine[700], dw4, area4);
+  CHECK(dw.col(0) == dw4.col(2));
+  CHECK(area.col(0) == area4.col(2));
+  // W(T) is the first tree's; the increments below it come from the area tree (a different path), and increment()
+  // is unaffected by asking for areas.
+  auto plain = make_brownian_path(NoiseKind::brownian_tree, 31, T, 0, d, cols);
+  Matrix w_plain(d, cols), w_area(d, cols), scratch(d, cols);
+  plain->increment(0, T, 0.0, w_plain);
+  again->increment_and_area(1, T, 0.0, w_area, scratch);
+  CHECK(w_plain == w_area);
+  Matrix before(d, cols), after(d, cols);
+  plain->increment(1, 0.6, 0.3, before);
+  plain->increment_and_area(2, 0.6, 0.3, w_area, scratch);
+  auto fresh = make_brownian_path(NoiseKind::brownian_tree, 31, T, 0, d, cols);
+  fresh->increment(0, 0.6, 0.3, after);
+  CHECK(before == after);
+  CHECK((w_area - before).cwiseAbs().maxCoeff() > 1e-6);
+}
+
+TEST_CASE("Brownian tree with area: dw ~ N(0, h), H ~ N(0, h/12), independent, and independent across steps") {
+  const double T = 1.0;
+  const Index d = 2, cols = 20000;
+  const std::vector<double> grid = {T, 0.7, 0.3337, 0.1, 0.0371, 1e-3, 0.0};
+  auto path = make_brownian_path(NoiseKind::brownian_tree, 77, T, 0, d, cols);
+  const Pairs p = walk_with_area(*path, grid, d, cols);
+  const double n = static_cast<double>(d * cols);
+  for (std::size_t k = 0; k < p.dw.size(); ++k) {
+    CAPTURE(k);
+    const double h = grid[k] - grid[k + 1];
+    const Eigen::ArrayXd w = p.dw[k].reshaped().array() / std::sqrt(h);
+    const Eigen::ArrayXd a = p.area[k].reshaped().array() / std::sqrt(h / 12.0);
+    // Standardised: mean SE 1/sqrt(n), second moment SE sqrt(2/n), fourth moment 3 with SE sqrt(96/n), products of
+    // independent standard normals mean 0 with SE 1/sqrt(n), E[w^2 a^2] = 1 with SE sqrt(8/n); 5 SE each.
+    for (const Eigen::ArrayXd* x : {&w, &a}) {
+      CHECK(std::abs(x->mean()) <= 5 / std::sqrt(n));
+      CHECK(std::abs(x->square().mean() - 1) <= 5 * std::sqrt(2 / n));
+      CHECK(std::abs(x->pow(4).mean() - 3) <= 5 * std::sqrt(96 / n));
+    }
+    CHECK(std::abs((w * a).mean()) <= 5 / std::sqrt(n));
+    CHECK(std::abs((w.square() * a.square()).mean() - 1) <= 5 * std::sqrt(8 / n));
+    for (std::size_t j = 0; j < k; ++j) {
+      CAPTURE(j);
+      const double hj = grid[j] - grid[j + 1];
+      const Eigen::ArrayXd wj = p.dw[j].reshaped().array() / std::sqrt(hj);
+      const Eigen::ArrayXd aj = p.area[j].reshaped().array() / std::sqrt(hj / 12.0);
+      CHECK(std::abs((a * aj).mean()) <= 5 / std::sqrt(n));
+      CHECK(std::abs((a * wj).mean()) <= 5 / std::sqrt(n));
+      CHECK(std::abs((w * aj).mean()) <= 5 / std::sqrt(n));
+      CHECK(std::abs((w * wj).mean()) <= 5 / std::sqrt(n));
+    }
+  }
+}
+
+TEST_CASE("independent noise with area: the increment is increment()'s, the area sqrt(h/12) z keyed by (sample, k)") {
+  const Index d = 2, cols = 20000;
+  auto path = make_brownian_path(NoiseKind::independent, 9, 1.0, 0, d, cols);
+  Matrix x(d, cols), dw(d, cols), area(d, cols), area1(d, cols), again(d, cols);
+  path->increment(3, 0.5, 0.46, x);
+  path->increment_and_area(3, 0.5, 0.46, dw, area);
+  CHECK(dw == x);
+  path->increment_and_area(4, 0.5, 0.46, x, area1);
+  path->increment_and_area(3, 0.5, 0.46, x, again);
+  CHECK(again == area);
+  const double h = 0.04, n = static_cast<double>(d * cols);
+  const Eigen::ArrayXd a = area.reshaped().array() / std::sqrt(h / 12), w = dw.reshaped().array() / std::sqrt(h);
+  CHECK(std::abs(a.mean()) <= 5 / std::sqrt(n));
+  CHECK(std::abs(a.square().mean() - 1) <= 5 * std::sqrt(2 / n));
+  CHECK(std::abs((a * w).mean()) <= 5 / std::sqrt(n));
+  CHECK(std::abs((a * area1.reshaped().array() / std::sqrt(h / 12)).mean()) <= 5 / std::sqrt(n));
+}
+
+TEST_CASE("tree streams: stream 1 is another path of the same sample, with the same law") {
+  const Index d = 2, cols = 20000;
+  auto shared = make_brownian_path(NoiseKind::brownian_tree, 4, 1.0, 0, d, cols);
+  auto own = make_brownian_path(NoiseKind::brownian_tree, 4, 1.0, 0, d, cols, 1);
+  Matrix a(d, cols), b(d, cols);
+  shared->increment(0, 1.0, 0.25, a);
+  own->increment(0, 1.0, 0.25, b);
+  const double h = 0.75, n = static_cast<double>(d * cols);
+  CHECK(std::abs(b.reshaped().array().square().mean() - h) <= 5 * h * std::sqrt(2 / n));
+  CHECK(std::abs((a.array() * b.array()).mean() / h) <= 5 / std::sqrt(n));
+}

@@ -51,6 +51,14 @@ class RecordingPath final : public BrownianPath {
     requests.push_back({{"step", step}, {"part", part}, {"t", t}, {"t_next", t_next}});
     values.emplace_back(out);
   }
+  // The step's increment (part 0) and then its space-time Levy area (part "area").
+  void increment_and_area(Index step, double t, double t_next, MatrixRef dw, MatrixRef area) override {
+    path_->increment_and_area(step, t, t_next, dw, area);
+    requests.push_back({{"step", step}, {"part", 0}, {"t", t}, {"t_next", t_next}});
+    values.emplace_back(dw);
+    requests.push_back({{"step", step}, {"part", "area"}, {"t", t}, {"t_next", t_next}});
+    values.emplace_back(area);
+  }
   nlohmann::ordered_json requests = nlohmann::ordered_json::array();
   std::vector<Matrix> values;
 
@@ -83,7 +91,10 @@ int brownian_command(const std::vector<std::string>& args, std::ostream& out, st
   SamplerOptions o = sampler_options_from(vm);
   o.adopt_grid_file(*sde, given(vm, "steps"));
   o.validate(*sde, true);
-  if (is_adaptive(o)) throw ConfigError("--sampler: an adaptive ODE method draws no Brownian increments");
+  if (is_adaptive(o))
+    throw ConfigError(
+        "--sampler: an adaptive method (dopri5, ggf) is not available here: its steps, and so its increments, depend "
+        "on the state");
   const auto predictor =
       o.sampler == ode_sampler ? find_ode_method(o.ode_method).make(o) : make_predictor(o.resolved_predictor(), o);
   if (!predictor) throw ConfigError("--predictor none: no predictor, no Brownian increments");

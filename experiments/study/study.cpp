@@ -432,9 +432,14 @@ std::vector<std::pair<SamplerOptions, std::string>> budget_points(const StudySpe
     if (entry.study == StudyRole::budget && entry.used_by(o)) used.push_back(&entry);
   std::vector<std::pair<SamplerOptions, std::string>> points;
   if (used.empty()) return {{o, ""}};
-  // A --time-grid FILE fixes the step count (SamplerOptions::adopt_grid_file): one point, the file's.
+  // A --time-grid FILE fixes the step count (SamplerOptions::adopt_grid_file): one point, the file's. A sampler that
+  // declares its own default for a budget (ggf's tolerances) runs at that default, one point, while the study's list
+  // is the default study's (the tolerance list of dopri5); a list given otherwise applies to it too.
+  static const StudySpec default_spec;
   const auto values = [&](const OptionSpec<SamplerOptions>& entry) {
     if (entry.key == "steps" && o.grid_from_file()) return std::vector<std::string>{entry.text(o)};
+    const auto own = entry.default_for(o.sampler);
+    if (own && spec.axis(entry.key) == default_spec.axis(entry.key)) return std::vector<std::string>{*own};
     return spec.axis(entry.key);
   };
   const std::size_t count = values(*used.front()).size();
