@@ -130,4 +130,24 @@ TimeGrid read_time_grid_file(const std::string& path, double T) {
   return TimeGrid{path, std::move(t)};
 }
 
+TimeGrid refine_time_grid(const TimeGrid& grid, int parts, bool keep_last) {
+  require(parts >= 1, "refinement", std::to_string(parts), "must be >= 1");
+  TimeGrid fine{fmt::format("{} refined x{}", grid.name, parts), {}};
+  const int N = grid.steps();
+  fine.t.reserve(static_cast<std::size_t>(N) * parts + 1);
+  for (int k = 0; k < N; ++k) {
+    const double a = grid.t[k], b = grid.t[k + 1];
+    const int split = keep_last && k + 1 == N ? 1 : parts;
+    for (int j = 0; j < split; ++j) fine.t.push_back(j == 0 ? a : a + j * (b - a) / split);
+  }
+  fine.t.push_back(grid.t.back());
+  for (std::size_t k = 0; k + 1 < fine.t.size(); ++k)
+    if (!(fine.t[k] > fine.t[k + 1]))
+      throw ConfigError(
+          fmt::format("{}: the times t_{} = {} and t_{} = {} are not decreasing in double precision; "
+                      "the grid's steps are too short to split into {}",
+                      fine.name, k, fine.t[k], k + 1, fine.t[k + 1], parts));
+  return fine;
+}
+
 }  // namespace scoresde

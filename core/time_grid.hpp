@@ -53,4 +53,10 @@ TimeGrid make_time_grid(TimeGridKind kind, const Sde& sde, double T, double eps,
 // strictly decreasing.
 TimeGrid read_time_grid_file(const std::string& path, double T);
 
+// The grid with each of its steps [t_k, t_{k+1}] split into `parts` equal steps in t, t_k + j (t_{k+1} - t_k) / parts
+// for j = 0 .. parts - 1: every time of `grid` is kept to the bit, so a Brownian path indexed by t is queried at the
+// same times as on `grid`, and more. With keep_last the last step is left whole. Named "<name> refined xPARTS".
+// ConfigError naming the grid for parts < 1 or a refined grid whose times are not decreasing in double precision.
+TimeGrid refine_time_grid(const TimeGrid& grid, int parts, bool keep_last = false);
+
 }  // namespace scoresde

@@ -48,8 +48,8 @@ using scoresde::test::check_contains;
 // Runs `scoresde sample ARGS --out DIR/out.npy` (with -n 4 --steps 3 unless ARGS says otherwise, so that an
 // input that is wrongly accepted costs little) and checks: status 2, each needle in the message, and nothing
 // written.
-void expect_rejected(const TempDir& dir, std::vector<std::string> args,
-                     const std::vector<std::string>& needles, bool add_out = true) {
+void expect_rejected(const TempDir& dir, std::vector<std::string> args, const std::vector<std::string>& needles,
+                     bool add_out = true) {
   args.insert(args.begin(), "sample");
   if (add_out && !has(args, {"--out"})) args.insert(args.end(), {"--out", dir.file("out.npy")});
   if (!has(args, {"-n", "--samples", "--init"})) args.insert(args.end(), {"-n", "4"});
@@ -64,8 +64,7 @@ void expect_rejected(const TempDir& dir, std::vector<std::string> args,
   CHECK_FALSE(fs::exists(dir.file("out.npy.json")));
 }
 
-std::vector<std::string> with(const std::vector<std::string>& needles,
-                              const std::vector<std::string>& names) {
+std::vector<std::string> with(const std::vector<std::string>& needles, const std::vector<std::string>& names) {
   auto all = needles;
   all.insert(all.end(), names.begin(), names.end());
   return all;
@@ -90,21 +89,18 @@ TEST_CASE("sample: an unknown --sampler is refused with the list of samplers") {
 
 TEST_CASE("sample: an unknown --predictor is refused, with pc and with a sampler that ignores it") {
   TempDir dir;
-  expect_rejected(dir, {"--sampler", "pc", "--predictor", "foo"},
-                  with({"--predictor = foo"}, predictor_names()));
+  expect_rejected(dir, {"--sampler", "pc", "--predictor", "foo"}, with({"--predictor = foo"}, predictor_names()));
   expect_rejected(dir, {"--predictor", "foo"}, with({"--predictor = foo"}, predictor_names()));
 }
 
 TEST_CASE("sample: an unknown --corrector is refused with the list of correctors") {
   TempDir dir;
-  expect_rejected(dir, {"--sampler", "pc", "--corrector", "foo"},
-                  with({"--corrector = foo"}, corrector_names()));
+  expect_rejected(dir, {"--sampler", "pc", "--corrector", "foo"}, with({"--corrector = foo"}, corrector_names()));
 }
 
 TEST_CASE("sample: an unknown --ode-method is refused with the list of methods") {
   TempDir dir;
-  expect_rejected(dir, {"--sampler", "ode", "--ode-method", "rk45"},
-                  with({"--ode-method = rk45"}, ode_method_names()));
+  expect_rejected(dir, {"--sampler", "ode", "--ode-method", "rk45"}, with({"--ode-method = rk45"}, ode_method_names()));
   expect_rejected(dir, {"--ode-method", "rk45"}, with({"--ode-method = rk45"}, ode_method_names()));
 }
 
@@ -115,14 +111,12 @@ TEST_CASE("sample: an unknown --noise is refused with the list of noise sources"
 
 TEST_CASE("sample: an unknown --langevin-norm is refused with the list of norms") {
   TempDir dir;
-  expect_rejected(dir, {"--sampler", "pc", "--langevin-norm", "foo"},
-                  {"--langevin-norm = foo", "chunk", "sample"});
+  expect_rejected(dir, {"--sampler", "pc", "--langevin-norm", "foo"}, {"--langevin-norm = foo", "chunk", "sample"});
 }
 
 TEST_CASE("sample: an unknown --ode-control is refused with the list of controls") {
   TempDir dir;
-  expect_rejected(dir, {"--sampler", "ode", "--ode-control", "foo"},
-                  {"--ode-control = foo", "chunk", "sample"});
+  expect_rejected(dir, {"--sampler", "ode", "--ode-control", "foo"}, {"--ode-control = foo", "chunk", "sample"});
 }
 
 TEST_CASE("sample: an unknown --schedule is refused with the list of schedules") {
@@ -154,8 +148,7 @@ TEST_CASE("sample: --snr -1") {
 TEST_CASE("sample: --rtol 0 and --atol -1 with dopri5") {
   TempDir dir;
   expect_rejected(dir, {"--sampler", "ode", "--ode-method", "dopri5", "--rtol", "0"}, {"--rtol = 0", "> 0"});
-  expect_rejected(dir, {"--sampler", "ode", "--ode-method", "dopri5", "--atol", "-1"},
-                  {"--atol = -1", "> 0"});
+  expect_rejected(dir, {"--sampler", "ode", "--ode-method", "dopri5", "--atol", "-1"}, {"--atol = -1", "> 0"});
 }
 
 TEST_CASE("sample: -n 0") {
@@ -180,8 +173,7 @@ TEST_CASE("sample: --denoise maybe") {
 
 TEST_CASE("sample: --dim 3 with eight_gaussians") {
   TempDir dir;
-  expect_rejected(dir, {"--data", "eight_gaussians", "--dim", "3"},
-                  {"--dim = 3", "eight_gaussians is 2-dimensional"});
+  expect_rejected(dir, {"--data", "eight_gaussians", "--dim", "3"}, {"--dim = 3", "eight_gaussians is 2-dimensional"});
 }
 
 // ---------------------------------------------------------------------------------------------- parsing
@@ -248,15 +240,13 @@ TEST_CASE("sample: --data with a mixture file missing a field") {
 
 TEST_CASE("sample: --data with a mixture file whose arrays disagree in length") {
   TempDir dir;
-  const auto path =
-      dir.write("length.json", R"({"weights": [1, 1, 1], "means": [[0, 0], [1, 1]], "stds": [1, 1]})");
+  const auto path = dir.write("length.json", R"({"weights": [1, 1, 1], "means": [[0, 0], [1, 1]], "stds": [1, 1]})");
   expect_rejected(dir, {"--data", path}, {path, "field \"weights\"", "expected 2 entries, found 3"});
 }
 
 TEST_CASE("sample: --data with a non-positive standard deviation") {
   TempDir dir;
-  const auto path =
-      dir.write("std.json", R"({"weights": [1, 1], "means": [[0, 0], [1, 1]], "stds": [1, 0]})");
+  const auto path = dir.write("std.json", R"({"weights": [1, 1], "means": [[0, 0], [1, 1]], "stds": [1, 0]})");
   expect_rejected(dir, {"--data", path}, {path, "field \"stds[1]\"", "must be > 0"});
 }
 
@@ -445,8 +435,7 @@ TEST_CASE("sample: --out naming a directory") {
 
 TEST_CASE("sample: ancestral with --sde subvp") {
   TempDir dir;
-  expect_rejected(dir, {"--sde", "subvp", "--sampler", "ancestral"},
-                  {"ancestral", "subvp", "reverse_diffusion"});
+  expect_rejected(dir, {"--sde", "subvp", "--sampler", "ancestral"}, {"ancestral", "subvp", "reverse_diffusion"});
   expect_rejected(dir, {"--sde", "subvp", "--sampler", "pc", "--predictor", "ancestral"},
                   {"ancestral", "subvp", "reverse_diffusion"});
 }
@@ -477,8 +466,8 @@ TEST_CASE("sample: a diverging sampler exits 3, says which sample and when, and 
   TempDir dir;
   // The Langevin step 2 a (snr sigma_t)^2 ~ 1e200 overflows the state in the first corrector step.
   const auto before = dir.entries();
-  const Result r = run({"sample", "--sampler", "pc", "--corrector", "langevin", "--snr", "1e100", "-n", "8",
-                        "--steps", "3", "--out", dir.file("out.npy")});
+  const Result r = run({"sample", "--sampler", "pc", "--corrector", "langevin", "--snr", "1e100", "-n", "8", "--steps",
+                        "3", "--out", dir.file("out.npy")});
   INFO("stderr: " << r.err);
   CHECK(r.code == 3);
   check_contains(r.err, "sample");
@@ -574,7 +563,9 @@ TEST_CASE("an unknown command returns 2 with the list of commands") {
   const Result r = run({"smaple"});
   CHECK(r.code == 2);
   check_contains(r.err, "'smaple'");
-  check_contains(r.err, "sample, study, report, evaluate, likelihood, train, evaluate-score, gaussian-law, compare, brownian, list, version");
+  check_contains(r.err,
+                 "sample, study, report, convergence, evaluate, likelihood, train, evaluate-score, gaussian-law, "
+                 "compare, brownian, list, version");
   CHECK(run({}).code == 2);
   CHECK(run({"--help"}).code == 0);
 }

@@ -433,6 +433,10 @@ TEST_CASE("report: figures and a summary from a study directory; a directory tha
   const auto md = read_text(study + "/report.md");
   CHECK(md.find("scoresde report " + study) != std::string::npos);
   CHECK(md.find("Best sampler per NFE budget") != std::string::npos);
+  // Euler-Maruyama at 20 steps and RK4 at 5 share NFE 20: compared over the two seeds, paired t-test.
+  CHECK(md.find("### Paired differences at equal NFE (sliced_w2)") != std::string::npos);
+  CHECK(md.find("| vp | 20 | euler_maruyama (N = 20) |") != std::string::npos);
+  CHECK(md.find("### path_error against NFE") != std::string::npos);
   CHECK(fs::exists(study + "/figures/samples_vp.png"));
   CHECK(fs::exists(study + "/figures/samples_ve.png"));
   std::size_t pngs = 0;

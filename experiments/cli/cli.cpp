@@ -25,6 +25,7 @@ const char* main_usage =
     "  sample          draw samples with a reverse-SDE or probability-flow ODE sampler; writes .npy + .json\n"
     "  study           a grid of runs (data x SDE x sampler x steps x seeds) scored by metrics; CSV, JSON, INI\n"
     "  report          figures and a summary of a study directory (matplotlib)\n"
+    "  convergence     measured convergence orders of samplers beside the declared ones; CSV, JSON and a figure\n"
     "  evaluate        sample-quality metrics of samples against a distribution or reference points, with SEs\n"
     "  likelihood      per-point log p through the probability-flow ODE; writes .npy + .json (NLL, bits/dim)\n"
     "  train           fit an MLP score network by denoising score matching; writes a checkpoint\n"
@@ -139,6 +140,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "compare") return compare_command(rest, out, err);
     if (command == "study") return study_command(rest, out, err);
     if (command == "report") return report_command(rest, out, err);
+    if (command == "convergence") return convergence_command(rest, out, err);
     if (command == "evaluate") return evaluate_command(rest, out, err);
     if (command == "likelihood") return likelihood_command(rest, out, err);
     if (command == "train") return train_command(rest, out, err);
@@ -160,8 +162,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return 0;
     }
     err << fmt::format(
-        "scoresde: unknown command '{}'; choose one of sample, study, report, evaluate, likelihood, train, "
-        "evaluate-score, gaussian-law, compare, brownian, list, version\n",
+        "scoresde: unknown command '{}'; choose one of sample, study, report, convergence, evaluate, likelihood, "
+        "train, evaluate-score, gaussian-law, compare, brownian, list, version\n",
         command);
     return 2;
   } catch (const ConfigError& e) {

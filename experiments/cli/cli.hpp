@@ -15,6 +15,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 int sample_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int study_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int report_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int convergence_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int compare_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int evaluate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int likelihood_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -26,6 +26,9 @@ HIGHER_IS_BETTER = {"mode_coverage", "in_mode", "coverage"}
 # Metrics that can be negative (unbiased estimators, log-likelihoods): plotted on a linear axis.
 SIGNED = {"mmd2", "nll", "nll_gap", "energy"}
 PRIMARY_ORDER = ["gaussian_w2", "sliced_w2", "mmd2", "energy", "frechet", "nll_gap", "nll"]
+# Against a reference solution of the run's own latents and path; path_kind says which (path: dopri5; strong: the
+# refined sampler on the same Brownian path).
+PATH_METRICS = {"path_error", "path_error_max"}
 
 
 def atomic_write(path, write):
@@ -83,6 +86,83 @@ def aggregate(rows, metrics):
     return out
 
 
+# Two-sided 5% critical values of Student's t with 1 .. 30 degrees of freedom; beyond, the Cornish-Fisher expansion
+# about the normal quantile (its error is below 1e-4 there).
+T_975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t_critical(dof):
+    if dof <= len(T_975):
+        return T_975[dof - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * dof) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * dof ** 2)
+
+
+def badness(metric, v):
+    """What a smaller value of means better: |v| for errors and distances, -v where higher is better."""
+    return -v if metric in HIGHER_IS_BETTER else abs(v)
+
+
+def paired_comparisons(rows, metric):
+    """Every pair of sampler configurations at the same NFE (same data, score and SDE; for the path metrics the same
+    path_kind, as path errors of probability-flow and SDE samplers are against different references), paired over the
+    replicate seeds
+    both ran: per seed d_s = badness(A_s) - badness(B_s), where both runs start from the same prior draws and, with
+    --noise brownian_tree, follow the same Brownian path. Returns {(data, score, sde, nfe): [cell, ...]}, each cell a
+    configuration at that NFE with its mean, SE over seeds and the lists of configurations it is significantly
+    better and worse than: paired t-test, two-sided, 5% (|mean d| / (sd(d) / sqrt(K)) > t_{0.975, K - 1}), K >= 2
+    seeds, no correction for the number of pairs."""
+    cells = OrderedDict()
+    for r in rows:
+        if is_baseline(r) or r["status"] != "ok" or r.get(metric) is None:
+            continue
+        key = (r["data"], r["score"], r["sde"], r["label"], point_of(r))
+        cells.setdefault(key, {"nfe": [], "values": {}, "kind": r.get("path_kind") if metric in PATH_METRICS else None})
+        cells[key]["nfe"].append(r["nfe"])
+        cells[key]["values"][r["seed"]] = r[metric]
+    groups = OrderedDict()
+    for (data, score, sde, label, point), c in cells.items():
+        nfe = float(np.mean(c["nfe"]))
+        # Path errors against dopri5 (path) and against the refined SDE sampler (strong) are distances to different
+        # limits: compared within a kind only.
+        groups.setdefault((data, score, sde, round(nfe, 6), c["kind"]), []).append(
+            {"label": label, "point": point, "values": c["values"], "better": [], "worse": []})
+    out = OrderedDict()
+    for key, group in groups.items():
+        if len(group) < 2:
+            continue
+        for a in group:
+            v = list(a["values"].values())
+            a["mean"] = float(np.mean(v))
+            a["se"] = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+        compared = False
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                seeds = sorted(set(a["values"]) & set(b["values"]))
+                if len(seeds) < 2:
+                    continue
+                compared = True
+                d = np.array([badness(metric, a["values"][s]) - badness(metric, b["values"][s]) for s in seeds])
+                mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+                significant = abs(mean) > t_critical(len(d) - 1) * se if se > 0 else mean != 0
+                if significant:
+                    (a if mean < 0 else b)["better"].append(b if mean < 0 else a)
+                    (b if mean < 0 else a)["worse"].append(a if mean < 0 else b)
+        if compared:
+            group.sort(key=lambda c: badness(metric, c["mean"]))
+            out[key] = group
+    # The SDEs in the study's order; within one, by kind and NFE.
+    first = {}
+    for key in groups:
+        first.setdefault(key[:3], len(first))
+    return OrderedDict(sorted(out.items(), key=lambda kv: (first[kv[0][:3]], kv[0][4] or "", kv[0][3])))
+
+
+def cell_name(c):
+    return "{} ({} {})".format(c["label"], "N =" if c["point"][0] == "steps" else "rtol", c["point"][1])
+
+
 def better(metric, a, b):
     if metric in HIGHER_IS_BETTER:
         return a > b
@@ -111,10 +191,11 @@ def metric_figure(entries, metric, sdes, labels, path, title, baseline=None):
             pts.sort(key=lambda e: e["nfe"])
             if not pts:
                 continue
+            ses = [e.get(metric + "_se", float("nan")) for e in pts]
             ax.errorbar(
                 [e["nfe"] for e in pts],
                 [e[metric] for e in pts],
-                yerr=[1.96 * e[metric + "_se"] for e in pts],
+                yerr=None if all(math.isnan(v) for v in ses) else [1.96 * v for v in ses],
                 label=label,
                 color=colors[i % len(colors)],
                 marker=markers[i % len(markers)],
@@ -292,6 +373,33 @@ def main():
                         best["nfe"], fmt(best[primary], best[primary + "_se"]),
                         "; within 2 SE: {}".format(", ".join(sorted(ties))) if ties else ""))
                 md.append("| ≤ {} | ".format(b) + " | ".join(cells) + " |")
+            md.append("")
+        for m in [primary, "path_error"] if primary != "path_error" else [primary]:
+            if m not in metrics:
+                continue
+            groups = paired_comparisons(sub_rows, m)
+            if not groups:
+                continue
+            md.append("\n### Paired differences at equal NFE ({})\n".format(m))
+            md.append(
+                "Configurations at the same NFE, ordered best first ({}). Two configurations are compared over the "
+                "replicate seeds both ran: each seed gives both the same prior draws and, with `--noise brownian_tree`, "
+                "the same Brownian path, so the per-seed difference d_s = {} is free of most sampling noise. A "
+                "difference is marked significant when |mean d| > t_0.975,K-1 · sd(d)/√K (paired t-test, two-sided, "
+                "5%, K seeds ≥ 2; no correction for the number of pairs). Mean ± SE over seeds.{}\n".format(
+                    "higher is better" if m in HIGHER_IS_BETTER else "closer to 0 is better",
+                    "m_A(s) − m_B(s) (negated: higher is better)" if m in HIGHER_IS_BETTER else "|m_A(s)| − |m_B(s)|",
+                    " Path errors are against dopri5 for probability-flow samplers [path] and against the same sampler "
+                    "refined ×16 on the same Brownian path for SDE samplers [strong]: distances to different limits, "
+                    "compared within a kind only." if m in PATH_METRICS else ""))
+            md.append("| SDE | NFE | configuration | {} | significantly better than | significantly worse than |".format(m))
+            md.append("|---|---:|---|---:|---|---|")
+            for (_, _, sde, nfe, kind), group in groups.items():
+                for c in group:
+                    md.append("| {} | {:.0f} | {} | {} | {} | {} |".format(
+                        sde, nfe, cell_name(c) + (" [{}]".format(kind) if kind else ""), fmt(c["mean"], None if math.isnan(c["se"]) else c["se"]),
+                        ", ".join(x["label"] for x in c["better"]) or "-",
+                        ", ".join(x["label"] for x in c["worse"]) or "-"))
             md.append("")
         for m in metrics:
             if not any(m in e for e in sub):

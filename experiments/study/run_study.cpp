@@ -22,6 +22,7 @@
 #include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "experiments/metrics/metrics.hpp"
+#include "experiments/metrics/path_error.hpp"
 #include "experiments/study/study_internal.hpp"
 #include "models/datasets.hpp"
 #include "models/score_factory.hpp"
@@ -68,7 +69,7 @@ struct StudyFiles {
 // What results.json holds: the study, its sessions (the build context of each start or resume) and the rows so far.
 struct StudyRecord {
   std::string command;
-  nlohmann::ordered_json study;  // the resolved configuration (StudySpec::to_json)
+  nlohmann::ordered_json study;                                      // the resolved configuration (StudySpec::to_json)
   nlohmann::ordered_json inputs = nlohmann::ordered_json::object();  // fingerprints of the files the study reads
   nlohmann::ordered_json sessions = nlohmann::ordered_json::array();
   std::vector<std::string> skipped, columns;
@@ -197,12 +198,17 @@ class CellRunner {
       : spec_(spec),
         samples_dir_(std::move(samples_dir)),
         metric_names_(spec.resolved_metrics()),
-        want_model_nll_(std::find(metric_names_.begin(), metric_names_.end(), model_nll_metric) != metric_names_.end()),
+        want_model_nll_(wants(model_nll_metric)),
         want_gaussian_law_(std::any_of(metric_names_.begin(), metric_names_.end(), is_gaussian_law_metric)),
+        want_path_error_(wants(path_error_metric) || wants(path_error_max_metric)),
         n_(spec.samples),
+        path_n_(spec.path_samples > 0 ? std::min(spec.path_samples, spec.samples) : spec.samples),
         reference_n_(spec.reference_samples > 0 ? spec.reference_samples : spec.samples) {}
 
   const std::vector<std::string>& metric_names() const { return metric_names_; }
+  bool wants(const std::string& metric) const {
+    return std::find(metric_names_.begin(), metric_names_.end(), metric) != metric_names_.end();
+  }
 
   // The run's row, its columns in the order of `columns`.
   StudyRow run(const StudyRun& run, const std::vector<std::string>& columns) {
@@ -292,7 +298,7 @@ class CellRunner {
       if (!law->note.empty()) row["note"] = law->note;
     }
     const bool plotted = spec_.save_samples && model->dim() == 2 && run.replicate == 0;
-    if (law && law->applies && !sample_metrics && !plotted) {
+    if (law && law->applies && !sample_metrics && !plotted && !want_path_error_) {
       row["status"] = "ok";
       row["nfe"] = law->nfe;
       row["nfe_max"] = law->nfe;
@@ -352,6 +358,7 @@ class CellRunner {
                    StudyRow& row, const std::function<void(ConstMatrixRef)>& record_metrics) {
     try {
       auto report = sample(sde, model, run.sampler, n_);
+      if (want_path_error_) path_error(run, sde, model, source.scaling(), report.samples, row);
       if (!is_exact_score(run.score)) report.samples = source.scaling().to_original(report.samples);
       row["status"] = "ok";
       row["nfe"] = report.nfe_mean();
@@ -364,6 +371,40 @@ class CellRunner {
       row["status"] = "diverged";
       row["failure"] = e.what();
     }
+  }
+
+  // path_error and path_error_max of the run's first path_n_ samples (in the model's units) against the reference
+  // solution from the same prior draws and Brownian path (experiments/metrics/path_error.hpp), both mapped to the
+  // data's units. Sample i depends only on its index, so the reference of the first path_n_ samples is a run of
+  // path_n_ samples. An ODE reference is computed once and shared by the runs with the same grid ends, seed and
+  // chunk. Left empty where the path error does not apply (a Langevin corrector, --noise independent for an SDE
+  // sampler) or the reference diverged.
+  void path_error(const StudyRun& run, const Sde& sde, const ScoreModel& model, const DataScaling& scaling,
+                  const Matrix& samples, StudyRow& row) {
+    const auto kind = path_error_kind(run.sampler);
+    if (!kind) return;
+    Matrix own;
+    const Matrix* reference = &own;
+    try {
+      const std::string key = shared_reference_key(sde, run.sampler, path_n_);
+      if (key.empty()) {
+        own = path_reference(sde, model, run.sampler, path_n_);
+      } else {
+        Matrix& shared = path_references_[fmt::format("{}|{}|{}", run.data, run.score, key)];
+        if (shared.size() == 0) shared = path_reference(sde, model, run.sampler, path_n_);
+        reference = &shared;
+      }
+    } catch (const NumericalError&) {
+      return;
+    }
+    const Matrix first = samples.leftCols(path_n_);
+    const PathErrors e = is_exact_score(run.score)
+                             ? path_errors(first, *reference)
+                             : path_errors(scaling.to_original(first), scaling.to_original(*reference));
+    row[path_error_metric] = e.rms.value;
+    row[std::string(path_error_metric) + "_se"] = e.rms.std_error;
+    row[path_error_max_metric] = e.max;
+    row["path_kind"] = to_string(*kind);
   }
 
   // Once per (data, score, SDE, seed): held-out exact points (the reference set's first ones, never used
@@ -387,13 +428,14 @@ class CellRunner {
   const StudySpec& spec_;
   fs::path samples_dir_;
   std::vector<std::string> metric_names_;
-  bool want_model_nll_, want_gaussian_law_;
-  Index n_, reference_n_;
+  bool want_model_nll_, want_gaussian_law_, want_path_error_;
+  Index n_, path_n_, reference_n_;
   std::map<std::string, std::shared_ptr<const GaussianMixture>> mixtures_;
   std::map<std::pair<std::string, std::uint64_t>, Matrix> references_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const ScoreSource>> sources_;
   std::map<std::string, MetricValue> model_nll_cache_;
   std::map<std::string, ExactLaw> exact_law_cache_;
+  std::map<std::string, Matrix> path_references_;  // shared ODE references, by data, score and shared_reference_key
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "core/errors.hpp"
 #include "experiments/metrics/metrics.hpp"
+#include "experiments/metrics/path_error.hpp"
 #include "experiments/study/study_internal.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
@@ -38,7 +39,7 @@ bool is_gaussian_law_metric(const std::string& name) {
 }
 
 bool is_study_metric(const std::string& name) {
-  return name == model_nll_metric || is_gaussian_law_metric(name);
+  return name == model_nll_metric || is_gaussian_law_metric(name) || is_path_metric(name);
 }
 
 bool is_single_gaussian(const std::string& data, Index dim) {
@@ -262,19 +263,27 @@ const OptionTable<StudySpec>& study_option_table() {
     in_group(option("seed", &S::first_seed, "first replicate seed"), "grid");
     auto& samples = in_group(option("samples", &S::samples, "samples per run", at_least(Index{2})), "grid");
     samples.short_name = 'n';
-    auto& metrics = in_group(list_option("metrics", &S::metrics,
-                                         fmt::format("metrics (default: all of {},{}, and {},{} when every "
-                                                     "--data is a single Gaussian; docs/metrics.md, "
-                                                     "docs/studies.md, docs/exact-error.md)",
-                                                     fmt::join(metric_names(), ","), model_nll_metric,
-                                                     gaussian_w2_metric, gaussian_kl_metric)),
-                             "evaluation");
+    auto& metrics =
+        in_group(list_option("metrics", &S::metrics,
+                             fmt::format("metrics (default: all of {},{},{}, and {},{} when every --data is a single "
+                                         "Gaussian; docs/metrics.md, docs/studies.md, docs/exact-error.md)",
+                                         fmt::join(metric_names(), ","), model_nll_metric,
+                                         fmt::join(path_metric_names(), ","), gaussian_w2_metric, gaussian_kl_metric)),
+                 "evaluation");
     metrics.optional = true;  // absent: every metric
     metrics.get = [](const S& s) { return nlohmann::ordered_json(option_text::join_list(s.resolved_metrics())); };
     in_group(option("reference-n", &S::reference_samples, "exact reference points per seed (0: as many as -n)",
                     ValueCheck<Index>([](const Index& m) -> std::optional<std::string> {
                       if (m == 0 || m >= 2) return std::nullopt;
                       return std::string("must be >= 2, or 0 for as many as -n");
+                    })),
+             "evaluation");
+    in_group(option("path-samples", &S::path_samples,
+                    "path_error over the first min(this, -n) samples of each run (0: all); its reference costs an SDE "
+                    "sampler 16 times its own steps",
+                    ValueCheck<Index>([](const Index& m) -> std::optional<std::string> {
+                      if (m == 0 || m >= 2) return std::nullopt;
+                      return std::string("must be >= 2, or 0 for all samples");
                     })),
              "evaluation");
     in_group(option("save-samples", &S::save_samples, "keep the first seed's 2-D samples for plots"), "evaluation");
@@ -365,6 +374,7 @@ std::vector<std::string> StudySpec::resolved_metrics() const {
   if (!metrics.empty()) return metrics;
   auto all = metric_names();
   all.push_back(model_nll_metric);
+  for (const auto& name : path_metric_names()) all.push_back(name);
   if (std::all_of(data.begin(), data.end(), [&](const std::string& d) { return is_single_gaussian(d, dim); })) {
     all.push_back(gaussian_w2_metric);
     all.push_back(gaussian_kl_metric);
@@ -554,6 +564,9 @@ std::vector<std::string> study_columns(const std::vector<std::string>& metrics) 
     columns.push_back(m);
     columns.push_back(m + "_se");
   }
+  // Which reference the path errors are against: path (dopri5) or strong (the refined sampler on the same path).
+  if (std::any_of(metrics.begin(), metrics.end(), [](const std::string& m) { return is_path_metric(m); }))
+    columns.push_back("path_kind");
   columns.push_back("wall_s");
   columns.push_back("failure");
   columns.push_back("note");  // why a metric of the run is empty (the exact law does not apply to it)

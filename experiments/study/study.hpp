@@ -5,14 +5,14 @@
 // with the same deterministic columns. docs/studies.md describes the grid, the files and the pairing of runs.
 #pragma once
 
+#include <fmt/format.h>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <string_view>
 #include <memory>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/sde.hpp"
@@ -31,7 +31,7 @@ inline constexpr std::string_view exact_samples_sampler = "exact";
 // option is therefore a study option, a results.csv column and a part of run labels without edits here.
 struct StudySpec {
   std::vector<std::string> data{"eight_gaussians"};
-  Index dim = 0;                                    // for `gaussian`; checked against mixture files
+  Index dim = 0;                                             // for `gaussian`; checked against mixture files
   std::vector<std::string> score{std::string(exact_score)};  // or checkpoints of scoresde train
   std::vector<std::string> sde{"vp", "ve"};
   SdeOptions sde_parameters;  // schedule, beta, sigma, T: shared by every SDE of the grid
@@ -52,6 +52,9 @@ struct StudySpec {
 
   std::vector<std::string> metrics;  // empty: every metric (experiments/metrics/metrics.hpp) and model_nll
   Index reference_samples = 0;       // exact reference points per (data, seed); 0: as many as samples
+  // path_error and path_error_max over the first min(path_samples, samples) samples of each run (0: all): an SDE
+  // sampler's reference walks 16 times its steps, so this bounds what the metric adds to a study's time.
+  Index path_samples = 2000;
   bool save_samples = true;  // keep each first-seed run's samples (2-D data only) for the report's plots
 
   // The default study: five samplers, 10 to 1000 steps, dopri5 at four tolerances, one Brownian path per seed; and
@@ -93,8 +96,8 @@ struct StudyRun {
   std::string label;  // the sampler configuration without steps and seed: one line in a plot
   std::string data, score;
   SdeOptions sde;
-  SamplerOptions sampler;  // complete, seed included
-  bool adaptive = false;   // steps do not apply
+  SamplerOptions sampler;      // complete, seed included
+  bool adaptive = false;       // steps do not apply
   bool exact_samples = false;  // the baseline: exact draws from the data, scored like a sampler's output
   int replicate = 0;
 };
@@ -127,7 +130,7 @@ struct StudyProgress {
 // samples/*.npy. With resume, rows already in dir/results.json are kept and their runs skipped; the study in
 // dir must then be the same. Every finished run is recorded atomically before the next one starts. `command`
 // is recorded in results.json. Returns the rows.
-std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, bool resume,
-                                const std::string& command, const StudyProgress& progress = {});
+std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, bool resume, const std::string& command,
+                                const StudyProgress& progress = {});
 
 }  // namespace scoresde

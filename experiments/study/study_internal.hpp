@@ -20,7 +20,9 @@ inline constexpr const char* model_nll_metric = "model_nll";
 inline constexpr const char* gaussian_w2_metric = "gaussian_w2";
 inline constexpr const char* gaussian_kl_metric = "gaussian_kl";
 
-// True for the metrics the study computes itself (model_nll, gaussian_w2, gaussian_kl) rather than from samples.
+// True for the metrics the study computes itself rather than from its samples by evaluate_metrics: model_nll,
+// gaussian_w2 and gaussian_kl, and path_error and path_error_max (experiments/metrics/path_error.hpp), which need
+// the run's sampler and score, not only its samples.
 bool is_study_metric(const std::string& name);
 bool is_gaussian_law_metric(const std::string& name);
 
