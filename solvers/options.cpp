@@ -30,7 +30,7 @@ OdeControl ode_control_from_string(std::string_view name) {
 
 const std::vector<OrderRange>& order_ranges() {
   static const std::vector<OrderRange> ranges{
-      {"dpm_solver", 1, 3, 2}, {"unipc", 1, 3, 2}, {"deis", 1, 3, 2}, {"lms", 1, 4, 4}};
+      {"dpm_solver", 1, 3, 2}, {"unipc", 1, 3, 2}, {"deis", 1, 3, 2}, {"lms", 1, 4, 4}, {"sa_solver", 1, 3, 3}};
   return ranges;
 }
 
@@ -230,6 +230,15 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
     for (const auto& e : eta_defaults()) eta.sampler_defaults.emplace_back(e.sampler, fmt::format("{}", e.default_eta));
     eta.cell = [](const S& o) { return json(o.resolved_eta()); };
     eta.label_value = [](const S& o) { return fmt::format("{}", o.resolved_eta()); };
+    t.emplace_back(option("tau", &S::tau,
+                          "sa_solver: the noise scale tau (Xue et al. 2023): each step adds noise of variance "
+                          "sigma^2 (1 - e^(-2 tau^2 h)), h the step in log-SNR; 1 the reverse SDE, 0 the "
+                          "probability-flow ODE",
+                          check_that<double>([](const double& v) { return std::isfinite(v) && v >= 0 && v <= 10; },
+                                             "must be in [0, 10]")))
+        .for_samplers({"sa_solver"})
+        .as_axis("tau", " tau {}", "_tau{}")
+        .shown_when([](const S& o) { return o.tau != 1; });
     const std::vector<std::string> edm{"edm_euler", "edm_heun"};
     const auto non_negative = check_that<double>([](const double& v) { return v >= 0; }, "must be >= 0");
     const auto churning = [](const S& o) { return o.s_churn > 0; };

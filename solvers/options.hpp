@@ -107,7 +107,7 @@ struct SamplerOptions {
   double rho = 7.0;  // karras only
   // The few-step deterministic samplers (solvers/*.cpp; docs/samplers.md). order 0 means the sampler's own default
   // (resolved_order).
-  int order = 0;                                         // dpm_solver, unipc, deis (1..3, default 2); lms (1..4, 4)
+  int order = 0;  // dpm_solver, unipc, deis (1..3, default 2); lms (1..4, 4); sa_solver (1..3, 3)
   SolverMethod solver_method = SolverMethod::multistep;  // dpm_solver
   SolverType solver_type = SolverType::midpoint;         // dpm_solver (multistep, order 2), dpmpp_2m
   Dpmpp3mForm dpmpp3m_form = Dpmpp3mForm::third_order;   // dpmpp_3m; dpm_solver multistep order 3
@@ -123,6 +123,8 @@ struct SamplerOptions {
   double s_tmin = 0;
   double s_tmax = std::numeric_limits<double>::infinity();
   double s_noise = 1;
+  // sa_solver (Xue et al. 2023): the noise scale tau, eta = tau^2 in the family of dpmpp_2m_sde; 0 is the ODE.
+  double tau = 1;
   bool denoise_to_zero = false;  // one more evaluation at t_N: return the data prediction x0_hat there
   bool denoise = true;           // last step returns the noise-free mean
   NoiseKind noise = NoiseKind::independent;

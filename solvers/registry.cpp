@@ -33,6 +33,7 @@ std::unique_ptr<Predictor> make_dpmpp_2m_sde(const SamplerOptions&);
 std::unique_ptr<Predictor> make_dpmpp_3m_sde(const SamplerOptions&);
 std::unique_ptr<Predictor> make_ggf(const SamplerOptions&);
 std::unique_ptr<Predictor> make_sra(const SamplerOptions&);
+std::unique_ptr<Predictor> make_sa_solver(const SamplerOptions&);
 
 const std::vector<PredictorEntry>& predictor_registry() {
   static const std::vector<PredictorEntry> registry = {
@@ -56,6 +57,7 @@ const std::vector<PredictorEntry>& predictor_registry() {
       {"dpmpp_3m_sde", make_dpmpp_3m_sde},
       {"ggf", make_ggf, true},
       {"sra", make_sra},
+      {"sa_solver", make_sa_solver},
   };
   return registry;
 }

@@ -92,12 +92,13 @@ inline std::vector<std::pair<SamplerOptions, std::string>> variants(const Sample
   return out;
 }
 
-// True for a sampler with a stochastic knob (--eta or --s-churn) in sampler_option_table().
+// True for a sampler with a stochastic knob (--eta, --s-churn or --tau) in sampler_option_table().
 inline bool has_stochastic_knob(const std::string& name) {
   SamplerOptions o;
   o.sampler = name;
   const auto& table = sampler_option_table();
-  return find_option(table, "eta")->used_by(o) || find_option(table, "s-churn")->used_by(o);
+  return find_option(table, "eta")->used_by(o) || find_option(table, "s-churn")->used_by(o) ||
+         find_option(table, "tau")->used_by(o);
 }
 
 // Every sampler with --eta or --s-churn, as --sampler NAME in its stochastic setting, in every variant, on logsnr
@@ -106,6 +107,7 @@ inline bool has_stochastic_knob(const std::string& name) {
 // counts out of their asymptotic range (measured strong slopes 0.7 on VE, 0.8-1.5 on VP). Their stochastic settings:
 //   --eta: its default where that is > 0, else 1. The ancestral samplers (ddim, euler_ancestral, dpmpp_sde) and the
 //     SDE multistep ones (dpmpp_2m_sde, dpmpp_3m_sde) all converge to the reverse SDE at eta = 1.
+//   --tau: its default 1 (sa_solver: the reverse SDE).
 //   --s-churn: on a grid uniform in log sigma~ (logsnr), gamma = S_churn / N is a constant multiple of the step in
 //     log sigma~, Lambda / N, and the churn adds 2 gamma sigma~^2 of variance per step where the reverse SDE adds
 //     2 sigma~^2 (Lambda / N): the steps converge to the family above with limit_eta^2 = S_churn / Lambda (Karras et
@@ -163,8 +165,8 @@ inline std::vector<SamplerCase> predictor_cases() {
   return cases;
 }
 
-// The deterministic sampler that a stochastic one is with --eta 0 and --s-churn 0, bit for bit: the same options with
-// this --sampler (itself for ddim, edm_euler, edm_heun).
+// The deterministic sampler that a stochastic one is with --eta 0, --s-churn 0 and --tau 0, bit for bit: the same
+// options with this --sampler (itself for ddim, edm_euler, edm_heun and sa_solver).
 inline std::string deterministic_counterpart(const std::string& name) {
   static const std::vector<std::pair<std::string, std::string>> pairs{{"euler_ancestral", "edm_euler"},
                                                                       {"dpmpp_sde", "dpmpp_2s"},

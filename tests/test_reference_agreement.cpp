@@ -1,5 +1,6 @@
 // Agreement with the authors' code (docs/samplers.md): tests/data/golden/manifest.json lists outputs of the
-// reference implementations (dpm-solver, UniPC, k-diffusion, EDM), written by bench/reference_samplers.py on an
+// reference implementations (dpm-solver, UniPC, k-diffusion, EDM; SA-Solver by bench/reference_sa_solver.py),
+// written by bench/reference_samplers.py on an
 // exact Gaussian-mixture score from fixed latents on fixed time grids, each with the `scoresde sample` options that
 // should reproduce it. Every case is run through the command line in-process and must agree to the manifest's
 // tolerance (max |difference| <= 1e-9). The anchor cases (a 192-step grid) are also compared with the library's own
@@ -8,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -58,6 +60,20 @@ test::Result run_sample(const json& manifest, const std::string& grid_file, cons
   return test::run(args);
 }
 
+// The manifest's common options (name, value pairs), except those the case gives itself, then the case's.
+json case_options(const json& manifest, const json& c) {
+  json options = json::array();
+  const auto& common = manifest["common_options"];
+  const auto& own = c["options"];
+  for (std::size_t i = 0; i + 1 < common.size(); i += 2)
+    if (std::find(own.begin(), own.end(), common[i]) == own.end()) {
+      options.push_back(common[i]);
+      options.push_back(common[i + 1]);
+    }
+  for (const auto& o : own) options.push_back(o);
+  return options;
+}
+
 std::string label(const json& c) {
   return fmt::format("{} on {}", c["name"].get<std::string>(), c["grid"].get<std::string>());
 }
@@ -76,8 +92,7 @@ TEST_CASE("every golden case: scoresde sample agrees with the authors' code") {
   std::map<std::string, std::map<std::string, int>> errors;
   int agreed = 0;
   for (const auto& c : manifest["cases"]) {
-    json options = manifest["common_options"];
-    for (const auto& o : c["options"]) options.push_back(o);
+    const json options = case_options(manifest, c);
     const auto r = run_sample(manifest, grids.at(c["grid"].get<std::string>()), options, dir.file("out.npy"));
     if (r.code != 0) {
       ++errors[r.err][c["name"].get<std::string>()];

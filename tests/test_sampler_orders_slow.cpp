@@ -150,8 +150,10 @@ TEST_CASE("strong order: error against the refined sampler on the same Brownian 
         c.options.threads = 2;
         cases.push_back({c.label, c.options});
       }
+      // From 64 steps: below that the second-order deterministic part of a predictor-corrector pair still shows
+      // (sa_solver --order 1 with its two-point corrector: pairwise slopes 1.53, 1.14, 1.14, 1.06 from 32 to 512).
       ConvergenceSettings settings;
-      settings.steps = {32, 64, 128, 256};
+      settings.steps = {64, 128, 256, 512};
       settings.samples = 512;
       for (const auto& r : measure_convergence(*sde, model, cases, settings)) {
         CAPTURE(r.label);
@@ -163,8 +165,11 @@ TEST_CASE("strong order: error against the refined sampler on the same Brownian 
         CHECK(r.kind == ErrorKind::strong);
         // shared/ORACLES.md: slope within about 0.2 of the declared order. A method of order above 1 may converge
         // faster on this linear drift (sra: slope about 2 here, its order-1.5 error terms vanishing for an affine
-        // score): the mixture test below measures its order.
-        if (r.declared_order > 1)
+        // score): the mixture test below measures its order. Under --denoise on the error is the one at t_{N-1}
+        // carried through the noise-free last step, whose first-order term has a small constant for dpmpp_3m_sde
+        // (pairwise slopes 1.38, 1.36, 1.30 from 32 to 256 steps, still falling towards 1): there the slope must
+        // reach the declared order, as on the other Gaussian tests, and --denoise off checks it from both sides.
+        if (r.declared_order > 1 || denoise)
           CHECK(r.measured.order > r.declared_order - 0.2);
         else
           CHECK(std::abs(r.measured.order - r.declared_order) < 0.2);

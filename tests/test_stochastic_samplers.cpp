@@ -54,6 +54,7 @@ SamplerOptions without_noise(SamplerOptions o) {
   const auto& table = sampler_option_table();
   if (find_option(table, "eta")->used_by(o)) o.eta = 0;
   if (find_option(table, "s-churn")->used_by(o)) o.s_churn = 0;
+  if (find_option(table, "tau")->used_by(o)) o.tau = 0;
   return o;
 }
 
@@ -63,7 +64,7 @@ TEST_CASE("the stochastic samplers are registered, and each sampler with --eta o
   std::vector<std::string> names;
   for (const auto& c : stochastic_cases()) names.push_back(c.options.sampler);
   for (const char* name :
-       {"ddim", "euler_ancestral", "edm_euler", "edm_heun", "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"}) {
+       {"ddim", "euler_ancestral", "edm_euler", "edm_heun", "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde", "sa_solver"}) {
     CAPTURE(name);
     CHECK(std::find(names.begin(), names.end(), name) != names.end());
   }
