@@ -6,10 +6,11 @@
 // and the covariance is shrunk towards a multiple of the identity with the same trace (Ledoit & Wolf, J. Multivar.
 // Anal. 88, 2004, whose target this is; lambda is given, not estimated):
 //     S_k(lambda) = (1 - lambda) S_k + lambda (tr S_k / d) I.
-// Why this and not S_k + eps I: Fashion-MNIST's border pixels are -1 in (nearly) every image, so S_k is singular
-// and its small eigenvalues are noise; shrinkage is scale-free (lambda is a share, not a variance in pixel units),
-// keeps the total variance tr S_k of each class, and shares S_k's eigenvectors, so one eigendecomposition
-// S_k = U_k diag(l_k) U_k^T gives the regularised one as U_k diag((1 - lambda) l_k + lambda tr S_k / d) U_k^T.
+// Why this and not S_k + eps I: many of Fashion-MNIST's border pixels are -1 in (nearly) every image of a class, so
+// S_k is singular or nearly so and its small eigenvalues are noise; shrinkage is scale-free (lambda is a share, not
+// a variance in pixel units), keeps the total variance tr S_k of each class, and shares S_k's eigenvectors, so one
+// eigendecomposition S_k = U_k diag(l_k) U_k^T gives the regularised one as
+// U_k diag((1 - lambda) l_k + lambda tr S_k / d) U_k^T.
 // The smallest variance is then lambda tr S_k / d. The default lambda is chosen by the held-out likelihood
 // (docs/images.md).
 //
