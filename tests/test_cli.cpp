@@ -574,7 +574,9 @@ TEST_CASE("an unknown command returns 2 with the list of commands") {
   const Result r = run({"smaple"});
   CHECK(r.code == 2);
   check_contains(r.err, "'smaple'");
-  check_contains(r.err, "sample, study, report, evaluate, likelihood, train, evaluate-score, gaussian-law, compare, brownian, list, version");
+  check_contains(r.err,
+                 "sample, study, report, evaluate, likelihood, train, evaluate-score, fit-mixture, gaussian-law, compare, "
+                 "brownian, list, version");
   CHECK(run({}).code == 2);
   CHECK(run({"--help"}).code == 0);
 }
