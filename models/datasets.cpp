@@ -134,6 +134,11 @@ std::shared_ptr<const GaussianMixture> load_data(const std::string& name, Index 
     require(dim >= 0 && dim <= 100000, "--dim", std::to_string(dim), "must be in [1, 100000]");
     return std::make_shared<GaussianMixture>(standard_normal(dim == 0 ? 2 : dim));
   }
+  if (is_fashion_mnist(name))
+    throw ConfigError(fmt::format(
+        "--data = {}: images have no closed-form density; fit one first (scoresde fit-mixture --data {} --out "
+        "FILE.json) and give FILE.json, or train a model on them",
+        name, name.rfind(":test", std::string::npos) != std::string::npos ? "fashion_mnist:test" : "fashion_mnist"));
   if (name.size() < 5 || name.substr(name.size() - 5) != ".json")
     throw ConfigError(fmt::format("--data = {}: not a built-in distribution ({}) nor a mixture file ending in .json",
                                   name, fmt::join(builtin_data_names(), ", ")));

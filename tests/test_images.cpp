@@ -183,6 +183,14 @@ TEST_CASE("fashion_mnist names, and the Debian package named when the files are 
   CHECK(is_builtin_training_data("fashion_mnist:test:class=4"));
   CHECK(data_source_file("fashion_mnist:class=4").empty());
   CHECK_FALSE(has_exact_mixture("fashion_mnist"));
+  // Where an exact density is needed, the error says how to get one.
+  {
+    TempDir out("fmnist-sample");
+    const Result r = run({"sample", "--data", "fashion_mnist", "-n", "2", "--out", out.file("x.npy")});
+    CHECK(r.code == 2);
+    check_contains(r.err, "scoresde fit-mixture --data fashion_mnist");
+    CHECK(out.entries().empty());
+  }
 
   TempDir dir("fmnist-missing");
   ::setenv("SCORESDE_FASHION_MNIST_DIR", dir.file("nowhere").c_str(), 1);
