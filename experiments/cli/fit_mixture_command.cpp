@@ -29,7 +29,8 @@ const char* fit_mixture_usage =
     "serves `sample`, `study`, `likelihood` and `evaluate` (nll, bpd).\n\n"
     "Example:\n"
     "  scoresde fit-mixture --data fashion_mnist --components 10 --out fmnist10.json\n"
-    "  scoresde sample --data fmnist10.json --sde vp --sampler dpmpp_2m --steps 20 -n 10000 --out x.npy\n";
+    "  scoresde sample --data fmnist10.json --sde vp --sampler dpmpp_2m --steps 20 -n 10000 --threads 2 \\\n"
+    "                  --out x.npy\n";
 // clang-format on
 
 }  // namespace
