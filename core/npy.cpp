@@ -1,6 +1,7 @@
 #include "core/npy.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cmath>
@@ -113,11 +114,19 @@ std::optional<xt::detail::npy_file> open_npy(const std::string& path) {
 Matrix read_samples_npy(const std::string& path) {
   auto loaded = open_npy(path);
   auto& file = *loaded;
-  if (file.m_shape.size() != 2)
-    throw InputError(fmt::format("{}: expected a 2-d array of shape (n, d); found {} dimensions", path, file.m_shape.size()));
+  const std::size_t rank = file.m_shape.size();
+  if (rank < 2 || rank > 4)
+    throw InputError(
+        fmt::format("{}: expected a 2-d array of shape (n, d), or images (n, H, W) or (n, C, H, W); found "
+                    "{} dimensions",
+                    path, rank));
   if (file.m_fortran_order) throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
-  const auto n = static_cast<Index>(file.m_shape[0]), d = static_cast<Index>(file.m_shape[1]);
-  if (n < 1 || d < 1) throw InputError(fmt::format("{}: the array is empty (shape ({}, {}))", path, n, d));
+  // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row.
+  const auto n = static_cast<Index>(file.m_shape[0]);
+  Index d = 1;
+  for (std::size_t i = 1; i < rank; ++i) d *= static_cast<Index>(file.m_shape[i]);
+  if (n < 1 || d < 1)
+    throw InputError(fmt::format("{}: the array is empty (shape ({}))", path, fmt::join(file.m_shape, ", ")));
   Matrix x(d, n);
   if (file.m_typestring == "<f8") {
     auto a = std::move(file).cast<double>();

@@ -15,7 +15,8 @@ void dump_samples_npy(const std::string& path, ConstMatrixRef x);
 void write_samples_npy(const std::string& path, ConstMatrixRef x);
 // Writes the vector v as a 1-d (n,) float64 array to path as it is (see write_atomically).
 void dump_vector_npy(const std::string& path, ConstVectorRef v);
-// Reads an (n, d) float64 or float32 array as a d x n batch. InputError naming the file and the problem.
+// Reads an (n, d) float64 or float32 array as a d x n batch; image arrays (n, H, W) and (n, C, H, W) are read
+// likewise with each image flattened row-major (d = C H W). InputError naming the file and the problem.
 Matrix read_samples_npy(const std::string& path);
 // Reads a 1-d (n,) float64 or float32 array (n may be 0; values are not checked). InputError naming the file and
 // the problem.

@@ -13,6 +13,8 @@
 #include "core/errors.hpp"
 #include "core/noise.hpp"
 #include "core/npy.hpp"
+#include "models/idx.hpp"
+#include "models/image_mixture.hpp"
 
 namespace scoresde {
 namespace {
@@ -63,6 +65,14 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
     throw InputError(fmt::format("{}: not valid JSON ({})", source, e.what()));
   }
   if (!doc.is_object()) throw InputError(fmt::format("{}: expected a JSON object with weights, means and covariances or stds", source));
+  if (doc.contains("format")) {
+    // A header with its arrays in a binary file beside it (models/image_mixture.hpp), as fit-mixture writes.
+    if (!doc["format"].is_string() || doc["format"].get<std::string>() != eigen_mixture_format)
+      malformed(source, "format",
+                fmt::format("{}: unknown; allowed: {} (leave \"format\" out for a mixture written out in the JSON)",
+                            doc["format"].dump(), eigen_mixture_format));
+    return read_eigen_mixture(doc, source);
+  }
   for (auto it = doc.begin(); it != doc.end(); ++it)
     if (it.key() != "weights" && it.key() != "means" && it.key() != "covariances" && it.key() != "stds")
       malformed(source, it.key(), "unknown field; allowed: weights, means, covariances, stds");
@@ -124,6 +134,11 @@ std::shared_ptr<const GaussianMixture> load_data(const std::string& name, Index 
     require(dim >= 0 && dim <= 100000, "--dim", std::to_string(dim), "must be in [1, 100000]");
     return std::make_shared<GaussianMixture>(standard_normal(dim == 0 ? 2 : dim));
   }
+  if (is_fashion_mnist(name))
+    throw ConfigError(fmt::format(
+        "--data = {}: images have no closed-form density; fit one first (scoresde fit-mixture --data {} --out "
+        "FILE.json) and give FILE.json, or train a model on them",
+        name, name.rfind(":test", std::string::npos) != std::string::npos ? "fashion_mnist:test" : "fashion_mnist"));
   if (name.size() < 5 || name.substr(name.size() - 5) != ".json")
     throw ConfigError(fmt::format("--data = {}: not a built-in distribution ({}) nor a mixture file ending in .json",
                                   name, fmt::join(builtin_data_names(), ", ")));
@@ -193,7 +208,22 @@ bool is_toy_2d(const std::string& name) {
 }  // namespace
 
 std::vector<std::string> training_data_names() {
-  return {"eight_gaussians", "two_moons", "swiss_roll", "checkerboard", "rings", "gaussian"};
+  return {"eight_gaussians", "two_moons",     "swiss_roll",         "checkerboard",         "rings",
+          "gaussian",        "fashion_mnist", "fashion_mnist:test", "fashion_mnist:class=K"};
+}
+
+bool is_builtin_training_data(const std::string& name) {
+  const auto names = training_data_names();
+  return std::find(names.begin(), names.end(), name) != names.end() || is_fashion_mnist(name);
+}
+
+bool is_fashion_mnist(const std::string& name) {
+  if (name.rfind("fashion_mnist", 0) != 0) return false;
+  try {
+    return parse_fashion_mnist_name(name).has_value();
+  } catch (const ConfigError&) {
+    return false;
+  }
 }
 
 bool has_exact_mixture(const std::string& name) {
@@ -201,8 +231,7 @@ bool has_exact_mixture(const std::string& name) {
 }
 
 std::string data_source_file(const std::string& name_or_file) {
-  const auto names = training_data_names();
-  return std::find(names.begin(), names.end(), name_or_file) == names.end() ? name_or_file : std::string();
+  return is_builtin_training_data(name_or_file) ? std::string() : name_or_file;
 }
 
 Matrix read_samples_csv(const std::string& path) {
@@ -271,6 +300,12 @@ Matrix load_training_data(const std::string& name, Index count, std::uint64_t se
   }
   if (ends_with(name, ".npy") || ends_with(name, ".csv")) {
     x = ends_with(name, ".npy") ? read_samples_npy(name) : read_samples_csv(name);
+    require(dim == 0 || dim == x.rows(), "--dim", std::to_string(dim),
+            fmt::format("{} is {}-dimensional", name, x.rows()));
+    return x;
+  }
+  if (const auto selection = parse_fashion_mnist_name(name)) {
+    x = load_fashion_mnist(*selection).images;
     require(dim == 0 || dim == x.rows(), "--dim", std::to_string(dim),
             fmt::format("{} is {}-dimensional", name, x.rows()));
     return x;

@@ -10,20 +10,25 @@
 
 namespace scoresde {
 
-GaussianMixture::GaussianMixture(Vector weights, Matrix means, std::vector<Matrix> covariances)
-    : weights_(std::move(weights)), means_(std::move(means)) {
+void GaussianMixture::set_weights_and_means(Vector weights, Matrix means, Index covariances) {
+  weights_ = std::move(weights);
+  means_ = std::move(means);
   const Index K = means_.cols(), d = means_.rows();
   if (K < 1 || d < 1) throw ConfigError("mixture: needs at least one component of dimension >= 1");
   if (weights_.size() != K)
     throw ConfigError(fmt::format("mixture: {} weights for {} means", weights_.size(), K));
-  if (static_cast<Index>(covariances.size()) != K)
-    throw ConfigError(fmt::format("mixture: {} covariances for {} means", covariances.size(), K));
+  if (covariances != K) throw ConfigError(fmt::format("mixture: {} covariances for {} means", covariances, K));
   for (Index k = 0; k < K; ++k)
     if (!(weights_(k) > 0) || !std::isfinite(weights_(k)))
       throw ConfigError(fmt::format("mixture: weights[{}] = {}: must be > 0", k, weights_(k)));
   if (!means_.allFinite()) throw ConfigError("mixture: means contain a non-finite value");
   weights_ /= weights_.sum();
   log_weights_ = weights_.array().log();
+}
+
+GaussianMixture::GaussianMixture(Vector weights, Matrix means, std::vector<Matrix> covariances) {
+  set_weights_and_means(std::move(weights), std::move(means), static_cast<Index>(covariances.size()));
+  const Index K = means_.cols(), d = means_.rows();
   eigenvalues_.resize(d, K);
   isotropic_ = true;
   for (Index k = 0; k < K; ++k) {
@@ -47,6 +52,23 @@ GaussianMixture::GaussianMixture(Vector weights, Matrix means, std::vector<Matri
       eigenvectors_.push_back(eig.eigenvectors());
     }
   }
+  if (!isotropic_ && d >= float32_dim) set_score_precision(ScorePrecision::float32);
+}
+
+void GaussianMixture::set_score_precision(ScorePrecision precision) {
+  float32_ = precision == ScorePrecision::float32 && !isotropic_;
+  if (!float32_) {
+    stacked_f32_.resize(0, 0);
+    projected_means_.resize(0, 0);
+    return;
+  }
+  const Index d = dim(), K = components();
+  stacked_f32_.resize(d, K * d);
+  projected_means_.resize(d, K);
+  for (Index k = 0; k < K; ++k) {
+    stacked_f32_.middleCols(k * d, d) = eigenvectors_[static_cast<std::size_t>(k)].cast<float>();
+    projected_means_.col(k) = eigenvectors_[static_cast<std::size_t>(k)].transpose() * means_.col(k);
+  }
 }
 
 GaussianMixture GaussianMixture::isotropic(Vector weights, Matrix means, const Vector& stds) {
@@ -58,6 +80,33 @@ GaussianMixture GaussianMixture::isotropic(Vector weights, Matrix means, const V
     cov.push_back(stds(k) * stds(k) * Matrix::Identity(d, d));
   }
   return GaussianMixture(std::move(weights), std::move(means), std::move(cov));
+}
+
+GaussianMixture GaussianMixture::from_eigendecomposition(Vector weights, Matrix means, std::vector<Matrix> eigenvectors,
+                                                         Matrix eigenvalues) {
+  GaussianMixture m;
+  m.set_weights_and_means(std::move(weights), std::move(means), static_cast<Index>(eigenvectors.size()));
+  const Index K = m.means_.cols(), d = m.means_.rows();
+  if (eigenvalues.rows() != d || eigenvalues.cols() != K)
+    throw ConfigError(
+        fmt::format("mixture: eigenvalues are {}x{}; expected {}x{}", eigenvalues.rows(), eigenvalues.cols(), d, K));
+  const Vector probe = Vector::LinSpaced(d, 1.0, 2.0);
+  for (Index k = 0; k < K; ++k) {
+    const Matrix& U = eigenvectors[static_cast<std::size_t>(k)];
+    if (U.rows() != d || U.cols() != d)
+      throw ConfigError(fmt::format("mixture: eigenvectors[{}] is {}x{}; expected {}x{}", k, U.rows(), U.cols(), d, d));
+    if (!U.allFinite() || !eigenvalues.col(k).allFinite() || !(eigenvalues.col(k).minCoeff() > 0))
+      throw ConfigError(fmt::format("mixture: component {}: eigenvalues must be finite and > 0", k));
+    const Vector w = U.transpose() * probe;
+    const double scale = probe.norm();
+    if (std::abs(w.norm() - scale) > 1e-8 * scale || (U * w - probe).norm() > 1e-8 * scale)
+      throw ConfigError(fmt::format("mixture: component {}: the eigenvectors are not orthonormal", k));
+  }
+  m.eigenvalues_ = std::move(eigenvalues);
+  m.eigenvectors_ = std::move(eigenvectors);
+  m.isotropic_ = false;
+  if (d >= float32_dim) m.set_score_precision(ScorePrecision::float32);
+  return m;
 }
 
 Matrix GaussianMixture::covariance(Index k) const {
@@ -128,6 +177,7 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
                                     double* score, Vector* laplacian, const ConstMatrixRef* v,
                                     double* hv) const {
   const Index d = dim(), K = components(), n = x.cols();
+  if (float32_ && score && !log_density && !laplacian && !hv) return score_float32(alpha, sigma, x, score);
   if (isotropic_ && score && !log_density && !laplacian && !hv) {
     // The score alone: one fused pass (core/vector_math.hpp), the hot path of sampling.
     thread_local Matrix centres;
@@ -264,6 +314,49 @@ void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x
     hacc -= acc.rowwise() * zw;
     Eigen::Map<Matrix>(hv, d, n) = hacc.matrix();
   }
+}
+
+void GaussianMixture::score_float32(double alpha, double sigma, ConstMatrixRef x, double* out) const {
+  const Index d = dim(), K = components(), n = x.cols();
+  thread_local Eigen::MatrixXf xf, projected, weighted, acc;
+  thread_local Eigen::ArrayXXd logits;
+  thread_local Eigen::ArrayXd c, inv_c;
+  thread_local Eigen::Array<double, 1, Eigen::Dynamic> row_max, row_sum;
+  const double log_2pi = std::log(2.0 * std::numbers::pi);
+  xf = x.cast<float>();
+  // U_k^T x for every k in one GEMM; U_k^T (x - alpha mu_k) = U_k^T x - alpha U_k^T mu_k, the offset in float64.
+  projected.noalias() = stacked_f32_.transpose() * xf;
+  logits.resize(K, n);
+  weighted.resize(K * d, n);
+  for (Index k = 0; k < K; ++k) {
+    c = alpha * alpha * eigenvalues_.col(k).array() + sigma * sigma;
+    inv_c = c.inverse();
+    const double log_norm = log_weights_(k) - 0.5 * (static_cast<double>(d) * log_2pi + c.log().sum());
+    const Vector offset = alpha * projected_means_.col(k);
+    for (Index j = 0; j < n; ++j) {
+      auto y = projected.col(j).segment(k * d, d);
+      double quadratic = 0;
+      for (Index i = 0; i < d; ++i) {
+        const double yi = static_cast<double>(y(i)) - offset(i);
+        const double zi = yi * inv_c(i);
+        quadratic += yi * zi;
+        weighted(k * d + i, j) = static_cast<float>(zi);
+      }
+      logits(k, j) = log_norm - 0.5 * quadratic;
+    }
+  }
+  // Responsibilities by log-sum-exp, in float64.
+  row_max = logits.colwise().maxCoeff();
+  logits.rowwise() -= row_max;
+  exp_in_place(logits.data(), logits.size());
+  row_sum = logits.colwise().sum();
+  for (Index j = 0; j < n; ++j) {
+    const double inv = 1.0 / row_sum(j);
+    for (Index k = 0; k < K; ++k) weighted.col(j).segment(k * d, d) *= static_cast<float>(logits(k, j) * inv);
+  }
+  // score = -sum_k gamma_k U_k z_k: one GEMM over the stacked components.
+  acc.noalias() = stacked_f32_ * weighted;
+  Eigen::Map<Matrix>(out, d, n) = -acc.cast<double>();
 }
 
 std::string MixtureScore::describe() const {

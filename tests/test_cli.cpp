@@ -564,8 +564,8 @@ TEST_CASE("an unknown command returns 2 with the list of commands") {
   CHECK(r.code == 2);
   check_contains(r.err, "'smaple'");
   check_contains(r.err,
-                 "sample, study, report, convergence, evaluate, likelihood, train, evaluate-score, gaussian-law, "
-                 "compare, brownian, list, version");
+                 "sample, study, report, convergence, evaluate, likelihood, train, evaluate-score, fit-mixture, "
+                 "gaussian-law, compare, brownian, list, version");
   CHECK(run({}).code == 2);
   CHECK(run({"--help"}).code == 0);
 }

@@ -61,7 +61,7 @@ TEST_CASE(
   REQUIRE(r.code == 0);
   CHECK(dir.entries() == std::set<std::string>{"x.npy", "m.json"});  // no temporary file left
   const auto j = read_json(out);
-  for (const auto& name : metric_names()) {
+  for (const auto& name : default_metrics(true)) {
     CAPTURE(name);
     REQUIRE(j["metrics"].contains(name));
     CHECK(j["metrics"][name]["value"].is_number());

@@ -15,6 +15,7 @@
 #include <array>
 #include <boost/math/special_functions/gamma.hpp>
 #include <cmath>
+#include <numbers>
 #include <functional>
 #include <random>
 #include <set>
@@ -78,8 +79,12 @@ void check_error(const std::function<void()>& f, std::initializer_list<const cha
 
 TEST_CASE("metric names, defaults and the stable order of the results") {
   const auto all = metric_names();
-  CHECK(all.size() == 10);
-  CHECK(default_metrics(true) == all);
+  CHECK(all.size() == 11);
+  // bpd is asked for by name (8-bit images only); every other metric is a default with a mixture reference.
+  std::vector<std::string> all_but_bpd;
+  for (const auto& name : all)
+    if (name != "bpd") all_but_bpd.push_back(name);
+  CHECK(default_metrics(true) == all_but_bpd);
   const auto points_only = default_metrics(false);
   CHECK(points_only ==
         std::vector<std::string>{"sliced_w2", "mmd2", "energy", "frechet", "mean_error", "cov_error"});
@@ -96,13 +101,22 @@ TEST_CASE("metric names, defaults and the stable order of the results") {
   CHECK(r[2].first == "nll");
   CHECK(r[3].first == "mode_chi2");
   const auto defaults = evaluate_metrics(x, y, mixture.get(), {});
-  REQUIRE(defaults.size() == all.size());
-  for (std::size_t k = 0; k < all.size(); ++k) {
-    CHECK(defaults[k].first == all[k]);
+  REQUIRE(defaults.size() == all_but_bpd.size());
+  for (std::size_t k = 0; k < all_but_bpd.size(); ++k) {
+    CHECK(defaults[k].first == all_but_bpd[k]);
     CHECK(std::isfinite(defaults[k].second.value));
     CHECK(defaults[k].second.std_error >= 0);
   }
   CHECK(evaluate_metrics(x, y, nullptr, {}).size() == points_only.size());
+  // bpd is the nll in bits per dimension plus 7 (8-bit data in [-1, 1]), its standard error scaled alike.
+  MetricsOptions bits;
+  bits.metrics = {"nll", "bpd"};
+  const auto nb = evaluate_metrics(x, y, mixture.get(), bits);
+  REQUIRE(nb.size() == 2);
+  CHECK(nb[1].first == "bpd");
+  const double scale = 1.0 / (2.0 * std::numbers::ln2);
+  CHECK(std::abs(nb[1].second.value - (nb[0].second.value * scale + 7.0)) <= 1e-14 * (1 + std::abs(nb[1].second.value)));
+  CHECK(std::abs(nb[1].second.std_error - nb[0].second.std_error * scale) <= 1e-15 * (1 + nb[0].second.std_error));
 }
 
 TEST_CASE("options and inputs are checked, and the message names the option or the set") {

@@ -111,8 +111,8 @@ TEST_CASE("train: bad data files are refused naming the file, the row and the pr
   expect_rejected(dir, tiny(dir, "m.ckpt", {"--data", empty}), {"empty.csv", "no data rows"});
   const auto one_row = dir.write("one.csv", "1,2\n");
   expect_rejected(dir, tiny(dir, "m.ckpt", {"--data", one_row}), {"one.csv", "at least 2"});
-  // An .npy of the wrong shape (3-d) and one holding a NaN.
-  const std::string header3 = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 2), }";
+  // An .npy of the wrong shape (5-d: 2-d samples and 3-d or 4-d images are read) and one holding a NaN.
+  const std::string header3 = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1, 2), }";
   std::string npy3 = std::string("\x93NUMPY\x01\x00", 8);
   std::string h = header3 + std::string(128 - 10 - header3.size() - 1, ' ') + "\n";
   npy3 += static_cast<char>(h.size() & 0xFF);

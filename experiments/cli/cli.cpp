@@ -31,6 +31,7 @@ const char* main_usage =
     "  train           fit an MLP score network by denoising score matching; writes a checkpoint\n"
     "  evaluate-score  relative L2 error of a trained model's score against the exact score\n"
     "  compare         every built-in sampler side by side on one data set: NFE, time, quality\n"
+    "  fit-mixture     a class-conditional Gaussian mixture fitted to Fashion-MNIST (784-D, exact score)\n"
     "  gaussian-law    the exact law of a sampler's output on Gaussian data: mean, covariance, W2 and KL to p_0\n"
     "  brownian        the Brownian increments the stochastic samplers draw, for running other code on them\n"
     "  list            SDEs, samplers, predictors, correctors, ODE methods, noise sources and built-in data\n"
@@ -147,6 +148,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (command == "evaluate-score") return evaluate_score_command(rest, out, err);
     if (command == "gaussian-law") return gaussian_law_command(rest, out, err);
     if (command == "brownian") return brownian_command(rest, out, err);
+    if (command == "fit-mixture") return fit_mixture_command(rest, out, err);
     if ((command == "list" || command == "version") && !rest.empty()) {
       if (rest.size() == 1 && (rest[0] == "--help" || rest[0] == "-h")) {
         out << fmt::format("Usage: scoresde {}   (takes no options)\n", command);
@@ -163,7 +165,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     err << fmt::format(
         "scoresde: unknown command '{}'; choose one of sample, study, report, convergence, evaluate, likelihood, "
-        "train, evaluate-score, gaussian-law, compare, brownian, list, version\n",
+        "train, evaluate-score, fit-mixture, gaussian-law, compare, brownian, list, version\n",
         command);
     return 2;
   } catch (const ConfigError& e) {

@@ -22,6 +22,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
 int train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int evaluate_score_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int gaussian_law_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int fit_mixture_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int brownian_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int list_command(std::ostream& out);
 

@@ -74,7 +74,8 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
   opts.add_options()
       ("samples", po::value<std::string>(), "samples to evaluate: .npy of shape (n, d) (required)")
       ("reference", po::value<std::string>(),
-       fmt::format("{}, a mixture FILE.json, or points REF.npy of shape (m, d) (required)",
+       fmt::format("{}, a mixture FILE.json, fashion_mnist[:train|:test][:class=K] (the images as points), or "
+                   "points REF.npy of shape (m, d) (required)",
                    fmt::join(builtin_data_names(), ", ")).c_str())
       ("dim", po::value<Index>()->default_value(0), "dimension of gaussian (0: the samples'); checked otherwise")
       ("reference-n", po::value<Index>(),
@@ -105,13 +106,13 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
   MetricsOptions options;
   read_group(metrics_option_table(), vm, options);
 
-  const bool points_reference = ends_with(reference, ".npy");
+  const bool images_reference = is_fashion_mnist(reference);  // the images themselves, as points
+  const bool points_reference = ends_with(reference, ".npy") || images_reference;
   const bool builtin = contains_name(builtin_data_names(), reference);
   if (!points_reference && !builtin && !ends_with(reference, ".json"))
     throw ConfigError(
-        fmt::format("--reference = {}: not a built-in distribution ({}), a mixture file ending in .json, nor "
-                    "points ending "
-                    "in .npy",
+        fmt::format("--reference = {}: not a built-in distribution ({}), a mixture file ending in .json, "
+                    "fashion_mnist[:train|:test][:class=K], nor points ending in .npy",
                     reference, fmt::join(builtin_data_names(), ", ")));
   const auto metrics = requested_metrics(options, !points_reference);
   Index dim = vm["dim"].as<Index>();
@@ -137,7 +138,7 @@ int evaluate_command(const std::vector<std::string>& args, std::ostream& out, st
   Matrix reference_set;
   nlohmann::ordered_json reference_json;
   if (points_reference) {
-    reference_set = read_points("--reference", reference);
+    reference_set = images_reference ? load_training_data(reference, 1, 0, 0) : read_points("--reference", reference);
     if (reference_set.rows() != d)
       throw ConfigError(
           fmt::format("--reference = {}: points of dimension {}, but the samples in {} are {}-dimensional",

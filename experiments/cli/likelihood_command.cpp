@@ -172,7 +172,7 @@ int likelihood_command(const std::vector<std::string>& args, std::ostream& out, 
       if (loaded) reference = source;
     } else {
       const auto names = training_data_names();
-      if (!loaded || std::find(names.begin(), names.end(), points_arg) == names.end())
+      if (!loaded || !is_builtin_training_data(points_arg))
         throw ConfigError(fmt::format(
             "--points = {}: not a .npy file nor a data set ({}{})", points_arg,
             loaded ? fmt::format("{}, ", fmt::join(names, ", ")) : std::string("eight_gaussians, gaussian, "),

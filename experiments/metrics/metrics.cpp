@@ -17,6 +17,7 @@
 
 #include "core/errors.hpp"
 #include "core/noise.hpp"
+#include "solvers/likelihood.hpp"
 
 namespace scoresde {
 namespace {
@@ -495,19 +496,19 @@ const OptionTable<MetricsOptions>& metrics_option_table() {
 }
 
 std::vector<std::string> metric_names() {
-  return {"sliced_w2", "mmd2", "energy",  "frechet",       "mean_error",
-          "cov_error", "nll",  "nll_gap", "mode_coverage", "mode_chi2"};
+  return {"sliced_w2", "mmd2",    "energy", "frechet",       "mean_error", "cov_error",
+          "nll",       "nll_gap", "bpd",    "mode_coverage", "mode_chi2"};
 }
 
 std::vector<std::string> mixture_metric_names() {
-  return {"nll", "nll_gap", "mode_coverage", "mode_chi2"};
+  return {"nll", "nll_gap", "bpd", "mode_coverage", "mode_chi2"};
 }
 
 std::vector<std::string> default_metrics(bool mixture_reference) {
-  if (mixture_reference) return metric_names();
   std::vector<std::string> out;
+  // bpd is asked for by name: it means something for 8-bit images only.
   for (const auto& name : metric_names())
-    if (!contains(mixture_metric_names(), name)) out.push_back(name);
+    if (name != "bpd" && (mixture_reference || !contains(mixture_metric_names(), name))) out.push_back(name);
   return out;
 }
 
@@ -520,6 +521,7 @@ std::string metric_description(const std::string& name) {
   if (name == "cov_error") return "|cov - reference cov| (Frobenius)";
   if (name == "nll") return "mean -log p_0(x) under the mixture (nats)";
   if (name == "nll_gap") return "nll(samples) - nll(reference points) (nats)";
+  if (name == "bpd") return "bits per dimension of 8-bit data in [-1, 1]: nll / (d ln 2) + 7";
   if (name == "mode_coverage") return "share of modes with at least half their expected count";
   if (name == "mode_chi2") return "Pearson chi-square of mode counts against the weights";
   throw ConfigError(fmt::format("unknown metric {}", name));
@@ -627,6 +629,11 @@ ModeAssignment assign_modes(const GaussianMixture& mixture, ConstMatrixRef sampl
 
 MetricValue mixture_nll(const GaussianMixture& mixture, ConstMatrixRef samples, int threads) {
   return nll(log_density(mixture, samples, threads));
+}
+
+MetricValue bits_per_dim(const MetricValue& nll, Index dim) {
+  const double scale = 1.0 / (static_cast<double>(dim) * std::numbers::ln2);
+  return {nll.value * scale + bits_per_dim_offset(Dequantization::minus_one_one), nll.std_error * scale};
 }
 
 ModeCounts mode_counts(const GaussianMixture& mixture, ConstMatrixRef samples, int threads) {
@@ -743,9 +750,10 @@ std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef
     if (want("mean_error")) put("mean_error", mean_error(mx, my));
     if (want("cov_error")) put("cov_error", cov_error(mx, my));
   }
-  if (want("nll") || want("nll_gap")) {
+  if (want("nll") || want("nll_gap") || want("bpd")) {
     const MetricValue s = mixture_nll(*mixture, samples, threads);
     if (want("nll")) put("nll", s);
+    if (want("bpd")) put("bpd", bits_per_dim(s, samples.rows()));
     if (want("nll_gap")) {
       const MetricValue r = nll(log_density(*mixture, reference, threads));
       put("nll_gap", {s.value - r.value, std::hypot(s.std_error, r.std_error)});

@@ -22,6 +22,9 @@
 //   cov_error      |S_X - S_Y|_F (Frobenius). SE: delta method.
 //   nll            mean of -log p_0(x) over the samples under the mixture (nats). SE: std / sqrt(n).
 //   nll_gap        nll(samples) - nll(reference points). SE: the two SEs added in quadrature.
+//   bpd            bits per dimension, nll / (d ln 2) + 7: 8-bit data (images) scaled to [-1, 1], whose bins are
+//                  2/256 wide (solvers/likelihood.hpp, Dequantization::minus_one_one). SE: nll's, scaled. Not
+//                  among the defaults: asked for by name.
 //   mode_coverage  share of components k whose count (each sample assigned to its highest-
 //                  responsibility component) is at least half its expected count w_k n. SE: plug-in
 //                  binomial (normal approximation) for each component's indicator.
@@ -69,9 +72,9 @@ const OptionTable<MetricsOptions>& metrics_option_table();
 
 // Every metric, in the order evaluate_metrics returns them.
 std::vector<std::string> metric_names();
-// The metrics that need a mixture reference (nll, nll_gap, mode_coverage, mode_chi2).
+// The metrics that need a mixture reference (nll, nll_gap, bpd, mode_coverage, mode_chi2).
 std::vector<std::string> mixture_metric_names();
-// All metrics with a mixture reference; the sample-based ones (no nll or mode metrics) without.
+// All metrics but bpd with a mixture reference; the sample-based ones (no nll or mode metrics) without.
 std::vector<std::string> default_metrics(bool mixture_reference);
 // One line per metric for help texts and tables, e.g. "squared sliced Wasserstein-2 distance".
 std::string metric_description(const std::string& name);
@@ -125,6 +128,8 @@ ModeAssignment assign_modes(const GaussianMixture& mixture, ConstMatrixRef sampl
 // The nll metric: mean of -log p_0(x) over the samples under the mixture (nats), with its standard error
 // std / sqrt(n). Needs no reference points.
 MetricValue mixture_nll(const GaussianMixture& mixture, ConstMatrixRef samples, int threads = 0);
+// The bpd metric from the nll metric in dimension dim: nll / (d ln 2) + 7, its SE scaled alike.
+MetricValue bits_per_dim(const MetricValue& nll, Index dim);
 
 struct ModeCounts {
   Vector counts;    // samples assigned to each component

@@ -50,8 +50,7 @@ namespace {
 
 // A data set the study can draw from: a built-in set or a mixture file (not a file of fixed points).
 bool can_draw(const std::string& data) {
-  const auto names = training_data_names();
-  return has_exact_mixture(data) || std::find(names.begin(), names.end(), data) != names.end();
+  return has_exact_mixture(data) || is_builtin_training_data(data);
 }
 
 }  // namespace
