@@ -285,6 +285,66 @@ def scatter_figure(directory, rows, sde, labels, path, title):
     return True
 
 
+def image_side(dim):
+    """The side of a square grey image of dimension dim (at least 8 x 8), else None."""
+    side = int(round(math.sqrt(dim)))
+    return side if side >= 8 and side * side == dim else None
+
+
+def mosaic(x, side, per_row=4):
+    """The first per_row^2 images of x ((n, side^2), values in [-1, 1]) as one array, a pixel of gap between them."""
+    count = per_row * per_row
+    out = np.ones((per_row * (side + 1) - 1, per_row * (side + 1) - 1))
+    for k in range(min(count, len(x))):
+        i, j = divmod(k, per_row)
+        out[i * (side + 1):i * (side + 1) + side, j * (side + 1):j * (side + 1) + side] = x[k].reshape(side, side)
+    return out
+
+
+def image_figure(directory, rows, sde, labels, path, title):
+    """Image data: one row per sampler configuration, 16 images of the exact samples and of each run by step count
+    (first seed), from the first images that the study kept (--save-samples)."""
+    first_seed = min(r["seed"] for r in rows)
+    runs = [r for r in rows if r["sde"] == sde and r["seed"] == first_seed and r["status"] == "ok"]
+    used = [l for l in labels if any(r["label"] == l for r in runs)]
+    if not runs or not used:
+        return False
+    order = lambda p: (p[0] != "steps", p[1] if p[0] == "steps" else -p[1])
+    points = {l: sorted({point_of(r) for r in runs if r["label"] == l}, key=order) for l in used}
+    ref_files = sorted(f for f in os.listdir(os.path.join(directory, "samples")) if f.startswith("reference."))
+    reference = np.load(os.path.join(directory, "samples", ref_files[0])) if ref_files else None
+    ncols = 1 + max(len(p) for p in points.values())
+    fig, axes = plt.subplots(len(used), ncols, figsize=(1.6 * ncols, 1.75 * len(used)), squeeze=False)
+    for i, label in enumerate(used):
+        for j in range(ncols):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            x, cell_title = None, None
+            if j == 0:
+                x, cell_title = reference, "exact"
+                ax.set_ylabel(label, fontsize=7)
+            elif j - 1 < len(points[label]):
+                p = points[label][j - 1]
+                match = [r for r in runs if r["label"] == label and point_of(r) == p]
+                cell_title = "{} (NFE {:.0f})".format(point_title(p), match[0]["nfe"]) if match else point_title(p)
+                f = os.path.join(directory, "samples", match[0]["run"] + ".npy") if match else None
+                x = np.load(f) if f and os.path.exists(f) else None
+            else:
+                ax.axis("off")
+                continue
+            ax.set_title(cell_title, fontsize=7)
+            side = image_side(x.shape[1]) if x is not None else None
+            if side is None:
+                ax.set_facecolor("0.95")
+                continue
+            ax.imshow(np.clip(mosaic(x, side), -1, 1), cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    savefig(fig, path)
+    return True
+
+
 def main():
     directory, command, version = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(os.path.join(directory, "results.json")) as f:
@@ -411,8 +471,15 @@ def main():
         if os.path.isdir(samples_dir) and any(f.endswith(".npy") for f in os.listdir(samples_dir)):
             for sde in sdes:
                 path = os.path.join(fig_dir, "samples_{}{}.png".format(sde, tag))
-                if scatter_figure(directory, sub_rows, sde, labels, path,
-                                  "{}, {}: samples of the first seed (grey: exact)".format(heading, sde)):
+                kept = [os.path.join(samples_dir, r["run"] + ".npy") for r in sub_rows]
+                kept = [f for f in kept if os.path.exists(f)]
+                if kept and image_side(np.load(kept[0], mmap_mode="r").shape[1]):
+                    drawn = image_figure(directory, sub_rows, sde, labels, path,
+                                         "{}, {}: the first 16 images of the first seed".format(heading, sde))
+                else:
+                    drawn = scatter_figure(directory, sub_rows, sde, labels, path,
+                                           "{}, {}: samples of the first seed (grey: exact)".format(heading, sde))
+                if drawn:
                     md.append("\n### Samples, {}\n\n![samples {}](figures/{})\n".format(sde, sde, os.path.basename(path)))
         md.append("\n### All cells\n")
         shown = metrics[:4]

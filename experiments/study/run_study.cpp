@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -190,6 +191,14 @@ struct RunData {
   }
 };
 
+// How many samples of dimension `dim` --save-samples keeps for the report's figures: all of 2-D data (scatter plots),
+// the first 64 of square grey images of side 8 or more (image grids: Fashion-MNIST's 784), none otherwise.
+Index kept_for_plots(Index dim) {
+  if (dim == 2) return std::numeric_limits<Index>::max();
+  const auto side = static_cast<Index>(std::lround(std::sqrt(static_cast<double>(dim))));
+  return side >= 8 && side * side == dim ? 64 : 0;
+}
+
 // Runs the cells of a study, with what they share: the mixtures, the exact reference sets per (data, seed), the
 // scores and the model_nll values per (data, score, SDE, seed).
 class CellRunner {
@@ -248,10 +257,10 @@ class CellRunner {
     auto& reference = references_[{run.data, run.sampler.seed}];
     if (reference.size() == 0) {
       reference = data.draw(reference_seed(run.sampler.seed), reference_n_);
-      if (spec_.save_samples && reference.rows() == 2 && run.replicate == 0)
+      if (spec_.save_samples && kept_for_plots(reference.rows()) > 0 && run.replicate == 0)
         write_samples_npy(
             (samples_dir_ / fmt::format("reference.{}.s{}.npy", id_part(run.data), run.sampler.seed)).string(),
-            reference);
+            reference.leftCols(std::min(reference.cols(), kept_for_plots(reference.rows()))));
     }
     return reference;
   }
@@ -297,7 +306,7 @@ class CellRunner {
       }
       if (!law->note.empty()) row["note"] = law->note;
     }
-    const bool plotted = spec_.save_samples && model->dim() == 2 && run.replicate == 0;
+    const bool plotted = spec_.save_samples && kept_for_plots(model->dim()) > 0 && run.replicate == 0;
     if (law && law->applies && !sample_metrics && !plotted && !want_path_error_) {
       row["status"] = "ok";
       row["nfe"] = law->nfe;
@@ -364,8 +373,10 @@ class CellRunner {
       row["nfe"] = report.nfe_mean();
       row["nfe_max"] = report.nfe_max();
       record_metrics(report.samples);
-      if (spec_.save_samples && report.samples.rows() == 2 && run.replicate == 0)
-        write_samples_npy((samples_dir_ / (run.id + ".npy")).string(), report.samples);
+      if (spec_.save_samples && kept_for_plots(report.samples.rows()) > 0 && run.replicate == 0)
+        write_samples_npy(
+            (samples_dir_ / (run.id + ".npy")).string(),
+            report.samples.leftCols(std::min(report.samples.cols(), kept_for_plots(report.samples.rows()))));
     } catch (const NumericalError& e) {
       // A diverging run is a result: recorded with where it diverged, and the study goes on.
       row["status"] = "diverged";

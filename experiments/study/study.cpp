@@ -285,7 +285,11 @@ const OptionTable<StudySpec>& study_option_table() {
                       return std::string("must be >= 2, or 0 for all samples");
                     })),
              "evaluation");
-    in_group(option("save-samples", &S::save_samples, "keep the first seed's 2-D samples for plots"), "evaluation");
+    in_group(
+        option("save-samples", &S::save_samples,
+               "keep the first seed's samples for the report's figures: all of 2-D data, the first 64 of square grey "
+               "images (28 x 28 Fashion-MNIST)"),
+        "evaluation");
     in_group(nested_option(*find_option(sampler_option_table(), "threads"), &S::sampler_base), "shared");
     return t;
   }();
