@@ -103,7 +103,9 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
        "default (eight_gaussians, exact score, VP and VE), moons (trains DIR/model.ckpt on two_moons unless it "
        "exists, then studies the samplers with that learned score) or gaussian (the exact W2 and KL of every sampler "
        "to which the exact law applies, on the 10-D Gaussian DIR/gaussian10.json, VP and VE, logsnr grid, 4 to 1024 steps; "
-       "docs/exact-error.md); options given explicitly win")
+       "docs/exact-error.md) or fashion-mnist (six few-step samplers at 5 to 50 steps on the exact score of the "
+       "class-conditional Fashion-MNIST mixture DIR/fashion_mnist10.json, fitted first unless it exists; 2000 images "
+       "per cell, fd_fmnist, nll, bpd, path_error; docs/images.md); options given explicitly win")
       ("out", po::value<std::string>(), "output directory (required)")
       ("resume", po::bool_switch(), "continue the study in --out, skipping the runs it already holds")
       ("dry-run", po::bool_switch(), "list the runs and exit")
@@ -132,8 +134,8 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
 
   // Presets replace the defaults of the options not given explicitly.
   const std::string preset = vm["preset"].as<std::string>();
-  if (preset != "default" && preset != "moons" && preset != "gaussian")
-    throw ConfigError(fmt::format("--preset = {}: choose default, moons or gaussian", preset));
+  if (preset != "default" && preset != "moons" && preset != "gaussian" && preset != "fashion-mnist")
+    throw ConfigError(fmt::format("--preset = {}: choose default, moons, gaussian or fashion-mnist", preset));
   if (preset == "gaussian") {
     if (!given(vm, "data")) {
       if (!vm.count("out"))
@@ -159,6 +161,38 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
     if (!given(vm, "seeds")) spec.seeds = 1;  // the exact metrics do not depend on the seed
     if (!given(vm, "metrics")) spec.metrics = {"gaussian_w2", "gaussian_kl"};
     if (!given(vm, "save-samples")) spec.save_samples = false;
+  }
+  std::vector<std::string> fit_args;  // the fit the fashion-mnist preset runs first, when its mixture is missing
+  if (preset == "fashion-mnist") {
+    if (!given(vm, "data")) {
+      if (!vm.count("out"))
+        throw ConfigError("--out: required; --preset fashion-mnist keeps its mixture in DIR/fashion_mnist10.json");
+      const std::string file = (std::filesystem::path(vm["out"].as<std::string>()) / "fashion_mnist10.json").string();
+      spec.data = {file};
+      if (!std::filesystem::exists(file))
+        fit_args = {"fit-mixture", "--data", "fashion_mnist", "--components", "10", "--quiet", "--out", file};
+    }
+    if (!given(vm, "sde")) spec.sde = {"vp"};
+    if (!given(vm, "sampler"))
+      spec.axes["sampler"] = {"ddim", "dpmpp_2m", "dpmpp_3m", "unipc", "dpmpp_2m_sde", "sa_solver"};
+    if (!given(vm, "time-grid")) spec.axes["time-grid"] = {"logsnr"};
+    if (!given(vm, "steps")) spec.set_axis("steps", std::vector<int>{5, 10, 20, 50});
+    if (!given(vm, "blocks")) spec.blocks.clear();
+    if (!given(vm, "seeds")) spec.seeds = 1;
+    if (!given(vm, "samples")) spec.samples = 2000;
+    if (!given(vm, "path-samples")) spec.path_samples = 200;
+    if (!given(vm, "metrics")) spec.metrics = {"fd_fmnist", "nll", "bpd", "path_error", "path_error_max"};
+  }
+  if (!fit_args.empty()) {
+    const std::string fit_command = fmt::format("scoresde {}", fmt::join(fit_args, " "));
+    if (vm["dry-run"].as<bool>()) {
+      out << fmt::format("--preset fashion-mnist first fits its mixture:\n  {}\n", fit_command);
+      return 0;
+    }
+    std::filesystem::create_directories(vm["out"].as<std::string>());
+    out << fmt::format("study: fitting the mixture first (seconds): {}\n", fit_command) << std::flush;
+    const int status = run_cli(fit_args, out, err);
+    if (status != 0) return status;
   }
   std::vector<std::string> train_args;  // the training the moons preset runs first, when its model is missing
   if (preset == "moons") {
