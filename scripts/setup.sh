@@ -9,8 +9,8 @@ packages=(
   libeigen3-dev libboost-dev libboost-program-options-dev libxtensor-dev libfmt-dev
   doctest-dev librandom123-dev nlohmann-json3-dev libbenchmark-dev libssl-dev
   python3-numpy python3-matplotlib
-  # zlib for the gzipped IDX files, and the Fashion-MNIST images themselves (docs/images.md).
-  zlib1g-dev dataset-fashion-mnist
+  # Fashion-MNIST (gzipped IDX files) and zlib to read them; SciPy for the independent check of fd_fmnist in the tests.
+  dataset-fashion-mnist zlib1g-dev python3-scipy
   # LibTorch for TorchScript score models (--model FILE.pt; SCORESDE_WITH_TORCH=AUTO finds it), and PyTorch for the
   # Python helper scripts/scoresde_torch.py and the modules of tests/test_torchscript.cpp.
   libtorch-dev python3-torch

@@ -63,6 +63,8 @@ std::string usage_with_metrics() {
   std::string text = std::string(evaluate_usage) + "\nMetrics (--metrics; docs/metrics.md):\n";
   for (const auto& name : metric_names())
     text += fmt::format("  {:<14} {}\n", name, metric_description(name));
+  for (const auto& name : image_metric_names())
+    text += fmt::format("  {:<14} {} (only when named)\n", name, metric_description(name));
   return text;
 }
 

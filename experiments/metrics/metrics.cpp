@@ -17,6 +17,7 @@
 
 #include "core/errors.hpp"
 #include "core/noise.hpp"
+#include "experiments/metrics/fd_fmnist.hpp"
 #include "solvers/likelihood.hpp"
 
 namespace scoresde {
@@ -449,7 +450,8 @@ void require_points(ConstMatrixRef x, const std::string& what) {
 // ---------------------------------------------------------------------------------------------- public
 
 void MetricsOptions::validate() const {
-  const auto known = metric_names();
+  auto known = metric_names();
+  for (const auto& name : image_metric_names()) known.push_back(name);
   for (const auto& name : metrics)
     if (!contains(known, name))
       throw ConfigError(
@@ -469,7 +471,11 @@ const OptionTable<MetricsOptions>& metrics_option_table() {
     metrics.value_name = "LIST";
     metrics.help = "comma-separated metrics, listed above (default: every metric the reference allows)";
     metrics.optional = true;
-    metrics.choices = metric_names;
+    metrics.choices = [] {
+      auto names = metric_names();
+      for (const auto& name : image_metric_names()) names.push_back(name);
+      return names;
+    };
     metrics.parse = [](S& s, const std::string& text) -> std::optional<std::string> {
       auto names = option_text::split_list(text);
       if (names.empty()) return fmt::format("name at least one of {}", fmt::join(metric_names(), ", "));
@@ -490,6 +496,13 @@ const OptionTable<MetricsOptions>& metrics_option_table() {
                        "points per set for mmd2 and energy (larger sets are subsampled)", at_least(Index{4})));
     t.push_back(option("threads", &S::threads, "worker threads (0: OpenMP's default); results do not depend on it",
                        check_that<int>([](const int& n) { return n >= 0; }, "must be >= 0 (0: OpenMP's default)")));
+    t.push_back(option("fd-classifier", &S::fd_classifier,
+                       "fd_fmnist's classifier weights (.npz); empty: assets/fashion_mnist/classifier.npz"));
+    t.push_back(option("fd-data-dir", &S::fd_data_dir, "fd_fmnist: the directory of t10k-images-idx3-ubyte.gz",
+                       check_that<std::string>([](const std::string& s) { return !s.empty(); },
+                                               "name a directory")));
+    t.push_back(option("fd-replicates", &S::fd_replicates, "fd_fmnist: bootstrap replicates of its standard error",
+                       check_that<int>([](const int& b) { return b >= 2 && b <= 100000; }, "must be in [2, 100000]")));
     return t;
   }();
   return table;
@@ -502,6 +515,10 @@ std::vector<std::string> metric_names() {
 
 std::vector<std::string> mixture_metric_names() {
   return {"nll", "nll_gap", "bpd", "mode_coverage", "mode_chi2"};
+}
+
+std::vector<std::string> image_metric_names() {
+  return {"fd_fmnist"};
 }
 
 std::vector<std::string> default_metrics(bool mixture_reference) {
@@ -524,6 +541,7 @@ std::string metric_description(const std::string& name) {
   if (name == "bpd") return "bits per dimension of 8-bit data in [-1, 1]: nll / (d ln 2) + 7";
   if (name == "mode_coverage") return "share of modes with at least half their expected count";
   if (name == "mode_chi2") return "Pearson chi-square of mode counts against the weights";
+  if (name == "fd_fmnist") return "Frechet distance to the Fashion-MNIST test images in classifier features";
   throw ConfigError(fmt::format("unknown metric {}", name));
 }
 
@@ -708,6 +726,8 @@ std::vector<std::string> requested_metrics(const MetricsOptions& options, bool m
   std::vector<std::string> out;
   for (const auto& name : metric_names())
     if (contains(wanted, name)) out.push_back(name);
+  for (const auto& name : image_metric_names())
+    if (contains(wanted, name)) out.push_back(name);
   return out;
 }
 
@@ -764,6 +784,7 @@ std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef
     if (want("mode_coverage")) put("mode_coverage", {c.coverage, c.coverage_se});
     if (want("mode_chi2")) put("mode_chi2", {c.chi2, c.chi2_se});
   }
+  if (want("fd_fmnist")) put("fd_fmnist", fd_fmnist(samples, options));
   return out;
 }
 

@@ -31,6 +31,10 @@
 //   mode_chi2      Pearson chi-square of the counts against n w_k, K - 1 degrees of freedom
 //                  (mode_counts gives the p-value). SE: sqrt(2 (K - 1 + 2 lambda)), the non-central
 //                  chi-square's standard deviation at lambda = max(chi2 - (K - 1), 0).
+//   fd_fmnist      Fashion-MNIST images only (d = 784), asked for by name (never a default): the Frechet
+//                  distance between the samples and the 10,000 test images in the feature space of a
+//                  classifier; the reference points are not used. SE: bootstrap over the samples
+//                  (experiments/metrics/fd_fmnist.hpp).
 //
 // Quadratic metrics (mmd2, energy) use N = min(n, m, max_quadratic) points of each set; a larger set is
 // subsampled without replacement, deterministically (see subsample_indices). Random numbers (directions,
@@ -61,6 +65,11 @@ struct MetricsOptions {
   Index max_quadratic = 4000;  // N = min(n, m, max_quadratic) points of each set for mmd2 and energy
   std::uint64_t seed = 0;      // directions and subsamples
   int threads = 0;             // OpenMP threads; 0 = OpenMP's default. Results do not depend on it.
+  // fd_fmnist (experiments/metrics/fd_fmnist.hpp): the classifier's weights (empty: the default file), the
+  // directory of the test images' IDX files, the bootstrap replicates of its standard error.
+  std::string fd_classifier;
+  std::string fd_data_dir = "/usr/share/datasets/fashion-mnist";
+  int fd_replicates = 50;
   // ConfigError naming the option (--metrics, --mmd-bandwidth, --projections, --max-quadratic, --threads) and
   // what is allowed: every name known, every value against its entry in metrics_option_table().
   void validate() const;
@@ -74,6 +83,8 @@ const OptionTable<MetricsOptions>& metrics_option_table();
 std::vector<std::string> metric_names();
 // The metrics that need a mixture reference (nll, nll_gap, bpd, mode_coverage, mode_chi2).
 std::vector<std::string> mixture_metric_names();
+// The metrics of images, computed only when named (fd_fmnist); not in metric_names() nor any default.
+std::vector<std::string> image_metric_names();
 // All metrics but bpd with a mixture reference; the sample-based ones (no nll or mode metrics) without.
 std::vector<std::string> default_metrics(bool mixture_reference);
 // One line per metric for help texts and tables, e.g. "squared sliced Wasserstein-2 distance".
@@ -86,7 +97,7 @@ std::vector<std::string> requested_metrics(const MetricsOptions& options, bool m
 
 // samples and reference: d x n and d x m (one column per point). mixture may be null (reference given as
 // points only); when given, `reference` should be exact samples from it (reference_points). Returns the
-// metrics in the order of metric_names(), each once. Throws ConfigError for unknown names or mixture metrics
+// metrics in the order of metric_names() then image_metric_names(), each once. Throws ConfigError for unknown names or mixture metrics
 // without a mixture (or invalid options), InputError for non-finite points, dimension mismatches and fewer
 // than 2 points in a set.
 std::vector<std::pair<std::string, MetricValue>> evaluate_metrics(ConstMatrixRef samples,
