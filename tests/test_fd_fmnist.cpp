@@ -256,15 +256,16 @@ TEST_CASE("IDX images: scaling, and truncated, corrupted and foreign files as na
   write_gz(dir.file("short.gz"), bytes.substr(0, bytes.size() - 10));
   check_error<InputError>([&] { read_fmnist_idx_images(dir.file("short.gz")); }, {"short.gz", "truncated"});
   write_gz(dir.file("long.gz"), bytes + "xx");
-  check_error<InputError>([&] { read_fmnist_idx_images(dir.file("long.gz")); }, {"long.gz", "trailing data"});
+  check_error<InputError>([&] { read_fmnist_idx_images(dir.file("long.gz")); },
+                          {"long.gz", "bytes after the IDX data"});
   write_gz(dir.file("labels.gz"), std::string{0, 0, 8, 1, 0, 0, 0, 1, 5});
-  check_error<InputError>([&] { read_fmnist_idx_images(dir.file("labels.gz")); }, {"labels.gz", "not an IDX"});
+  check_error<InputError>([&] { read_fmnist_idx_images(dir.file("labels.gz")); }, {"labels.gz", "rank 1"});
   write_gz(dir.file("small.gz"), idx_bytes(2, 14, 14));
   check_error<InputError>([&] { read_fmnist_idx_images(dir.file("small.gz")); }, {"small.gz", "14 x 14"});
   // A gzip stream cut short, and one with damaged compressed data.
   const std::string gz = read_file(dir.file("ok.gz"));
   dir.write("cut.gz", gz.substr(0, gz.size() / 2));
-  check_error<InputError>([&] { read_fmnist_idx_images(dir.file("cut.gz")); }, {"cut.gz", "corrupted"});
+  check_error<InputError>([&] { read_fmnist_idx_images(dir.file("cut.gz")); }, {"cut.gz", "gzip error"});
   std::string damaged = gz;
   for (std::size_t i = 20; i < 60 && i < damaged.size(); ++i) damaged[i] = static_cast<char>(~damaged[i]);
   dir.write("damaged.gz", damaged);

@@ -1,8 +1,8 @@
 #include "experiments/metrics/fd_fmnist.hpp"
+#include "models/idx.hpp"
 
 #include <fmt/format.h>
 #include <omp.h>
-#include <zlib.h>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
@@ -149,35 +149,14 @@ Matrix read_fmnist_idx_images(const std::string& path) {
   if (!std::filesystem::exists(path))
     throw InputError(
         fmt::format("{}: no such file (Fashion-MNIST: install the Debian package dataset-fashion-mnist)", path));
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (!file) throw InputError(fmt::format("{}: cannot be opened", path));
-  std::vector<unsigned char> bytes;
-  unsigned char buffer[1 << 16];
-  int got;
-  while ((got = gzread(file, buffer, sizeof buffer)) > 0) bytes.insert(bytes.end(), buffer, buffer + got);
-  int code = Z_OK;
-  const char* message = gzerror(file, &code);
-  const std::string error = got < 0 || (code != Z_OK && code != Z_STREAM_END) ? std::string(message) : "";
-  gzclose(file);
-  if (!error.empty()) throw InputError(fmt::format("{}: corrupted gzip stream ({})", path, error));
-  if (bytes.size() < 16 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] != 3)
-    throw InputError(
-        fmt::format("{}: not an IDX file of unsigned-byte images (expected the header 00 00 08 03)", path));
-  auto be32 = [&](std::size_t at) {
-    return (std::uint32_t(bytes[at]) << 24) | (std::uint32_t(bytes[at + 1]) << 16) |
-           (std::uint32_t(bytes[at + 2]) << 8) | std::uint32_t(bytes[at + 3]);
-  };
-  const std::uint32_t n = be32(4), rows = be32(8), cols = be32(12);
-  if (rows != 28 || cols != 28)
-    throw InputError(fmt::format("{}: images of {} x {} pixels; expected 28 x 28", path, rows, cols));
-  const std::size_t expected = 16 + std::size_t(n) * fmnist_pixels;
-  if (bytes.size() != expected)
-    throw InputError(fmt::format("{}: {} bytes where the header announces {} images ({} bytes): {}", path, bytes.size(),
-                                 n, expected, bytes.size() < expected ? "truncated" : "trailing data"));
+  const IdxArray raw = read_idx(path, 3);  // models/idx.hpp: named errors for a bad header, gzip or length
+  if (raw.dims[1] != 28 || raw.dims[2] != 28)
+    throw InputError(fmt::format("{}: images of {} x {} pixels; expected 28 x 28", path, raw.dims[1], raw.dims[2]));
+  const Index n = raw.dims[0];
   Matrix images(fmnist_pixels, n);
-  for (std::size_t j = 0; j < n; ++j)
+  for (Index j = 0; j < n; ++j)
     for (Index i = 0; i < fmnist_pixels; ++i)
-      images(i, Index(j)) = static_cast<double>(bytes[16 + j * fmnist_pixels + i]) / 127.5 - 1.0;
+      images(i, j) = static_cast<double>(raw.data[static_cast<std::size_t>(j * fmnist_pixels + i)]) / 127.5 - 1.0;
   return images;
 }
 
