@@ -235,18 +235,28 @@ def point_title(p):
     return "{} {}".format("N =" if p[0] == "steps" else "rtol", p[1])
 
 
-def scatter_figure(directory, rows, sde, labels, path, title):
-    """One row per sampler configuration: exact samples, then the configuration's runs by step count (or
-    tolerance), first seed only."""
+def kept_samples(directory, rows, sde, labels):
+    """The first seed's finished runs of `sde`, the labels among them, each label's points (steps, or tolerances) in
+    order, and the exact reference samples kept beside them (None if none); None when there are no runs."""
     first_seed = min(r["seed"] for r in rows)
     runs = [r for r in rows if r["sde"] == sde and r["seed"] == first_seed and r["status"] == "ok"]
     used = [l for l in labels if any(r["label"] == l for r in runs)]
     if not runs or not used:
-        return False
+        return None
     order = lambda p: (p[0] != "steps", p[1] if p[0] == "steps" else -p[1])
     points = {l: sorted({point_of(r) for r in runs if r["label"] == l}, key=order) for l in used}
     ref_files = sorted(f for f in os.listdir(os.path.join(directory, "samples")) if f.startswith("reference."))
     reference = np.load(os.path.join(directory, "samples", ref_files[0])) if ref_files else None
+    return runs, used, points, reference
+
+
+def scatter_figure(directory, rows, sde, labels, path, title):
+    """One row per sampler configuration: exact samples, then the configuration's runs by step count (or
+    tolerance), first seed only."""
+    kept = kept_samples(directory, rows, sde, labels)
+    if kept is None:
+        return False
+    runs, used, points, reference = kept
     lim = 1.15 * np.percentile(np.abs(reference), 99.5) if reference is not None else 6.0
     ncols = 1 + max(len(p) for p in points.values())
     fig, axes = plt.subplots(len(used), ncols, figsize=(1.9 * ncols, 2.0 * len(used)), squeeze=False)
@@ -304,15 +314,10 @@ def mosaic(x, side, per_row=4):
 def image_figure(directory, rows, sde, labels, path, title):
     """Image data: one row per sampler configuration, 16 images of the exact samples and of each run by step count
     (first seed), from the first images that the study kept (--save-samples)."""
-    first_seed = min(r["seed"] for r in rows)
-    runs = [r for r in rows if r["sde"] == sde and r["seed"] == first_seed and r["status"] == "ok"]
-    used = [l for l in labels if any(r["label"] == l for r in runs)]
-    if not runs or not used:
+    kept = kept_samples(directory, rows, sde, labels)
+    if kept is None:
         return False
-    order = lambda p: (p[0] != "steps", p[1] if p[0] == "steps" else -p[1])
-    points = {l: sorted({point_of(r) for r in runs if r["label"] == l}, key=order) for l in used}
-    ref_files = sorted(f for f in os.listdir(os.path.join(directory, "samples")) if f.startswith("reference."))
-    reference = np.load(os.path.join(directory, "samples", ref_files[0])) if ref_files else None
+    runs, used, points, reference = kept
     ncols = 1 + max(len(p) for p in points.values())
     fig, axes = plt.subplots(len(used), ncols, figsize=(1.6 * ncols, 1.75 * len(used)), squeeze=False)
     for i, label in enumerate(used):
