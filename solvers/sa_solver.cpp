@@ -108,38 +108,41 @@ class SaSolver final : public StatefulPredictor<SaState> {
     // Predictor: points t_k, t_{k-1}, ..., t_{k-p+1}.
     std::array<double, max_points> u{};
     for (int i = 0; i < p; ++i) u[i] = c.sde.lambda(at.grid[k - i]) - lambda_next;
-    auto w = lagrange_integrals(u, p, h, cc);
-    for (int i = 0; i < p; ++i) w[i] *= cc * alpha_next;
-    if (p == 2) {
-      const double delta = cc * alpha_next * (0.5 * h * h - (cc * h + std::expm1(-cc * h)) / (cc * cc)) / (u[0] - u[1]);
-      w[0] += delta;
-      w[1] -= delta;
-    }
-    x = s.common;
-    for (int i = 0; i < p; ++i) x += w[i] * slot(s, k - i);
+    const double shift_p =
+        p == 2 ? cc * alpha_next * (0.5 * h * h - (cc * h + std::expm1(-cc * h)) / (cc * cc)) / (u[0] - u[1]) : 0.0;
+    combine(s, x, k, weights(u, p, h, cc, alpha_next, shift_p), p);
     if (at.last()) return std::nullopt;
 
-    // Corrector: the new point t_{k+1} and t_k, ..., t_{k-q+2}, q = min(p + 1, k + 2).
-    Matrix& m_next = slot(s, k + 1);
-    c.predict(Prediction::data, x, at.t_next, m_next);
-    int q = static_cast<int>(std::min<Index>(order_ + 1, k + 2));
-    if (lower_order_final_ && at.steps() < 10) q = static_cast<int>(std::min<Index>(q, at.steps_left() + 1));
+    // Corrector: the new point t_{k+1} and t_k, ..., t_{k-p+1}. Its order min(p + 1, k + 2), capped at
+    // steps_left() + 1 as the predictor's is at steps_left(), is p + 1.
+    const int q = p + 1;
+    c.predict(Prediction::data, x, at.t_next, slot(s, k + 1));
     std::array<double, max_points> v{};
     for (int i = 1; i < q; ++i) v[i] = c.sde.lambda(at.grid[k + 1 - i]) - lambda_next;
-    auto wc = lagrange_integrals(v, q, h, cc);
-    for (int i = 0; i < q; ++i) wc[i] *= cc * alpha_next;
-    if (q == 2) {
-      const double delta = cc * alpha_next * (0.5 * h - (cc * h + std::expm1(-cc * h)) / (cc * cc * h));
-      wc[0] += delta;
-      wc[1] -= delta;
-    }
-    x = s.common;
-    for (int i = 0; i < q; ++i) x += wc[i] * slot(s, k + 1 - i);
+    const double shift_c = q == 2 ? cc * alpha_next * (0.5 * h - (cc * h + std::expm1(-cc * h)) / (cc * cc * h)) : 0.0;
+    combine(s, x, k + 1, weights(v, q, h, cc, alpha_next, shift_c), q);
     return std::nullopt;
   }
 
  private:
   Matrix& slot(SaState& s, Index j) const { return s.m[j % (order_ + 1)]; }
+
+  // The weights w_j of n points (offsets u_j from lambda_{k+1}, newest first), with the two-point `shift` moved from
+  // the older point's weight to the newer one's.
+  static std::array<double, max_points> weights(const std::array<double, max_points>& u, int n, double h, double cc,
+                                                double alpha_next, double shift) {
+    auto w = lagrange_integrals(u, n, h, cc);
+    for (int i = 0; i < n; ++i) w[i] *= cc * alpha_next;
+    w[0] += shift;
+    if (n > 1) w[1] -= shift;
+    return w;
+  }
+
+  // x = the step's common part + sum_i w_i m_{newest - i}, i < n.
+  void combine(SaState& s, Matrix& x, Index newest, const std::array<double, max_points>& w, int n) const {
+    x = s.common;
+    for (int i = 0; i < n; ++i) x += w[i] * slot(s, newest - i);
+  }
 
   int order_;
   double tau_;
