@@ -252,15 +252,21 @@ class CellRunner {
   }
 
  private:
-  // The exact reference set of (data, seed), drawn once; for 2-D data the first replicate's is kept.
+  // Under --save-samples, the first replicate's samples that the report's figures use (kept_for_plots).
+  void keep_for_plots(const StudyRun& run, const fs::path& file, const Matrix& samples) const {
+    const Index kept = kept_for_plots(samples.rows());
+    if (spec_.save_samples && kept > 0 && run.replicate == 0)
+      write_samples_npy(file.string(), samples.leftCols(std::min(samples.cols(), kept)));
+  }
+
+  // The exact reference set of (data, seed), drawn once; under --save-samples the first replicate's is kept (all of
+  // 2-D data, the first 64 images of image data).
   const Matrix& reference_set(const StudyRun& run, const RunData& data) {
     auto& reference = references_[{run.data, run.sampler.seed}];
     if (reference.size() == 0) {
       reference = data.draw(reference_seed(run.sampler.seed), reference_n_);
-      if (spec_.save_samples && kept_for_plots(reference.rows()) > 0 && run.replicate == 0)
-        write_samples_npy(
-            (samples_dir_ / fmt::format("reference.{}.s{}.npy", id_part(run.data), run.sampler.seed)).string(),
-            reference.leftCols(std::min(reference.cols(), kept_for_plots(reference.rows()))));
+      keep_for_plots(run, samples_dir_ / fmt::format("reference.{}.s{}.npy", id_part(run.data), run.sampler.seed),
+                     reference);
     }
     return reference;
   }
@@ -373,10 +379,7 @@ class CellRunner {
       row["nfe"] = report.nfe_mean();
       row["nfe_max"] = report.nfe_max();
       record_metrics(report.samples);
-      if (spec_.save_samples && kept_for_plots(report.samples.rows()) > 0 && run.replicate == 0)
-        write_samples_npy(
-            (samples_dir_ / (run.id + ".npy")).string(),
-            report.samples.leftCols(std::min(report.samples.cols(), kept_for_plots(report.samples.rows()))));
+      keep_for_plots(run, samples_dir_ / (run.id + ".npy"), report.samples);
     } catch (const NumericalError& e) {
       // A diverging run is a result: recorded with where it diverged, and the study goes on.
       row["status"] = "diverged";
