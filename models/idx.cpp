@@ -119,7 +119,7 @@ LabelledImages select_images(const RawImages& raw, std::optional<int> label) {
     const int l = raw.labels.data[static_cast<std::size_t>(j)];
     if (label && l != *label) continue;
     const std::uint8_t* pixels = raw.images.data.data() + static_cast<std::size_t>(j * d);
-    for (Index i = 0; i < d; ++i) out.images(i, c) = pixels[i] / 127.5 - 1.0;
+    for (Index i = 0; i < d; ++i) out.images(i, c) = scaled_pixel(pixels[i]);
     out.labels.push_back(l);
     ++c;
   }
@@ -170,7 +170,7 @@ std::optional<FashionMnistSelection> parse_fashion_mnist_name(const std::string&
 
 std::string fashion_mnist_directory() {
   const char* dir = std::getenv("SCORESDE_FASHION_MNIST_DIR");
-  return dir && *dir ? std::string(dir) : std::string("/usr/share/datasets/fashion-mnist");
+  return dir && *dir ? std::string(dir) : std::string(fashion_mnist_package_directory);
 }
 
 std::string fashion_mnist_images_file(bool test) {

@@ -35,6 +35,11 @@ struct LabelledImages {
   Index rows = 0, columns = 0;
 };
 
+// A pixel byte v in 0..255 as the value v / 127.5 - 1 in [-1, 1] that every image here is given in.
+inline double scaled_pixel(std::uint8_t v) {
+  return v / 127.5 - 1.0;
+}
+
 // Reads an images file (rank 3) and a labels file (rank 1) of the same length. InputError naming the file when either
 // is unreadable or malformed, or when the counts differ.
 LabelledImages read_idx_images(const std::string& images_path, const std::string& labels_path);
@@ -55,8 +60,9 @@ struct FashionMnistSelection {
 // for a malformed suffix.
 std::optional<FashionMnistSelection> parse_fashion_mnist_name(const std::string& name);
 
-// The directory of the IDX files: $SCORESDE_FASHION_MNIST_DIR when set, else the Debian package's
-// /usr/share/datasets/fashion-mnist.
+// Where the Debian package dataset-fashion-mnist puts the IDX files.
+inline constexpr const char* fashion_mnist_package_directory = "/usr/share/datasets/fashion-mnist";
+// The directory of the IDX files: $SCORESDE_FASHION_MNIST_DIR when set, else fashion_mnist_package_directory.
 std::string fashion_mnist_directory();
 // The images file and the labels file of a split: {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz.
 std::string fashion_mnist_images_file(bool test);

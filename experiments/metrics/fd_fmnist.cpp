@@ -156,7 +156,7 @@ Matrix read_fmnist_idx_images(const std::string& path) {
   Matrix images(fmnist_pixels, n);
   for (Index j = 0; j < n; ++j)
     for (Index i = 0; i < fmnist_pixels; ++i)
-      images(i, j) = static_cast<double>(raw.data[static_cast<std::size_t>(j * fmnist_pixels + i)]) / 127.5 - 1.0;
+      images(i, j) = scaled_pixel(raw.data[static_cast<std::size_t>(j * fmnist_pixels + i)]);
   return images;
 }
 

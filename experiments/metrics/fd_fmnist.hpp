@@ -24,12 +24,13 @@
 
 #include "core/types.hpp"
 #include "experiments/metrics/metrics.hpp"
+#include "models/idx.hpp"
 
 namespace scoresde {
 
 inline constexpr Index fmnist_pixels = 784;  // 28 x 28
 inline constexpr Index fmnist_feature_dim = 256;
-inline constexpr const char* fmnist_default_data_dir = "/usr/share/datasets/fashion-mnist";
+inline constexpr const char* fmnist_default_data_dir = fashion_mnist_package_directory;  // models/idx.hpp
 
 // The classifier of examples/fashion_mnist/train_classifier.py: W1 (512 x 784), W2 (256 x 512), W3 (10 x 256) as
 // nn.Linear holds them, and the biases.
@@ -52,8 +53,8 @@ FmnistClassifier load_fmnist_classifier(const std::string& path);
 std::string default_fmnist_classifier_path();
 
 // The images of an IDX file of unsigned bytes (gzipped or not), (n, 28, 28), as a 784 x n batch scaled to [-1, 1]
-// (p / 127.5 - 1). InputError naming the file for a missing, truncated or malformed file. (A minimal reader for the
-// test images; models/ may own the general one.)
+// (scaled_pixel). InputError naming the file for a missing file, and read_idx's errors (models/idx.hpp) for a
+// truncated or malformed one.
 Matrix read_fmnist_idx_images(const std::string& path);
 
 // A reference set's feature moments, with S^{1/2} precomputed.
