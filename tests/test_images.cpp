@@ -98,6 +98,17 @@ LabelledImages fashion_slice() {
   return all;
 }
 
+// The fit of the slice's classes 0 and 1 with shrinkage 0.1 that the fit, score and precision tests share.
+MixtureFitOptions slice_fit_options() {
+  MixtureFitOptions o;
+  o.components = 2;
+  o.regularization = 0.1;
+  return o;
+}
+FittedMixture slice_fit(const LabelledImages& data) {
+  return fit_class_mixture(data.images, data.labels, slice_fit_options());
+}
+
 }  // namespace
 
 TEST_CASE("IDX: images and labels read exactly, gzipped or not") {
@@ -249,9 +260,7 @@ TEST_CASE("fashion_mnist data: splits, classes, scaling" * doctest::skip(!have_f
 
 TEST_CASE("the class mixture fit against a naive two-pass computation" * doctest::skip(!have_fashion_mnist())) {
   const LabelledImages data = fashion_slice();
-  MixtureFitOptions o;
-  o.components = 2;
-  o.regularization = 0.1;
+  const MixtureFitOptions o = slice_fit_options();
   const FittedMixture fit = fit_class_mixture(data.images, data.labels, o);
   const Index d = 784;
   Index n0 = 0, n1 = 0;
@@ -421,10 +430,7 @@ TEST_CASE("a mixture from eigendecompositions equals the same mixture from covar
 TEST_CASE("the 784-D exact score = central differences of log p_t at several t" *
           doctest::skip(!have_fashion_mnist())) {
   const LabelledImages data = fashion_slice();
-  MixtureFitOptions o;
-  o.components = 2;
-  o.regularization = 0.1;
-  const FittedMixture fit = fit_class_mixture(data.images, data.labels, o);
+  const FittedMixture fit = slice_fit(data);
   GaussianMixture float64 = to_mixture(fit);
   CHECK(float64.score_precision() == GaussianMixture::ScorePrecision::float32);  // the default at d = 784
   float64.set_score_precision(GaussianMixture::ScorePrecision::float64);
@@ -507,10 +513,7 @@ TEST_CASE("the 784-D exact score = central differences of log p_t at several t" 
 TEST_CASE("the float32 score at d = 784 against the float64 score, within a derived rounding bound" *
           doctest::skip(!have_fashion_mnist())) {
   const LabelledImages data = fashion_slice();
-  MixtureFitOptions o;
-  o.components = 2;
-  o.regularization = 0.1;
-  const FittedMixture fit = fit_class_mixture(data.images, data.labels, o);
+  const FittedMixture fit = slice_fit(data);
   const GaussianMixture fast = to_mixture(fit);
   GaussianMixture exact = to_mixture(fit);
   exact.set_score_precision(GaussianMixture::ScorePrecision::float64);
