@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -154,7 +155,7 @@ TEST_CASE("the time grid is an axis: shown in labels, ids and results.csv only w
   CHECK(ids.count("vp.euler_maruyama.n10.s0"));
   for (const auto& r : runs) {
     if (r.exact_samples) continue;
-    const auto row = describe_run(r, 10);
+    const auto row = describe_run(r);
     CAPTURE(r.id);
     if (r.adaptive)
       CHECK(row["time_grid"].is_null());
@@ -400,7 +401,7 @@ TEST_CASE("blocks: the study is the union of its grid and each block, a run name
   CHECK(listed.out.find("logsnr") == std::string::npos);
   for (const auto& [blocks, named] :
        std::vector<std::pair<std::string, std::string>>{{"sampler ode", "key=LIST"},
-                                                        {"sde=vp", "\"sde\" is not a sampler option a block can list"},
+                                                        {"sde=vp", "\"sde\" is not an option a block can set"},
                                                         {"steps=5; steps=6", "names steps twice"},
                                                         {"sampler=bogus", "unknown sampler"},
                                                         {"steps=0", "steps"}}) {
@@ -485,6 +486,58 @@ TEST_CASE("a study with a trained model: its SDE only, samples in the data's uni
   CHECK(bad.status == 2);
   CHECK(bad.err.find("missing.ckpt") != std::string::npos);
   CHECK_FALSE(fs::exists(dir.file("x")));
+}
+
+TEST_CASE(
+    "a block with its own scores and sample count runs beside the grid, and the report sets the scores side "
+    "by side") {
+  TempDir dir;
+  const auto model = dir.file("net.ckpt");
+  const auto trained = cli({"train", "--data", "eight_gaussians", "--sde", "vp", "--iterations", "200", "--width", "32",
+                            "--depth", "2", "--data-samples", "2000", "--quiet", "--out", model});
+  REQUIRE_MESSAGE(trained.status == 0, trained.err);
+  const auto out = dir.file("s");
+  const std::string blocks = fmt::format("score=exact,{}; samples=200; sampler=ddim; steps=5", model);
+  const auto r = cli({"study", "--sde", "vp", "--sampler", "euler_maruyama", "--steps", "10", "--blocks", blocks,
+                      "--metrics", "sliced_w2,nll", "--seeds", "1", "-n", "300", "--quiet", "--out", out});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const auto rows = read_json(out + "/results.json")["rows"];
+  std::map<std::string, nlohmann::json> by_id;
+  for (const auto& row : rows) by_id[row["run"].get<std::string>()] = row;
+  // The grid at -n 300 with the exact score only; the block's cell with both scores at 200 samples, and an
+  // exact-samples floor of that size.
+  CHECK(by_id.size() == 5);
+  for (const auto& [id, n] : std::vector<std::pair<std::string, int>>{{"exact.s0", 300},
+                                                                      {"exact.size200.s0", 200},
+                                                                      {"exact.vp.euler_maruyama.n10.s0", 300},
+                                                                      {"exact.vp.ddim.n5.size200.s0", 200},
+                                                                      {"net.vp.ddim.n5.size200.s0", 200}}) {
+    CAPTURE(id);
+    REQUIRE(by_id.count(id));
+    CHECK(by_id[id]["n"] == n);
+    CHECK(by_id[id]["status"] == "ok");
+  }
+  CHECK(by_id["net.vp.ddim.n5.size200.s0"]["score"] == model);
+  // The block's samples are its own count: the kept 2-D samples have 200 points.
+  CHECK(read_samples_npy(out + "/samples/net.vp.ddim.n5.size200.s0.npy").cols() == 200);
+  // study.ini holds the block, and --resume of the same study runs nothing again.
+  CHECK(read_text(out + "/study.ini").find("samples=200") != std::string::npos);
+  const auto resumed = cli({"study", "--config", out + "/study.ini", "--resume", "--quiet", "--out", out});
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.err);
+  CHECK(read_json(out + "/results.json")["rows"].size() == 5);
+  // A block's sample count is checked like -n.
+  const auto bad = cli({"study", "--blocks", "samples=1", "--dry-run", "--out", dir.file("x")});
+  CHECK(bad.status == 2);
+  CHECK_MESSAGE(bad.err.find("samples") != std::string::npos, bad.err);
+
+  if (!fs::exists("/usr/bin/python3")) return;
+  const auto report = cli({"report", out});
+  REQUIRE_MESSAGE(report.status == 0, report.err);
+  const auto md = read_text(out + "/report.md");
+  CHECK(md.find("## Exact and learned scores side by side") != std::string::npos);
+  CHECK(md.find("| vp | ddim | 5 | 5/5 |") != std::string::npos);
+  CHECK(md.find("with the learned score net.ckpt, 200 samples per run") != std::string::npos);
+  CHECK(md.find("with the exact score, 300 samples per run") != std::string::npos);
 }
 
 TEST_CASE("model_nll of the exact score is the exact mixture's negative log-likelihood of the held-out points") {

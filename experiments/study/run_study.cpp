@@ -210,8 +210,6 @@ class CellRunner {
         want_model_nll_(wants(model_nll_metric)),
         want_gaussian_law_(std::any_of(metric_names_.begin(), metric_names_.end(), is_gaussian_law_metric)),
         want_path_error_(wants(path_error_metric) || wants(path_error_max_metric)),
-        n_(spec.samples),
-        path_n_(spec.path_samples > 0 ? std::min(spec.path_samples, spec.samples) : spec.samples),
         reference_n_(spec.reference_samples > 0 ? spec.reference_samples : spec.samples) {}
 
   const std::vector<std::string>& metric_names() const { return metric_names_; }
@@ -226,7 +224,7 @@ class CellRunner {
     const RunData data{run.data, spec_.dim, mixture};
     const Matrix& reference = reference_set(run, data);
 
-    StudyRow row = describe_run(run, n_);
+    StudyRow row = describe_run(run);
     const auto t0 = std::chrono::steady_clock::now();
     const MetricsOptions mo = metrics_options(run, data);
     const auto record_metrics = [&](ConstMatrixRef samples) {
@@ -240,7 +238,7 @@ class CellRunner {
       row["status"] = "ok";
       row["nfe"] = 0;
       row["nfe_max"] = 0;
-      record_metrics(data.draw(baseline_seed(run.sampler.seed), n_));
+      record_metrics(data.draw(baseline_seed(run.sampler.seed), run.samples));
     } else {
       sampler_cell(run, data, reference, row, record_metrics, !mo.metrics.empty());
     }
@@ -372,7 +370,7 @@ class CellRunner {
   void sample_into(const StudyRun& run, const Sde& sde, const ScoreModel& model, const ScoreSource& source,
                    StudyRow& row, const std::function<void(ConstMatrixRef)>& record_metrics) {
     try {
-      auto report = sample(sde, model, run.sampler, n_);
+      auto report = sample(sde, model, run.sampler, run.samples);
       if (want_path_error_) path_error(run, sde, model, source.scaling(), report.samples, row);
       if (!is_exact_score(run.score)) report.samples = source.scaling().to_original(report.samples);
       row["status"] = "ok";
@@ -387,31 +385,32 @@ class CellRunner {
     }
   }
 
-  // path_error and path_error_max of the run's first path_n_ samples (in the model's units) against the reference
-  // solution from the same prior draws and Brownian path (experiments/metrics/path_error.hpp), both mapped to the
-  // data's units. Sample i depends only on its index, so the reference of the first path_n_ samples is a run of
-  // path_n_ samples. An ODE reference is computed once and shared by the runs with the same grid ends, seed and
-  // chunk. Left empty where the path error does not apply (a Langevin corrector, --noise independent for an SDE
-  // sampler) or the reference diverged.
+  // path_error and path_error_max of the run's first path_n samples (--path-samples, at most the run's) in the model's
+  // units against the reference solution from the same prior draws and Brownian path
+  // (experiments/metrics/path_error.hpp), both mapped to the data's units. Sample i depends only on its index, so the
+  // reference of the first path_n samples is a run of path_n samples. An ODE reference is computed once and shared by
+  // the runs with the same grid ends, seed and chunk. Left empty where the path error does not apply (a Langevin
+  // corrector, --noise independent for an SDE sampler) or the reference diverged.
   void path_error(const StudyRun& run, const Sde& sde, const ScoreModel& model, const DataScaling& scaling,
                   const Matrix& samples, StudyRow& row) {
     const auto kind = path_error_kind(run.sampler);
     if (!kind) return;
+    const Index path_n = spec_.path_samples > 0 ? std::min(spec_.path_samples, run.samples) : run.samples;
     Matrix own;
     const Matrix* reference = &own;
     try {
-      const std::string key = shared_reference_key(sde, run.sampler, path_n_);
+      const std::string key = shared_reference_key(sde, run.sampler, path_n);
       if (key.empty()) {
-        own = path_reference(sde, model, run.sampler, path_n_);
+        own = path_reference(sde, model, run.sampler, path_n);
       } else {
         Matrix& shared = path_references_[fmt::format("{}|{}|{}", run.data, run.score, key)];
-        if (shared.size() == 0) shared = path_reference(sde, model, run.sampler, path_n_);
+        if (shared.size() == 0) shared = path_reference(sde, model, run.sampler, path_n);
         reference = &shared;
       }
     } catch (const NumericalError&) {
       return;
     }
-    const Matrix first = samples.leftCols(path_n_);
+    const Matrix first = samples.leftCols(path_n);
     const PathErrors e = is_exact_score(run.score)
                              ? path_errors(first, *reference)
                              : path_errors(scaling.to_original(first), scaling.to_original(*reference));
@@ -443,7 +442,7 @@ class CellRunner {
   fs::path samples_dir_;
   std::vector<std::string> metric_names_;
   bool want_model_nll_, want_gaussian_law_, want_path_error_;
-  Index n_, path_n_, reference_n_;
+  Index reference_n_;
   std::map<std::string, std::shared_ptr<const GaussianMixture>> mixtures_;
   std::map<std::pair<std::string, std::uint64_t>, Matrix> references_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const ScoreSource>> sources_;
@@ -469,10 +468,13 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
   // --time-grid file, in the order of their lists.
   for (const auto& d : spec.data)
     if (!data_source_file(d).empty()) record.inputs["data"].push_back(file_fingerprint(d));
-  for (const auto& s : spec.score)
+  for (const auto& s : spec.all_scores())
     if (!is_exact_score(s)) record.inputs["score"].push_back(file_fingerprint(s));
-  for (const auto& g : spec.axis("time-grid"))
-    if (!enum_from_name<TimeGridKind>(g)) record.inputs["time-grid"].push_back(file_fingerprint(g));
+  std::set<std::string> grid_files;  // the grid's and its blocks'
+  for (const auto& grid : spec.grids())
+    for (const auto& g : grid.axis("time-grid"))
+      if (!enum_from_name<TimeGridKind>(g) && grid_files.insert(g).second)
+        record.inputs["time-grid"].push_back(file_fingerprint(g));
   open_study_directory(files, resume, spec.sampler_base.threads, record);
   std::set<std::string> done;
   for (const auto& r : record.rows) done.insert(r["run"].get<std::string>());

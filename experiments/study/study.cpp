@@ -20,10 +20,12 @@ namespace scoresde {
 
 namespace fs = std::filesystem;
 
-// A readable file-name fragment: data files by their stem, characters outside [A-Za-z0-9_-] dropped.
+// A readable file-name fragment: files by their stem, characters outside [A-Za-z0-9_-] dropped.
 std::string id_part(const std::string& text) {
   std::string stem = text;
-  if (stem.size() > 5 && stem.ends_with(".json")) stem = fs::path(stem).stem().string();
+  const auto extension = fs::path(text).extension().string();
+  for (const char* file_kind : {".json", ".pt", ".ckpt", ".npz", ".npy"})
+    if (extension == file_kind && fs::path(text).stem() != "") stem = fs::path(text).stem().string();
   std::string out;
   for (char c : stem)
     if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') out += c;
@@ -47,6 +49,10 @@ bool is_single_gaussian(const std::string& data, Index dim) {
 }
 
 namespace {
+
+// The study options a block may set besides the sampler's lists: the score list and the sample count.
+constexpr const char* block_score_key = "score";
+constexpr const char* block_samples_key = "samples";
 
 // A data set the study can draw from: a built-in set or a mixture file (not a file of fixed points).
 bool can_draw(const std::string& data) {
@@ -112,9 +118,28 @@ std::vector<StudySpec> StudySpec::grids() const {
   out.front().blocks.clear();
   for (const auto& block : blocks) {
     StudySpec g = out.front();
-    for (const auto& [key, values] : block) g.axes[key] = values;
+    for (const auto& [key, values] : block) {
+      if (key == block_score_key) {
+        g.score = values;
+      } else if (key == block_samples_key) {
+        const auto problem = values.size() == 1 ? find_option(study_option_table(), "samples")->parse(g, values.front())
+                                                : std::optional<std::string>("give one count");
+        if (problem)
+          throw ConfigError(fmt::format("--blocks: samples = {}: {}", option_text::join_list(values), *problem));
+      } else {
+        g.axes[key] = values;
+      }
+    }
     out.push_back(std::move(g));
   }
+  return out;
+}
+
+std::vector<std::string> StudySpec::all_scores() const {
+  std::vector<std::string> out;
+  for (const auto& g : grids())
+    for (const auto& s : g.score)
+      if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
   return out;
 }
 
@@ -160,16 +185,30 @@ std::optional<std::string> read_blocks(const std::string& text,
         return fmt::format("\"{}\": write each part of a block as key=LIST (e.g. sampler=ddim,unipc; steps=5,10)",
                            part);
       const std::string key = trimmed(part.substr(0, eq));
+      const std::string value = trimmed(part.substr(eq + 1));
+      if (block.count(key)) return fmt::format("a block names {} twice", key);
+      if (key == block_score_key) {
+        // Each score is checked against the data by StudySpec::validate, as the grid's are.
+        if (auto problem = option_text::read_list(value, block[key])) return fmt::format("{}: {}", key, *problem);
+        continue;
+      }
+      if (key == block_samples_key) {
+        StudySpec scratch;
+        if (auto problem = find_option(study_option_table(), "samples")->parse(scratch, value))
+          return fmt::format("{}: {}", key, *problem);
+        block[key] = {value};
+        continue;
+      }
       const auto* spec = find_option(sampler_option_table(), key);
       if (!spec || (spec->study != StudyRole::axis && spec->study != StudyRole::budget)) {
         std::vector<std::string> keys;
         for (const auto& e : sampler_option_table())
           if (e.study == StudyRole::axis || e.study == StudyRole::budget) keys.push_back(e.key);
-        return fmt::format("\"{}\" is not a sampler option a block can list; use {}", key, fmt::join(keys, ", "));
+        keys.emplace_back(block_score_key);
+        keys.emplace_back(block_samples_key);
+        return fmt::format("\"{}\" is not an option a block can set; use {}", key, fmt::join(keys, ", "));
       }
-      if (block.count(key)) return fmt::format("a block names {} twice", key);
-      if (auto problem = read_axis_list(key, trimmed(part.substr(eq + 1)), block[key]))
-        return fmt::format("{}: {}", key, *problem);
+      if (auto problem = read_axis_list(key, value, block[key])) return fmt::format("{}: {}", key, *problem);
     }
     if (!block.empty()) blocks.push_back(std::move(block));
   }
@@ -252,8 +291,10 @@ const OptionTable<StudySpec>& study_option_table() {
       blocks.key = "blocks";
       blocks.value_name = "BLOCKS";
       blocks.help =
-          "further sub-grids, each replacing some of the sampler lists above: \"key=LIST; key=LIST | ...\" "
-          "(default, when no sampler list is given: the few-step block shown); \"\" for none";
+          "further sub-grids, each replacing some of the sampler lists above, and optionally --score (a list) and "
+          "--samples (one count): \"key=LIST; key=LIST | ...\", e.g. \"score=exact,net.pt; samples=1000; "
+          "sampler=ddim; steps=10,20\" (default, when no sampler list is given: the few-step block shown); \"\" for "
+          "none";
       blocks.parse = [](S& s, const std::string& text) { return read_blocks(text, s.blocks); };
       blocks.get = [](const S& s) { return nlohmann::ordered_json(blocks_text(s.blocks)); };
       in_group(std::move(blocks), "grid");
@@ -327,7 +368,7 @@ void StudySpec::validate() const {
                         name, fmt::join(training_data_names(), ", ")));
       data_dim = load_training_data(name, 2, 0, dim).rows();
     }
-    for (const auto& s : score) {
+    for (const auto& s : all_scores()) {  // the grid's and its blocks'
       if (is_exact_score(s)) {
         if (!exact)
           throw ConfigError(
@@ -470,32 +511,45 @@ std::vector<std::pair<SamplerOptions, std::string>> budget_points(const StudySpe
 }  // namespace
 
 std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::string>* skipped) {
+  const auto grids = spec.grids();
+  // A block with its own sample count marks its runs (and its baseline) with it, so that a cell of the grid and the
+  // same cell at the block's count are two runs.
+  const auto size_part = [&](Index samples) {
+    return samples == spec.samples ? std::string() : fmt::format("size{}.", samples);
+  };
+  std::vector<Index> sizes;
+  for (const auto& g : grids)
+    if (std::find(sizes.begin(), sizes.end(), g.samples) == sizes.end()) sizes.push_back(g.samples);
   std::vector<StudyRun> runs;
   std::set<std::string> ids;
   for (const auto& data : spec.data)
-    for (int r = 0; r < spec.seeds; ++r) {
-      if (!can_draw(data)) continue;
-      StudyRun run;
-      run.data = data;
-      run.score = "-";
-      run.label = "exact samples";
-      run.exact_samples = true;
-      run.replicate = r;
-      run.sampler = spec.sampler_base;
-      run.sampler.seed = spec.first_seed + static_cast<std::uint64_t>(r);
-      run.id = fmt::format("{}exact.s{}", spec.data.size() > 1 ? id_part(data) + "." : "", run.sampler.seed);
-      ids.insert(run.id);
-      runs.push_back(std::move(run));
-    }
-  // The sampler configurations of the grid and of each block, each with the spec its budgets come from. A block may
-  // name a run the grid (or an earlier block) names too: it runs once, where it first appears.
+    for (const Index samples : sizes)
+      for (int r = 0; r < spec.seeds; ++r) {
+        if (!can_draw(data)) continue;
+        StudyRun run;
+        run.data = data;
+        run.score = "-";
+        run.label = "exact samples";
+        run.exact_samples = true;
+        run.replicate = r;
+        run.samples = samples;
+        run.sampler = spec.sampler_base;
+        run.sampler.seed = spec.first_seed + static_cast<std::uint64_t>(r);
+        run.id = fmt::format("{}exact.{}s{}", spec.data.size() > 1 ? id_part(data) + "." : "", size_part(samples),
+                             run.sampler.seed);
+        ids.insert(run.id);
+        runs.push_back(std::move(run));
+      }
+  // The sampler configurations of the grid and of each block, each with the spec its scores, sample count and
+  // budgets come from. A block may name a run the grid (or an earlier block) names too: it runs once, where it first
+  // appears.
   std::vector<std::pair<SamplerConfig, const StudySpec*>> configs;
-  const auto grids = spec.grids();
   for (const auto& g : grids)
     for (auto& c : sampler_configs(g)) configs.emplace_back(std::move(c), &g);
+  const auto scores = spec.all_scores();
   std::set<std::string> earlier_grids;  // run ids of the grids before the current one
   for (const auto& data : spec.data)
-    for (const auto& score : spec.score)
+    for (const auto& score : scores)
       for (const auto& sde_text : spec.sde) {
         SdeOptions so = spec.sde_parameters;
         so.kind = sde_kind_from_string(sde_text);
@@ -523,6 +577,7 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
             this_grid.clear();
             current = grid;
           }
+          if (std::find(grid->score.begin(), grid->score.end(), score) == grid->score.end()) continue;
           SamplerOptions options = c.options;
           try {
             options.adopt_grid_file(*sde, false);
@@ -538,13 +593,14 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
               run.score = score;
               run.sde = so;
               run.sampler = point_options;
+              run.samples = grid->samples;
               run.adaptive = c.adaptive;
               run.label = c.label;
               run.replicate = r;
               run.sampler.seed = spec.first_seed + static_cast<std::uint64_t>(r);
-              run.id = fmt::format("{}{}{}.{}.{}.s{}", spec.data.size() > 1 ? id_part(data) + "." : "",
-                                   spec.score.size() > 1 ? id_part(score) + "." : "", sde_text, c.id, point,
-                                   run.sampler.seed);
+              run.id = fmt::format("{}{}{}.{}.{}.{}s{}", spec.data.size() > 1 ? id_part(data) + "." : "",
+                                   scores.size() > 1 ? id_part(score) + "." : "", sde_text, c.id, point,
+                                   size_part(run.samples), run.sampler.seed);
               if (earlier_grids.count(run.id)) continue;
               if (!this_grid.insert(run.id).second || !ids.insert(run.id).second)
                 throw ConfigError(fmt::format("the grid names run {} twice: remove repeated list entries", run.id));
@@ -600,7 +656,8 @@ std::string csv_line(const StudyRow& row, const std::vector<std::string>& column
   return line;
 }
 
-StudyRow describe_run(const StudyRun& run, Index n) {
+StudyRow describe_run(const StudyRun& run) {
+  const Index n = run.samples;
   StudyRow row;
   if (run.exact_samples) {
     row["run"] = run.id;

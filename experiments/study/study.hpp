@@ -42,8 +42,10 @@ struct StudySpec {
   std::map<std::string, std::vector<std::string>> axes;
   SamplerOptions sampler_base;  // the shared options: noise, eps, denoise, langevin norm, ODE control, chunk, threads
   // Further sub-grids: each replaces some sampler axes or budgets of the grid above ("sampler" -> few-step samplers,
-  // "time-grid" -> logsnr,karras, "steps" -> 5,...,50) and keeps the rest. The study runs the union of the grid and
-  // its blocks (a run that two of them name runs once). As text: "key=LIST; key=LIST | key=LIST; ..." (--blocks).
+  // "time-grid" -> logsnr,karras, "steps" -> 5,...,50) and keeps the rest. A block may also replace the score list
+  // ("score" -> a network) and the sample count ("samples" -> one count), so that a costly score runs on a smaller
+  // grid beside the exact one. The study runs the union of the grid and its blocks (a run that two of them name runs
+  // once). As text: "key=LIST; key=LIST | key=LIST; ..." (--blocks).
   std::vector<std::map<std::string, std::vector<std::string>>> blocks;
 
   int seeds = 3;  // replicate seeds first_seed, first_seed + 1, ...
@@ -64,8 +66,11 @@ struct StudySpec {
 
   // The values of a sampler axis or budget, in order.
   std::vector<std::string> axis(const std::string& key) const;
-  // The grid itself and then one spec per block (this spec with the block's axes in place of its own, no blocks).
+  // The grid itself and then one spec per block (this spec with the block's axes, score and samples in place of its
+  // own, no blocks).
   std::vector<StudySpec> grids() const;
+  // The scores of the grid and of its blocks, each once, in order of first appearance.
+  std::vector<std::string> all_scores() const;
   // Sets an axis from numbers or names, written as the option's text.
   template <class T>
   void set_axis(const std::string& key, const std::vector<T>& values) {
@@ -97,13 +102,15 @@ struct StudyRun {
   std::string data, score;
   SdeOptions sde;
   SamplerOptions sampler;      // complete, seed included
+  Index samples = 0;           // the run's sample count: its grid's (or block's) --samples
   bool adaptive = false;       // steps do not apply
   bool exact_samples = false;  // the baseline: exact draws from the data, scored like a sampler's output
   int replicate = 0;
 };
 
-// The runs of the grid in a fixed order: first, per data set and seed, the exact-samples baseline (n exact draws
-// scored against the reference: the floor a metric shows for perfect samples of this size), then the sampler runs.
+// The runs of the grid in a fixed order: first, per data set, sample count and seed, the exact-samples baseline (n
+// exact draws scored against the reference: the floor a metric shows for perfect samples of this size), then the
+// sampler runs. Runs of a block whose sample count is not the grid's carry ".size{n}" in their ids.
 // Combinations that cannot run (ancestral on sub-VP, for one) are left
 // out and described in `skipped`.
 std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::string>* skipped = nullptr);
@@ -112,14 +119,11 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
 using StudyRow = nlohmann::ordered_json;
 
 // The row of a run before it runs: the columns that describe it (run, data, score, sde, sampler, ..., seed, n).
-StudyRow describe_run(const StudyRun& run, Index n);
+StudyRow describe_run(const StudyRun& run);
 
 // The CSV header for a study with these metric names, and a row as a CSV line.
 std::vector<std::string> study_columns(const std::vector<std::string>& metrics);
 std::string csv_line(const StudyRow& row, const std::vector<std::string>& columns);
-
-// The row's columns that describe the run (run, data, ..., seed, n), before it has results.
-StudyRow describe_run(const StudyRun& run, Index n);
 
 struct StudyProgress {
   std::function<void(const StudyRun& run, Index done, Index total, double elapsed, double left)> starting;

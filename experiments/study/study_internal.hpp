@@ -29,7 +29,8 @@ bool is_gaussian_law_metric(const std::string& name);
 // True when `data` is a single Gaussian (gaussian, or a mixture file with one component): the exact law applies.
 bool is_single_gaussian(const std::string& data, Index dim);
 
-// A readable file-name fragment: data files by their stem, characters outside [A-Za-z0-9_-] dropped.
+// A readable file-name fragment: files (.json, .pt, .ckpt, .npz, .npy) by their stem, characters outside [A-Za-z0-9_-]
+// dropped.
 std::string id_part(const std::string& text);
 
 // True for --score exact (the data's exact score); otherwise --score names a checkpoint.
