@@ -25,7 +25,7 @@ except ImportError as e:
 HIGHER_IS_BETTER = {"mode_coverage", "in_mode", "coverage"}
 # Metrics that can be negative (unbiased estimators, log-likelihoods): plotted on a linear axis.
 SIGNED = {"mmd2", "nll", "nll_gap", "energy"}
-PRIMARY_ORDER = ["gaussian_w2", "sliced_w2", "mmd2", "energy", "frechet", "nll_gap", "nll"]
+PRIMARY_ORDER = ["gaussian_w2", "fd_fmnist", "sliced_w2", "mmd2", "energy", "frechet", "nll_gap", "nll"]
 # Against a reference solution of the run's own latents and path; path_kind says which (path: dopri5; strong: the
 # refined sampler on the same Brownian path).
 PATH_METRICS = {"path_error", "path_error_max"}
@@ -56,14 +56,15 @@ def is_baseline(e):
 
 
 def aggregate(rows, metrics):
-    """Mean over replicate seeds per (sde, label, point). The standard error of the mean of k independent runs
-    is sqrt(sum se_i^2) / k, from each run's own standard error (replicate seeds draw independent samples)."""
+    """Mean over replicate seeds per (data, score, sde, label, point, n): a block's cells at their own sample count
+    are cells of their own. The standard error of the mean of k independent runs is sqrt(sum se_i^2) / k, from each
+    run's own standard error (replicate seeds draw independent samples)."""
     groups = OrderedDict()
     for r in rows:
-        key = (r["data"], r["score"], r["sde"], r["label"], point_of(r))
+        key = (r["data"], r["score"], r["sde"], r["label"], point_of(r), r["n"])
         groups.setdefault(key, []).append(r)
     out = []
-    for (data, score, sde, label, point), runs in groups.items():
+    for (data, score, sde, label, point, n), runs in groups.items():
         ok = [r for r in runs if r["status"] == "ok"]
         entry = {
             "data": data,
@@ -71,6 +72,7 @@ def aggregate(rows, metrics):
             "sde": sde,
             "label": label,
             "point": point,
+            "n": n,
             "runs": len(runs),
             "diverged": len(runs) - len(ok),
             "nfe": float(np.mean([r["nfe"] for r in ok])) if ok else float("nan"),
@@ -109,7 +111,8 @@ def paired_comparisons(rows, metric):
     path_kind, as path errors of probability-flow and SDE samplers are against different references), paired over the
     replicate seeds
     both ran: per seed d_s = badness(A_s) - badness(B_s), where both runs start from the same prior draws and, with
-    --noise brownian_tree, follow the same Brownian path. Returns {(data, score, sde, nfe): [cell, ...]}, each cell a
+    --noise brownian_tree, follow the same Brownian path. Returns {(data, score, sde, nfe, path kind, n): [cell, ...]},
+    each cell a
     configuration at that NFE with its mean, SE over seeds and the lists of configurations it is significantly
     better and worse than: paired t-test, two-sided, 5% (|mean d| / (sd(d) / sqrt(K)) > t_{0.975, K - 1}), K >= 2
     seeds, no correction for the number of pairs."""
@@ -117,16 +120,16 @@ def paired_comparisons(rows, metric):
     for r in rows:
         if is_baseline(r) or r["status"] != "ok" or r.get(metric) is None:
             continue
-        key = (r["data"], r["score"], r["sde"], r["label"], point_of(r))
+        key = (r["data"], r["score"], r["sde"], r["label"], point_of(r), r["n"])
         cells.setdefault(key, {"nfe": [], "values": {}, "kind": r.get("path_kind") if metric in PATH_METRICS else None})
         cells[key]["nfe"].append(r["nfe"])
         cells[key]["values"][r["seed"]] = r[metric]
     groups = OrderedDict()
-    for (data, score, sde, label, point), c in cells.items():
+    for (data, score, sde, label, point, n), c in cells.items():
         nfe = float(np.mean(c["nfe"]))
         # Path errors against dopri5 (path) and against the refined SDE sampler (strong) are distances to different
         # limits: compared within a kind only.
-        groups.setdefault((data, score, sde, round(nfe, 6), c["kind"]), []).append(
+        groups.setdefault((data, score, sde, round(nfe, 6), c["kind"], n), []).append(
             {"label": label, "point": point, "values": c["values"], "better": [], "worse": []})
     out = OrderedDict()
     for key, group in groups.items():
@@ -350,6 +353,64 @@ def image_figure(directory, rows, sde, labels, path, title):
     return True
 
 
+def score_name(score):
+    return "exact score" if score == "exact" else os.path.basename(score)
+
+
+def side_by_side(directory, rows, entries, metrics, sdes, fig_dir):
+    """Where a data set ran with two or more scores at the same sample count (a block with `score=exact,net.pt`): one
+    table of the cells they share, each metric per score, with the exact-samples floor of that size, and an image
+    figure of their first images one above the other. Returns the report's lines (none when no cell is shared)."""
+    md = []
+    groups = OrderedDict()
+    for e in entries:
+        if not is_baseline(e):
+            groups.setdefault((e["data"], e["n"]), OrderedDict()).setdefault((e["sde"], e["label"], e["point"]), {})[
+                e["score"]] = e
+    shown = metrics[:3]
+    for (data, n), cells in groups.items():
+        shared = OrderedDict((k, v) for k, v in cells.items() if len(v) > 1)
+        if not shared:
+            continue
+        scores = list(OrderedDict.fromkeys(sc for v in shared.values() for sc in v))
+        if not md:
+            md.append("\n## Exact and learned scores side by side\n")
+            md.append("The same sampler configurations with each score, at the same sample count and seed (the same "
+                      "prior draws and Brownian path): the difference between the rows of a configuration is the "
+                      "score's error, seen through the sampler. Mean ± standard error.\n")
+        md.append("\n### {}, {} samples per run\n".format(data, n))
+        md.append("| SDE | configuration | steps | NFE | " +
+                  " | ".join("{} ({})".format(m, score_name(sc)) for m in shown for sc in scores) + " |")
+        md.append("|---|---|---:|---:|" + "---:|" * (len(shown) * len(scores)))
+        floor = [e for e in entries if is_baseline(e) and e["data"] == data and e["n"] == n]
+        if floor:
+            md.append("| - | exact samples (the floor) | - | 0 | " + " | ".join(
+                fmt(floor[0].get(m), floor[0].get(m + "_se")) for m in shown for _ in scores) + " |")
+        for (sde, label, point), by_score in shared.items():
+            nfes = "/".join(fmt(by_score[sc]["nfe"]) for sc in scores if sc in by_score)
+            md.append("| {} | {} | {} | {} | ".format(sde, label, point[1], nfes) + " | ".join(
+                fmt(by_score[sc].get(m), by_score[sc].get(m + "_se")) if sc in by_score else "-"
+                for m in shown for sc in scores) + " |")
+        # The images of each shared configuration with each score, one row per (configuration, score).
+        pairs = OrderedDict.fromkeys((label, sc) for (_, label, _), v in shared.items() for sc in scores if sc in v)
+        paired_rows = []
+        for r in rows:
+            if (not is_baseline(r) and r["data"] == data and r["n"] == n and (r["label"], r["score"]) in pairs and
+                    (r["sde"], r["label"], point_of(r)) in shared):
+                paired_rows.append(dict(r, label="{}, {}".format(r["label"], score_name(r["score"]))))
+        labels = ["{}, {}".format(label, score_name(sc)) for label, sc in pairs]
+        kept = [os.path.join(directory, "samples", r["run"] + ".npy") for r in paired_rows]
+        kept = [f for f in kept if os.path.exists(f)]
+        if kept and image_side(np.load(kept[0], mmap_mode="r").shape[1]):
+            for sde in sdes:
+                path = os.path.join(fig_dir, "side_by_side_{}_n{}_{}.png".format(
+                    os.path.splitext(os.path.basename(data))[0], n, sde))
+                if image_figure(directory, paired_rows, sde, labels, path,
+                                "{}, {}: the first 16 images with each score (first seed)".format(data, sde)):
+                    md.append("\n![side by side {}](figures/{})\n".format(sde, os.path.basename(path)))
+    return md
+
+
 def main():
     directory, command, version = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(os.path.join(directory, "results.json")) as f:
@@ -363,7 +424,9 @@ def main():
     entries = aggregate(rows, metrics)
     sdes = list(OrderedDict.fromkeys(r["sde"] for r in rows if not is_baseline(r)))
     labels = list(OrderedDict.fromkeys(r["label"] for r in rows if not is_baseline(r)))
-    datas = list(OrderedDict.fromkeys((r["data"], r["score"]) for r in rows if not is_baseline(r)))
+    # One section per (data, score, sample count): a block may run a costly score, or the same cells, at its own n.
+    sizes = list(OrderedDict.fromkeys(r["n"] for r in rows))
+    sections = list(OrderedDict.fromkeys((r["data"], r["score"], r["n"]) for r in rows if not is_baseline(r)))
     fig_dir = os.path.join(directory, "figures")
     os.makedirs(fig_dir, exist_ok=True)
 
@@ -389,19 +452,24 @@ def main():
         "{} runs, {} samples each, {} replicate seed(s) per cell; values are means over seeds with the standard error "
         "of that mean (from each run's own standard error). Rerun the study with "
         "`scoresde study --config {}/study.ini --out NEW_DIR`.\n".format(
-            len(rows), rows[0]["n"], nseeds, directory
+            len(rows), " or ".join(str(n) for n in sizes), nseeds, directory
         )
     )
     primary = next((m for m in PRIMARY_ORDER if m in metrics), metrics[0] if metrics else None)
+    md.extend(side_by_side(directory, rows, entries, metrics, sdes, fig_dir))
 
-    for data, score in datas:
-        sub = [e for e in entries if e["data"] == data and e["score"] == score and not is_baseline(e)]
-        sub_rows = [r for r in rows if r["data"] == data and r["score"] == score]
-        base = [e for e in entries if e["data"] == data and is_baseline(e)]
+    for data, score, n in sections:
+        sub = [e for e in entries if e["data"] == data and e["score"] == score and e["n"] == n and not is_baseline(e)]
+        sub_rows = [r for r in rows if r["data"] == data and r["score"] == score and r["n"] == n]
+        base = [e for e in entries if e["data"] == data and is_baseline(e) and e["n"] == n]
         baseline = base[0] if base else None
-        tag = "" if len(datas) == 1 else "_{}_{}".format(os.path.splitext(os.path.basename(data))[0], score)
+        tag = "" if len(sections) == 1 else "_{}_{}{}".format(
+            os.path.splitext(os.path.basename(data))[0], os.path.splitext(os.path.basename(score))[0],
+            "" if len(sizes) == 1 else "_n{}".format(n))
         heading = ("{} with the exact score".format(data) if score == "exact" else
                    "{} with the learned score {}".format(data, os.path.basename(score)))
+        if len(sizes) > 1:
+            heading += ", {} samples per run".format(n)
         md.append("\n## {}\n".format(heading))
         if primary:
             md.append("\n### Best sampler per NFE budget ({}, {})\n".format(
@@ -459,7 +527,7 @@ def main():
                     "compared within a kind only." if m in PATH_METRICS else ""))
             md.append("| SDE | NFE | configuration | {} | significantly better than | significantly worse than |".format(m))
             md.append("|---|---:|---|---:|---|---|")
-            for (_, _, sde, nfe, kind), group in groups.items():
+            for (_, _, sde, nfe, kind, _), group in groups.items():
                 for c in group:
                     md.append("| {} | {:.0f} | {} | {} | {} | {} |".format(
                         sde, nfe, cell_name(c) + (" [{}]".format(kind) if kind else ""), fmt(c["mean"], None if math.isnan(c["se"]) else c["se"]),
