@@ -102,6 +102,14 @@ std::string ScoreSource::training_command() const {
   return t.is_object() && t.contains("command") && t["command"].is_string() ? t["command"].get<std::string>() : "";
 }
 
+bool torchscript_backend_built() {
+#ifdef SCORESDE_WITH_TORCH
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::shared_ptr<const ScoreSource> open_score(const ScoreSpec& spec) {
   if (spec.is_exact()) return mixture_score(load_data(spec.data, spec.dim));
   if (spec.is_torchscript()) {

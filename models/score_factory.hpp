@@ -22,12 +22,12 @@
 
 namespace scoresde {
 
-struct Checkpoint;         // models/checkpoint.hpp
+struct Checkpoint;  // models/checkpoint.hpp
 
 // Which score: the exact score of a mixture (model empty) or a trained network in a file.
 struct ScoreSpec {
-  std::string data;   // exact: eight_gaussians, gaussian or a mixture FILE.json (load_data)
-  Index dim = 0;      // exact: the dimension of gaussian; checked against a mixture file (0: not given)
+  std::string data;  // exact: eight_gaussians, gaussian or a mixture FILE.json (load_data)
+  Index dim = 0;     // exact: the dimension of gaussian; checked against a mixture file (0: not given)
   // a network: MODEL.ckpt from `scoresde train`, PyTorch weights FILE.npz or a TorchScript module FILE.pt (by the
   // extension)
   std::string model;
@@ -43,7 +43,7 @@ struct ScoreSpec {
   static ScoreSpec file(std::string model, std::string weights = "ema",
                         std::optional<Parameterization> parameterization = std::nullopt);
   bool is_exact() const { return model.empty(); }
-  bool is_npz() const;  // a model file whose name ends in .npz
+  bool is_npz() const;          // a model file whose name ends in .npz
   bool is_torchscript() const;  // a model file whose name ends in .pt (models/torchscript_score.hpp)
   Parameterization resolved_parameterization(SdeKind kind) const {
     return parameterization.value_or(default_parameterization(kind));
@@ -94,6 +94,8 @@ class ScoreSource {
 // (import_torch_npz) or the TorchScript .pt (open_torchscript); InputError naming the file and the problem.
 // ConfigError for a .pt when the build lacks LibTorch.
 std::shared_ptr<const ScoreSource> open_score(const ScoreSpec& spec);
+// True when this build has the TorchScript backend (LibTorch found at configure time).
+bool torchscript_backend_built();
 // The exact score of a mixture already loaded.
 std::shared_ptr<const ScoreSource> mixture_score(std::shared_ptr<const GaussianMixture> mixture);
 // A network from a checkpoint already in memory, with its ema or raw weights (as ScoreSpec::weights).

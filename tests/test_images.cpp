@@ -10,6 +10,7 @@
 //   - a mixture built from eigendecompositions against the same mixture built from covariances (small d), and the
 //     header + .npy file round trip with its named errors.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <zlib.h>
 
 #include <Eigen/Eigenvalues>
@@ -18,18 +19,22 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numbers>
 #include <random>
+#include <set>
 
 #include "cli_helpers.hpp"
 #include "core/errors.hpp"
 #include "core/npy.hpp"
 #include "core/sde.hpp"
+#include "experiments/metrics/fd_fmnist.hpp"
 #include "experiments/metrics/metrics.hpp"
 #include "models/datasets.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "models/idx.hpp"
 #include "models/image_mixture.hpp"
+#include "models/score_factory.hpp"
 #include "sampler_cases.hpp"
 
 using namespace scoresde;
@@ -571,4 +576,51 @@ TEST_CASE("the float32 score at d = 784 against the float64 score, within a deri
       // component, a wrong offset), not against a loss of a few digits; docs/images.md.
     }
   }
+}
+
+TEST_CASE(
+    "study --preset fashion-mnist: the exact score and, with LibTorch, the committed U-Net on the same cells in "
+    "one report" *
+    doctest::skip(!have_fashion_mnist())) {
+  TempDir dir("fmnist-preset");
+  const std::string out = std::filesystem::path(dir.file("x")).parent_path().string();
+  // The preset's mixture, a small fit in its place (the preset fits the full one when the file is missing).
+  const Result fit = run({"fit-mixture", "--data", "fashion_mnist:test", "--components", "2", "--max-images", "300",
+                          "--out", dir.file("fashion_mnist10.json")});
+  REQUIRE_MESSAGE(fit.code == 0, fit.err);
+  const std::string unet = find_fmnist_asset("unet.pt");
+  const bool learned = torchscript_backend_built() && !unet.empty();
+  const Result listed = run({"study", "--preset", "fashion-mnist", "--out", out, "--dry-run"});
+  REQUIRE_MESSAGE(listed.code == 0, listed.err);
+  check_contains(listed.out, "exact.vp.sa_solver_logsnr_o3.n50.s0");
+  if (learned) {
+    // The block: three samplers at 10 and 20 steps with both scores, 1000 images, and a floor of that size.
+    check_contains(listed.out, "exact.size1000.s0 (1000 samples)");
+    check_contains(listed.out, "exact.vp.dpmpp_2m_sde_logsnr.n20.size1000.s0 (1000 samples)");
+    check_contains(listed.out, "unet.vp.ddim_logsnr.n10.size1000.s0 (1000 samples)");
+  } else {
+    check_contains(listed.out, "without the learned-score rows");
+  }
+  CHECK(run({"study", "--preset", "fashion-mnist", "--out", out, "--dry-run", "--blocks", ""}).out.find("unet.") ==
+        std::string::npos);
+  if (!learned) return;
+
+  // A small run of the same shape: both scores on one cell of 8 images, a report with them side by side.
+  const Result study = run({"study", "--preset", "fashion-mnist", "--out", out, "--sampler", "ddim", "--steps", "2",
+                            "-n", "12", "--metrics", "bpd", "--blocks",
+                            fmt::format("score=exact,{}; samples=8; sampler=dpmpp_2m; steps=2", unet), "--quiet"});
+  REQUIRE_MESSAGE(study.code == 0, study.err);
+  const auto rows = nlohmann::json::parse(read_file(dir.file("results.json")))["rows"];
+  std::set<std::string> ids;
+  for (const auto& row : rows) {
+    ids.insert(row["run"].get<std::string>());
+    CHECK(row["status"] == "ok");
+  }
+  CHECK(ids == std::set<std::string>{"exact.s0", "exact.size8.s0", "exact.vp.ddim_logsnr.n2.s0",
+                                     "exact.vp.dpmpp_2m_logsnr.n2.size8.s0", "unet.vp.dpmpp_2m_logsnr.n2.size8.s0"});
+  if (!std::filesystem::exists("/usr/bin/python3")) return;
+  const Result report = run({"report", out});
+  REQUIRE_MESSAGE(report.code == 0, report.err);
+  check_contains(read_file(dir.file("report.md")), "## Exact and learned scores side by side");
+  CHECK(std::filesystem::exists(dir.file("figures/side_by_side_fashion_mnist10_n8_vp.png")));
 }

@@ -12,9 +12,11 @@
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/cli/options_cli.hpp"
+#include "experiments/metrics/fd_fmnist.hpp"
 #include "experiments/metrics/metrics.hpp"
 #include "experiments/study/study.hpp"
 #include "models/datasets.hpp"
+#include "models/score_factory.hpp"
 #include "solvers/gaussian_law.hpp"
 #include "solvers/registry.hpp"
 
@@ -105,7 +107,9 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
        "to which the exact law applies, on the 10-D Gaussian DIR/gaussian10.json, VP and VE, logsnr grid, 4 to 1024 steps; "
        "docs/exact-error.md) or fashion-mnist (six few-step samplers at 5 to 50 steps on the exact score of the "
        "class-conditional Fashion-MNIST mixture DIR/fashion_mnist10.json, fitted first unless it exists; 2000 images "
-       "per cell, fd_fmnist, nll, bpd; docs/images.md); options given explicitly win")
+       "per cell, fd_fmnist, nll, bpd; and a block of three samplers at 10 and 20 steps, 1000 images, with the exact "
+       "score and the committed U-Net assets/fashion_mnist/unet.pt side by side; docs/images.md); options given "
+       "explicitly win")
       ("out", po::value<std::string>(), "output directory (required)")
       ("resume", po::bool_switch(), "continue the study in --out, skipping the runs it already holds")
       ("dry-run", po::bool_switch(), "list the runs and exit")
@@ -182,6 +186,22 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
     if (!given(vm, "samples")) spec.samples = 2000;
     // No path_error: its dopri5 reference at rtol 1e-10 takes thousands of evaluations per image in 784-D.
     if (!given(vm, "metrics")) spec.metrics = {"fd_fmnist", "nll", "bpd"};
+    // The committed U-Net (docs/images.md) beside the exact score, on a grid its cost allows (about 3.6 ms per image
+    // and evaluation on 2 cores: some 6 minutes): three samplers at 10 and 20 steps, 1000 images, and the exact score
+    // on the same cells, so that each learned row has an exact row of the same size.
+    if (!given(vm, "blocks")) {
+      const std::string unet = find_fmnist_asset("unet.pt");
+      if (unet.empty() || !torchscript_backend_built()) {
+        out << fmt::format("study: --preset fashion-mnist without the learned-score rows: {}\n",
+                           unet.empty() ? "assets/fashion_mnist/unet.pt is missing"
+                                        : "this build has no TorchScript backend (LibTorch)");
+      } else {
+        spec.blocks = {{{"score", {std::string(exact_score), unet}},
+                        {"samples", {"1000"}},
+                        {"sampler", {"ddim", "dpmpp_2m", "dpmpp_2m_sde"}},
+                        {"steps", {"10", "20"}}}};
+      }
+    }
   }
   if (!fit_args.empty()) {
     const std::string fit_command = fmt::format("scoresde {}", fmt::join(fit_args, " "));
@@ -245,8 +265,9 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
   std::vector<std::string> skipped;
   const auto runs = expand_study(spec, &skipped);
   if (vm["dry-run"].as<bool>()) {
-    out << fmt::format("{} runs ({} samples each):\n", runs.size(), spec.samples);
-    for (const auto& r : runs) out << "  " << r.id << "\n";
+    out << fmt::format("{} runs ({} samples each unless listed):\n", runs.size(), spec.samples);
+    for (const auto& r : runs)
+      out << "  " << r.id << (r.samples != spec.samples ? fmt::format(" ({} samples)", r.samples) : "") << "\n";
     for (const auto& s : skipped) out << "  skipped: " << s << "\n";
     return 0;
   }

@@ -127,22 +127,37 @@ FmnistClassifier load_fmnist_classifier(const std::string& path) {
   return c;
 }
 
+namespace {
+
+// Where the committed assets are: the source tree's assets/fashion_mnist, then the installed copy.
+std::vector<std::filesystem::path> fmnist_asset_directories() {
+  std::vector<std::filesystem::path> dirs;
+#ifdef SCORESDE_FMNIST_ASSETS_SOURCE
+  dirs.emplace_back(SCORESDE_FMNIST_ASSETS_SOURCE);
+#endif
+#ifdef SCORESDE_FMNIST_ASSETS_INSTALL
+  dirs.emplace_back(SCORESDE_FMNIST_ASSETS_INSTALL);
+#endif
+  return dirs;
+}
+
+}  // namespace
+
+std::string find_fmnist_asset(const std::string& name) {
+  for (const auto& dir : fmnist_asset_directories())
+    if (std::filesystem::exists(dir / name)) return (dir / name).string();
+  return "";
+}
+
 std::string default_fmnist_classifier_path() {
   if (const char* env = std::getenv("SCORESDE_FMNIST_CLASSIFIER"); env && *env) return env;
-  std::vector<std::string> candidates;
-#ifdef SCORESDE_FMNIST_CLASSIFIER_SOURCE
-  candidates.push_back(SCORESDE_FMNIST_CLASSIFIER_SOURCE);
-#endif
-#ifdef SCORESDE_FMNIST_CLASSIFIER_INSTALL
-  candidates.push_back(SCORESDE_FMNIST_CLASSIFIER_INSTALL);
-#endif
-  for (const auto& c : candidates)
-    if (std::filesystem::exists(c)) return c;
-  throw ConfigError(
-      fmt::format("--fd-classifier: no classifier file given, and none found at {} (or "
-                  "$SCORESDE_FMNIST_CLASSIFIER); train one with "
-                  "examples/fashion_mnist/train_classifier.py",
-                  candidates.empty() ? std::string("assets/fashion_mnist/classifier.npz") : candidates.front()));
+  if (auto found = find_fmnist_asset("classifier.npz"); !found.empty()) return found;
+  const auto dirs = fmnist_asset_directories();
+  throw ConfigError(fmt::format(
+      "--fd-classifier: no classifier file given, and none found at {} (or "
+      "$SCORESDE_FMNIST_CLASSIFIER); train one with "
+      "examples/fashion_mnist/train_classifier.py",
+      dirs.empty() ? std::string("assets/fashion_mnist/classifier.npz") : (dirs.front() / "classifier.npz").string()));
 }
 
 Matrix read_fmnist_idx_images(const std::string& path) {

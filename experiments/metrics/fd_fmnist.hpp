@@ -51,6 +51,9 @@ FmnistClassifier load_fmnist_classifier(const std::string& path);
 // of the source tree this program was built from, else the installed copy (share/scoresde/fashion_mnist/). ConfigError
 // naming --fd-classifier when none exists.
 std::string default_fmnist_classifier_path();
+// A committed Fashion-MNIST asset (assets/fashion_mnist/NAME: classifier.npz, unet.pt) of the source tree this
+// program was built from, else its installed copy; empty when neither exists.
+std::string find_fmnist_asset(const std::string& name);
 
 // The images of an IDX file of unsigned bytes (gzipped or not), (n, 28, 28), as a 784 x n batch scaled to [-1, 1]
 // (scaled_pixel). InputError naming the file for a missing file, and read_idx's errors (models/idx.hpp) for a
