@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <signal.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string_view>
@@ -36,6 +38,23 @@ void write_atomically(const std::string& path, const std::function<void(const st
     std::remove(tmp.c_str());
     throw InputError(fmt::format("{}: cannot write ({})", path, reason));
   }
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    // write_atomically's names: PATH.tmp-PID.
+    const std::string name = entry.path().filename().string();
+    const auto at = name.rfind(".tmp-");
+    if (at == std::string::npos || at + 5 == name.size()) continue;
+    const std::string pid_text = name.substr(at + 5);
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+    const auto pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+    if (std::filesystem::remove(entry.path(), ec)) removed.push_back(name);
+  }
+  return removed;
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {
@@ -84,12 +103,10 @@ void write_samples_npy(const std::string& path, ConstMatrixRef x) {
 void dump_vector_npy(const std::string& path, ConstVectorRef v) {
   const Vector contiguous = v;
   const std::vector<std::size_t> shape = {static_cast<std::size_t>(contiguous.size())};
-  auto view =
-      xt::adapt(contiguous.data(), static_cast<std::size_t>(contiguous.size()), xt::no_ownership(), shape);
+  auto view = xt::adapt(contiguous.data(), static_cast<std::size_t>(contiguous.size()), xt::no_ownership(), shape);
   {
     std::ofstream probe(path, std::ios::binary);
-    if (!probe)
-      throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
+    if (!probe) throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
   }
   xt::dump_npy(path, view);
 }
@@ -120,7 +137,8 @@ Matrix read_samples_npy(const std::string& path) {
         fmt::format("{}: expected a 2-d array of shape (n, d), or images (n, H, W) or (n, C, H, W); found "
                     "{} dimensions",
                     path, rank));
-  if (file.m_fortran_order) throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
+  if (file.m_fortran_order)
+    throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
   // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row.
   const auto n = static_cast<Index>(file.m_shape[0]);
   Index d = 1;

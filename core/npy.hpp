@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/types.hpp"
 
@@ -28,6 +29,9 @@ bool has_npy_magic(const std::string& path);
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
 // Writes text to `path` atomically.
 void write_text_atomically(const std::string& path, const std::string& text);
+// Removes the temporary files of write_atomically in `dir` (not its subdirectories) whose writing process no longer
+// runs: what a SIGKILL between a write and its rename leaves. Returns their names.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
 // Writes an array and its record as a pair: dump(temporary) writes the .npy that becomes `path`, and json_text
 // becomes path + ".json". Both files are complete before either is renamed into place (the .json first); if
 // anything fails, neither remains.

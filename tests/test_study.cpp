@@ -2,6 +2,7 @@
 // every deterministic column, a study interrupted at any run (in-process, and by SIGKILL of the real program)
 // and resumed equals the uninterrupted one, diverging runs are recorded, and bad grids name the key.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <spawn.h>
@@ -318,6 +319,62 @@ TEST_CASE("a study killed with SIGKILL at several moments and resumed loses and 
     // Whatever the moment, the directory is either untouched or a consistent prefix that --resume completes.
     auto resume = small_grid(part);
     if (fs::exists(part + "/results.json")) resume.push_back("--resume");
+    const auto r = cli(resume);
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    CHECK(deterministic_rows(part) == deterministic_rows(whole));
+  }
+}
+
+TEST_CASE("SIGINT or SIGTERM stops a study between runs: exit 128 + signal, a message, a record --resume completes") {
+  const char* binary = std::getenv("SCORESDE_BINARY");
+  REQUIRE_MESSAGE(binary != nullptr, "SCORESDE_BINARY is set by ctest");
+  TempDir dir;
+  const auto grid = [](const std::string& out) {
+    return std::vector<std::string>{
+        "study", "--sde", "vp",        "--sampler", "euler_maruyama", "--steps", "200,400,800,1600", "--seeds", "3",
+        "-n",    "2000",  "--metrics", "sliced_w2", "--threads",      "1",       "--quiet",          "--out",   out};
+  };
+  const auto whole = dir.file("whole");
+  REQUIRE(cli(grid(whole)).status == 0);
+  const std::size_t total = read_json(whole + "/results.json")["rows"].size();
+  for (const int signal : {SIGINT, SIGTERM}) {
+    CAPTURE(signal);
+    const auto part = dir.file(fmt::format("stopped{}", signal));
+    const auto err_file = dir.file(fmt::format("stopped{}.err", signal));
+    std::vector<std::string> args = grid(part);
+    args.insert(args.begin(), binary);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, binary, &actions, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&actions);
+    // The signal arrives once the first runs are recorded, while the study is running.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    int status = 0;
+    bool exited = false;
+    while (std::chrono::steady_clock::now() < deadline && !(exited = waitpid(pid, &status, WNOHANG) == pid) &&
+           !(fs::exists(part + "/results.json") && read_json(part + "/results.json")["rows"].size() >= 2))
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (!exited) {
+      kill(pid, signal);
+      waitpid(pid, &status, 0);
+    }
+    REQUIRE(fs::exists(part + "/results.json"));
+    const std::size_t recorded = read_json(part + "/results.json")["rows"].size();
+    if (recorded == total) continue;  // the study finished before the signal: nothing to check
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 128 + signal);
+    const auto message = read_text(err_file);
+    CHECK_MESSAGE(message.find(signal == SIGINT ? "stopped by SIGINT" : "stopped by SIGTERM") != std::string::npos,
+                  message);
+    CHECK_MESSAGE(message.find("--resume --out " + part) != std::string::npos, message);
+    CHECK(recorded >= 2);
+    auto resume = grid(part);
+    resume.push_back("--resume");
     const auto r = cli(resume);
     REQUIRE_MESSAGE(r.status == 0, r.err);
     CHECK(deterministic_rows(part) == deterministic_rows(whole));

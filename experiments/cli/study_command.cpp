@@ -1,9 +1,11 @@
 // scoresde study: runs a grid of sampling runs and records one row per run (experiments/study/study.hpp).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -86,6 +88,36 @@ std::pair<std::vector<std::string>, std::vector<std::string>> exact_law_samplers
   if (!ode_methods.empty()) samplers.emplace_back(ode_sampler);
   return {samplers, ode_methods};
 }
+
+// SIGINT and SIGTERM while a study runs: the first one is noted and the study stops before its next run (the
+// record is written after every run, so the directory is then a resumable prefix); the handlers reset on delivery,
+// so a second signal acts as usual (a kill loses at most the run in progress, as SIGKILL does). The previous
+// handlers are restored when the study returns.
+class StopSignals {
+ public:
+  StopSignals() {
+    received_ = 0;
+    struct sigaction action {};
+    action.sa_handler = [](int signal) { received_ = signal; };
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &action, &previous_int_);
+    sigaction(SIGTERM, &action, &previous_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  // The signal received (SIGINT or SIGTERM), or 0.
+  int received() const { return received_; }
+
+ private:
+  static inline volatile std::sig_atomic_t received_ = 0;
+  struct sigaction previous_int_ {
+  }, previous_term_{};
+};
 
 }  // namespace
 
@@ -304,7 +336,17 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
 
   nlohmann::ordered_json resolved = spec.to_json();
   resolved["out"] = dir;
+  const StopSignals stop;
+  progress.stop_requested = [&stop] { return stop.received() != 0; };
   const auto rows = run_study(spec, dir, vm["resume"].as<bool>(), command_line("study", resolved), progress);
+  if (const int signal = stop.received(); signal != 0 && rows.size() < runs.size()) {
+    if (terminal && !quiet) err << "\r\033[K";
+    err << fmt::format(
+        "study: stopped by {} after {} of {} runs; every finished run is recorded in {}. Continue with:\n"
+        "  scoresde study --config {}/study.ini --resume --out {}\n",
+        signal == SIGINT ? "SIGINT" : "SIGTERM", rows.size(), runs.size(), dir, dir, dir);
+    return 128 + signal;
+  }
   Index diverged = 0;
   for (const auto& r : rows) diverged += r["status"] != "ok";
   out << fmt::format(

@@ -129,6 +129,9 @@ void open_study_directory(const StudyFiles& files, bool resume, int threads, Stu
     }
     for (const auto& r : previous["rows"]) record.rows.push_back(r);
     if (previous.contains("sessions")) record.sessions = previous["sessions"];
+    // A killed session may have left the temporary file of a write it did not finish (results, samples).
+    remove_stale_temporaries(files.out.string());
+    remove_stale_temporaries((files.out / "samples").string());
   } else {
     fs::create_directories(files.out, ec);
     if (ec) throw ConfigError(fmt::format("--out = {}: cannot create the directory ({})", files.dir, ec.message()));
@@ -491,6 +494,7 @@ std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, b
   StudyClock clock(runs, done);
   for (const auto& run : runs) {
     if (done.count(run.id)) continue;
+    if (progress.stop_requested && progress.stop_requested()) break;
     const double elapsed = clock.elapsed();
     if (progress.starting) progress.starting(run, clock.finished(), clock.total(), elapsed, clock.left(elapsed));
     record.rows.push_back(cells.run(run, record.columns));

@@ -128,12 +128,15 @@ std::string csv_line(const StudyRow& row, const std::vector<std::string>& column
 struct StudyProgress {
   std::function<void(const StudyRun& run, Index done, Index total, double elapsed, double left)> starting;
   std::function<void(const StudyRun& run, const StudyRow& row, Index done, Index total)> finished;
+  // Asked before each run: true stops the study there, between runs, with every finished run recorded (run_study
+  // returns the rows so far; --resume continues). `scoresde study` answers it from SIGINT and SIGTERM.
+  std::function<bool()> stop_requested;
 };
 
 // Runs the study into `dir` (created if missing): results.csv, results.json, study.ini and, for 2-D data,
 // samples/*.npy. With resume, rows already in dir/results.json are kept and their runs skipped; the study in
 // dir must then be the same. Every finished run is recorded atomically before the next one starts. `command`
-// is recorded in results.json. Returns the rows.
+// is recorded in results.json. Returns the rows (fewer than the grid's when progress.stop_requested stopped it).
 std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, bool resume, const std::string& command,
                                 const StudyProgress& progress = {});
 
