@@ -2,6 +2,10 @@
 // neither left behind on failure), and every result records the size and SHA-256 of each input file ("inputs").
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -105,6 +109,23 @@ TEST_CASE("write_npy_with_json: when the array cannot be renamed into place, the
 }
 
 // ---------------------------------------------------------------------------------------------- inputs
+
+TEST_CASE("remove_stale_temporaries: a temporary of a process that has ended goes, a running writer's stays") {
+  TempDir dir;
+  // A process that has ended: a child that exits at once, waited for.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  REQUIRE(child > 0);
+  waitpid(child, nullptr, 0);
+  const auto stale = dir.write(fmt::format("results.json.tmp-{}", child), "{\"rows\": [");
+  const auto own = dir.write(fmt::format("results.csv.tmp-{}", getpid()), "run,");
+  const auto other = dir.write("notes.tmp-draft", "x");
+  CHECK(remove_stale_temporaries(dir.file("")) == std::vector<std::string>{fmt::format("results.json.tmp-{}", child)});
+  CHECK_FALSE(fs::exists(stale));
+  CHECK(fs::exists(own));
+  CHECK(fs::exists(other));
+  CHECK(remove_stale_temporaries(dir.file("missing")).empty());
+}
 
 TEST_CASE("sha256_hex: the FIPS 180-2 examples") {
   CHECK(sha256_hex("abc") == abc_sha256);
