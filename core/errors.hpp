@@ -2,6 +2,7 @@
 // reported differently: the command line maps the first two to exit status 2, a numerical failure to status 3.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -31,5 +32,14 @@ class NumericalError : public std::runtime_error {
 
 // Throws ConfigError("<option> = <value>: <requirement>") unless `ok`.
 void require(bool ok, const std::string& option, const std::string& value, const std::string& requirement);
+
+// Notes for the user where the library accepts an input with a change the user should know of (a mixture's weights
+// normalised, arrays of an .npz that it does not use): each distinct text goes once to the sink, which the program
+// sets (scoresde: its standard error, "scoresde: note: ..."); by default to std::cerr. Thread-safe.
+using NoticeSink = std::function<void(const std::string& text)>;
+// Installs `sink` (empty: notices are dropped) and returns the previous one; texts already given are forgotten, so
+// the new sink receives each again.
+NoticeSink set_notice_sink(NoticeSink sink);
+void notice(const std::string& text);
 
 }  // namespace scoresde

@@ -1,6 +1,7 @@
 #include "models/checkpoint.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -102,8 +103,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   const auto& a = c.architecture;
   a.validate();
   if (c.weights.size() != a.parameter_count() || c.ema.size() != a.parameter_count())
-    throw ConfigError(fmt::format("checkpoint: {} weights and {} EMA weights for {} parameters",
-                                  c.weights.size(), c.ema.size(), a.parameter_count()));
+    throw ConfigError(fmt::format("checkpoint: {} weights and {} EMA weights for {} parameters", c.weights.size(),
+                                  c.ema.size(), a.parameter_count()));
   const bool f4 = a.precision == Precision::float32;
   const std::string dtype = f4 ? "f4" : "f8";
   nlohmann::ordered_json header;
@@ -113,13 +114,12 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   header["sde"] = to_json(c.sde);
   header["scaling"] = {
       {"mean", std::vector<double>(c.scaling.mean.data(), c.scaling.mean.data() + c.scaling.mean.size())},
-      {"scale",
-       std::vector<double>(c.scaling.scale.data(), c.scaling.scale.data() + c.scaling.scale.size())}};
+      {"scale", std::vector<double>(c.scaling.scale.data(), c.scaling.scale.data() + c.scaling.scale.size())}};
   header["training"] = c.training;
-  header["arrays"] = nlohmann::ordered_json::array(
-      {{{"name", "frequencies"}, {"dtype", "f8"}, {"count", c.frequencies.size()}},
-       {{"name", "weights"}, {"dtype", dtype}, {"count", c.weights.size()}},
-       {{"name", "ema"}, {"dtype", dtype}, {"count", c.ema.size()}}});
+  header["arrays"] =
+      nlohmann::ordered_json::array({{{"name", "frequencies"}, {"dtype", "f8"}, {"count", c.frequencies.size()}},
+                                     {{"name", "weights"}, {"dtype", dtype}, {"count", c.weights.size()}},
+                                     {{"name", "ema"}, {"dtype", dtype}, {"count", c.ema.size()}}});
   const std::string text = header.dump();
   std::string bytes(magic, 8);
   put<std::uint32_t>(bytes, checkpoint_version);
@@ -147,8 +147,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (bytes.size() < prefix_size + 8) throw fail("truncated (the file ends inside its fixed-size prefix)");
   const auto version = get<std::uint32_t>(bytes, 8);
   if (version != checkpoint_version)
-    throw fail(fmt::format("checkpoint format version {}; this build reads version {}", version,
-                           checkpoint_version));
+    throw fail(fmt::format("checkpoint format version {}; this build reads version {}", version, checkpoint_version));
   const auto header_size = get<std::uint64_t>(bytes, 12);
   if (header_size > bytes.size() - prefix_size - 8) throw fail("truncated (the file ends inside its header)");
   nlohmann::json header;
@@ -200,8 +199,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     arrays[s.name] = std::move(v);
   }
   try {
-    if (header.at("version").get<std::uint32_t>() != version)
-      throw fail("corrupted (two different versions)");
+    if (header.at("version").get<std::uint32_t>() != version) throw fail("corrupted (two different versions)");
     c.architecture = architecture_from_json(header.at("architecture"));
     const auto mean = header.at("scaling").at("mean").get<std::vector<double>>();
     const auto scale = header.at("scaling").at("scale").get<std::vector<double>>();
@@ -225,10 +223,9 @@ Checkpoint load_checkpoint(const std::string& path) {
   c.ema = arrays["ema"];
   const Index P = c.architecture.parameter_count();
   if (c.weights.size() != P || c.ema.size() != P)
-    throw fail(fmt::format("the architecture has {} parameters, the file holds {} weights and {} EMA weights",
-                           P, c.weights.size(), c.ema.size()));
-  const Index F =
-      c.architecture.time_embedding == TimeEmbedding::fourier ? c.architecture.fourier_features : 0;
+    throw fail(fmt::format("the architecture has {} parameters, the file holds {} weights and {} EMA weights", P,
+                           c.weights.size(), c.ema.size()));
+  const Index F = c.architecture.time_embedding == TimeEmbedding::fourier ? c.architecture.fourier_features : 0;
   if (c.frequencies.size() != F)
     throw fail(fmt::format("{} Fourier frequencies for an architecture with {}", c.frequencies.size(), F));
   if (!c.weights.allFinite() || !c.ema.allFinite() || !c.frequencies.allFinite())
@@ -251,16 +248,13 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
       eocd = i;
       break;
     }
-  if (eocd == std::string::npos)
-    throw fail("not an .npz (zip) archive, or truncated (no end-of-directory record)");
+  if (eocd == std::string::npos) throw fail("not an .npz (zip) archive, or truncated (no end-of-directory record)");
   std::uint64_t entries = get<std::uint16_t>(z, eocd + 10);
   std::uint64_t dir_at = get<std::uint32_t>(z, eocd + 16);
   // Zip64: the locator sits just before the end record and points at the zip64 end record.
-  if ((entries == 0xFFFF || dir_at == 0xFFFFFFFFu) && eocd >= 20 &&
-      get<std::uint32_t>(z, eocd - 20) == 0x07064b50u) {
+  if ((entries == 0xFFFF || dir_at == 0xFFFFFFFFu) && eocd >= 20 && get<std::uint32_t>(z, eocd - 20) == 0x07064b50u) {
     const auto z64 = get<std::uint64_t>(z, eocd - 20 + 8);
-    if (z64 + 56 > z.size() || get<std::uint32_t>(z, z64) != 0x06064b50u)
-      throw fail("corrupted zip64 directory");
+    if (z64 + 56 > z.size() || get<std::uint32_t>(z, z64) != 0x06064b50u) throw fail("corrupted zip64 directory");
     entries = get<std::uint64_t>(z, z64 + 32);
     dir_at = get<std::uint64_t>(z, z64 + 48);
   }
@@ -282,8 +276,7 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
       if (x + 4 + size > z.size()) throw fail("corrupted zip directory");
       if (id == 1) {
         std::size_t y = x + 4;
-        if (uncompressed == 0xFFFFFFFFu && y + 8 <= x + 4 + size)
-          uncompressed = get<std::uint64_t>(z, y), y += 8;
+        if (uncompressed == 0xFFFFFFFFu && y + 8 <= x + 4 + size) uncompressed = get<std::uint64_t>(z, y), y += 8;
         if (compressed == 0xFFFFFFFFu && y + 8 <= x + 4 + size) compressed = get<std::uint64_t>(z, y), y += 8;
         if (local == 0xFFFFFFFFu && y + 8 <= x + 4 + size) local = get<std::uint64_t>(z, y);
       }
@@ -291,20 +284,18 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
     }
     at += 46 + name_len + extra_len + comment_len;
     if (method != 0)
-      throw fail(fmt::format(
-          "entry {} is compressed (method {}); save with numpy.savez, not savez_compressed", name, method));
+      throw fail(
+          fmt::format("entry {} is compressed (method {}); save with numpy.savez, not savez_compressed", name, method));
     if (compressed != uncompressed) throw fail(fmt::format("corrupted entry {}", name));
     if (local + 30 > z.size() || get<std::uint32_t>(z, local) != 0x04034b50u)
       throw fail(fmt::format("corrupted entry {}", name));
-    const std::size_t data_at =
-        local + 30 + get<std::uint16_t>(z, local + 26) + get<std::uint16_t>(z, local + 28);
+    const std::size_t data_at = local + 30 + get<std::uint16_t>(z, local + 26) + get<std::uint16_t>(z, local + 28);
     if (data_at + compressed > z.size()) throw fail(fmt::format("truncated (entry {})", name));
     if (name.size() > 4 && name.substr(name.size() - 4) == ".npy") name.resize(name.size() - 4);
     std::istringstream npy(z.substr(data_at, compressed));
     try {
       auto file = xt::detail::load_npy_file(npy);
-      if (file.m_fortran_order)
-        throw fail(fmt::format("array {} is in Fortran order; save C-ordered arrays", name));
+      if (file.m_fortran_order) throw fail(fmt::format("array {} is in Fortran order; save C-ordered arrays", name));
       NpyArray a;
       a.shape = file.m_shape;
       if (file.m_typestring == "<f4") {
@@ -314,8 +305,7 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
         auto v = std::move(file).cast<double>();
         a.data.assign(v.data(), v.data() + v.size());
       } else {
-        throw fail(fmt::format("array {} has element type {}; expected float32 or float64", name,
-                               file.m_typestring));
+        throw fail(fmt::format("array {} has element type {}; expected float32 or float64", name, file.m_typestring));
       }
       arrays[name] = std::move(a);
     } catch (const InputError&) {
@@ -335,13 +325,17 @@ ImportedMlp import_torch_npz(const std::string& path, Parameterization parameter
   };
   int L = 0;
   while (arrays.count(fmt::format("W{}", L + 1))) ++L;
-  if (L < 2)
-    throw fail("expected keys W1, b1, ..., WL, bL with L >= 2 (an MLP with at least one hidden layer)");
+  if (L < 2) throw fail("expected keys W1, b1, ..., WL, bL with L >= 2 (an MLP with at least one hidden layer)");
+  // Other arrays (inputs and outputs kept for a self-test, say) are not the network's: ignored, with a note.
+  std::vector<std::string> ignored;
   for (const auto& [key, value] : arrays) {
     bool known = false;
     for (int l = 1; l <= L; ++l) known |= key == fmt::format("W{}", l) || key == fmt::format("b{}", l);
-    if (!known) throw fail(fmt::format("unexpected key \"{}\"; expected W1, b1, ..., W{}, b{}", key, L, L));
+    if (!known) ignored.push_back(key);
   }
+  if (!ignored.empty())
+    notice(fmt::format("{}: ignoring array{} {}, not among the MLP's W1, b1, ..., W{}, b{}", path,
+                       ignored.size() > 1 ? "s" : "", fmt::join(ignored, ", "), L, L));
   std::vector<Index> outs, ins;
   for (int l = 1; l <= L; ++l) {
     const auto& W = arrays.at(fmt::format("W{}", l));
@@ -351,20 +345,20 @@ ImportedMlp import_torch_npz(const std::string& path, Parameterization parameter
     if (!arrays.count(bkey)) throw fail(fmt::format("missing key \"{}\"", bkey));
     const auto& b = arrays.at(bkey);
     if (b.shape.size() != 1 || b.shape[0] != W.shape[0])
-      throw fail(fmt::format("{}: expected shape ({}) to match W{} of shape ({}, {})", bkey, W.shape[0], l,
-                             W.shape[0], W.shape[1]));
+      throw fail(fmt::format("{}: expected shape ({}) to match W{} of shape ({}, {})", bkey, W.shape[0], l, W.shape[0],
+                             W.shape[1]));
     outs.push_back(static_cast<Index>(W.shape[0]));
     ins.push_back(static_cast<Index>(W.shape[1]));
     if (l > 1 && ins.back() != outs[outs.size() - 2])
-      throw fail(fmt::format("W{} takes {} inputs but W{} gives {} outputs", l, ins.back(), l - 1,
-                             outs[outs.size() - 2]));
+      throw fail(
+          fmt::format("W{} takes {} inputs but W{} gives {} outputs", l, ins.back(), l - 1, outs[outs.size() - 2]));
   }
   ImportedMlp m;
   auto& a = m.architecture;
   a.dim = outs.back();
   if (ins[0] != a.dim + 1)
-    throw fail(fmt::format("W1 takes {} inputs; with {} outputs from W{} the input [x, t] has {}", ins[0],
-                           a.dim, L, a.dim + 1));
+    throw fail(fmt::format("W1 takes {} inputs; with {} outputs from W{} the input [x, t] has {}", ins[0], a.dim, L,
+                           a.dim + 1));
   a.hidden.assign(outs.begin(), outs.end() - 1);
   a.time_embedding = TimeEmbedding::raw;
   a.parameterization = parameterization;
@@ -381,8 +375,7 @@ ImportedMlp import_torch_npz(const std::string& path, Parameterization parameter
     const auto& b = arrays.at(fmt::format("b{}", l));
     const Index out = outs[l - 1], in = ins[l - 1];
     // PyTorch's (out, in) row-major is this library's column-major out x in transposed: copy element-wise.
-    Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Wt(W.data.data(),
-                                                                                                out, in);
+    Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Wt(W.data.data(), out, in);
     Eigen::Map<Matrix>(m.weights.data() + at, out, in) = Wt;
     at += out * in;
     m.weights.segment(at, out) = Eigen::Map<const Vector>(b.data.data(), out);

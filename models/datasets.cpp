@@ -1,9 +1,9 @@
 #include "models/datasets.hpp"
 
-#include <algorithm>
-#include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numbers>
@@ -48,14 +48,17 @@ double number(const nlohmann::json& v, const std::string& source, const std::str
 const nlohmann::json& array_of(const nlohmann::json& v, const std::string& source, const std::string& field,
                                std::size_t size) {
   if (!v.is_array()) malformed(source, field, fmt::format("expected an array, found {}", v.dump()));
-  if (size != 0 && v.size() != size) malformed(source, field, fmt::format("expected {} entries, found {}", size, v.size()));
+  if (size != 0 && v.size() != size)
+    malformed(source, field, fmt::format("expected {} entries, found {}", size, v.size()));
   if (v.empty()) malformed(source, field, "must not be empty");
   return v;
 }
 
 }  // namespace
 
-std::vector<std::string> builtin_data_names() { return {"eight_gaussians", "gaussian"}; }
+std::vector<std::string> builtin_data_names() {
+  return {"eight_gaussians", "gaussian"};
+}
 
 GaussianMixture parse_mixture_json(const std::string& text, const std::string& source) {
   nlohmann::json doc;
@@ -64,7 +67,8 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(fmt::format("{}: not valid JSON ({})", source, e.what()));
   }
-  if (!doc.is_object()) throw InputError(fmt::format("{}: expected a JSON object with weights, means and covariances or stds", source));
+  if (!doc.is_object())
+    throw InputError(fmt::format("{}: expected a JSON object with weights, means and covariances or stds", source));
   if (doc.contains("format")) {
     // A header with its arrays in a binary file beside it (models/image_mixture.hpp), as fit-mixture writes.
     if (!doc["format"].is_string() || doc["format"].get<std::string>() != eigen_mixture_format)
@@ -96,6 +100,7 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
     weights(k) = number(jw[k], source, fmt::format("weights[{}]", k));
     if (!(weights(k) > 0)) malformed(source, fmt::format("weights[{}]", k), "must be > 0");
   }
+  note_weights_normalised(source, weights);
   try {
     if (doc.contains("stds")) {
       const auto& js = array_of(doc["stds"], source, "stds", K);
@@ -123,6 +128,12 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
     // The mixture's own checks (symmetry, positive definiteness) phrased for the file.
     throw InputError(fmt::format("{}: {}", source, e.what()));
   }
+}
+
+void note_weights_normalised(const std::string& source, const Vector& weights) {
+  const double sum = weights.sum();
+  if (std::abs(sum - 1.0) > 1e-9)
+    notice(fmt::format("{}: the weights sum to {:.17g}; each is divided by the sum", source, sum));
 }
 
 std::shared_ptr<const GaussianMixture> load_data(const std::string& name, Index dim) {
@@ -276,8 +287,7 @@ Matrix read_samples_csv(const std::string& path) {
     }
     header_allowed = false;
     const std::string where = fmt::format("{}: row {} (line {})", path, rows, line_number);
-    if (bad)
-      throw InputError(fmt::format("{}, column {}: '{}' is not a number", where, *bad + 1, fields[*bad]));
+    if (bad) throw InputError(fmt::format("{}, column {}: '{}' is not a number", where, *bad + 1, fields[*bad]));
     if (d == 0) d = static_cast<Index>(fields.size());
     if (static_cast<Index>(fields.size()) != d)
       throw InputError(fmt::format("{}: {} columns, expected {}", where, fields.size(), d));
@@ -311,9 +321,8 @@ Matrix load_training_data(const std::string& name, Index count, std::uint64_t se
     return x;
   }
   if (!has_exact_mixture(name))
-    throw ConfigError(
-        fmt::format("--data = {}: not a built-in data set ({}) nor a file ending in .json, .npy or .csv", name,
-                    fmt::join(training_data_names(), ", ")));
+    throw ConfigError(fmt::format("--data = {}: not a built-in data set ({}) nor a file ending in .json, .npy or .csv",
+                                  name, fmt::join(training_data_names(), ", ")));
   const auto mixture = load_data(name, dim);
   x.resize(mixture->dim(), count);
   mixture->sample(seed, 0, x);

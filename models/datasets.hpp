@@ -20,6 +20,9 @@ std::vector<std::string> builtin_data_names();
 // is required to match a file's dimension and sets the dimension of `gaussian`. Errors name the option or the
 // file, the field and what is wrong.
 std::shared_ptr<const GaussianMixture> load_data(const std::string& name_or_file, Index dim);
+// A mixture file's weights need not sum to 1 ([1, 2] is a 1:2 mixture; GaussianMixture normalises them): when their
+// sum S has |S - 1| > 1e-9, a notice (core/errors.hpp) names the file and S.
+void note_weights_normalised(const std::string& source, const Vector& weights);
 
 GaussianMixture parse_mixture_json(const std::string& text, const std::string& source);
 

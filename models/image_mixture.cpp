@@ -13,6 +13,7 @@
 #include "core/errors.hpp"
 #include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
+#include "models/datasets.hpp"
 
 namespace scoresde {
 
@@ -192,6 +193,7 @@ GaussianMixture read_eigen_mixture(const nlohmann::json& header, const std::stri
       bad_header(source, fmt::format("weights[{}]", k), "must be a number > 0");
     weights(k) = w.get<double>();
   }
+  note_weights_normalised(source, weights);
   const std::string path = eigen_mixture_arrays_path(source, header);
   std::ifstream in(path, std::ios::binary);
   if (!in)

@@ -514,6 +514,31 @@ TEST_CASE("sample: a mixture file and --init that are valid are used") {
   CHECK(read_samples_npy(out).cols() == 6);
 }
 
+TEST_CASE("a mixture file's weights that do not sum to 1 are normalised with a note naming the sum") {
+  TempDir dir;
+  const auto unnormalised = dir.write("mix.json", good_mixture);  // weights [1, 2]
+  const auto normalised = dir.write(
+      "mix3.json", fmt::format(R"({{"weights": [{:.17g}, {:.17g}], "means": [[0, 0], [1, 1]], "stds": [1, 0.5]}})",
+                               1.0 / 3, 2.0 / 3));
+  const Result a = run({"sample", "--data", unnormalised, "--steps", "4", "-n", "20", "--out", dir.file("a.npy")});
+  REQUIRE_MESSAGE(a.code == 0, a.err);
+  check_contains(a.err, "scoresde: note: " + unnormalised + ": the weights sum to 3; each is divided by the sum");
+  const Result b = run({"sample", "--data", normalised, "--steps", "4", "-n", "20", "--out", dir.file("b.npy")});
+  REQUIRE_MESSAGE(b.code == 0, b.err);
+  CHECK(b.err.find("note") == std::string::npos);
+  // [1, 2] is the mixture with weights 1/3, 2/3: the same samples, bit for bit.
+  CHECK(read_samples_npy(dir.file("a.npy")) == read_samples_npy(dir.file("b.npy")));
+  // Zero or negative weights are refused, naming the weight.
+  for (const char* w : {"[0, 0]", "[1, -1]"}) {
+    const auto bad =
+        dir.write("bad.json", fmt::format(R"({{"weights": {}, "means": [[0, 0], [1, 1]], "stds": [1, 1]}})", w));
+    const Result r = run({"sample", "--data", bad, "--out", dir.file("c.npy")});
+    CHECK(r.code == 2);
+    check_contains(r.err, "weights[");
+    CHECK_FALSE(fs::exists(dir.file("c.npy")));
+  }
+}
+
 TEST_CASE("sample: --config supplies options and the command line wins") {
   TempDir dir;
   const auto ini = dir.write("run.ini", "steps = 7\nsampler = reverse_diffusion\nsamples = 9\nseed = 3\n");

@@ -96,8 +96,7 @@ TEST_CASE("mlp: DSM loss gradient matches central finite differences on every pa
         for (int l = 0; l < net.layers(); ++l) {
           for (const bool bias : {false, true}) {
             const Index begin = bias ? net.bias_offset(l) : net.weight_offset(l);
-            const Index end =
-                bias ? net.weight_offset(l) + arch.fan_out(l) * (arch.fan_in(l) + 1) : net.bias_offset(l);
+            const Index end = bias ? net.weight_offset(l) + arch.fan_out(l) * (arch.fan_in(l) + 1) : net.bias_offset(l);
             const double max_err = finite_difference_error(net, params, *sde, options, x0, t, z, ws, grad, begin, end);
             const double max_grad = grad.segment(begin, end - begin).cwiseAbs().maxCoeff();
             CAPTURE(to_string(time));
@@ -105,9 +104,9 @@ TEST_CASE("mlp: DSM loss gradient matches central finite differences on every pa
             CAPTURE(to_string(weighting));
             CAPTURE(l);
             CAPTURE(bias);
-            MESSAGE(fmt::format(
-                "gradient check {} {} {} layer {} {}: max |fd - grad| = {:.2e}, max |grad| = {:.2e}",
-                to_string(time), to_string(p), to_string(weighting), l, bias ? "b" : "W", max_err, max_grad));
+            MESSAGE(fmt::format("gradient check {} {} {} layer {} {}: max |fd - grad| = {:.2e}, max |grad| = {:.2e}",
+                                to_string(time), to_string(p), to_string(weighting), l, bias ? "b" : "W", max_err,
+                                max_grad));
             CHECK(max_grad > 0);
             CHECK(max_err <= 1e-6 * std::max(1.0, max_grad));
           }
@@ -357,9 +356,8 @@ TEST_CASE("mlp: PyTorch .npz import reproduces PyTorch's outputs, scores, JVPs a
     const auto rel = [](const auto& a, const auto& b) {
       return (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff();
     };
-    MESSAGE(fmt::format(
-        "{}: relative errors vs PyTorch: output {:.1e}, score {:.1e}, jvp {:.1e}, divergence {:.1e}",
-        to_string(precision), rel(o, output), rel(s, score), rel(jv, jvp), rel(div, divergence)));
+    MESSAGE(fmt::format("{}: relative errors vs PyTorch: output {:.1e}, score {:.1e}, jvp {:.1e}, divergence {:.1e}",
+                        to_string(precision), rel(o, output), rel(s, score), rel(jv, jvp), rel(div, divergence)));
     CHECK(rel(o, output) < tol);
     CHECK(rel(s, score) < tol);
     CHECK(rel(jv, jvp) < tol);
@@ -373,14 +371,32 @@ TEST_CASE("mlp: malformed .npz files are refused with the file and the problem")
                     {"missing.npz", "cannot open"});
   const std::string bytes = read_bytes(data_file("torch_mlp.npz"));
   write_bytes(dir.file("truncated.npz"), bytes.substr(0, bytes.size() / 2));
-  check_input_error([&] { import_torch_npz(dir.file("truncated.npz"), Parameterization::noise); },
-                    {"truncated.npz"});
+  check_input_error([&] { import_torch_npz(dir.file("truncated.npz"), Parameterization::noise); }, {"truncated.npz"});
   write_bytes(dir.file("text.npz"), "W1,b1\n1,2\n");
   check_input_error([&] { import_torch_npz(dir.file("text.npz"), Parameterization::noise); },
                     {"text.npz", "not an .npz"});
   // The expected-values archive is a valid .npz without W1, b1, ...
   check_input_error([&] { import_torch_npz(data_file("torch_mlp_expected.npz"), Parameterization::noise); },
                     {"torch_mlp_expected.npz", "W1"});
+}
+
+TEST_CASE("mlp: arrays of an .npz beside the weights are ignored with a note naming them" *
+          doctest::skip(!fs::exists("/usr/bin/python3"))) {
+  TempDir dir;
+  // The weights of torch_mlp.npz and, in the same archive, the self-test arrays of torch_mlp_expected.npz.
+  const std::string merged = dir.file("with_extras.npz");
+  const std::string command = fmt::format(
+      "/usr/bin/python3 -c \"import numpy as np, sys; a = dict(np.load(sys.argv[1])); e = dict(np.load(sys.argv[2])); "
+      "np.savez(sys.argv[3], **a, x_in=next(iter(e.values())))\" {} {} {}",
+      data_file("torch_mlp.npz"), data_file("torch_mlp_expected.npz"), merged);
+  REQUIRE(std::system(command.c_str()) == 0);
+  std::vector<std::string> notes;
+  const NoticeSink previous = set_notice_sink([&](const std::string& text) { notes.push_back(text); });
+  const ImportedMlp with_extras = import_torch_npz(merged, Parameterization::noise);
+  set_notice_sink(previous);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].find("with_extras.npz: ignoring array x_in, not among the MLP's W1, b1") != std::string::npos);
+  CHECK(with_extras.weights == import_torch_npz(data_file("torch_mlp.npz"), Parameterization::noise).weights);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -414,8 +430,8 @@ TEST_CASE("checkpoint: truncated, corrupted, wrong-version and foreign files are
   save_checkpoint(dir.file("m.ckpt"), small_checkpoint());
   const std::string bytes = read_bytes(dir.file("m.ckpt"));
   check_input_error([&] { load_checkpoint(dir.file("missing.ckpt")); }, {"missing.ckpt", "cannot open"});
-  for (const std::size_t keep : {std::size_t{0}, std::size_t{5}, std::size_t{15}, std::size_t{40},
-                                 bytes.size() / 2, bytes.size() - 1}) {
+  for (const std::size_t keep :
+       {std::size_t{0}, std::size_t{5}, std::size_t{15}, std::size_t{40}, bytes.size() / 2, bytes.size() - 1}) {
     CAPTURE(keep);
     write_bytes(dir.file("t.ckpt"), bytes.substr(0, keep));
     check_input_error([&] { load_checkpoint(dir.file("t.ckpt")); },
@@ -433,14 +449,12 @@ TEST_CASE("checkpoint: truncated, corrupted, wrong-version and foreign files are
   write_bytes(dir.file("v2.ckpt"), v2);
   check_input_error([&] { load_checkpoint(dir.file("v2.ckpt")); }, {"v2.ckpt", "version 2", "version 1"});
   write_bytes(dir.file("text.ckpt"), "hello, world");
-  check_input_error([&] { load_checkpoint(dir.file("text.ckpt")); },
-                    {"text.ckpt", "not a scoresde checkpoint"});
+  check_input_error([&] { load_checkpoint(dir.file("text.ckpt")); }, {"text.ckpt", "not a scoresde checkpoint"});
   write_bytes(dir.file("long.ckpt"), bytes + "x");
   check_input_error([&] { load_checkpoint(dir.file("long.ckpt")); }, {"long.ckpt", "corrupted"});
 }
 
-TEST_CASE(
-    "checkpoint and .npz readers: every truncation and every flipped byte is an InputError, never a crash") {
+TEST_CASE("checkpoint and .npz readers: every truncation and every flipped byte is an InputError, never a crash") {
   TempDir dir;
   save_checkpoint(dir.file("m.ckpt"), small_checkpoint());
   for (const std::string source : {dir.file("m.ckpt"), data_file("torch_mlp.npz")}) {

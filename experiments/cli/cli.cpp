@@ -136,6 +136,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   const std::string command = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
+  // The library's notes (core/errors.hpp: notice) go to this command's error stream while it runs.
+  struct NoticesToErr {
+    NoticeSink previous;
+    explicit NoticesToErr(std::ostream& err)
+        : previous(set_notice_sink([&err](const std::string& text) { err << "scoresde: note: " << text << "\n"; })) {}
+    ~NoticesToErr() { set_notice_sink(std::move(previous)); }
+  } notices_to_err(err);
   try {
     if (command == "sample") return sample_command(rest, out, err);
     if (command == "compare") return compare_command(rest, out, err);
