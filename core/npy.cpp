@@ -49,6 +49,11 @@ void write_text_atomically(const std::string& path, const std::string& text) {
 
 void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
                          const std::string& json_text) {
+  write_npy_with_json(path, dump, std::function<std::string()>([&] { return json_text; }));
+}
+
+void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
+                         const std::function<std::string()>& json_text) {
   // The .npy is complete in its temporary file before the .json is written and renamed; if the last rename
   // fails, the .json goes too.
   const std::string json_path = path + ".json";
@@ -56,7 +61,7 @@ void write_npy_with_json(const std::string& path, const std::function<void(const
   try {
     write_atomically(path, [&](const std::string& tmp) {
       dump(tmp);
-      write_text_atomically(json_path, json_text);
+      write_text_atomically(json_path, json_text());
       json_written = true;
     });
   } catch (...) {
@@ -77,6 +82,43 @@ void dump_samples_npy(const std::string& path, ConstMatrixRef x) {
   xt::dump_npy(path, view);
 }
 
+NpySamplesWriter::NpySamplesWriter(const std::string& path, Index n, Index d)
+    : path_(path), n_(n), d_(d), out_(path, std::ios::binary) {
+  if (!out_) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+  // xtensor's own header writer, the one dump_samples_npy goes through, so the bytes agree.
+  const std::vector<std::size_t> shape = {static_cast<std::size_t>(n), static_cast<std::size_t>(d)};
+  xt::detail::write_header(out_, xt::detail::build_typestring<double>(), false, shape);
+  check_stream();
+}
+
+void NpySamplesWriter::append(ConstMatrixRef block) {
+  if (block.rows() != d_ || written_ + block.cols() > n_)
+    throw std::logic_error(fmt::format("NpySamplesWriter({}): a {} x {} block after {} of {} samples of dimension {}",
+                                       path_, block.rows(), block.cols(), written_, n_, d_));
+  // Column-major d x m is row-major (m, d): the columns go out as they are stored.
+  if (block.outerStride() == block.rows()) {
+    out_.write(reinterpret_cast<const char*>(block.data()),
+               static_cast<std::streamsize>(sizeof(double) * static_cast<std::size_t>(block.size())));
+  } else {
+    for (Index j = 0; j < block.cols(); ++j)
+      out_.write(reinterpret_cast<const char*>(block.col(j).data()),
+                 static_cast<std::streamsize>(sizeof(double) * static_cast<std::size_t>(d_)));
+  }
+  written_ += block.cols();
+  check_stream();
+}
+
+void NpySamplesWriter::finish() {
+  if (written_ != n_)
+    throw std::logic_error(fmt::format("NpySamplesWriter({}): {} of {} samples written", path_, written_, n_));
+  out_.close();
+  check_stream();
+}
+
+void NpySamplesWriter::check_stream() const {
+  if (!out_) throw InputError(fmt::format("{}: cannot write ({})", path_, std::strerror(errno)));
+}
+
 void write_samples_npy(const std::string& path, ConstMatrixRef x) {
   write_atomically(path, [&](const std::string& tmp) { dump_samples_npy(tmp, x); });
 }
@@ -84,12 +126,10 @@ void write_samples_npy(const std::string& path, ConstMatrixRef x) {
 void dump_vector_npy(const std::string& path, ConstVectorRef v) {
   const Vector contiguous = v;
   const std::vector<std::size_t> shape = {static_cast<std::size_t>(contiguous.size())};
-  auto view =
-      xt::adapt(contiguous.data(), static_cast<std::size_t>(contiguous.size()), xt::no_ownership(), shape);
+  auto view = xt::adapt(contiguous.data(), static_cast<std::size_t>(contiguous.size()), xt::no_ownership(), shape);
   {
     std::ofstream probe(path, std::ios::binary);
-    if (!probe)
-      throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
+    if (!probe) throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
   }
   xt::dump_npy(path, view);
 }
@@ -120,7 +160,8 @@ Matrix read_samples_npy(const std::string& path) {
         fmt::format("{}: expected a 2-d array of shape (n, d), or images (n, H, W) or (n, C, H, W); found "
                     "{} dimensions",
                     path, rank));
-  if (file.m_fortran_order) throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
+  if (file.m_fortran_order)
+    throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
   // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row.
   const auto n = static_cast<Index>(file.m_shape[0]);
   Index d = 1;
