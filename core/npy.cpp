@@ -136,71 +136,93 @@ void dump_vector_npy(const std::string& path, ConstVectorRef v) {
 
 namespace {
 
-// The header and data of an .npy file; InputError naming the file when it cannot be opened or parsed.
-std::optional<xt::detail::npy_file> open_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+struct NpyHeader {
+  std::vector<std::size_t> shape;
+  bool fortran_order = false;
+  std::string typestring;
+};
+
+// Opens an .npy file and reads its header (xtensor's parser), leaving `in` at the first data byte; InputError
+// naming the file when it cannot be opened or parsed. The data is read by read_values straight into its
+// destination: no second copy of a large array.
+NpyHeader open_npy(const std::string& path, std::ifstream& in) {
+  in.open(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
-  std::optional<xt::detail::npy_file> loaded;
   try {
-    loaded.emplace(xt::detail::load_npy_file(in));
+    unsigned char major = 0, minor = 0;
+    xt::detail::read_magic(in, &major, &minor);
+    std::string header;
+    if (major == 1 && minor == 0)
+      header = xt::detail::read_header_1_0(in);
+    else if (major == 2 && minor == 0)
+      header = xt::detail::read_header_2_0(in);
+    else
+      throw std::runtime_error("unsupported file format version");
+    NpyHeader h;
+    xt::detail::parse_header(header, h.typestring, &h.fortran_order, h.shape);
+    return h;
   } catch (const std::exception& e) {
     throw InputError(fmt::format("{}: not a readable .npy file ({})", path, e.what()));
   }
-  return loaded;
+}
+
+// Reads `count` float64 or float32 values from `in` into out as doubles.
+void read_values(std::ifstream& in, const std::string& path, const std::string& typestring, double* out,
+                 std::size_t count) {
+  if (typestring == "<f8") {
+    in.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(count * sizeof(double)));
+  } else if (typestring == "<f4") {
+    std::vector<float> block(std::min<std::size_t>(count, std::size_t{1} << 16));
+    for (std::size_t done = 0; done < count && in;) {
+      const std::size_t m = std::min(block.size(), count - done);
+      in.read(reinterpret_cast<char*>(block.data()), static_cast<std::streamsize>(m * sizeof(float)));
+      std::copy(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(m), out + done);
+      done += m;
+    }
+  } else {
+    throw InputError(
+        fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path, typestring));
+  }
+  if (!in) throw InputError(fmt::format("{}: the file ends before its {} values (truncated?)", path, count));
 }
 
 }  // namespace
 
 Matrix read_samples_npy(const std::string& path) {
-  auto loaded = open_npy(path);
-  auto& file = *loaded;
-  const std::size_t rank = file.m_shape.size();
+  std::ifstream in;
+  const NpyHeader file = open_npy(path, in);
+  const std::size_t rank = file.shape.size();
   if (rank < 2 || rank > 4)
     throw InputError(
         fmt::format("{}: expected a 2-d array of shape (n, d), or images (n, H, W) or (n, C, H, W); found "
                     "{} dimensions",
                     path, rank));
-  if (file.m_fortran_order)
-    throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
-  // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row.
-  const auto n = static_cast<Index>(file.m_shape[0]);
+  if (file.fortran_order) throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
+  // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row, and the
+  // (n, d) rows are the columns of the column-major d x n batch.
+  const auto n = static_cast<Index>(file.shape[0]);
   Index d = 1;
-  for (std::size_t i = 1; i < rank; ++i) d *= static_cast<Index>(file.m_shape[i]);
+  for (std::size_t i = 1; i < rank; ++i) d *= static_cast<Index>(file.shape[i]);
   if (n < 1 || d < 1)
-    throw InputError(fmt::format("{}: the array is empty (shape ({}))", path, fmt::join(file.m_shape, ", ")));
-  Matrix x(d, n);
-  if (file.m_typestring == "<f8") {
-    auto a = std::move(file).cast<double>();
-    std::copy(a.data(), a.data() + a.size(), x.data());
-  } else if (file.m_typestring == "<f4") {
-    auto a = std::move(file).cast<float>();
-    std::copy(a.data(), a.data() + a.size(), x.data());
-  } else {
+    throw InputError(fmt::format("{}: the array is empty (shape ({}))", path, fmt::join(file.shape, ", ")));
+  if (file.typestring != "<f8" && file.typestring != "<f4")
     throw InputError(fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path,
-                                 file.m_typestring));
-  }
+                                 file.typestring));
+  Matrix x(d, n);
+  read_values(in, path, file.typestring, x.data(), static_cast<std::size_t>(x.size()));
   for (Index j = 0; j < n; ++j)
     if (!x.col(j).allFinite()) throw InputError(fmt::format("{}: row {} holds a non-finite value", path, j));
   return x;
 }
 
 Vector read_vector_npy(const std::string& path) {
-  auto loaded = open_npy(path);
-  auto& file = *loaded;
-  if (file.m_shape.size() != 1)
+  std::ifstream in;
+  const NpyHeader file = open_npy(path, in);
+  if (file.shape.size() != 1)
     throw InputError(
-        fmt::format("{}: expected a 1-d array of shape (n,); found {} dimensions", path, file.m_shape.size()));
-  Vector v(static_cast<Index>(file.m_shape[0]));
-  if (file.m_typestring == "<f8") {
-    auto a = std::move(file).cast<double>();
-    std::copy(a.data(), a.data() + a.size(), v.data());
-  } else if (file.m_typestring == "<f4") {
-    auto a = std::move(file).cast<float>();
-    std::copy(a.data(), a.data() + a.size(), v.data());
-  } else {
-    throw InputError(fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path,
-                                 file.m_typestring));
-  }
+        fmt::format("{}: expected a 1-d array of shape (n,); found {} dimensions", path, file.shape.size()));
+  Vector v(static_cast<Index>(file.shape[0]));
+  read_values(in, path, file.typestring, v.data(), static_cast<std::size_t>(v.size()));
   return v;
 }
 

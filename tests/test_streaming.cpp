@@ -233,3 +233,21 @@ TEST_CASE("sample: peak memory does not grow with -n (4 million samples in a chi
   CHECK(peak_kb < 64 * 1024);
   CHECK(std::filesystem::file_size(dir.file("big.npy")) == 128u + 4000000u * 2u * 8u);
 }
+
+TEST_CASE("read_samples_npy reads float64 and float32 straight into the batch, and names a truncated file") {
+  TempDir dir;
+  Matrix x(3, 5);
+  for (Index k = 0; k < x.size(); ++k) x.data()[k] = 0.5 * static_cast<double>(k) - 1.0;
+  write_samples_npy(dir.file("x.npy"), x);
+  CHECK(same_bits(read_samples_npy(dir.file("x.npy")), x));
+  const std::string bytes = read_bytes(dir.file("x.npy"));
+  std::ofstream(dir.file("short.npy"), std::ios::binary) << bytes.substr(0, bytes.size() - 8);
+  CHECK_THROWS_WITH_AS(read_samples_npy(dir.file("short.npy")), doctest::Contains("truncated"), InputError);
+  // float32 (the values above are exact in float): the header of a (5, 3) '<f4' array, then the floats.
+  std::string f32 = bytes.substr(0, 128);
+  f32.replace(f32.find("<f8"), 3, "<f4");
+  std::vector<float> values(x.data(), x.data() + x.size());
+  f32.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  std::ofstream(dir.file("f32.npy"), std::ios::binary) << f32;
+  CHECK(same_bits(read_samples_npy(dir.file("f32.npy")), x));
+}
