@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string_view>
 #include <xtensor/xadapt.hpp>
@@ -18,8 +21,70 @@
 
 namespace scoresde {
 
+namespace {
+
+// Temporary files being written, removed when the process is stopped by SIGINT, SIGTERM or SIGHUP (Ctrl-C, kill),
+// so that a long write (`sample` streams its samples into one for as long as it runs) leaves nothing behind. The
+// paths sit in fixed slots, complete before they are armed, so that the handler reads only whole paths and calls
+// only async-signal-safe functions (unlink, signal, raise).
+constexpr int cleanup_slots = 8;
+constexpr std::size_t cleanup_path_max = 4096;
+char cleanup_paths[cleanup_slots][cleanup_path_max];
+std::atomic<bool> cleanup_claimed[cleanup_slots];
+std::atomic<bool> cleanup_armed[cleanup_slots];
+constexpr int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+extern "C" void remove_temporaries_and_reraise(int sig) {
+  for (int k = 0; k < cleanup_slots; ++k)
+    if (cleanup_armed[k].load()) ::unlink(cleanup_paths[k]);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+// Registers a temporary file for removal on those signals while it is written. The handler goes only where the
+// signal's disposition is the default (a command with its own SIGINT handler, as `train`, keeps it), and the
+// default comes back when the outermost write ends.
+class TemporaryFileGuard {
+ public:
+  explicit TemporaryFileGuard(const std::string& tmp) {
+    if (tmp.size() < cleanup_path_max) {
+      for (int k = 0; k < cleanup_slots && slot_ < 0; ++k) {
+        bool expected = false;
+        if (!cleanup_claimed[k].compare_exchange_strong(expected, true)) continue;
+        std::memcpy(cleanup_paths[k], tmp.c_str(), tmp.size() + 1);
+        cleanup_armed[k].store(true);
+        slot_ = k;
+      }
+    }
+    for (std::size_t i = 0; i < std::size(cleanup_signals); ++i) {
+      struct sigaction current {};
+      if (::sigaction(cleanup_signals[i], nullptr, &current) != 0 || current.sa_handler != SIG_DFL) continue;
+      struct sigaction cleanup {};
+      cleanup.sa_handler = remove_temporaries_and_reraise;
+      sigemptyset(&cleanup.sa_mask);
+      if (::sigaction(cleanup_signals[i], &cleanup, nullptr) == 0) installed_[i] = true;
+    }
+  }
+  ~TemporaryFileGuard() {
+    for (std::size_t i = 0; i < std::size(cleanup_signals); ++i)
+      if (installed_[i]) std::signal(cleanup_signals[i], SIG_DFL);
+    if (slot_ < 0) return;
+    cleanup_armed[slot_].store(false);
+    cleanup_claimed[slot_].store(false);
+  }
+  TemporaryFileGuard(const TemporaryFileGuard&) = delete;
+  TemporaryFileGuard& operator=(const TemporaryFileGuard&) = delete;
+
+ private:
+  int slot_ = -1;
+  bool installed_[std::size(cleanup_signals)] = {};
+};
+
+}  // namespace
+
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
   const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
+  const TemporaryFileGuard guard(tmp);
   {
     // Name the destination, not the temporary file, when the directory is missing or read-only.
     std::ofstream probe(tmp, std::ios::binary);
