@@ -267,8 +267,19 @@ TEST_CASE("sample: a run stopped by SIGTERM or SIGINT while it streams removes i
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // A shell without job control starts background jobs with SIGINT ignored, and the child would inherit that:
+    // the three signals start at their defaults, as in a terminal.
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    for (const int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&defaults, s);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
     pid_t pid = 0;
-    REQUIRE(posix_spawn(&pid, binary, nullptr, nullptr, argv.data(), environ) == 0);
+    const int spawned = posix_spawn(&pid, binary, nullptr, &attributes, argv.data(), environ);
+    posix_spawnattr_destroy(&attributes);
+    REQUIRE(spawned == 0);
     const std::string tmp = dir.file(fmt::format("big.npy.tmp-{}", pid));
     // Wait (not a timed assertion: there is no time limit but the test's own) for the first block to arrive.
     std::error_code ec;
