@@ -4,12 +4,15 @@
 #include <fmt/ranges.h>
 #include <signal.h>
 #include <unistd.h>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string_view>
 #include <xtensor/xadapt.hpp>
@@ -20,8 +23,70 @@
 
 namespace scoresde {
 
+namespace {
+
+// Temporary files being written, removed when the process is stopped by SIGINT, SIGTERM or SIGHUP (Ctrl-C, kill),
+// so that a long write (`sample` streams its samples into one for as long as it runs) leaves nothing behind. The
+// paths sit in fixed slots, complete before they are armed, so that the handler reads only whole paths and calls
+// only async-signal-safe functions (unlink, signal, raise).
+constexpr int cleanup_slots = 8;
+constexpr std::size_t cleanup_path_max = 4096;
+char cleanup_paths[cleanup_slots][cleanup_path_max];
+std::atomic<bool> cleanup_claimed[cleanup_slots];
+std::atomic<bool> cleanup_armed[cleanup_slots];
+constexpr int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+extern "C" void remove_temporaries_and_reraise(int sig) {
+  for (int k = 0; k < cleanup_slots; ++k)
+    if (cleanup_armed[k].load()) ::unlink(cleanup_paths[k]);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+// Registers a temporary file for removal on those signals while it is written. The handler goes only where the
+// signal's disposition is the default (a command with its own SIGINT handler, as `train`, keeps it), and the
+// default comes back when the outermost write ends.
+class TemporaryFileGuard {
+ public:
+  explicit TemporaryFileGuard(const std::string& tmp) {
+    if (tmp.size() < cleanup_path_max) {
+      for (int k = 0; k < cleanup_slots && slot_ < 0; ++k) {
+        bool expected = false;
+        if (!cleanup_claimed[k].compare_exchange_strong(expected, true)) continue;
+        std::memcpy(cleanup_paths[k], tmp.c_str(), tmp.size() + 1);
+        cleanup_armed[k].store(true);
+        slot_ = k;
+      }
+    }
+    for (std::size_t i = 0; i < std::size(cleanup_signals); ++i) {
+      struct sigaction current {};
+      if (::sigaction(cleanup_signals[i], nullptr, &current) != 0 || current.sa_handler != SIG_DFL) continue;
+      struct sigaction cleanup {};
+      cleanup.sa_handler = remove_temporaries_and_reraise;
+      sigemptyset(&cleanup.sa_mask);
+      if (::sigaction(cleanup_signals[i], &cleanup, nullptr) == 0) installed_[i] = true;
+    }
+  }
+  ~TemporaryFileGuard() {
+    for (std::size_t i = 0; i < std::size(cleanup_signals); ++i)
+      if (installed_[i]) std::signal(cleanup_signals[i], SIG_DFL);
+    if (slot_ < 0) return;
+    cleanup_armed[slot_].store(false);
+    cleanup_claimed[slot_].store(false);
+  }
+  TemporaryFileGuard(const TemporaryFileGuard&) = delete;
+  TemporaryFileGuard& operator=(const TemporaryFileGuard&) = delete;
+
+ private:
+  int slot_ = -1;
+  bool installed_[std::size(cleanup_signals)] = {};
+};
+
+}  // namespace
+
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
   const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
+  const TemporaryFileGuard guard(tmp);
   {
     // Name the destination, not the temporary file, when the directory is missing or read-only.
     std::ofstream probe(tmp, std::ios::binary);
@@ -68,6 +133,11 @@ void write_text_atomically(const std::string& path, const std::string& text) {
 
 void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
                          const std::string& json_text) {
+  write_npy_with_json(path, dump, std::function<std::string()>([&] { return json_text; }));
+}
+
+void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
+                         const std::function<std::string()>& json_text) {
   // The .npy is complete in its temporary file before the .json is written and renamed; if the last rename
   // fails, the .json goes too.
   const std::string json_path = path + ".json";
@@ -75,7 +145,7 @@ void write_npy_with_json(const std::string& path, const std::function<void(const
   try {
     write_atomically(path, [&](const std::string& tmp) {
       dump(tmp);
-      write_text_atomically(json_path, json_text);
+      write_text_atomically(json_path, json_text());
       json_written = true;
     });
   } catch (...) {
@@ -96,6 +166,43 @@ void dump_samples_npy(const std::string& path, ConstMatrixRef x) {
   xt::dump_npy(path, view);
 }
 
+NpySamplesWriter::NpySamplesWriter(const std::string& path, Index n, Index d)
+    : path_(path), n_(n), d_(d), out_(path, std::ios::binary) {
+  if (!out_) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+  // xtensor's own header writer, the one dump_samples_npy goes through, so the bytes agree.
+  const std::vector<std::size_t> shape = {static_cast<std::size_t>(n), static_cast<std::size_t>(d)};
+  xt::detail::write_header(out_, xt::detail::build_typestring<double>(), false, shape);
+  check_stream();
+}
+
+void NpySamplesWriter::append(ConstMatrixRef block) {
+  if (block.rows() != d_ || written_ + block.cols() > n_)
+    throw std::logic_error(fmt::format("NpySamplesWriter({}): a {} x {} block after {} of {} samples of dimension {}",
+                                       path_, block.rows(), block.cols(), written_, n_, d_));
+  // Column-major d x m is row-major (m, d): the columns go out as they are stored.
+  if (block.outerStride() == block.rows()) {
+    out_.write(reinterpret_cast<const char*>(block.data()),
+               static_cast<std::streamsize>(sizeof(double) * static_cast<std::size_t>(block.size())));
+  } else {
+    for (Index j = 0; j < block.cols(); ++j)
+      out_.write(reinterpret_cast<const char*>(block.col(j).data()),
+                 static_cast<std::streamsize>(sizeof(double) * static_cast<std::size_t>(d_)));
+  }
+  written_ += block.cols();
+  check_stream();
+}
+
+void NpySamplesWriter::finish() {
+  if (written_ != n_)
+    throw std::logic_error(fmt::format("NpySamplesWriter({}): {} of {} samples written", path_, written_, n_));
+  out_.close();
+  check_stream();
+}
+
+void NpySamplesWriter::check_stream() const {
+  if (!out_) throw InputError(fmt::format("{}: cannot write ({})", path_, std::strerror(errno)));
+}
+
 void write_samples_npy(const std::string& path, ConstMatrixRef x) {
   write_atomically(path, [&](const std::string& tmp) { dump_samples_npy(tmp, x); });
 }
@@ -113,71 +220,93 @@ void dump_vector_npy(const std::string& path, ConstVectorRef v) {
 
 namespace {
 
-// The header and data of an .npy file; InputError naming the file when it cannot be opened or parsed.
-std::optional<xt::detail::npy_file> open_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+struct NpyHeader {
+  std::vector<std::size_t> shape;
+  bool fortran_order = false;
+  std::string typestring;
+};
+
+// Opens an .npy file and reads its header (xtensor's parser), leaving `in` at the first data byte; InputError
+// naming the file when it cannot be opened or parsed. The data is read by read_values straight into its
+// destination: no second copy of a large array.
+NpyHeader open_npy(const std::string& path, std::ifstream& in) {
+  in.open(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
-  std::optional<xt::detail::npy_file> loaded;
   try {
-    loaded.emplace(xt::detail::load_npy_file(in));
+    unsigned char major = 0, minor = 0;
+    xt::detail::read_magic(in, &major, &minor);
+    std::string header;
+    if (major == 1 && minor == 0)
+      header = xt::detail::read_header_1_0(in);
+    else if (major == 2 && minor == 0)
+      header = xt::detail::read_header_2_0(in);
+    else
+      throw std::runtime_error("unsupported file format version");
+    NpyHeader h;
+    xt::detail::parse_header(header, h.typestring, &h.fortran_order, h.shape);
+    return h;
   } catch (const std::exception& e) {
     throw InputError(fmt::format("{}: not a readable .npy file ({})", path, e.what()));
   }
-  return loaded;
+}
+
+// Reads `count` float64 or float32 values from `in` into out as doubles.
+void read_values(std::ifstream& in, const std::string& path, const std::string& typestring, double* out,
+                 std::size_t count) {
+  if (typestring == "<f8") {
+    in.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(count * sizeof(double)));
+  } else if (typestring == "<f4") {
+    std::vector<float> block(std::min<std::size_t>(count, std::size_t{1} << 16));
+    for (std::size_t done = 0; done < count && in;) {
+      const std::size_t m = std::min(block.size(), count - done);
+      in.read(reinterpret_cast<char*>(block.data()), static_cast<std::streamsize>(m * sizeof(float)));
+      std::copy(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(m), out + done);
+      done += m;
+    }
+  } else {
+    throw InputError(
+        fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path, typestring));
+  }
+  if (!in) throw InputError(fmt::format("{}: the file ends before its {} values (truncated?)", path, count));
 }
 
 }  // namespace
 
 Matrix read_samples_npy(const std::string& path) {
-  auto loaded = open_npy(path);
-  auto& file = *loaded;
-  const std::size_t rank = file.m_shape.size();
+  std::ifstream in;
+  const NpyHeader file = open_npy(path, in);
+  const std::size_t rank = file.shape.size();
   if (rank < 2 || rank > 4)
     throw InputError(
         fmt::format("{}: expected a 2-d array of shape (n, d), or images (n, H, W) or (n, C, H, W); found "
                     "{} dimensions",
                     path, rank));
-  if (file.m_fortran_order)
-    throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
-  // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row.
-  const auto n = static_cast<Index>(file.m_shape[0]);
+  if (file.fortran_order) throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
+  // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row, and the
+  // (n, d) rows are the columns of the column-major d x n batch.
+  const auto n = static_cast<Index>(file.shape[0]);
   Index d = 1;
-  for (std::size_t i = 1; i < rank; ++i) d *= static_cast<Index>(file.m_shape[i]);
+  for (std::size_t i = 1; i < rank; ++i) d *= static_cast<Index>(file.shape[i]);
   if (n < 1 || d < 1)
-    throw InputError(fmt::format("{}: the array is empty (shape ({}))", path, fmt::join(file.m_shape, ", ")));
-  Matrix x(d, n);
-  if (file.m_typestring == "<f8") {
-    auto a = std::move(file).cast<double>();
-    std::copy(a.data(), a.data() + a.size(), x.data());
-  } else if (file.m_typestring == "<f4") {
-    auto a = std::move(file).cast<float>();
-    std::copy(a.data(), a.data() + a.size(), x.data());
-  } else {
+    throw InputError(fmt::format("{}: the array is empty (shape ({}))", path, fmt::join(file.shape, ", ")));
+  if (file.typestring != "<f8" && file.typestring != "<f4")
     throw InputError(fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path,
-                                 file.m_typestring));
-  }
+                                 file.typestring));
+  Matrix x(d, n);
+  read_values(in, path, file.typestring, x.data(), static_cast<std::size_t>(x.size()));
   for (Index j = 0; j < n; ++j)
     if (!x.col(j).allFinite()) throw InputError(fmt::format("{}: row {} holds a non-finite value", path, j));
   return x;
 }
 
 Vector read_vector_npy(const std::string& path) {
-  auto loaded = open_npy(path);
-  auto& file = *loaded;
-  if (file.m_shape.size() != 1)
+  std::ifstream in;
+  const NpyHeader file = open_npy(path, in);
+  if (file.shape.size() != 1)
     throw InputError(
-        fmt::format("{}: expected a 1-d array of shape (n,); found {} dimensions", path, file.m_shape.size()));
-  Vector v(static_cast<Index>(file.m_shape[0]));
-  if (file.m_typestring == "<f8") {
-    auto a = std::move(file).cast<double>();
-    std::copy(a.data(), a.data() + a.size(), v.data());
-  } else if (file.m_typestring == "<f4") {
-    auto a = std::move(file).cast<float>();
-    std::copy(a.data(), a.data() + a.size(), v.data());
-  } else {
-    throw InputError(fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path,
-                                 file.m_typestring));
-  }
+        fmt::format("{}: expected a 1-d array of shape (n,); found {} dimensions", path, file.shape.size()));
+  Vector v(static_cast<Index>(file.shape[0]));
+  read_values(in, path, file.typestring, v.data(), static_cast<std::size_t>(v.size()));
   return v;
 }
 

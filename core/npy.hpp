@@ -2,6 +2,7 @@
 // file beside its destination and renamed into place, so a failed or interrupted run leaves nothing half-written.
 #pragma once
 
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,6 +15,22 @@ namespace scoresde {
 void dump_samples_npy(const std::string& path, ConstMatrixRef x);
 // The same, atomically.
 void write_samples_npy(const std::string& path, ConstMatrixRef x);
+// Writes an (n, d) float64 array block by block, for output that does not fit in memory at once: the header of
+// dump_samples_npy, then append() takes d x m batches of consecutive samples in order. The file is byte for byte
+// the one dump_samples_npy writes for the whole d x n batch. finish() checks that all n samples came and reached the
+// file. InputError naming the path when the file cannot be written (a full disk included).
+class NpySamplesWriter {
+ public:
+  NpySamplesWriter(const std::string& path, Index n, Index d);
+  void append(ConstMatrixRef block);
+  void finish();
+
+ private:
+  void check_stream() const;
+  std::string path_;
+  Index n_, d_, written_ = 0;
+  std::ofstream out_;
+};
 // Writes the vector v as a 1-d (n,) float64 array to path as it is (see write_atomically).
 void dump_vector_npy(const std::string& path, ConstVectorRef v);
 // Reads an (n, d) float64 or float32 array as a d x n batch; image arrays (n, H, W) and (n, C, H, W) are read
@@ -37,5 +54,9 @@ std::vector<std::string> remove_stale_temporaries(const std::string& dir);
 // anything fails, neither remains.
 void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
                          const std::string& json_text);
+// The same, with the .json text made by json_text() after dump() has returned: for a record that describes how the
+// writing went (a sampler streamed into the file reports its NFE and wall time when done).
+void write_npy_with_json(const std::string& path, const std::function<void(const std::string&)>& dump,
+                         const std::function<std::string()>& json_text);
 
 }  // namespace scoresde

@@ -126,10 +126,11 @@ class ChunkRun {
   double t_ = 0;
 };
 
-}  // namespace
-
-SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n, const Matrix* init,
-                    Observer* observer, const ProgressFn& progress, const BrownianPathFactory& paths) {
+// The loop behind sample() and sample_blocks(): the chunks of blocks of `block_chunks` chunks run in parallel, a
+// block at a time; each finished block goes to `sink`.
+SampleReport run_blocks(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
+                        Index block_samples, const SampleSink& sink, const Matrix* init, Observer* observer,
+                        const ProgressFn& progress, const BrownianPathFactory& paths) {
   options.validate(sde, init != nullptr);
   require(n >= 1, "-n", std::to_string(n), "must be >= 1");
   const Index d = model.dim();
@@ -163,67 +164,112 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   const bool probability_flow = predictor && predictor->probability_flow();
 
   SampleReport report;
-  report.samples.resize(d, n);
-  report.nfe.resize(n);
-  std::vector<std::optional<ChunkFailure>> failures(static_cast<std::size_t>(chunks));
+  report.n = n;
   const CounterRng prior_rng(options.seed, NoisePurpose::prior);
   Index chunks_done = 0;
+  const Index block_chunks = std::max<Index>(1, (block_samples + C - 1) / C);
+
+  for (Index block_begin = 0; block_begin < chunks; block_begin += block_chunks) {
+    const Index block_end = std::min(chunks, block_begin + block_chunks);
+    const Index block_first = block_begin * C;
+    const Index block_n = std::min(n, block_end * C) - block_first;
+    Matrix block_samples_out(d, block_n);
+    Vector block_nfe(block_n);
+    std::vector<std::optional<ChunkFailure>> failures(static_cast<std::size_t>(block_end - block_begin));
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(options.threads)
-  for (Index chunk = 0; chunk < chunks; ++chunk) {
-    const Index first = chunk * C;
-    const Index valid = std::min(C, n - first);
-    ChunkRun run(predictor.get(), corrector.get(), grid, options.denoise, options.denoise_to_zero, observer);
-    try {
-      // Every chunk has C columns; those past n are the prior draws of samples >= n, computed and dropped.
-      Matrix x(d, C);
-      prior_rng.normal_columns(static_cast<std::uint64_t>(first), 0, 0, x);
-      x *= sde.prior_std();
-      if (init) x.leftCols(valid) = init->middleCols(first, valid);
-      Vector nfe(C);
-      const auto run_columns = [&](Index from, Index cols, MatrixRef states) -> std::optional<ChunkFailure> {
-        auto brownian = paths ? paths(from, d, cols)
-                              : make_brownian_path(noise, options.seed, sde.T(), from, d, cols, own_tree ? 1 : 0);
-        StepContext context(sde, model, probability_flow, from, d, cols, *brownian, options.seed);
-        Matrix xs = states;
-        auto failure = run.run(context, xs, std::min(cols, n - from));
-        states = xs;
-        nfe.segment(from - first, cols).setConstant(static_cast<double>(context.nfe));
-        return failure;
-      };
-      if (per_sample) {
-        nfe.setZero();
-        for (Index j = 0; j < valid && !failures[chunk]; ++j) failures[chunk] = run_columns(first + j, 1, x.col(j));
-      } else {
-        failures[chunk] = run_columns(first, C, x);
+    for (Index chunk = block_begin; chunk < block_end; ++chunk) {
+      const Index first = chunk * C;
+      std::optional<ChunkFailure>& failure = failures[static_cast<std::size_t>(chunk - block_begin)];
+      const Index valid = std::min(C, n - first);
+      ChunkRun run(predictor.get(), corrector.get(), grid, options.denoise, options.denoise_to_zero, observer);
+      try {
+        // Every chunk has C columns; those past n are the prior draws of samples >= n, computed and dropped.
+        Matrix x(d, C);
+        prior_rng.normal_columns(static_cast<std::uint64_t>(first), 0, 0, x);
+        x *= sde.prior_std();
+        if (init) x.leftCols(valid) = init->middleCols(first, valid);
+        Vector nfe(C);
+        const auto run_columns = [&](Index from, Index cols, MatrixRef states) -> std::optional<ChunkFailure> {
+          auto brownian = paths ? paths(from, d, cols)
+                                : make_brownian_path(noise, options.seed, sde.T(), from, d, cols, own_tree ? 1 : 0);
+          StepContext context(sde, model, probability_flow, from, d, cols, *brownian, options.seed);
+          Matrix xs = states;
+          auto failure = run.run(context, xs, std::min(cols, n - from));
+          states = xs;
+          nfe.segment(from - first, cols).setConstant(static_cast<double>(context.nfe));
+          return failure;
+        };
+        if (per_sample) {
+          nfe.setZero();
+          for (Index j = 0; j < valid && !failure; ++j) failure = run_columns(first + j, 1, x.col(j));
+        } else {
+          failure = run_columns(first, C, x);
+        }
+        block_samples_out.middleCols(first - block_first, valid) = x.leftCols(valid);
+        block_nfe.segment(first - block_first, valid) = nfe.head(valid);
+      } catch (const NumericalError& e) {
+        failure = ChunkFailure{e.sample, e.step >= 0 ? e.step : run.step(), e.time, e.what()};
+      } catch (const std::exception& e) {
+        failure = ChunkFailure{first, run.step(), run.time(), e.what()};
       }
-      report.samples.middleCols(first, valid) = x.leftCols(valid);
-      report.nfe.segment(first, valid) = nfe.head(valid);
-    } catch (const NumericalError& e) {
-      failures[chunk] = ChunkFailure{e.sample, e.step >= 0 ? e.step : run.step(), e.time, e.what()};
-    } catch (const std::exception& e) {
-      failures[chunk] = ChunkFailure{first, run.step(), run.time(), e.what()};
-    }
-    if (progress) {
+      if (progress) {
 #pragma omp critical(scoresde_progress)
-      progress(++chunks_done, chunks);
+        progress(++chunks_done, chunks);
+      }
     }
-  }
 
-  // Report the failure of the lowest-indexed sample, so the message does not depend on thread timing.
-  for (const auto& f : failures) {
-    if (!f) continue;
-    if (f->sample >= n)  // a padding column: its chunk could not finish, so the samples sharing it have no result
-      throw NumericalError(f->what + fmt::format(" (sample {} is computed only to fill chunk {} of --chunk {} columns;"
-                                                 " its chunk-mates below -n {} have no result)",
-                                                 f->sample, f->sample / C, C, n),
-                           f->sample, f->step, f->time);
-    throw NumericalError(f->what, f->sample, f->step, f->time);
+    // Report the failure of the lowest-indexed sample, so the message does not depend on thread timing. Blocks run in
+    // index order, so a failure in this block is the lowest of the run.
+    for (const auto& f : failures) {
+      if (!f) continue;
+      if (f->sample >= n)  // a padding column: its chunk could not finish, so the samples sharing it have no result
+        throw NumericalError(
+            f->what + fmt::format(" (sample {} is computed only to fill chunk {} of --chunk {} columns;"
+                                  " its chunk-mates below -n {} have no result)",
+                                  f->sample, f->sample / C, C, n),
+            f->sample, f->step, f->time);
+      throw NumericalError(f->what, f->sample, f->step, f->time);
+    }
+    report.nfe_sum += block_nfe.sum();
+    report.nfe_largest = std::max(report.nfe_largest, block_nfe.maxCoeff());
+    sink(block_first, block_samples_out, block_nfe);
   }
   report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   report.score_calls = model.calls() - calls0;
   report.score_columns = model.columns() - columns0;
   return report;
+}
+
+}  // namespace
+
+SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n, const Matrix* init,
+                    Observer* observer, const ProgressFn& progress, const BrownianPathFactory& paths) {
+  // One block of all n samples, moved into the report.
+  SampleReport report;
+  const auto keep = [&](Index, Matrix& samples, Vector& nfe) {
+    report.samples = std::move(samples);
+    report.nfe = std::move(nfe);
+  };
+  SampleReport summary =
+      run_blocks(sde, model, options, n, std::max<Index>(n, 1), keep, init, observer, progress, paths);
+  summary.samples = std::move(report.samples);
+  summary.nfe = std::move(report.nfe);
+  return summary;
+}
+
+SampleReport sample_blocks(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
+                           Index block_samples, const SampleSink& sink, const Matrix* init, Observer* observer,
+                           const ProgressFn& progress) {
+  require(block_samples >= 0, "block", std::to_string(block_samples), "must be >= 0 (0: the default)");
+  if (block_samples == 0) block_samples = default_block_samples(model.dim(), options);
+  return run_blocks(sde, model, options, n, block_samples, sink, init, observer, progress, {});
+}
+
+Index default_block_samples(Index d, const SamplerOptions& options) {
+  constexpr Index bytes = Index{8} << 20;
+  return std::max(bytes / (static_cast<Index>(sizeof(double)) * std::max<Index>(d, 1)),
+                  Index{8} * std::max(options.threads, 1) * std::max<Index>(options.chunk, 1));
 }
 
 }  // namespace scoresde

@@ -30,13 +30,17 @@ class Observer {
 };
 
 struct SampleReport {
-  Matrix samples;  // d x n
-  Vector nfe;      // score evaluations each sample took part in
+  Matrix samples;  // d x n (empty from sample_blocks)
+  Vector nfe;      // score evaluations each sample took part in (empty from sample_blocks)
+  Index n = 0;
+  // NFE summed and largest over the n samples, gathered block by block. NFEs are whole numbers, so the sum is exact
+  // (below 2^53) and nfe_mean() does not depend on the order or blocking of the summation.
+  double nfe_sum = 0, nfe_largest = 0;
   double wall_seconds = 0;
   long long score_calls = 0;    // batch calls to the model
   long long score_columns = 0;  // columns evaluated, chunk padding included
-  double nfe_mean() const { return nfe.size() ? nfe.mean() : 0.0; }
-  double nfe_max() const { return nfe.size() ? nfe.maxCoeff() : 0.0; }
+  double nfe_mean() const { return n ? nfe_sum / static_cast<double>(n) : 0.0; }
+  double nfe_max() const { return nfe_largest; }
 };
 
 // Called as chunks finish, with the number finished and the total; from worker threads, one call at a time.
@@ -54,5 +58,24 @@ using BrownianPathFactory = std::function<std::unique_ptr<BrownianPath>(Index fi
 SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
                     const Matrix* init = nullptr, Observer* observer = nullptr, const ProgressFn& progress = {},
                     const BrownianPathFactory& paths = {});
+
+// Receives consecutive blocks of samples in index order, on the calling thread: `samples` (d x m) holds samples
+// [first, first + m) and `nfe` the score evaluations each took part in. The sink may move from them.
+using SampleSink = std::function<void(Index first, Matrix& samples, Vector& nfe)>;
+
+// sample() in bounded memory, for output streamed to a file: the chunks are run a block of at least
+// `block_samples` samples at a time (rounded up to whole chunks; 0 picks default_block_samples), and each finished
+// block goes to `sink` before the next one starts. report.samples and report.nfe stay empty; the NFE summary, wall
+// time and score counts cover all n samples. Every sample is bit for bit the one sample() returns, whatever the
+// block, because chunks and their arithmetic are the same (only the set of chunks in flight at a time changes).
+// On a failure, throws what sample() throws (the lowest-indexed failing sample) once the blocks before the failing
+// one have gone to the sink; the caller discards what it wrote.
+SampleReport sample_blocks(const Sde& sde, const ScoreModel& model, const SamplerOptions& options, Index n,
+                           Index block_samples, const SampleSink& sink, const Matrix* init = nullptr,
+                           Observer* observer = nullptr, const ProgressFn& progress = {});
+
+// The default block of sample_blocks: about 8 MB of float64 samples of dimension d, and at least 8 chunks per thread
+// so that the threads rarely wait for each other at the end of a block.
+Index default_block_samples(Index d, const SamplerOptions& options);
 
 }  // namespace scoresde

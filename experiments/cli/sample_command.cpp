@@ -35,7 +35,8 @@ const char* sample_usage =
     "  scoresde sample --data eight_gaussians --sde ve --sampler pc --predictor reverse_diffusion \\\n"
     "                  --corrector langevin --snr 0.16 --steps 500 -n 10000 --out pc.npy\n"
     "  scoresde sample --model eg.ckpt --sampler pc --steps 500 -n 10000 --out learned.npy\n"
-    "  scoresde sample --data mix.json --sampler ode --ode-method dopri5 --rtol 1e-5 --atol 1e-5 -n 1000 --out ode.npy\n";
+    "  scoresde sample --data mix.json --sampler ode --ode-method dopri5 --rtol 1e-5 --atol 1e-5 -n 1000 --out "
+    "ode.npy\n";
 
 }
 
@@ -49,7 +50,10 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
       ("samples,n", po::value<Index>()->default_value(10000), "number of samples")
       ("init", po::value<std::string>(), "start from these prior samples (.npy of shape (n, d)) instead of drawing them")
       ("out", po::value<std::string>(), "output .npy (required); OUT.json is written beside it")
-      ("quiet", po::bool_switch(), "print nothing on success");
+      ("quiet", po::bool_switch(), "print nothing on success")
+      ("write-block", po::value<Index>()->default_value(0),
+       "samples computed before they are written to --out (rounded up to whole chunks; 0: about 8 MB of them); "
+       "bounds the memory, never changes the samples");
   // clang-format on
   add_model_options(data,
                     "a trained score network instead of the exact score: MODEL.ckpt from `scoresde train` (its SDE is "
@@ -92,8 +96,8 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
           fmt::format("--init = {}: samples of dimension {}, but {} is {}-dimensional", path, init->rows(),
                       loaded ? "--model " + loaded->path : "--data " + vm["data"].as<std::string>(), dim));
     if (!vm["samples"].defaulted() && n != init->cols())
-      throw ConfigError(fmt::format("-n = {}: --init {} holds {} samples; leave -n out or make them agree", n, path,
-                                    init->cols()));
+      throw ConfigError(
+          fmt::format("-n = {}: --init {} holds {} samples; leave -n out or make them agree", n, path, init->cols()));
     n = init->cols();
   }
 
@@ -113,13 +117,8 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
     if (done == total) err << "\r" << std::string(80, ' ') << "\r";
     err << std::flush;
   };
-  SampleReport report =
-      sample(*sde, *model, sampler_options, n, init ? &*init : nullptr, nullptr,
-             show_progress ? progress : ProgressFn{});
-
-  // A trained model works on standardised data (docs/training.md): its samples, and --init, are in
-  // standardised units; the samples are mapped back to the data's units here.
-  if (loaded) report.samples = loaded->scaling().to_original(report.samples);
+  const Index write_block = vm["write-block"].as<Index>();
+  require(write_block >= 0, "--write-block", std::to_string(write_block), "must be >= 0 (0: about 8 MB of samples)");
 
   nlohmann::ordered_json resolved;
   if (loaded) {
@@ -141,24 +140,41 @@ int sample_command(const std::vector<std::string>& args, std::ostream& out, std:
                                 {"data", loaded ? "" : data_source_file(vm["data"].as<std::string>())},
                                 {"init", init ? vm["init"].as<std::string>() : ""},
                                 {"time-grid", sampler_options.grid_from_file() ? sampler_options.time_grid : ""}});
-  meta["result"] = {{"n", n},
-                    {"dim", dim},
-                    {"nfe", report.nfe_mean()},
-                    {"nfe_max", report.nfe_max()},
-                    {"score_calls", report.score_calls},
-                    {"score_columns", report.score_columns},
-                    {"wall_seconds", report.wall_seconds},
-                    {"time_grid", walked}};
-  meta["model"] = model->describe();
-  if (loaded) meta["model_training"] = loaded->training_command();
-  meta["context"] = build_context();
-  meta["context"]["threads"] = sampler_options.threads;
-
-  write_npy_with_json(
-      out_path, [&](const std::string& tmp) { dump_samples_npy(tmp, report.samples); }, meta.dump(2) + "\n");
+  // The samples go to the file a block at a time as they are computed (docs/reproducibility.md: the same bits
+  // as one in-memory batch), so memory stays bounded whatever -n; the record follows with the run's NFE and time.
+  // A failure removes the temporary file: nothing is written.
+  SampleReport report;
+  const auto sample_into = [&](const std::string& tmp) {
+    NpySamplesWriter writer(tmp, n, dim);
+    // A trained model works on standardised data (docs/training.md): its samples, and --init, are in
+    // standardised units; the samples are mapped back to the data's units here.
+    const SampleSink write = [&](Index, Matrix& samples, Vector&) {
+      if (loaded) samples = loaded->scaling().to_original(samples);
+      writer.append(samples);
+    };
+    report = sample_blocks(*sde, *model, sampler_options, n, write_block, write, init ? &*init : nullptr, nullptr,
+                           show_progress ? progress : ProgressFn{});
+    writer.finish();
+  };
+  const auto record_text = [&] {
+    meta["result"] = {{"n", n},
+                      {"dim", dim},
+                      {"nfe", report.nfe_mean()},
+                      {"nfe_max", report.nfe_max()},
+                      {"score_calls", report.score_calls},
+                      {"score_columns", report.score_columns},
+                      {"wall_seconds", report.wall_seconds},
+                      {"time_grid", walked}};
+    meta["model"] = model->describe();
+    if (loaded) meta["model_training"] = loaded->training_command();
+    meta["context"] = build_context();
+    meta["context"]["threads"] = sampler_options.threads;
+    return meta.dump(2) + "\n";
+  };
+  write_npy_with_json(out_path, sample_into, std::function<std::string()>(record_text));
   if (!vm["quiet"].as<bool>())
-    out << fmt::format("wrote {} ({} samples of dimension {}); NFE {:.1f}; {:.3f} s; options in {}.json\n", out_path,
-                       n, dim, report.nfe_mean(), report.wall_seconds, out_path);
+    out << fmt::format("wrote {} ({} samples of dimension {}); NFE {:.1f}; {:.3f} s; options in {}.json\n", out_path, n,
+                       dim, report.nfe_mean(), report.wall_seconds, out_path);
   return 0;
 }
 
