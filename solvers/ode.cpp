@@ -9,14 +9,19 @@
 //         |err| / (atol + rtol (|x| + |h| |dx/dt|)); with --ode-control chunk the state is a whole chunk (as a solver
 //         run on a whole batch does; the reference code with scipy's RK45 uses an RMS norm over its batch), with
 //         --ode-control sample the driver runs each sample alone. The driver's StepSizeController accepts or rejects.
+//         With --ode-control batched, BatchedDopri5 (below) steps a chunk's samples together, each with the
+//         controller of `sample`.
 #include "solvers/ode.hpp"
 
 #include <fmt/format.h>
 #include <cmath>
+#include <utility>
 
 #include "core/errors.hpp"
+#include "solvers/driver.hpp"
 #include "solvers/odeint_eigen.hpp"
 #include "solvers/registry.hpp"
+#include "solvers/step_control.hpp"
 
 namespace scoresde {
 namespace odeint = boost::numeric::odeint;
@@ -118,6 +123,215 @@ class Dopri5Ode final : public StatefulPredictor<Dopri5State> {
 };
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------- BatchedDopri5
+
+namespace {
+
+// Dormand & Prince's coefficients as odeint's runge_kutta_dopri5 computes them (the same divisions, so the same
+// doubles): the stage times a, the stage weights b, the order-5 weights c and the error weights dc = c - c*.
+namespace dp {
+constexpr double a2 = 1.0 / 5, a3 = 3.0 / 10, a4 = 4.0 / 5, a5 = 8.0 / 9;
+constexpr double b21 = 1.0 / 5;
+constexpr double b31 = 3.0 / 40, b32 = 9.0 / 40;
+constexpr double b41 = 44.0 / 45, b42 = -56.0 / 15, b43 = 32.0 / 9;
+constexpr double b51 = 19372.0 / 6561, b52 = -25360.0 / 2187, b53 = 64448.0 / 6561, b54 = -212.0 / 729;
+constexpr double b61 = 9017.0 / 3168, b62 = -355.0 / 33, b63 = 46732.0 / 5247, b64 = 49.0 / 176, b65 = -5103.0 / 18656;
+constexpr double c1 = 35.0 / 384, c3 = 500.0 / 1113, c4 = 125.0 / 192, c5 = -2187.0 / 6784, c6 = 11.0 / 84;
+constexpr double dc1 = c1 - 5179.0 / 57600, dc3 = c3 - 7571.0 / 16695, dc4 = c4 - 393.0 / 640,
+                 dc5 = c5 - -92097.0 / 339200, dc6 = c6 - 187.0 / 2100, dc7 = -1.0 / 40;
+}  // namespace dp
+
+enum SlotState : char { running = 0, finished = 1, failed = 2 };
+
+}  // namespace
+
+BatchedDopri5::BatchedDopri5(const ReverseSde& reverse, const ScoreModel& model, double atol, double rtol, Index dim,
+                             Index cols)
+    : reverse_(reverse),
+      model_(model),
+      atol_(atol),
+      rtol_(rtol),
+      x_(dim, cols),
+      k1_(dim, cols),
+      k2_(dim, cols),
+      k3_(dim, cols),
+      k4_(dim, cols),
+      k5_(dim, cols),
+      k6_(dim, cols),
+      k7_(dim, cols),
+      x_stage_(dim, cols),
+      x_new_(dim, cols),
+      x_err_(dim, cols),
+      score_(dim, cols),
+      times_(cols),
+      t_(cols),
+      h_(cols),
+      dt_(cols),
+      error_(cols),
+      column_(static_cast<std::size_t>(cols)),
+      accepted_(static_cast<std::size_t>(cols)),
+      rejections_(static_cast<std::size_t>(cols)),
+      state_(static_cast<std::size_t>(cols)) {}
+
+void BatchedDopri5::fail(Index slot, Index step, double time, std::string what) {
+  state_[slot] = SlotState::failed;
+  const Index sample = first_sample_ + column_[slot];
+  if (!failure_ || sample < failure_->sample) failure_ = SampleFailure{sample, step, time, std::move(what)};
+}
+
+void BatchedDopri5::swap_slots(Index a, Index b) {
+  x_.col(a).swap(x_.col(b));
+  k1_.col(a).swap(k1_.col(b));
+  std::swap(t_(a), t_(b));
+  std::swap(h_(a), h_(b));
+  std::swap(column_[a], column_[b]);
+  std::swap(accepted_[a], accepted_[b]);
+  std::swap(rejections_[a], rejections_[b]);
+  std::swap(state_[a], state_[b]);
+}
+
+void BatchedDopri5::flow(const Matrix& xs, Index m, Matrix& k) {
+  model_.score(xs.leftCols(m), times_.head(m), score_.leftCols(m));
+  const bool finite = first_non_finite(score_, m) < 0;
+  for (Index s = 0; s < m; ++s) {
+    if (!finite && state_[s] == SlotState::running && !score_.col(s).allFinite())
+      fail(s, accepted_[s], times_(s),
+           fmt::format("the score turned non-finite for sample {} at t = {:.6g}", first_sample_ + column_[s],
+                       times_(s)));
+    reverse_.drift(xs.col(s), score_.col(s), times_(s), k.col(s));
+  }
+}
+
+std::optional<SampleFailure> BatchedDopri5::run(Index first_sample, double t0, double t_end, MatrixRef x, VectorRef nfe,
+                                                Observer* observer) {
+  const Index n = x.cols();
+  eigen_assert(n <= x_.cols() && x.rows() == x_.rows());
+  first_sample_ = first_sample;
+  failure_.reset();
+  nfe.setZero();
+  if (!StepSizeController::more_to_go(t0, t_end)) return std::nullopt;
+  const StepSizeController control(5, 4);  // dopri5's orders, as the driver gives Dopri5Ode
+  const double h0 = StepSizeController::clamp(t0, t_end, control.initial_step(t0, t_end));
+  for (Index s = 0; s < n; ++s) {
+    x_.col(s) = x.col(s);
+    column_[s] = s;
+    t_(s) = t0;
+    h_(s) = h0;
+    accepted_[s] = 0;
+    rejections_[s] = 0;
+    state_[s] = SlotState::running;
+  }
+  // The derivative at the start, which --ode-control sample evaluates before its first trial step.
+  times_.head(n).setConstant(t0);
+  flow(x_, n, k1_);
+  nfe.head(n).array() += 1;
+
+  Index m = n;
+  for (;;) {
+    // Finished and failed columns leave the batch: the last running slot takes their place.
+    for (Index s = 0; s < m;) {
+      if (state_[s] == SlotState::running) {
+        ++s;
+      } else {
+        swap_slots(s, m - 1);
+        --m;
+      }
+    }
+    if (m == 0) break;
+
+    // One trial step for every slot, from t to t + h. The step is (t + h) - t, as Dopri5Ode computes it from the
+    // driver's StepPosition; the controller and the time advance with h itself.
+    using namespace dp;
+    for (Index s = 0; s < m; ++s) dt_(s) = (t_(s) + h_(s)) - t_(s);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s);
+      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b21) * k1_.col(s);
+      times_(s) = t_(s) + dt * a2;
+    }
+    flow(x_stage_, m, k2_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s);
+      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b31) * k1_.col(s) + (dt * b32) * k2_.col(s);
+      times_(s) = t_(s) + dt * a3;
+    }
+    flow(x_stage_, m, k3_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s);
+      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b41) * k1_.col(s) + (dt * b42) * k2_.col(s) + (dt * b43) * k3_.col(s);
+      times_(s) = t_(s) + dt * a4;
+    }
+    flow(x_stage_, m, k4_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s);
+      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b51) * k1_.col(s) + (dt * b52) * k2_.col(s) + (dt * b53) * k3_.col(s) +
+                        (dt * b54) * k4_.col(s);
+      times_(s) = t_(s) + dt * a5;
+    }
+    flow(x_stage_, m, k5_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s);
+      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b61) * k1_.col(s) + (dt * b62) * k2_.col(s) + (dt * b63) * k3_.col(s) +
+                        (dt * b64) * k4_.col(s) + (dt * b65) * k5_.col(s);
+      times_(s) = t_(s) + dt;
+    }
+    flow(x_stage_, m, k6_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s);
+      x_new_.col(s) = 1.0 * x_.col(s) + (dt * c1) * k1_.col(s) + (dt * c3) * k3_.col(s) + (dt * c4) * k4_.col(s) +
+                      (dt * c5) * k5_.col(s) + (dt * c6) * k6_.col(s);
+      times_(s) = t_(s) + dt;
+    }
+    flow(x_new_, m, k7_);
+    for (Index s = 0; s < m; ++s) nfe(column_[s]) += 6;
+
+    // odeint's default_error_checker on each column alone: max |err| / (atol + rtol (|x| + |dt| |dx/dt|)).
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s);
+      x_err_.col(s) = (dt * dc1) * k1_.col(s) + (dt * dc3) * k3_.col(s) + (dt * dc4) * k4_.col(s) +
+                      (dt * dc5) * k5_.col(s) + (dt * dc6) * k6_.col(s) + (dt * dc7) * k7_.col(s);
+      x_err_.col(s) = x_err_.col(s).cwiseAbs().cwiseQuotient(
+          (atol_ + rtol_ * (1.0 * x_.col(s).cwiseAbs() + (1.0 * std::abs(dt)) * k1_.col(s).cwiseAbs()).array())
+              .matrix());
+      error_(s) = x_err_.col(s).lpNorm<Eigen::Infinity>();
+    }
+
+    // Accept or reject each column's step, as the driver's loop does for a sample alone.
+    for (Index s = 0; s < m; ++s) {
+      if (state_[s] != SlotState::running) continue;
+      const double error = error_(s);
+      const Index sample = first_sample_ + column_[s];
+      if (!control.accepts(error)) {
+        h_(s) = control.after_reject(h_(s), error);
+        if (++rejections_[s] == StepSizeController::max_rejections)
+          fail(s, accepted_[s], t_(s),
+               fmt::format("dopri5 rejected {} step sizes in a row at accepted step {} (t = {:.6g}, last step size "
+                           "{:.3g}): the tolerances cannot be met there",
+                           rejections_[s], accepted_[s] + 1, t_(s), h_(s)));
+        continue;
+      }
+      const Index k = accepted_[s]++;
+      rejections_[s] = 0;
+      t_(s) += h_(s);
+      h_(s) = control.after_accept(h_(s), error);
+      x_.col(s) = x_new_.col(s);
+      k1_.col(s) = k7_.col(s);  // first same as last
+      if (!x_.col(s).allFinite()) {
+        fail(s, k, t_(s),
+             fmt::format("sample {} turned non-finite at accepted step {} (t = {:.6g})", sample, k + 1, t_(s)));
+        continue;
+      }
+      if (observer) observer->on_step(sample, 1, k, t_(s), x_.col(s));
+      if (StepSizeController::more_to_go(t_(s), t_end)) {
+        h_(s) = StepSizeController::clamp(t_(s), t_end, h_(s));
+      } else {
+        x.col(column_[s]) = x_.col(s);
+        state_[s] = SlotState::finished;
+      }
+    }
+  }
+  return failure_;
+}
 
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&) {
   return std::make_unique<FixedStepOde<Euler>>(
