@@ -7,7 +7,8 @@ checkout named by --reference, on the VP SDE (beta 0.1..20, T = 1, eps = 1e-3) w
            handed to the reference as the noise prediction it expects, -std_t s(x, t) with t = labels / 999
            (models/utils.get_score_fn, continuous VP: score = -model(x, 999 t) / std_t); the points are (n, 2, 1, 1)
            tensors, the image shape the reference's score function broadcasts over
-  latents  --seed's N(0, I) draws (torch, float64), passed as the sampler's z
+  latents  --seed's N(0, I) draws (torch, float64), or those of --latents FILE.npy ((n, 2), e.g. scoresde's prior
+           draws), passed as the sampler's z
   result   the sampler's (samples, nfe): nfe counts SciPy's evaluations of the whole batch, so every sample takes
            part in all of them
 Times are wall clock (time.perf_counter) around the sampler call, best of --repeats after one warm-up run, on
@@ -36,6 +37,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latents", help="start from these points (.npy, (n, 2)) instead of --seed's draws")
     parser.add_argument("--out", help="write the samples of the last run here (.npy, (n, 2))")
     args = parser.parse_args()
 
@@ -58,8 +60,12 @@ def main():
     shape = (args.n, 2, 1, 1)
     sampler = sampling.get_ode_sampler(sde, shape, lambda x: x, rtol=args.tolerance, atol=args.tolerance,
                                        method="RK45", eps=EPS, device="cpu")
-    generator = torch.Generator().manual_seed(args.seed)
-    z = torch.randn(shape, dtype=torch.float64, generator=generator)
+    if args.latents:
+        import numpy as np
+        z = torch.from_numpy(np.load(args.latents).astype(np.float64)).reshape(shape)
+    else:
+        generator = torch.Generator().manual_seed(args.seed)
+        z = torch.randn(shape, dtype=torch.float64, generator=generator)
     try:
         commit = subprocess.run(["git", "-C", args.reference, "rev-parse", "--short", "HEAD"], check=True,
                                 capture_output=True, text=True).stdout.strip()
