@@ -153,4 +153,102 @@ void isotropic_mixture_score(const IsotropicMixtureAtTime& mixture, const double
   }
 }
 
+namespace {
+
+// isotropic_score_block with per-lane parameters: cb[(k d + i) B + l], lb[k B + l], vb[k B + l] are lane l's
+// centre coordinate, log normaliser and inverse variance of component k. The same operations in the same order as
+// isotropic_score_block, a lane's scalar parameter replaced by its own lane.
+template <int D>
+void per_sample_score_block(Index dim, Index K, const double* __restrict xb, const double* __restrict cb,
+                            const double* __restrict lb, const double* __restrict vb, double* __restrict ob,
+                            double* __restrict logits, double* __restrict acc_dynamic) {
+  constexpr int B = vector_block;
+  const Index d = D > 0 ? D : dim;
+  Lanes max_logit = load(xb) * 0.0 - DBL_MAX;
+  for (Index k = 0; k < K; ++k) {
+    Lanes q = {};
+    for (Index i = 0; i < d; ++i) {
+      const Lanes r = load(xb + i * B) - load(cb + (k * d + i) * B);
+      q += r * r;
+    }
+    const Lanes v = load(lb + k * B) - (0.5 * load(vb + k * B)) * q;
+    store(logits + k * B, v);
+    max_logit = v > max_logit ? v : max_logit;
+  }
+  for (Index k = 0; k < K; ++k) {
+    alignas(64) double e[B];
+    store(e, load(logits + k * B) - max_logit);
+    for (int l = 0; l < B; ++l) e[l] = exp(e[l]);  // libmvec
+    std::memcpy(logits + k * B, e, sizeof e);
+  }
+  Lanes sum_e = {}, sum_e_inv_var = {};
+  Lanes acc_fixed[D > 0 ? D : 1] = {};
+  for (Index i = 0; D == 0 && i < d; ++i) store(acc_dynamic + i * B, Lanes{});
+  for (Index k = 0; k < K; ++k) {
+    const Lanes e = load(logits + k * B);
+    const Lanes e_inv_var = e * load(vb + k * B);
+    sum_e += e;
+    sum_e_inv_var += e_inv_var;
+    for (Index i = 0; i < d; ++i) {
+      if constexpr (D > 0) {
+        acc_fixed[i] += e_inv_var * load(cb + (k * d + i) * B);
+      } else {
+        store(acc_dynamic + i * B, load(acc_dynamic + i * B) + e_inv_var * load(cb + (k * d + i) * B));
+      }
+    }
+  }
+  for (Index i = 0; i < d; ++i) {
+    const Lanes acc = D > 0 ? acc_fixed[D > 0 ? i : 0] : load(acc_dynamic + i * B);
+    store(ob + i * B, (acc - load(xb + i * B) * sum_e_inv_var) / sum_e);
+  }
+}
+
+template <int D>
+void per_sample_score(const IsotropicMixturePerSample& m, const double* x, Index n, double* out) {
+  constexpr int B = vector_block;
+  const Index d = D > 0 ? D : m.dim, K = m.components;
+  thread_local std::vector<double> scratch;
+  scratch.resize(static_cast<std::size_t>((3 * d + K + d * K + 2 * K) * B));
+  double* xb = scratch.data();
+  double* ob = xb + d * B;
+  double* acc = ob + d * B;
+  double* logits = acc + d * B;
+  double* cb = logits + K * B;
+  double* lb = cb + d * K * B;
+  double* vb = lb + K * B;
+  for (Index j = 0; j < n; j += B) {
+    const Index valid = std::min<Index>(B, n - j);
+    // Lanes past the end repeat the block's first sample, with its parameters: every lane computes something finite.
+    for (int l = 0; l < B; ++l) {
+      const Index s = j + (l < valid ? l : 0);
+      const double* column = x + s * d;
+      for (Index i = 0; i < d; ++i) xb[i * B + l] = column[i];
+      for (Index c = 0; c < d * K; ++c) cb[c * B + l] = m.centres[s * d * K + c];
+      for (Index k = 0; k < K; ++k) {
+        lb[k * B + l] = m.log_norm[s * K + k];
+        vb[k * B + l] = m.inv_var[s * K + k];
+      }
+    }
+    per_sample_score_block<D>(d, K, xb, cb, lb, vb, ob, logits, acc);
+    for (Index l = 0; l < valid; ++l)
+      for (Index i = 0; i < d; ++i) out[(j + l) * d + i] = ob[i * B + l];
+  }
+}
+
+}  // namespace
+
+void isotropic_mixture_score_per_sample(const IsotropicMixturePerSample& mixture, const double* x, Index n,
+                                        double* out) {
+  switch (mixture.dim) {
+    case 1:
+      return per_sample_score<1>(mixture, x, n, out);
+    case 2:
+      return per_sample_score<2>(mixture, x, n, out);
+    case 3:
+      return per_sample_score<3>(mixture, x, n, out);
+    default:
+      return per_sample_score<0>(mixture, x, n, out);
+  }
+}
+
 }  // namespace scoresde
