@@ -37,18 +37,4 @@ struct IsotropicMixtureAtTime {
 // x and out: dim x n, column-major.
 void isotropic_mixture_score(const IsotropicMixtureAtTime& mixture, const double* x, Index n, double* out);
 
-// The same score with one time per sample: sample j's parameters (those of IsotropicMixtureAtTime at its own time)
-// at centres + j dim K, log_norm + j K and inv_var + j K. The lanes of a block then hold eight samples at eight
-// times, so a batch whose samples all have different times (per-sample step control, solvers/ode.hpp) fills the
-// vector lanes as a batch at one time does. Every lane does the arithmetic of isotropic_mixture_score's lanes, so
-// sample j's result equals isotropic_mixture_score's at its time bit for bit, given the same parameters.
-struct IsotropicMixturePerSample {
-  Index dim = 0, components = 0;
-  const double* centres = nullptr;   // dim x components per sample, n samples one after another
-  const double* log_norm = nullptr;  // components per sample
-  const double* inv_var = nullptr;   // components per sample
-};
-void isotropic_mixture_score_per_sample(const IsotropicMixturePerSample& mixture, const double* x, Index n,
-                                        double* out);
-
 }  // namespace scoresde

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "core/errors.hpp"
-#include "core/vector_math.hpp"
 #include "models/datasets.hpp"
 #include "models/gaussian_mixture.hpp"
 #include "sampler_cases.hpp"
@@ -271,29 +270,4 @@ TEST_CASE("--ode-control batched is a sampler option: the likelihood names it an
   CHECK_THROWS_WITH_AS(lo.validate(*sde), doctest::Contains("--ode-control"), ConfigError);
   CHECK_THROWS_WITH_AS(lo.validate(*sde), doctest::Contains("chunk or sample"), ConfigError);
   CHECK(ode_control_from_string("batched") == OdeControl::batched);
-}
-
-TEST_CASE("the per-sample mixture kernel gives each sample the one-time kernel's score at its time, bit for bit") {
-  // Arbitrary parameters per sample (any finite values exercise the arithmetic): sample j's centres, log normalisers
-  // and inverse variances, as IsotropicMixtureAtTime would hold them at its time. d = 1, 2, 3 take the fixed-dimension
-  // paths, d = 5 the general one; n = 21 leaves a padded block.
-  for (const Index d : {1, 2, 3, 5}) {
-    CAPTURE(d);
-    const Index K = 4, n = 21;
-    Matrix x(d, n), centres(d * K, n), log_norm(K, n), inv_var(K, n);
-    CounterRng rng(7, NoisePurpose::data);
-    rng.normal_columns(0, 0, 0, x);
-    rng.normal_columns(0, 1, 0, centres);
-    rng.normal_columns(0, 2, 0, log_norm);
-    rng.normal_columns(0, 3, 0, inv_var);
-    inv_var = inv_var.cwiseAbs().array() + 0.1;
-    Matrix batched(d, n), alone(d, n);
-    isotropic_mixture_score_per_sample({d, K, centres.data(), log_norm.data(), inv_var.data()}, x.data(), n,
-                                       batched.data());
-    for (Index j = 0; j < n; ++j)
-      isotropic_mixture_score({d, K, centres.col(j).data(), log_norm.col(j).data(), inv_var.col(j).data()},
-                              x.col(j).data(), 1, alone.col(j).data());
-    CHECK(bitwise_equal(batched, alone));
-    CHECK(batched.allFinite());
-  }
 }
