@@ -178,9 +178,10 @@ SampleReport sample(const Sde& sde, const ScoreModel& model, const SamplerOption
   const bool adaptive = is_adaptive(options);
   const bool per_sample =
       adaptive && (options.ode_control == OdeControl::sample || predictor->step_size_rule() == StepSizeRule::ggf);
-  // dopri5 with --ode-control batched: the chunk's samples stepped together, each with its own controller.
-  const bool batched =
-      adaptive && !per_sample && predictor->probability_flow() && options.ode_control == OdeControl::batched;
+  // dopri5 with per-sample control runs through BatchedDopri5 (solvers/ode.hpp): with --ode-control batched the
+  // chunk's samples are stepped together, with sample each alone (a batch of one), the same arithmetic.
+  const bool batched = adaptive && predictor->probability_flow() &&
+                       (options.ode_control == OdeControl::batched || options.ode_control == OdeControl::sample);
   const std::optional<BatchedTolerances> batched_tolerances =
       batched ? std::optional(BatchedTolerances{options.resolved_atol(), options.resolved_rtol()}) : std::nullopt;
   // An adaptive SDE method retries rejected steps on the same path, so it always runs on a Brownian tree: under

@@ -7,14 +7,15 @@
 // dopri5  odeint::runge_kutta_dopri5, order 5 with an embedded order-4 error estimate, first-same-as-last:
 //         6 evaluations per accepted step. The error is odeint's default_error_checker, the max norm over the state of
 //         |err| / (atol + rtol (|x| + |h| |dx/dt|)); with --ode-control chunk the state is a whole chunk (as a solver
-//         run on a whole batch does; the reference code with scipy's RK45 uses an RMS norm over its batch), with
-//         --ode-control sample the driver runs each sample alone. The driver's StepSizeController accepts or rejects.
-//         With --ode-control batched, BatchedDopri5 (below) steps a chunk's samples together, each with the
-//         controller of `sample`.
+//         run on a whole batch does; the reference code with scipy's RK45 uses an RMS norm over its batch), and the
+//         driver's StepSizeController accepts or rejects. With --ode-control sample and batched, BatchedDopri5
+//         (below) gives every sample its own controller, one sample at a time or a chunk's samples together.
 #include "solvers/ode.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "core/errors.hpp"
@@ -193,13 +194,19 @@ void BatchedDopri5::swap_slots(Index a, Index b) {
 
 void BatchedDopri5::flow(const Matrix& xs, Index m, Matrix& k) {
   model_.score(xs.leftCols(m), times_.head(m), score_.leftCols(m));
+  const Sde& sde = reverse_.sde();
+  const Index d = xs.rows();
   const bool finite = first_non_finite(score_, m) < 0;
   for (Index s = 0; s < m; ++s) {
     if (!finite && state_[s] == SlotState::running && !score_.col(s).allFinite())
       fail(s, accepted_[s], times_(s),
            fmt::format("the score turned non-finite for sample {} at t = {:.6g}", first_sample_ + column_[s],
                        times_(s)));
-    reverse_.drift(xs.col(s), score_.col(s), times_(s), k.col(s));
+    // ReverseSde::drift with c = 1/2, as a loop (see run()): k = f x - (c g g) s.
+    const double t = times_(s), f = sde.f(t), g = sde.g(t), c = 0.5 * g * g;
+    const double *x = xs.data() + s * d, *score = score_.data() + s * d;
+    double* out = k.data() + s * d;
+    for (Index i = 0; i < d; ++i) out[i] = f * x[i] - c * score[i];
   }
 }
 
@@ -242,58 +249,87 @@ std::optional<SampleFailure> BatchedDopri5::run(Index first_sample, double t0, d
 
     // One trial step for every slot, from t to t + h. The step is (t + h) - t, as Dopri5Ode computes it from the
     // driver's StepPosition; the controller and the time advance with h itself.
+    // The stage combinations are explicit loops over one column's elements, not Eigen expressions on column blocks:
+    // Eigen peels elements off a block to reach an aligned address, so which elements take its scalar or vector
+    // path would depend on the column's position in the work matrix, and with FMA contraction the two paths can
+    // round differently. A plain loop gives every element the same operations wherever the column lies.
     using namespace dp;
+    const Index d = x_.rows();
+    const auto col = [d](Matrix& a, Index s) { return a.data() + s * d; };
     for (Index s = 0; s < m; ++s) dt_(s) = (t_(s) + h_(s)) - t_(s);
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s);
-      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b21) * k1_.col(s);
+      const double dt = dt_(s), w1 = dt * b21;
+      const double *x = col(x_, s), *k1 = col(k1_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i];
       times_(s) = t_(s) + dt * a2;
     }
     flow(x_stage_, m, k2_);
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s);
-      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b31) * k1_.col(s) + (dt * b32) * k2_.col(s);
+      const double dt = dt_(s), w1 = dt * b31, w2 = dt * b32;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i];
       times_(s) = t_(s) + dt * a3;
     }
     flow(x_stage_, m, k3_);
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s);
-      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b41) * k1_.col(s) + (dt * b42) * k2_.col(s) + (dt * b43) * k3_.col(s);
+      const double dt = dt_(s), w1 = dt * b41, w2 = dt * b42, w3 = dt * b43;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i];
       times_(s) = t_(s) + dt * a4;
     }
     flow(x_stage_, m, k4_);
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s);
-      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b51) * k1_.col(s) + (dt * b52) * k2_.col(s) + (dt * b53) * k3_.col(s) +
-                        (dt * b54) * k4_.col(s);
+      const double dt = dt_(s), w1 = dt * b51, w2 = dt * b52, w3 = dt * b53, w4 = dt * b54;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s), *k4 = col(k4_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i] + w4 * k4[i];
       times_(s) = t_(s) + dt * a5;
     }
     flow(x_stage_, m, k5_);
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s);
-      x_stage_.col(s) = 1.0 * x_.col(s) + (dt * b61) * k1_.col(s) + (dt * b62) * k2_.col(s) + (dt * b63) * k3_.col(s) +
-                        (dt * b64) * k4_.col(s) + (dt * b65) * k5_.col(s);
+      const double dt = dt_(s), w1 = dt * b61, w2 = dt * b62, w3 = dt * b63, w4 = dt * b64, w5 = dt * b65;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s), *k4 = col(k4_, s),
+                   *k5 = col(k5_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i)
+        out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i];
       times_(s) = t_(s) + dt;
     }
     flow(x_stage_, m, k6_);
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s);
-      x_new_.col(s) = 1.0 * x_.col(s) + (dt * c1) * k1_.col(s) + (dt * c3) * k3_.col(s) + (dt * c4) * k4_.col(s) +
-                      (dt * c5) * k5_.col(s) + (dt * c6) * k6_.col(s);
+      const double dt = dt_(s), w1 = dt * c1, w3 = dt * c3, w4 = dt * c4, w5 = dt * c5, w6 = dt * c6;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k3 = col(k3_, s), *k4 = col(k4_, s), *k5 = col(k5_, s),
+                   *k6 = col(k6_, s);
+      double* out = col(x_new_, s);
+      for (Index i = 0; i < d; ++i)
+        out[i] = 1.0 * x[i] + w1 * k1[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i] + w6 * k6[i];
       times_(s) = t_(s) + dt;
     }
     flow(x_new_, m, k7_);
     for (Index s = 0; s < m; ++s) nfe(column_[s]) += 6;
 
-    // odeint's default_error_checker on each column alone: max |err| / (atol + rtol (|x| + |dt| |dx/dt|)).
+    // odeint's default_error_checker on each column alone: max |err| / (atol + rtol (|x| + |dt| |dx/dt|)); a NaN
+    // anywhere makes the error NaN (accepted, then reported as a non-finite state, as odeint's loop does).
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s);
-      x_err_.col(s) = (dt * dc1) * k1_.col(s) + (dt * dc3) * k3_.col(s) + (dt * dc4) * k4_.col(s) +
-                      (dt * dc5) * k5_.col(s) + (dt * dc6) * k6_.col(s) + (dt * dc7) * k7_.col(s);
-      x_err_.col(s) = x_err_.col(s).cwiseAbs().cwiseQuotient(
-          (atol_ + rtol_ * (1.0 * x_.col(s).cwiseAbs() + (1.0 * std::abs(dt)) * k1_.col(s).cwiseAbs()).array())
-              .matrix());
-      error_(s) = x_err_.col(s).lpNorm<Eigen::Infinity>();
+      const double dt = dt_(s), w1 = dt * dc1, w3 = dt * dc3, w4 = dt * dc4, w5 = dt * dc5, w6 = dt * dc6,
+                   w7 = dt * dc7, dt_abs = 1.0 * std::abs(dt);
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k3 = col(k3_, s), *k4 = col(k4_, s), *k5 = col(k5_, s),
+                   *k6 = col(k6_, s), *k7 = col(k7_, s);
+      double* err = col(x_err_, s);
+      for (Index i = 0; i < d; ++i) {
+        const double e = w1 * k1[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i] + w6 * k6[i] + w7 * k7[i];
+        err[i] = std::abs(e) / (atol_ + rtol_ * (1.0 * std::abs(x[i]) + dt_abs * std::abs(k1[i])));
+      }
+      double error = 0;
+      bool nan = false;
+      for (Index i = 0; i < d; ++i) {
+        nan = nan || std::isnan(err[i]);
+        error = std::max(error, err[i]);
+      }
+      error_(s) = nan ? std::numeric_limits<double>::quiet_NaN() : error;
     }
 
     // Accept or reject each column's step, as the driver's loop does for a sample alone.

@@ -25,15 +25,18 @@ struct SampleFailure {
   std::string what;
 };
 
-// dopri5 on the probability-flow ODE with one step-size controller per column (--ode-control batched): the columns
-// of a chunk are stepped together, each with its own time t and step size h; every stage evaluates the score once
-// for all unfinished columns with one time per column, a rejected column retries with its smaller h while the others
-// go on, and a column that reaches t_end (or fails) leaves the batch, so it is evaluated no more. Every column does
-// exactly the arithmetic of the same sample run alone by Dopri5Ode under the driver's StepSizeController
-// (--ode-control sample): the same stages, error norm (odeint's default_error_checker over that column alone) and
-// step-size rule. It is the same result bit for bit as long as the score model's column j depends only on column j
-// and its time, whatever the batch (ScoreModel's contract). The work buffers are sized once, for `cols` columns:
-// nothing is allocated in the step loop.
+// dopri5 on the probability-flow ODE with one step-size controller per column: --ode-control batched runs it on a
+// chunk's columns stepped together, --ode-control sample on one column at a time. Every column keeps its own time t
+// and step size h; every stage evaluates the score once for all unfinished columns with one time per column, a
+// rejected column retries with its smaller h while the others go on, and a column that reaches t_end (or fails)
+// leaves the batch, so it is evaluated no more. A column's arithmetic is that of odeint's runge_kutta_dopri5 step,
+// its default_error_checker over that column alone and the driver's StepSizeController (the same coefficients,
+// expressions and rules as Dopri5Ode under the driver), written as plain loops over the column's elements, so that
+// it does not depend on where the column lies in memory (Eigen's block expressions peel elements to reach an aligned
+// address, and its scalar and vector paths can round differently under FMA contraction). Hence `sample` and `batched`
+// give the same result bit for bit, as long as the score model's column j depends only on column j and its time,
+// whatever the batch (ScoreModel's contract). The work buffers are sized once, for `cols` columns: nothing is
+// allocated in the step loop.
 class BatchedDopri5 {
  public:
   BatchedDopri5(const ReverseSde& reverse, const ScoreModel& model, double atol, double rtol, Index dim, Index cols);
