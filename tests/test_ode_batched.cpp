@@ -1,7 +1,9 @@
 // dopri5 with --ode-control batched (solvers/ode.hpp, BatchedDopri5): the chunk's samples stepped together, each
-// column with its own step-size controller. Checked against running every sample alone (--ode-control sample: the same
-// samples and NFE bit for bit), against the exact probability-flow map of Gaussian data (shared/ORACLES.md), and for
-// the absence of coupling: no sample's output depends on --chunk, --threads or another sample's prior draw.
+// column with its own step-size controller. Checked against running every sample alone (--ode-control sample, the same
+// integrator on one column at a time: the batch, the compaction of finished columns and a column's position must
+// change nothing, so samples and NFE agree bit for bit), against the exact probability-flow map of Gaussian data
+// (shared/ORACLES.md), and for the absence of coupling: no sample's output depends on --chunk, --threads or another
+// sample's prior draw.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
