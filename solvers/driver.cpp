@@ -22,23 +22,32 @@ struct ChunkFailure {
   std::string what;
 };
 
+// The tolerances of dopri5 under --ode-control batched.
+struct BatchedTolerances {
+  double atol, rtol;
+};
+
 // One chunk's run through the grid: the corrector and predictor of a fixed-step configuration at every step, or an
-// adaptive method's trial steps under the step-size controller. `x` holds the chunk's states (all columns; the first
-// `valid` are samples < n). Returns the failure of the lowest column whose state turned non-finite, if any.
+// adaptive method's trial steps under the step-size controller, or dopri5 with a controller per column
+// (`batched`). `x` holds the chunk's states (all columns; the first `valid` are samples < n). Returns the failure of
+// the lowest column whose state turned non-finite, if any.
 class ChunkRun {
  public:
   ChunkRun(const Predictor* predictor, const Corrector* corrector, std::span<const double> grid, bool denoise,
-           bool denoise_to_zero, Observer* observer)
+           bool denoise_to_zero, Observer* observer, std::optional<BatchedTolerances> batched = std::nullopt)
       : predictor_(predictor),
         corrector_(corrector),
         grid_(grid),
         denoise_(denoise),
         denoise_to_zero_(denoise_to_zero),
-        observer_(observer) {}
+        observer_(observer),
+        batched_(batched) {}
 
   std::optional<ChunkFailure> run(StepContext& c, Matrix& x, Index valid) {
     std::optional<ChunkFailure> failure;
-    if (!predictor_ || predictor_->error_order() == 0)
+    if (batched_)
+      failure = run_batched(c, x, valid);
+    else if (!predictor_ || predictor_->error_order() == 0)
       failure = run_grid(c, x, valid);
     else if (predictor_->step_size_rule() == StepSizeRule::ggf)
       failure = run_adaptive(c, x, valid, GgfStepController(c.sde.T()));
@@ -56,8 +65,21 @@ class ChunkRun {
   // Where the chunk was when an exception left run(): the step under way and its start time.
   Index step() const { return step_; }
   double time() const { return t_; }
+  // Under --ode-control batched: the evaluations each column took part in (0 for the columns past `valid`).
+  const Vector& column_nfe() const { return column_nfe_; }
 
  private:
+  // Only the first `valid` columns are integrated: no column's result depends on another's, so the padding
+  // columns are not needed.
+  std::optional<ChunkFailure> run_batched(StepContext& c, Matrix& x, Index valid) {
+    BatchedDopri5 dopri5(c.reverse, c.model(), batched_->atol, batched_->rtol, x.rows(), valid);
+    column_nfe_.setZero(x.cols());
+    auto f =
+        dopri5.run(c.first_sample, grid_.front(), grid_.back(), x.leftCols(valid), column_nfe_.head(valid), observer_);
+    if (!f) return std::nullopt;
+    return ChunkFailure{f->sample, f->step, f->time, std::move(f->what)};
+  }
+
   std::optional<ChunkFailure> run_grid(StepContext& c, Matrix& x, Index valid) {
     const std::unique_ptr<StepperState> state = predictor_ ? predictor_->make_state(x.rows(), x.cols()) : nullptr;
     const Index N = static_cast<Index>(grid_.size()) - 1;
@@ -122,6 +144,8 @@ class ChunkRun {
   std::span<const double> grid_;
   bool denoise_, denoise_to_zero_;
   Observer* observer_;
+  std::optional<BatchedTolerances> batched_;
+  Vector column_nfe_;
   Index step_ = -1;
   double t_ = 0;
 };
@@ -155,6 +179,12 @@ SampleReport run_blocks(const Sde& sde, const ScoreModel& model, const SamplerOp
   const bool adaptive = is_adaptive(options);
   const bool per_sample =
       adaptive && (options.ode_control == OdeControl::sample || predictor->step_size_rule() == StepSizeRule::ggf);
+  // dopri5 with per-sample control runs through BatchedDopri5 (solvers/ode.hpp): with --ode-control batched the
+  // chunk's samples are stepped together, with sample each alone (a batch of one), the same arithmetic.
+  const bool batched = adaptive && predictor->probability_flow() &&
+                       (options.ode_control == OdeControl::batched || options.ode_control == OdeControl::sample);
+  const std::optional<BatchedTolerances> batched_tolerances =
+      batched ? std::optional(BatchedTolerances{options.resolved_atol(), options.resolved_rtol()}) : std::nullopt;
   // An adaptive SDE method retries rejected steps on the same path, so it always runs on a Brownian tree: under
   // --noise independent one of its own (stream 1), not the tree the samplers share under --noise brownian_tree.
   const bool own_tree = adaptive && !predictor->probability_flow() && options.noise == NoiseKind::independent;
@@ -182,7 +212,8 @@ SampleReport run_blocks(const Sde& sde, const ScoreModel& model, const SamplerOp
       const Index first = chunk * C;
       std::optional<ChunkFailure>& failure = failures[static_cast<std::size_t>(chunk - block_begin)];
       const Index valid = std::min(C, n - first);
-      ChunkRun run(predictor.get(), corrector.get(), grid, options.denoise, options.denoise_to_zero, observer);
+    ChunkRun run(predictor.get(), corrector.get(), grid, options.denoise, options.denoise_to_zero, observer,
+                 batched_tolerances);
       try {
         // Every chunk has C columns; those past n are the prior draws of samples >= n, computed and dropped.
         Matrix x(d, C);
@@ -198,6 +229,7 @@ SampleReport run_blocks(const Sde& sde, const ScoreModel& model, const SamplerOp
           auto failure = run.run(context, xs, std::min(cols, n - from));
           states = xs;
           nfe.segment(from - first, cols).setConstant(static_cast<double>(context.nfe));
+        if (batched) nfe.segment(from - first, cols) += run.column_nfe();
           return failure;
         };
         if (per_sample) {

@@ -119,6 +119,8 @@ const OptionTable<LikelihoodOptions>& likelihood_option_table() {
 void LikelihoodOptions::validate(const Sde& sde) const {
   // Values set in C++ get the checks of the command line.
   check_options(likelihood_option_table(), *this);
+  require(ode_control != OdeControl::batched, "--ode-control", "batched",
+          "is a sampler option; the likelihood has chunk or sample");
   const double e = resolved_eps(sde);
   require(std::isfinite(e) && e > 0 && e < sde.T(), "--eps", fmt::format("{}", e),
           fmt::format("must be in (0, T) = (0, {})", sde.T()));

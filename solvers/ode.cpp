@@ -7,16 +7,22 @@
 // dopri5  odeint::runge_kutta_dopri5, order 5 with an embedded order-4 error estimate, first-same-as-last:
 //         6 evaluations per accepted step. The error is odeint's default_error_checker, the max norm over the state of
 //         |err| / (atol + rtol (|x| + |h| |dx/dt|)); with --ode-control chunk the state is a whole chunk (as a solver
-//         run on a whole batch does; the reference code with scipy's RK45 uses an RMS norm over its batch), with
-//         --ode-control sample the driver runs each sample alone. The driver's StepSizeController accepts or rejects.
+//         run on a whole batch does; the reference code with scipy's RK45 uses an RMS norm over its batch), and the
+//         driver's StepSizeController accepts or rejects. With --ode-control sample and batched, BatchedDopri5
+//         (below) gives every sample its own controller, one sample at a time or a chunk's samples together.
 #include "solvers/ode.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <utility>
 
 #include "core/errors.hpp"
+#include "solvers/driver.hpp"
 #include "solvers/odeint_eigen.hpp"
 #include "solvers/registry.hpp"
+#include "solvers/step_control.hpp"
 
 namespace scoresde {
 namespace odeint = boost::numeric::odeint;
@@ -118,6 +124,250 @@ class Dopri5Ode final : public StatefulPredictor<Dopri5State> {
 };
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------- BatchedDopri5
+
+namespace {
+
+// Dormand & Prince's coefficients as odeint's runge_kutta_dopri5 computes them (the same divisions, so the same
+// doubles): the stage times a, the stage weights b, the order-5 weights c and the error weights dc = c - c*.
+namespace dp {
+constexpr double a2 = 1.0 / 5, a3 = 3.0 / 10, a4 = 4.0 / 5, a5 = 8.0 / 9;
+constexpr double b21 = 1.0 / 5;
+constexpr double b31 = 3.0 / 40, b32 = 9.0 / 40;
+constexpr double b41 = 44.0 / 45, b42 = -56.0 / 15, b43 = 32.0 / 9;
+constexpr double b51 = 19372.0 / 6561, b52 = -25360.0 / 2187, b53 = 64448.0 / 6561, b54 = -212.0 / 729;
+constexpr double b61 = 9017.0 / 3168, b62 = -355.0 / 33, b63 = 46732.0 / 5247, b64 = 49.0 / 176, b65 = -5103.0 / 18656;
+constexpr double c1 = 35.0 / 384, c3 = 500.0 / 1113, c4 = 125.0 / 192, c5 = -2187.0 / 6784, c6 = 11.0 / 84;
+constexpr double dc1 = c1 - 5179.0 / 57600, dc3 = c3 - 7571.0 / 16695, dc4 = c4 - 393.0 / 640,
+                 dc5 = c5 - -92097.0 / 339200, dc6 = c6 - 187.0 / 2100, dc7 = -1.0 / 40;
+}  // namespace dp
+
+enum SlotState : char { running = 0, finished = 1, failed = 2 };
+
+}  // namespace
+
+BatchedDopri5::BatchedDopri5(const ReverseSde& reverse, const ScoreModel& model, double atol, double rtol, Index dim,
+                             Index cols)
+    : reverse_(reverse),
+      model_(model),
+      atol_(atol),
+      rtol_(rtol),
+      x_(dim, cols),
+      k1_(dim, cols),
+      k2_(dim, cols),
+      k3_(dim, cols),
+      k4_(dim, cols),
+      k5_(dim, cols),
+      k6_(dim, cols),
+      k7_(dim, cols),
+      x_stage_(dim, cols),
+      x_new_(dim, cols),
+      x_err_(dim, cols),
+      score_(dim, cols),
+      times_(cols),
+      t_(cols),
+      h_(cols),
+      dt_(cols),
+      error_(cols),
+      column_(static_cast<std::size_t>(cols)),
+      accepted_(static_cast<std::size_t>(cols)),
+      rejections_(static_cast<std::size_t>(cols)),
+      state_(static_cast<std::size_t>(cols)) {}
+
+void BatchedDopri5::fail(Index slot, Index step, double time, std::string what) {
+  state_[slot] = SlotState::failed;
+  const Index sample = first_sample_ + column_[slot];
+  if (!failure_ || sample < failure_->sample) failure_ = SampleFailure{sample, step, time, std::move(what)};
+}
+
+void BatchedDopri5::swap_slots(Index a, Index b) {
+  x_.col(a).swap(x_.col(b));
+  k1_.col(a).swap(k1_.col(b));
+  std::swap(t_(a), t_(b));
+  std::swap(h_(a), h_(b));
+  std::swap(column_[a], column_[b]);
+  std::swap(accepted_[a], accepted_[b]);
+  std::swap(rejections_[a], rejections_[b]);
+  std::swap(state_[a], state_[b]);
+}
+
+void BatchedDopri5::flow(const Matrix& xs, Index m, Matrix& k) {
+  model_.score(xs.leftCols(m), times_.head(m), score_.leftCols(m));
+  const Sde& sde = reverse_.sde();
+  const Index d = xs.rows();
+  const bool finite = first_non_finite(score_, m) < 0;
+  for (Index s = 0; s < m; ++s) {
+    if (!finite && state_[s] == SlotState::running && !score_.col(s).allFinite())
+      fail(s, accepted_[s], times_(s),
+           fmt::format("the score turned non-finite for sample {} at t = {:.6g}", first_sample_ + column_[s],
+                       times_(s)));
+    // ReverseSde::drift with c = 1/2, as a loop (see run()): k = f x - (c g g) s.
+    const double t = times_(s), f = sde.f(t), g = sde.g(t), c = 0.5 * g * g;
+    const double *x = xs.data() + s * d, *score = score_.data() + s * d;
+    double* out = k.data() + s * d;
+    for (Index i = 0; i < d; ++i) out[i] = f * x[i] - c * score[i];
+  }
+}
+
+std::optional<SampleFailure> BatchedDopri5::run(Index first_sample, double t0, double t_end, MatrixRef x, VectorRef nfe,
+                                                Observer* observer) {
+  const Index n = x.cols();
+  eigen_assert(n <= x_.cols() && x.rows() == x_.rows());
+  first_sample_ = first_sample;
+  failure_.reset();
+  nfe.setZero();
+  if (!StepSizeController::more_to_go(t0, t_end)) return std::nullopt;
+  const StepSizeController control(5, 4);  // dopri5's orders, as the driver gives Dopri5Ode
+  const double h0 = StepSizeController::clamp(t0, t_end, control.initial_step(t0, t_end));
+  for (Index s = 0; s < n; ++s) {
+    x_.col(s) = x.col(s);
+    column_[s] = s;
+    t_(s) = t0;
+    h_(s) = h0;
+    accepted_[s] = 0;
+    rejections_[s] = 0;
+    state_[s] = SlotState::running;
+  }
+  // The derivative at the start, which --ode-control sample evaluates before its first trial step.
+  times_.head(n).setConstant(t0);
+  flow(x_, n, k1_);
+  nfe.head(n).array() += 1;
+
+  Index m = n;
+  for (;;) {
+    // Finished and failed columns leave the batch: the last running slot takes their place.
+    for (Index s = 0; s < m;) {
+      if (state_[s] == SlotState::running) {
+        ++s;
+      } else {
+        swap_slots(s, m - 1);
+        --m;
+      }
+    }
+    if (m == 0) break;
+
+    // One trial step for every slot, from t to t + h. The step is (t + h) - t, as Dopri5Ode computes it from the
+    // driver's StepPosition; the controller and the time advance with h itself.
+    // The stage combinations are explicit loops over one column's elements, not Eigen expressions on column blocks:
+    // Eigen peels elements off a block to reach an aligned address, so which elements take its scalar or vector
+    // path would depend on the column's position in the work matrix, and with FMA contraction the two paths can
+    // round differently. A plain loop gives every element the same operations wherever the column lies.
+    using namespace dp;
+    const Index d = x_.rows();
+    const auto col = [d](Matrix& a, Index s) { return a.data() + s * d; };
+    for (Index s = 0; s < m; ++s) dt_(s) = (t_(s) + h_(s)) - t_(s);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s), w1 = dt * b21;
+      const double *x = col(x_, s), *k1 = col(k1_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i];
+      times_(s) = t_(s) + dt * a2;
+    }
+    flow(x_stage_, m, k2_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s), w1 = dt * b31, w2 = dt * b32;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i];
+      times_(s) = t_(s) + dt * a3;
+    }
+    flow(x_stage_, m, k3_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s), w1 = dt * b41, w2 = dt * b42, w3 = dt * b43;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i];
+      times_(s) = t_(s) + dt * a4;
+    }
+    flow(x_stage_, m, k4_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s), w1 = dt * b51, w2 = dt * b52, w3 = dt * b53, w4 = dt * b54;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s), *k4 = col(k4_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i] + w4 * k4[i];
+      times_(s) = t_(s) + dt * a5;
+    }
+    flow(x_stage_, m, k5_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s), w1 = dt * b61, w2 = dt * b62, w3 = dt * b63, w4 = dt * b64, w5 = dt * b65;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s), *k4 = col(k4_, s),
+                   *k5 = col(k5_, s);
+      double* out = col(x_stage_, s);
+      for (Index i = 0; i < d; ++i)
+        out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i];
+      times_(s) = t_(s) + dt;
+    }
+    flow(x_stage_, m, k6_);
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s), w1 = dt * c1, w3 = dt * c3, w4 = dt * c4, w5 = dt * c5, w6 = dt * c6;
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k3 = col(k3_, s), *k4 = col(k4_, s), *k5 = col(k5_, s),
+                   *k6 = col(k6_, s);
+      double* out = col(x_new_, s);
+      for (Index i = 0; i < d; ++i)
+        out[i] = 1.0 * x[i] + w1 * k1[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i] + w6 * k6[i];
+      times_(s) = t_(s) + dt;
+    }
+    flow(x_new_, m, k7_);
+    for (Index s = 0; s < m; ++s) nfe(column_[s]) += 6;
+
+    // odeint's default_error_checker on each column alone: max |err| / (atol + rtol (|x| + |dt| |dx/dt|)); a NaN
+    // anywhere makes the error NaN (accepted, then reported as a non-finite state, as odeint's loop does).
+    for (Index s = 0; s < m; ++s) {
+      const double dt = dt_(s), w1 = dt * dc1, w3 = dt * dc3, w4 = dt * dc4, w5 = dt * dc5, w6 = dt * dc6,
+                   w7 = dt * dc7, dt_abs = 1.0 * std::abs(dt);
+      const double *x = col(x_, s), *k1 = col(k1_, s), *k3 = col(k3_, s), *k4 = col(k4_, s), *k5 = col(k5_, s),
+                   *k6 = col(k6_, s), *k7 = col(k7_, s);
+      double* err = col(x_err_, s);
+      for (Index i = 0; i < d; ++i) {
+        const double e = w1 * k1[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i] + w6 * k6[i] + w7 * k7[i];
+        err[i] = std::abs(e) / (atol_ + rtol_ * (1.0 * std::abs(x[i]) + dt_abs * std::abs(k1[i])));
+      }
+      double error = 0;
+      bool nan = false;
+      for (Index i = 0; i < d; ++i) {
+        nan = nan || std::isnan(err[i]);
+        error = std::max(error, err[i]);
+      }
+      error_(s) = nan ? std::numeric_limits<double>::quiet_NaN() : error;
+    }
+
+    // Accept or reject each column's step, as the driver's loop does for a sample alone.
+    for (Index s = 0; s < m; ++s) {
+      if (state_[s] != SlotState::running) continue;
+      const double error = error_(s);
+      const Index sample = first_sample_ + column_[s];
+      if (!control.accepts(error)) {
+        h_(s) = control.after_reject(h_(s), error);
+        if (++rejections_[s] == StepSizeController::max_rejections)
+          fail(s, accepted_[s], t_(s),
+               fmt::format("dopri5 rejected {} step sizes in a row at accepted step {} (t = {:.6g}, last step size "
+                           "{:.3g}): the tolerances cannot be met there",
+                           rejections_[s], accepted_[s] + 1, t_(s), h_(s)));
+        continue;
+      }
+      const Index k = accepted_[s]++;
+      rejections_[s] = 0;
+      t_(s) += h_(s);
+      h_(s) = control.after_accept(h_(s), error);
+      x_.col(s) = x_new_.col(s);
+      k1_.col(s) = k7_.col(s);  // first same as last
+      if (!x_.col(s).allFinite()) {
+        fail(s, k, t_(s),
+             fmt::format("sample {} turned non-finite at accepted step {} (t = {:.6g})", sample, k + 1, t_(s)));
+        continue;
+      }
+      if (observer) observer->on_step(sample, 1, k, t_(s), x_.col(s));
+      if (StepSizeController::more_to_go(t_(s), t_end)) {
+        h_(s) = StepSizeController::clamp(t_(s), t_end, h_(s));
+      } else {
+        x.col(column_[s]) = x_.col(s);
+        state_[s] = SlotState::finished;
+      }
+    }
+  }
+  return failure_;
+}
 
 std::unique_ptr<Predictor> make_ode_euler(const SamplerOptions&) {
   return std::make_unique<FixedStepOde<Euler>>(

@@ -308,8 +308,11 @@ const OptionTable<SamplerOptions>& sampler_option_table() {
     atol.cell = [](const S& o) { return json(o.resolved_atol()); };
     atol.paired_with = "rtol";
 
-    t.emplace_back(option("ode-control", &S::ode_control,
-                          "dopri5 step control: chunk (one step size per chunk) or sample (per sample)"))
+    t.emplace_back(
+         option("ode-control", &S::ode_control,
+                "dopri5 step control: chunk (one step size per chunk), sample (per sample, one sample at a time) or "
+                "batched (per sample, the chunk stepped together: each sample its own time and step size, "
+                "the results of sample)"))
         .for_samplers(ode)
         .when(is_adaptive);
 

@@ -32,12 +32,16 @@ std::string to_string(LangevinNorm norm);
 LangevinNorm langevin_norm_from_string(std::string_view name);
 
 // Step-size control for adaptive ODE methods: one controller per chunk of samples (the error norm is taken over
-// the chunk, as a solver run on a whole batch does), or one per sample (results depend on nothing but the sample).
-enum class OdeControl { chunk, sample };
+// the chunk, as a solver run on a whole batch does), or one per sample (results depend on nothing but the sample),
+// run either sample by sample (sample) or with the chunk's samples stepped together, each column with its own time
+// and step size and the score evaluated once per stage for all of them (batched; `sample`'s results, bit for bit
+// when the score model's columns are independent, docs/samplers.md). `sampler` only: the likelihood has chunk and
+// sample.
+enum class OdeControl { chunk, sample, batched };
 template <>
 struct EnumNames<OdeControl> {
-  static constexpr std::array<std::pair<OdeControl, std::string_view>, 2> values{
-      {{OdeControl::chunk, "chunk"}, {OdeControl::sample, "sample"}}};
+  static constexpr std::array<std::pair<OdeControl, std::string_view>, 3> values{
+      {{OdeControl::chunk, "chunk"}, {OdeControl::sample, "sample"}, {OdeControl::batched, "batched"}}};
 };
 std::string to_string(OdeControl control);
 OdeControl ode_control_from_string(std::string_view name);

@@ -102,6 +102,10 @@ class StepContext {
       convert_prediction(Prediction::score, what, x, out, KernelCoefficients{sde.alpha(t), sde.sigma(t)}, out);
   }
 
+  // The model itself, for a method that evaluates it with one time per column (BatchedDopri5) and counts its own
+  // evaluations per column.
+  const ScoreModel& model() const { return model_; }
+
   const Sde& sde;
   ReverseSde reverse;
   Index first_sample;
