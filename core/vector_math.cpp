@@ -71,8 +71,8 @@ inline void store(double* p, Lanes v) {
 }
 
 template <int D>
-void isotropic_score_block(const IsotropicMixtureAtTime& m, const double* __restrict xb,
-                           double* __restrict ob, double* __restrict logits, double* __restrict acc_dynamic) {
+void isotropic_score_block(const IsotropicMixtureAtTime& m, const double* __restrict xb, double* __restrict ob,
+                           double* __restrict logits, double* __restrict acc_dynamic) {
   constexpr int B = vector_block;
   const Index d = D > 0 ? D : m.dim, K = m.components;
   const double* __restrict centres = m.centres;
@@ -138,6 +138,70 @@ void isotropic_score(const IsotropicMixtureAtTime& m, const double* x, Index n, 
   }
 }
 
+// Two dimensions, the common case, without the scalar transposes of the general path: a block's 8 samples are 16
+// consecutive doubles (x y x y ...), deinterleaved by two shuffles and interleaved back the same way (a scalar
+// transpose through memory followed by a vector load stalls on store forwarding). The logits of all components
+// go through libmvec's exp in one loop of K * 8 lanes.
+inline Lanes even_lanes(Lanes a, Lanes b) {
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+}
+inline Lanes odd_lanes(Lanes a, Lanes b) {
+  return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+}
+
+void isotropic_score_2d(const IsotropicMixtureAtTime& m, const double* x, Index n, double* out) {
+  constexpr int B = vector_block;
+  const Index K = m.components;
+  thread_local std::vector<double> scratch;
+  if (static_cast<Index>(scratch.size()) < 4 * K + K * B) scratch.resize(static_cast<std::size_t>(4 * K + K * B));
+  // Per component: the centre's coordinates, 0.5 / c_k and 1 / c_k, then the block's logits.
+  double* __restrict coef = scratch.data();
+  double* __restrict logits = coef + 4 * K;
+  for (Index k = 0; k < K; ++k) {
+    coef[4 * k] = m.centres[2 * k];
+    coef[4 * k + 1] = m.centres[2 * k + 1];
+    coef[4 * k + 2] = 0.5 * m.inv_var[k];
+    coef[4 * k + 3] = m.inv_var[k];
+  }
+  const auto block = [&](Lanes a, Lanes b, double* o) {
+    const Lanes x0 = even_lanes(a, b), x1 = odd_lanes(a, b);
+    Lanes max_logit = x0 * 0.0 - DBL_MAX;
+    for (Index k = 0; k < K; ++k) {
+      const Lanes r0 = x0 - coef[4 * k], r1 = x1 - coef[4 * k + 1];
+      const Lanes v = m.log_norm[k] - coef[4 * k + 2] * (r0 * r0 + r1 * r1);
+      store(logits + k * B, v);
+      max_logit = v > max_logit ? v : max_logit;
+    }
+    for (Index k = 0; k < K; ++k) store(logits + k * B, load(logits + k * B) - max_logit);
+    for (Index i = 0; i < K * B; ++i) logits[i] = exp(logits[i]);  // libmvec
+    Lanes sum_e = {}, sum_e_inv_var = {}, acc0 = {}, acc1 = {};
+    for (Index k = 0; k < K; ++k) {
+      const Lanes e = load(logits + k * B);
+      const Lanes e_inv_var = e * coef[4 * k + 3];
+      sum_e += e;
+      sum_e_inv_var += e_inv_var;
+      acc0 += e_inv_var * coef[4 * k];
+      acc1 += e_inv_var * coef[4 * k + 1];
+    }
+    const Lanes inv_sum = 1.0 / sum_e;
+    const Lanes s0 = (acc0 - x0 * sum_e_inv_var) * inv_sum, s1 = (acc1 - x1 * sum_e_inv_var) * inv_sum;
+    store(o, __builtin_shufflevector(s0, s1, 0, 8, 1, 9, 2, 10, 3, 11));
+    store(o + B, __builtin_shufflevector(s0, s1, 4, 12, 5, 13, 6, 14, 7, 15));
+  };
+  Index j = 0;
+  for (; j + B <= n; j += B) block(load(x + 2 * j), load(x + 2 * j + B), out + 2 * j);
+  if (j == n) return;
+  // The tail through a padded block whose lanes past the end repeat the block's first sample.
+  alignas(64) double in[2 * B], res[2 * B];
+  for (int l = 0; l < B; ++l) {
+    const Index col = j + (j + l < n ? l : 0);
+    in[2 * l] = x[2 * col];
+    in[2 * l + 1] = x[2 * col + 1];
+  }
+  block(load(in), load(in + B), res);
+  std::copy(res, res + 2 * (n - j), out + 2 * j);
+}
+
 }  // namespace
 
 void isotropic_mixture_score(const IsotropicMixtureAtTime& mixture, const double* x, Index n, double* out) {
@@ -145,7 +209,7 @@ void isotropic_mixture_score(const IsotropicMixtureAtTime& mixture, const double
     case 1:
       return isotropic_score<1>(mixture, x, n, out);
     case 2:
-      return isotropic_score<2>(mixture, x, n, out);
+      return isotropic_score_2d(mixture, x, n, out);
     case 3:
       return isotropic_score<3>(mixture, x, n, out);
     default:
