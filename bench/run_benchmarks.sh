@@ -3,6 +3,7 @@
 # bench/reference_pytorch.py on 1 and 2 threads, and the scoresde command itself, then prints a Markdown report
 # (machine, build, commands, results tables) on stdout, ready to paste into docs/benchmarks.md. Progress goes to
 # stderr; raw results (Google Benchmark JSON, PyTorch JSON lines, CLI sidecars) stay in the output directory.
+# The comparison with score_sde_pytorch's own code (a checkout's path) is bench/run_reference_comparison.sh.
 #
 # Usage: bench/run_benchmarks.sh [--build-dir DIR] [--no-build] [--skip-pytorch] [--repeats R] [--out-dir DIR]
 #                                [--report-only]
@@ -33,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --repeats) repeats=$2; shift 2 ;;
     --out-dir) out_dir=$2; shift 2 ;;
     --report-only) report_only=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_benchmarks.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

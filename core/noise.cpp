@@ -3,6 +3,7 @@
 #include <Random123/philox.h>
 #include <fmt/format.h>
 #include <immintrin.h>
+#include <algorithm>
 #include <cmath>
 
 #include "core/errors.hpp"
@@ -72,8 +73,7 @@ inline void store_words(std::uint64_t* out, Lanes hi, Lanes lo) {
 #endif
 
 void philox_words(const Philox::key_type& key, const std::uint32_t* first, std::uint32_t b, std::uint32_t c,
-                  const std::uint32_t* last, std::uint64_t* __restrict words_a,
-                  std::uint64_t* __restrict words_b) {
+                  const std::uint32_t* last, std::uint64_t* __restrict words_a, std::uint64_t* __restrict words_b) {
   static_assert(philox_block % lanes == 0);
   const Lanes m0 = broadcast(PHILOX_M4x32_0), m1 = broadcast(PHILOX_M4x32_1);
   for (int h = 0; h < philox_block; h += lanes) {
@@ -95,8 +95,7 @@ void philox_words(const Philox::key_type& key, const std::uint32_t* first, std::
 }
 #else
 void philox_words(const Philox::key_type& key, const std::uint32_t* first, std::uint32_t b, std::uint32_t c,
-                  const std::uint32_t* last, std::uint64_t* __restrict words_a,
-                  std::uint64_t* __restrict words_b) {
+                  const std::uint32_t* last, std::uint64_t* __restrict words_a, std::uint64_t* __restrict words_b) {
   Philox philox;
   for (int i = 0; i < philox_block; ++i) {
     const Philox::ctr_type ctr = {{first[i], b, c, last[i]}};
@@ -109,8 +108,7 @@ void philox_words(const Philox::key_type& key, const std::uint32_t* first, std::
 
 std::uint32_t narrow(std::uint64_t v, const char* what) {
   if (v > max_counter)
-    throw ConfigError(
-        fmt::format("noise counter: {} = {} exceeds 2^32 - 1, the largest the generator takes", what, v));
+    throw ConfigError(fmt::format("noise counter: {} = {} exceeds 2^32 - 1, the largest the generator takes", what, v));
   return static_cast<std::uint32_t>(v);
 }
 
@@ -128,8 +126,8 @@ void CounterRng::uniforms(std::uint64_t a, std::uint64_t b, std::uint64_t c, dou
   const Philox::key_type key = {{key_[0], key_[1]}};
   Philox philox;
   for (Index q = 0; 2 * q < count; ++q) {
-    const Philox::ctr_type ctr = {{narrow(a, "sample"), narrow(b, "step"), narrow(c, "sub-step"),
-                                   purpose_bits_ | static_cast<std::uint32_t>(q)}};
+    const Philox::ctr_type ctr = {
+        {narrow(a, "sample"), narrow(b, "step"), narrow(c, "sub-step"), purpose_bits_ | static_cast<std::uint32_t>(q)}};
     const Philox::ctr_type r = philox(ctr, key);
     const std::uint64_t w[2] = {(static_cast<std::uint64_t>(r[0]) << 32) | r[1],
                                 (static_cast<std::uint64_t>(r[2]) << 32) | r[3]};
@@ -149,6 +147,7 @@ void CounterRng::normal_columns(std::uint64_t first, std::uint64_t b, std::uint6
 void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_t c, Index cols, Index count,
                               double* out, Index stride) const {
   static_assert(philox_block % vector_block == 0);
+  if (count == 2 && stride == 2) return fill_normal_pairs(first, b, c, cols, out, 1.0);
   thread_local std::vector<std::uint32_t> ctr_first, ctr_last;
   thread_local std::vector<std::uint64_t> words_a, words_b;
   thread_local std::vector<double> z0, z1;
@@ -178,8 +177,7 @@ void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_
   for (Index i = total; i < padded; ++i) ctr_first[i] = ctr_last[i] = 0;
   const Philox::key_type key = {{key_[0], key_[1]}};
   for (Index i = 0; i < padded; i += philox_block)
-    philox_words(key, ctr_first.data() + i, b32, c32, ctr_last.data() + i, words_a.data() + i,
-                 words_b.data() + i);
+    philox_words(key, ctr_first.data() + i, b32, c32, ctr_last.data() + i, words_a.data() + i, words_b.data() + i);
   for (Index i = 0; i < padded; i += vector_block)
     box_muller(words_a.data() + i, words_b.data() + i, z0.data() + i, z1.data() + i);
   if (count % 2 == 0 && stride == count) {
@@ -202,9 +200,57 @@ void CounterRng::fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_
   }
 }
 
-std::string to_string(NoiseKind kind) { return std::string(enum_name(kind)); }
-std::vector<std::string> noise_names() { return enum_names<NoiseKind>(); }
-NoiseKind noise_kind_from_string(std::string_view name) { return enum_from_name<NoiseKind>(name, "noise"); }
+// Two normals per column (the common d = 2) written straight into the contiguous output, scaled: one pass per
+// block of philox_block columns through registers and stack arrays, with no per-call buffers and no second pass
+// for the interleaving or the scale. The values are those of the general path (the same Philox blocks and the same
+// Box-Muller kernel), multiplied by `scale` afterwards.
+void CounterRng::fill_normal_pairs(std::uint64_t first, std::uint64_t b, std::uint64_t c, Index cols, double* out,
+                                   double scale) const {
+  if (cols > 0) narrow(first + static_cast<std::uint64_t>(cols - 1), "sample");  // the last index used
+  const std::uint32_t b32 = narrow(b, "step"), c32 = narrow(c, "sub-step");
+  const Philox::key_type key = {{key_[0], key_[1]}};
+  alignas(64) std::uint32_t ctr_first[philox_block], ctr_last[philox_block];
+  alignas(64) std::uint64_t words_a[philox_block], words_b[philox_block];
+  alignas(64) double z0[philox_block], z1[philox_block];
+  for (int i = 0; i < philox_block; ++i) ctr_last[i] = purpose_bits_;
+  for (Index j = 0; j < cols; j += philox_block) {
+    const Index valid = std::min<Index>(philox_block, cols - j);
+    // Counters past the last column are those of the next samples: computed and dropped.
+    for (int i = 0; i < philox_block; ++i)
+      ctr_first[i] = static_cast<std::uint32_t>(first + static_cast<std::uint64_t>(j + i));
+    philox_words(key, ctr_first, b32, c32, ctr_last, words_a, words_b);
+    for (int i = 0; i < philox_block; i += vector_block) box_muller(words_a + i, words_b + i, z0 + i, z1 + i);
+    double* o = out + 2 * j;
+    if (valid == philox_block) {
+      for (int i = 0; i < philox_block; ++i) {
+        o[2 * i] = z0[i] * scale;
+        o[2 * i + 1] = z1[i] * scale;
+      }
+    } else {
+      for (Index i = 0; i < valid; ++i) {
+        o[2 * i] = z0[i] * scale;
+        o[2 * i + 1] = z1[i] * scale;
+      }
+    }
+  }
+}
+
+void CounterRng::scaled_normal_columns(std::uint64_t first, std::uint64_t b, std::uint64_t c, double scale,
+                                       MatrixRef out) const {
+  if (out.rows() == 2 && out.outerStride() == 2) return fill_normal_pairs(first, b, c, out.cols(), out.data(), scale);
+  normal_columns(first, b, c, out);
+  flat(out) *= scale;
+}
+
+std::string to_string(NoiseKind kind) {
+  return std::string(enum_name(kind));
+}
+std::vector<std::string> noise_names() {
+  return enum_names<NoiseKind>();
+}
+NoiseKind noise_kind_from_string(std::string_view name) {
+  return enum_from_name<NoiseKind>(name, "noise");
+}
 
 namespace {
 
@@ -212,9 +258,8 @@ class IndependentPath final : public BrownianPath {
  public:
   IndependentPath(std::uint64_t seed, Index first) : rng_(seed, NoisePurpose::brownian), first_(first) {}
   void increment(Index step, double t, double t_next, MatrixRef out, int part) override {
-    rng_.normal_columns(static_cast<std::uint64_t>(first_), static_cast<std::uint64_t>(step),
-                        static_cast<std::uint64_t>(part), out);
-    flat(out) *= std::sqrt(t - t_next);
+    rng_.scaled_normal_columns(static_cast<std::uint64_t>(first_), static_cast<std::uint64_t>(step),
+                               static_cast<std::uint64_t>(part), std::sqrt(t - t_next), out);
   }
   void increment_and_area(Index step, double t, double t_next, MatrixRef dw, MatrixRef area) override {
     increment(step, t, t_next, dw, 0);
@@ -453,8 +498,7 @@ class BrownianTreePath final : public BrownianPath {
     } else if (t == leaf.a) {
       w = leaf.wa;
     } else {
-      flat(w) =
-          flat(leaf.wa) + ((t - leaf.a) / (leaf.b - leaf.a)) * (flat(leaf.wb) - flat(leaf.wa));  // linear
+      flat(w) = flat(leaf.wa) + ((t - leaf.a) / (leaf.b - leaf.a)) * (flat(leaf.wb) - flat(leaf.wa));  // linear
     }
   }
 

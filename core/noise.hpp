@@ -40,10 +40,14 @@ class CounterRng {
   void uniforms(std::uint64_t a, std::uint64_t b, std::uint64_t c, double* out, Index count) const;
   // Column j of out (d x m) holds normals(first + j, b, c).
   void normal_columns(std::uint64_t first, std::uint64_t b, std::uint64_t c, MatrixRef out) const;
+  // out = scale * normal_columns(first, b, c): the same values times scale, in one pass when out has two rows.
+  void scaled_normal_columns(std::uint64_t first, std::uint64_t b, std::uint64_t c, double scale, MatrixRef out) const;
 
  private:
   void fill_normals(std::uint64_t first, std::uint64_t b, std::uint64_t c, Index cols, Index count, double* out,
                     Index stride) const;
+  void fill_normal_pairs(std::uint64_t first, std::uint64_t b, std::uint64_t c, Index cols, double* out,
+                         double scale) const;
   std::uint32_t key_[2];
   std::uint32_t purpose_bits_;
 };

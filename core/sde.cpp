@@ -169,9 +169,7 @@ class VeSde final : public Sde {
   double f(double) const override { return 0.0; }
   double g(double t) const override { return sigma_of(t) * std::sqrt(2.0 * log_ratio()); }
   double log_alpha(double) const override { return 0.0; }
-  double sigma(double t) const override {
-    return options().sigma_min * std::sqrt(std::expm1(2.0 * t * log_ratio()));
-  }
+  double sigma(double t) const override { return options().sigma_min * std::sqrt(std::expm1(2.0 * t * log_ratio())); }
   // alpha = 1: sigma~ = sigma_t, and sigma_t^2 = sigma_min^2 expm1(2 t r), r = log(sigma_max / sigma_min), gives
   // t = log1p(sigma~^2 / sigma_min^2) / (2 r) (the reference's kernel sigma(t) would give log(sigma~ / sigma_min) / r).
   double sigma_tilde(double t) const override { return sigma(t); }
@@ -347,7 +345,9 @@ void SdeOptions::validate() const {
   }
 }
 
-double Sde::alpha(double t) const { return std::exp(log_alpha(t)); }
+double Sde::alpha(double t) const {
+  return std::exp(log_alpha(t));
+}
 double Sde::lambda(double t) const {
   return -std::log(sigma_tilde(t));
 }
@@ -367,20 +367,24 @@ void Sde::prior_log_density(ConstMatrixRef x, VectorRef out) const {
   out.array() -= 0.5 * d * std::log(2.0 * std::numbers::pi * s * s);
 }
 
-ReverseSde Sde::reverse(bool probability_flow) const { return ReverseSde(*this, probability_flow); }
+ReverseSde Sde::reverse(bool probability_flow) const {
+  return ReverseSde(*this, probability_flow);
+}
 
 void ReverseSde::drift(ConstMatrixRef x, ConstMatrixRef score, double t, MatrixRef out) const {
-  const double g = sde_->g(t);
-  const double c = probability_flow_ ? 0.5 : 1.0;
-  flat(out) = sde_->f(t) * flat(x) - (c * g * g) * flat(score);
+  const DriftCoefficients d = drift_coefficients(t);
+  flat(out) = d.x_coef * flat(x) - d.score_coef * flat(score);
 }
 
 std::unique_ptr<Sde> make_sde(const SdeOptions& options) {
   options.validate();
   switch (options.kind) {
-    case SdeKind::vp: return std::make_unique<VpSde>(options);
-    case SdeKind::subvp: return std::make_unique<SubVpSde>(options);
-    case SdeKind::ve: return std::make_unique<VeSde>(options);
+    case SdeKind::vp:
+      return std::make_unique<VpSde>(options);
+    case SdeKind::subvp:
+      return std::make_unique<SubVpSde>(options);
+    case SdeKind::ve:
+      return std::make_unique<VeSde>(options);
   }
   throw ConfigError("--sde: unknown kind");
 }

@@ -36,8 +36,8 @@ struct EnumNames<VpSchedule> {
 
 std::string to_string(SdeKind kind);
 std::string to_string(VpSchedule schedule);
-SdeKind sde_kind_from_string(std::string_view name);          // ConfigError naming --sde and the valid names
-VpSchedule vp_schedule_from_string(std::string_view name);    // ConfigError naming --schedule
+SdeKind sde_kind_from_string(std::string_view name);        // ConfigError naming --sde and the valid names
+VpSchedule vp_schedule_from_string(std::string_view name);  // ConfigError naming --schedule
 std::vector<std::string> sde_names();
 
 struct SdeOptions {
@@ -45,8 +45,8 @@ struct SdeOptions {
   VpSchedule schedule = VpSchedule::linear;  // vp and subvp only
   double beta_min = 0.1;                     // linear schedule: beta(t) = beta_min + t (beta_max - beta_min)
   double beta_max = 20.0;
-  double cosine_s = 0.008;    // Nichol & Dhariwal (2021) offset
-  double sigma_min = 0.01;    // ve: sigma(t) = sigma_min (sigma_max / sigma_min)^t
+  double cosine_s = 0.008;  // Nichol & Dhariwal (2021) offset
+  double sigma_min = 0.01;  // ve: sigma(t) = sigma_min (sigma_max / sigma_min)^t
   double sigma_max = 50.0;
   // Discrete schedule: DDPM's alpha-bar_n = prod_{m <= n} (1 - beta_m), n = 0..N-1, strictly decreasing in (0, 1),
   // at the times t_n = (n + 1) / N, with log alpha_t piecewise linear in t between them (DPM-Solver's
@@ -125,6 +125,14 @@ class ReverseSde {
   bool probability_flow() const { return probability_flow_; }
   // out = f(t) x - c g(t)^2 score, with c = 1 (SDE) or 1/2 (ODE). out may alias score but not x.
   void drift(ConstMatrixRef x, ConstMatrixRef score, double t, MatrixRef out) const;
+  // The drift's two coefficients, drift = x_coef x - score_coef score, for kernels that fuse it into an update.
+  struct DriftCoefficients {
+    double x_coef, score_coef;
+  };
+  DriftCoefficients drift_coefficients(double t) const {
+    const double g = sde_->g(t);
+    return {sde_->f(t), (probability_flow_ ? 0.5 : 1.0) * g * g};
+  }
   double diffusion(double t) const { return probability_flow_ ? 0.0 : sde_->g(t); }
 
  private:

@@ -26,11 +26,17 @@ class EulerMaruyama final : public Predictor {
     const double t = at.t, t_next = at.t_next;
     const double h = t - t_next;
     c.score(x, t, c.score_buf);
-    c.reverse.drift(x, c.score_buf, t, c.drift_buf);
-    x -= h * c.drift_buf;
-    if (noise_free) return std::nullopt;
+    // One pass over the chunk: x - h (f x - g^2 s), then + g dW, element by element (the same operations, in the
+    // same order, as a drift pass followed by two updates).
+    const ReverseSde::DriftCoefficients d = c.reverse.drift_coefficients(t);
+    auto xs = flat(x);
+    const auto s = flat(c.score_buf);
+    if (noise_free) {
+      xs = xs - h * (d.x_coef * xs - d.score_coef * s);
+      return std::nullopt;
+    }
     c.brownian.increment(at.k, t, t_next, c.noise_buf);
-    x += c.reverse.diffusion(t) * c.noise_buf;
+    xs = (xs - h * (d.x_coef * xs - d.score_coef * s)) + c.reverse.diffusion(t) * flat(c.noise_buf);
     return std::nullopt;
   }
 };

@@ -27,10 +27,15 @@ class ReverseDiffusion final : public Predictor {
     const double t = at.t, t_next = at.t_next;
     const Transition tr = c.sde.transition(t_next, t);
     c.score(x, t, c.score_buf);
-    x = (2.0 - tr.a) * x + tr.variance * c.score_buf;
-    if (noise_free) return std::nullopt;
+    auto xs = flat(x);
+    const auto s = flat(c.score_buf);
+    if (noise_free) {
+      xs = (2.0 - tr.a) * xs + tr.variance * s;
+      return std::nullopt;
+    }
+    // One pass: the deterministic part, then + G z (the same operations in the same order as two passes).
     c.brownian.increment(at.k, t, t_next, c.noise_buf);
-    x += std::sqrt(tr.variance / (t - t_next)) * c.noise_buf;
+    xs = ((2.0 - tr.a) * xs + tr.variance * s) + std::sqrt(tr.variance / (t - t_next)) * flat(c.noise_buf);
     return std::nullopt;
   }
 };

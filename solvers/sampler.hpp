@@ -39,7 +39,9 @@ struct StepperInfo {
 // Index of the first of the first `valid` columns of x holding a non-finite value, or -1. One vectorised pass
 // in the usual all-finite case.
 inline Index first_non_finite(const Matrix& x, Index valid) {
-  if (Eigen::Map<const Eigen::ArrayXd>(x.data(), x.rows() * valid).allFinite()) return -1;
+  // x * 0 is 0 for a finite x and NaN otherwise, and a sum with a NaN term is NaN: Eigen's packet reduction is one
+  // vectorised pass, where allFinite() tests element by element.
+  if ((Eigen::Map<const Eigen::ArrayXd>(x.data(), x.rows() * valid) * 0.0).sum() == 0.0) return -1;
   for (Index j = 0; j < valid; ++j)
     if (!x.col(j).allFinite()) return j;
   return -1;
