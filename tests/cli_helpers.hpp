@@ -1,10 +1,13 @@
 // Helpers for tests that call the command line in-process: a temporary directory per test, run_cli with
-// captured output, and a substring check that prints both strings when it fails.
+// captured output, a substring check that prints both strings when it fails, and the real program started as a
+// child process (for tests that signal or kill it).
 #pragma once
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <spawn.h>
 #include <unistd.h>
 #include <atomic>
 #include <filesystem>
@@ -16,6 +19,8 @@
 
 #include "experiments/cli/cli.hpp"
 
+extern char** environ;
+
 namespace scoresde::test {
 
 // A fresh directory, removed afterwards.
@@ -23,8 +28,7 @@ class TempDir {
  public:
   explicit TempDir(const std::string& tag = "cli") {
     static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            fmt::format("scoresde-test-{}-{}-{}", tag, ::getpid(), counter++);
+    path_ = std::filesystem::temp_directory_path() / fmt::format("scoresde-test-{}-{}-{}", tag, ::getpid(), counter++);
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
@@ -60,6 +64,26 @@ inline Result run(const std::vector<std::string>& args) {
   std::ostringstream out, err;
   const int code = run_cli(args, out, err);
   return {code, out.str(), err.str()};
+}
+
+// Starts the scoresde program ($SCORESDE_BINARY, which ctest sets) with `args` (no program name) as a child process,
+// its standard error into `err_file` when one is given. Returns the child's pid.
+inline pid_t spawn_scoresde(std::vector<std::string> args, const std::string& err_file = "") {
+  const char* binary = std::getenv("SCORESDE_BINARY");
+  REQUIRE_MESSAGE(binary != nullptr, "SCORESDE_BINARY is set by ctest");
+  args.insert(args.begin(), binary);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!err_file.empty())
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int status = posix_spawn(&pid, binary, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(status == 0);
+  return pid;
 }
 
 inline void check_contains(const std::string& text, const std::string& needle) {

@@ -2,10 +2,8 @@
 // every deterministic column, a study interrupted at any run (in-process, and by SIGKILL of the real program)
 // and resumed equals the uninterrupted one, diverging runs are recorded, and bad grids name the key.
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,8 +23,6 @@
 #include "core/npy.hpp"
 #include "experiments/cli/cli.hpp"
 #include "experiments/study/study.hpp"
-
-extern char** environ;
 
 using namespace scoresde;
 namespace fs = std::filesystem;
@@ -297,21 +293,13 @@ TEST_CASE("a study interrupted after any run and resumed equals the uninterrupte
 }
 
 TEST_CASE("a study killed with SIGKILL at several moments and resumed loses and duplicates nothing") {
-  const char* binary = std::getenv("SCORESDE_BINARY");
-  REQUIRE_MESSAGE(binary != nullptr, "SCORESDE_BINARY is set by ctest");
   TempDir dir;
   const auto whole = dir.file("whole");
   REQUIRE(cli(small_grid(whole)).status == 0);
   for (const int delay_ms : {5, 40, 120, 250}) {
     CAPTURE(delay_ms);
     const auto part = dir.file(fmt::format("killed{}", delay_ms));
-    std::vector<std::string> args = small_grid(part);
-    args.insert(args.begin(), binary);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    REQUIRE(posix_spawn(&pid, binary, nullptr, nullptr, argv.data(), environ) == 0);
+    const pid_t pid = scoresde::test::spawn_scoresde(small_grid(part));
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     kill(pid, SIGKILL);
     int status = 0;
@@ -326,8 +314,6 @@ TEST_CASE("a study killed with SIGKILL at several moments and resumed loses and 
 }
 
 TEST_CASE("SIGINT or SIGTERM stops a study between runs: exit 128 + signal, a message, a record --resume completes") {
-  const char* binary = std::getenv("SCORESDE_BINARY");
-  REQUIRE_MESSAGE(binary != nullptr, "SCORESDE_BINARY is set by ctest");
   TempDir dir;
   const auto grid = [](const std::string& out) {
     return std::vector<std::string>{
@@ -341,17 +327,7 @@ TEST_CASE("SIGINT or SIGTERM stops a study between runs: exit 128 + signal, a me
     CAPTURE(signal);
     const auto part = dir.file(fmt::format("stopped{}", signal));
     const auto err_file = dir.file(fmt::format("stopped{}.err", signal));
-    std::vector<std::string> args = grid(part);
-    args.insert(args.begin(), binary);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    REQUIRE(posix_spawn(&pid, binary, &actions, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&actions);
+    const pid_t pid = scoresde::test::spawn_scoresde(grid(part), err_file);
     // The signal arrives once the first runs are recorded, while the study is running.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     int status = 0;

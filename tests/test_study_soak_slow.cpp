@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -16,8 +15,6 @@
 #include <thread>
 
 #include "cli_helpers.hpp"
-
-extern char** environ;
 
 using namespace scoresde;
 using scoresde::test::TempDir;
@@ -43,8 +40,6 @@ std::vector<std::string> soak_grid(const std::string& out) {
 }  // namespace
 
 TEST_CASE("a study killed with SIGKILL at 20 random moments and resumed each time equals the uninterrupted study") {
-  const char* binary = std::getenv("SCORESDE_BINARY");
-  REQUIRE_MESSAGE(binary != nullptr, "SCORESDE_BINARY is set by ctest");
   TempDir dir("soak");
   const auto whole = dir.file("whole");
   const auto started = std::chrono::steady_clock::now();
@@ -61,12 +56,7 @@ TEST_CASE("a study killed with SIGKILL at 20 random moments and resumed each tim
   for (int kill_number = 0; kill_number < 20; ++kill_number) {
     std::vector<std::string> args = soak_grid(part);
     if (fs::exists(part + "/results.json")) args.push_back("--resume");
-    args.insert(args.begin(), binary);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    REQUIRE(posix_spawn(&pid, binary, nullptr, nullptr, argv.data(), environ) == 0);
+    const pid_t pid = test::spawn_scoresde(args);
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(delay_ms(moments)));
     kill(pid, SIGKILL);
     int status = 0;
