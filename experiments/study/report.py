@@ -298,6 +298,13 @@ def scatter_figure(directory, rows, sde, labels, path, title):
     return True
 
 
+def kept_are_images(directory, rows):
+    """True when the samples the study kept for these rows are square grey images (else 2-D points, or none)."""
+    kept = [os.path.join(directory, "samples", r["run"] + ".npy") for r in rows]
+    kept = [f for f in kept if os.path.exists(f)]
+    return bool(kept) and image_side(np.load(kept[0], mmap_mode="r").shape[1]) is not None
+
+
 def image_side(dim):
     """The side of a square grey image of dimension dim (at least 8 x 8), else None."""
     side = int(round(math.sqrt(dim)))
@@ -399,9 +406,7 @@ def side_by_side(directory, rows, entries, metrics, sdes, fig_dir):
                     (r["sde"], r["label"], point_of(r)) in shared):
                 paired_rows.append(dict(r, label="{}, {}".format(r["label"], score_name(r["score"]))))
         labels = ["{}, {}".format(label, score_name(sc)) for label, sc in pairs]
-        kept = [os.path.join(directory, "samples", r["run"] + ".npy") for r in paired_rows]
-        kept = [f for f in kept if os.path.exists(f)]
-        if kept and image_side(np.load(kept[0], mmap_mode="r").shape[1]):
+        if kept_are_images(directory, paired_rows):
             for sde in sdes:
                 path = os.path.join(fig_dir, "side_by_side_{}_n{}_{}.png".format(
                     os.path.splitext(os.path.basename(data))[0], n, sde))
@@ -542,11 +547,10 @@ def main():
             md.append("\n### {} against NFE\n\n![{}](figures/{})\n".format(m, m, os.path.basename(path)))
         samples_dir = os.path.join(directory, "samples")
         if os.path.isdir(samples_dir) and any(f.endswith(".npy") for f in os.listdir(samples_dir)):
+            images = kept_are_images(directory, sub_rows)
             for sde in sdes:
                 path = os.path.join(fig_dir, "samples_{}{}.png".format(sde, tag))
-                kept = [os.path.join(samples_dir, r["run"] + ".npy") for r in sub_rows]
-                kept = [f for f in kept if os.path.exists(f)]
-                if kept and image_side(np.load(kept[0], mmap_mode="r").shape[1]):
+                if images:
                     drawn = image_figure(directory, sub_rows, sde, labels, path,
                                          "{}, {}: the first 16 images of the first seed".format(heading, sde))
                 else:
