@@ -355,6 +355,7 @@ void StudySpec::validate() const {
   for (const auto& name : metrics)
     if (!is_study_metric(name)) m.metrics.push_back(name);
   m.validate();
+  const auto scores = all_scores();  // the grid's and its blocks'
   for (const auto& name : data) {
     const bool exact = has_exact_mixture(name);
     Index data_dim = 0;
@@ -368,7 +369,7 @@ void StudySpec::validate() const {
                         name, fmt::join(training_data_names(), ", ")));
       data_dim = load_training_data(name, 2, 0, dim).rows();
     }
-    for (const auto& s : all_scores()) {  // the grid's and its blocks'
+    for (const auto& s : scores) {
       if (is_exact_score(s)) {
         if (!exact)
           throw ConfigError(
