@@ -85,6 +85,18 @@ class TemporaryFileGuard {
 }  // namespace
 
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+  // The rename below replaces whatever `path` names: a directory would be refused by rename, but a device such as
+  // /dev/full or /dev/null, or a pipe, would be replaced by a regular file (root may write in /dev). Outputs are
+  // regular files.
+  std::error_code status_error;
+  const auto status = std::filesystem::status(path, status_error);
+  if (std::filesystem::is_directory(status))
+    throw InputError(fmt::format("{}: is a directory; give the path of a file to write", path));
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw InputError(
+        fmt::format("{}: is not a regular file (a device, pipe or socket); outputs are written to a "
+                    "temporary file and renamed into place, so give the path of a regular file",
+                    path));
   const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
   const TemporaryFileGuard guard(tmp);
   {

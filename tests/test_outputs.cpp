@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,6 +110,27 @@ TEST_CASE("write_npy_with_json: when the array cannot be renamed into place, the
 }
 
 // ---------------------------------------------------------------------------------------------- inputs
+
+TEST_CASE("write_atomically refuses a destination that is a directory or not a regular file, and leaves it as it was") {
+  // Renaming the temporary file over a pipe or a device (/dev/full, /dev/null: root may write in /dev) would
+  // replace it by a regular file.
+  TempDir dir;
+  const std::string fifo = dir.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  fs::create_directory(dir.file("folder"));
+  const auto before = dir.entries();
+  CHECK_THROWS_WITH_AS(write_text_atomically(fifo, "x"), doctest::Contains("is not a regular file"), InputError);
+  CHECK_THROWS_WITH_AS(write_text_atomically(fifo, "x"), doctest::Contains(fifo.c_str()), InputError);
+  CHECK_THROWS_WITH_AS(write_text_atomically(dir.file("folder"), "x"), doctest::Contains("is a directory"), InputError);
+  CHECK(fs::is_fifo(fifo));
+  CHECK(dir.entries() == before);
+  const Result r = run({"sample", "-n", "4", "--steps", "2", "--out", fifo});
+  CHECK(r.code == 2);
+  scoresde::test::check_contains(r.err, fifo);
+  scoresde::test::check_contains(r.err, "not a regular file");
+  CHECK(fs::is_fifo(fifo));
+  CHECK(dir.entries() == before);
+}
 
 TEST_CASE("remove_stale_temporaries: a temporary of a process that has ended goes, a running writer's stays") {
   TempDir dir;
