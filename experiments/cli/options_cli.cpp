@@ -155,21 +155,27 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
   return true;
 }
 
-void check_out_path(const std::string& path, const std::string& example) {
+void check_out_path(const std::string& path, const std::string& example, const std::string& option) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path out(path);
   if (path.empty() || !out.has_filename())
-    throw ConfigError(fmt::format("--out = {}: name a file, such as {}", path, example));
-  if (fs::is_directory(out, ec))
-    throw ConfigError(fmt::format("--out = {}: is a directory; name a file in it", path));
+    throw ConfigError(fmt::format("{} = {}: name a file, such as {}", option, path, example));
+  const auto status = fs::status(out, ec);
+  if (fs::is_directory(status))
+    throw ConfigError(fmt::format("{} = {}: is a directory; name a file in it", option, path));
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    throw ConfigError(fmt::format(
+        "{} = {}: exists and is not a regular file (the output is written beside it and renamed into place, which "
+        "would replace it); name a regular file",
+        option, path));
   const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
   if (!fs::exists(dir, ec))
-    throw ConfigError(fmt::format("--out = {}: the directory {} does not exist", path, dir.string()));
+    throw ConfigError(fmt::format("{} = {}: the directory {} does not exist", option, path, dir.string()));
   if (!fs::is_directory(dir, ec))
-    throw ConfigError(fmt::format("--out = {}: {} is not a directory", path, dir.string()));
+    throw ConfigError(fmt::format("{} = {}: {} is not a directory", option, path, dir.string()));
   if (::access(dir.c_str(), W_OK) != 0)
-    throw ConfigError(fmt::format("--out = {}: the directory {} is not writable", path, dir.string()));
+    throw ConfigError(fmt::format("{} = {}: the directory {} is not writable", option, path, dir.string()));
 }
 
 std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved) {

@@ -127,9 +127,11 @@ std::vector<std::string> split_list(const std::string& text);
 bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
                      const std::string& usage, po::variables_map& vm, std::ostream& out);
 
-// Refuses an --out that cannot be written (empty, a directory, a missing or read-only directory) before any
-// work is spent on it: ConfigError naming --out. `example` names a suitable file, such as "samples.npy".
-void check_out_path(const std::string& path, const std::string& example);
+// Refuses an --out that cannot be written (empty, a directory, a missing or read-only directory) or that is not a
+// regular file where it exists (a FIFO or a device such as /dev/null, which the atomic rename would replace) before
+// any work is spent on it: ConfigError naming `option` (--out, or --json and the like). `example` names a suitable
+// file, such as "samples.npy".
+void check_out_path(const std::string& path, const std::string& example, const std::string& option = "--out");
 
 // "scoresde SUBCOMMAND --key value ..." from resolved options: the run, rerunnable.
 std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved);
