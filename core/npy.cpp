@@ -20,6 +20,7 @@
 #include <xtensor/xnpy.hpp>
 
 #include "core/errors.hpp"
+#include "core/input_file.hpp"
 
 namespace scoresde {
 
@@ -240,8 +241,11 @@ struct NpyHeader {
 // naming the file when it cannot be opened or parsed. The data is read by read_values straight into its
 // destination: no second copy of a large array.
 NpyHeader open_npy(const std::string& path, std::ifstream& in) {
+  refuse_directory(path, "an .npy file");
   in.open(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  if (in.peek() == std::ifstream::traits_type::eof())
+    throw InputError(fmt::format("{}: the file is empty; expected an .npy array", path));
   try {
     unsigned char major = 0, minor = 0;
     xt::detail::read_magic(in, &major, &minor);

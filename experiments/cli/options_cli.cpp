@@ -134,6 +134,9 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
   }
   if (vm.count("config")) {
     const auto path = vm["config"].as<std::string>();
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      throw InputError(fmt::format("--config = {}: is a directory, not an INI file", path));
     std::ifstream in(path);
     if (!in) throw InputError(fmt::format("--config = {}: cannot open the file", path));
     try {
