@@ -181,6 +181,26 @@ void check_out_path(const std::string& path, const std::string& example, const s
     throw ConfigError(fmt::format("{} = {}: the directory {} is not writable", option, path, dir.string()));
 }
 
+OutputDirectory::OutputDirectory(const std::string& dir, const std::string& option) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // The topmost missing ancestor is what create_directories creates and what a failure removes.
+  fs::path missing;
+  for (fs::path p = fs::path(dir).lexically_normal(); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing = p;
+    if (p == p.parent_path()) break;
+  }
+  fs::create_directories(dir, ec);
+  if (ec) throw ConfigError(fmt::format("{} = {}: cannot create the directory ({})", option, dir, ec.message()));
+  created_ = missing.string();
+}
+
+OutputDirectory::~OutputDirectory() {
+  if (created_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(created_, ec);
+}
+
 std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved) {
   std::string cmd = "scoresde " + subcommand;
   for (auto it = resolved.begin(); it != resolved.end(); ++it) {
