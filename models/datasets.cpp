@@ -65,7 +65,7 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number JSON cannot hold, such as 1e999
     throw InputError(fmt::format("{}: not valid JSON ({})", source, e.what()));
   }
   if (!doc.is_object())
