@@ -20,6 +20,7 @@
 #include <xtensor/xnpy.hpp>
 
 #include "core/errors.hpp"
+#include "core/input_file.hpp"
 
 namespace scoresde {
 
@@ -82,6 +83,17 @@ class TemporaryFileGuard {
   bool installed_[std::size(cleanup_signals)] = {};
 };
 
+// xt::dump_npy through a stream of our own, checked after it is closed: xtensor does not look at the stream after
+// writing, so a full disk would leave a truncated array that looks written.
+template <class E>
+void dump_npy_checked(const std::string& path, const E& array) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+  xt::detail::dump_npy_stream(out, array);
+  out.close();
+  if (!out) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+}
+
 }  // namespace
 
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
@@ -106,6 +118,13 @@ void write_atomically(const std::string& path, const std::function<void(const st
   }
   try {
     write(tmp);
+  } catch (const InputError& e) {
+    // The user named `path`; the temporary file's name would only puzzle them.
+    std::remove(tmp.c_str());
+    std::string what = e.what();
+    for (auto at = what.find(tmp); at != std::string::npos; at = what.find(tmp, at + path.size()))
+      what.replace(at, tmp.size(), path);
+    throw InputError(what);
   } catch (...) {
     std::remove(tmp.c_str());
     throw;
@@ -139,7 +158,7 @@ void write_text_atomically(const std::string& path, const std::string& text) {
     std::ofstream out(tmp, std::ios::binary);
     out << text;
     out.close();
-    if (!out) throw InputError(fmt::format("{}: cannot write", path));
+    if (!out) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
   });
 }
 
@@ -171,11 +190,7 @@ void dump_samples_npy(const std::string& path, ConstMatrixRef x) {
   const std::vector<std::size_t> shape = {static_cast<std::size_t>(x.cols()), static_cast<std::size_t>(x.rows())};
   if (x.outerStride() != x.rows()) return dump_samples_npy(path, Matrix(x));
   auto view = xt::adapt(x.data(), static_cast<std::size_t>(x.size()), xt::no_ownership(), shape);
-  {
-    std::ofstream probe(path, std::ios::binary);
-    if (!probe) throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
-  }
-  xt::dump_npy(path, view);
+  dump_npy_checked(path, view);
 }
 
 NpySamplesWriter::NpySamplesWriter(const std::string& path, Index n, Index d)
@@ -223,11 +238,7 @@ void dump_vector_npy(const std::string& path, ConstVectorRef v) {
   const Vector contiguous = v;
   const std::vector<std::size_t> shape = {static_cast<std::size_t>(contiguous.size())};
   auto view = xt::adapt(contiguous.data(), static_cast<std::size_t>(contiguous.size()), xt::no_ownership(), shape);
-  {
-    std::ofstream probe(path, std::ios::binary);
-    if (!probe) throw InputError(fmt::format("{}: cannot write (is the directory there and writable?)", path));
-  }
-  xt::dump_npy(path, view);
+  dump_npy_checked(path, view);
 }
 
 namespace {
@@ -242,8 +253,11 @@ struct NpyHeader {
 // naming the file when it cannot be opened or parsed. The data is read by read_values straight into its
 // destination: no second copy of a large array.
 NpyHeader open_npy(const std::string& path, std::ifstream& in) {
+  refuse_directory(path, "an .npy file");
   in.open(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
+  if (in.peek() == std::ifstream::traits_type::eof())
+    throw InputError(fmt::format("{}: the file is empty; expected an .npy array", path));
   try {
     unsigned char major = 0, minor = 0;
     xt::detail::read_magic(in, &major, &minor);

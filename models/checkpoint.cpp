@@ -11,6 +11,7 @@
 #include <xtensor/xnpy.hpp>
 
 #include "core/errors.hpp"
+#include "core/input_file.hpp"
 #include "core/npy.hpp"
 
 namespace scoresde {
@@ -58,6 +59,7 @@ void put_array(std::string& out, const Vector& v, bool f4) {
 }
 
 std::string read_file(const std::string& path, const std::string& what) {
+  refuse_directory(path, "a " + what);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open the {} ({})", path, what, std::strerror(errno)));
   return std::string(std::istreambuf_iterator<char>(in), {});

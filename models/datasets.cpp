@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/errors.hpp"
+#include "core/input_file.hpp"
 #include "core/noise.hpp"
 #include "core/npy.hpp"
 #include "models/idx.hpp"
@@ -64,7 +65,7 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number JSON cannot hold, such as 1e999
     throw InputError(fmt::format("{}: not valid JSON ({})", source, e.what()));
   }
   if (!doc.is_object())
@@ -153,10 +154,14 @@ std::shared_ptr<const GaussianMixture> load_data(const std::string& name, Index 
   if (name.size() < 5 || name.substr(name.size() - 5) != ".json")
     throw ConfigError(fmt::format("--data = {}: not a built-in distribution ({}) nor a mixture file ending in .json",
                                   name, fmt::join(builtin_data_names(), ", ")));
+  refuse_directory(name, "a mixture file");
   std::ifstream in(name);
   if (!in) throw InputError(fmt::format("{}: cannot open the mixture file", name));
   std::stringstream buffer;
   buffer << in.rdbuf();
+  if (buffer.str().find_first_not_of(" \t\r\n") == std::string::npos)
+    throw InputError(fmt::format(
+        "{}: the mixture file is empty; expected a JSON object with weights, means and covariances or stds", name));
   auto mixture = std::make_shared<GaussianMixture>(parse_mixture_json(buffer.str(), name));
   require(dim == 0 || dim == mixture->dim(), "--dim", std::to_string(dim),
           fmt::format("{} is {}-dimensional", name, mixture->dim()));
@@ -246,6 +251,7 @@ std::string data_source_file(const std::string& name_or_file) {
 }
 
 Matrix read_samples_csv(const std::string& path) {
+  refuse_directory(path, "a data file");
   std::ifstream in(path);
   if (!in) throw InputError(fmt::format("{}: cannot open the data file", path));
   std::vector<double> values;

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "core/errors.hpp"
+#include "core/input_file.hpp"
 
 namespace scoresde {
 
@@ -18,6 +19,7 @@ namespace {
 
 // The whole (decompressed) content of a file through zlib; InputError on an unreadable file or corrupt gzip data.
 std::vector<std::uint8_t> read_gz(const std::string& path) {
+  refuse_directory(path, "an IDX file");
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/errors.hpp"
+#include "core/input_file.hpp"
 #include "core/file_fingerprint.hpp"
 #include "core/npy.hpp"
 #include "models/datasets.hpp"
@@ -195,6 +196,7 @@ GaussianMixture read_eigen_mixture(const nlohmann::json& header, const std::stri
   }
   note_weights_normalised(source, weights);
   const std::string path = eigen_mixture_arrays_path(source, header);
+  refuse_directory(path, fmt::format("the arrays file named by the header {}", source));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw InputError(

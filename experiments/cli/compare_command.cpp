@@ -64,6 +64,8 @@ int compare_command(const std::vector<std::string>& args, std::ostream& out, std
       ("out", po::value<std::string>(), "also write the table as Markdown, with the build context");
   po::variables_map vm;
   if (!parse_arguments(args, opts, compare_usage, vm, out)) return 0;
+  // Before the samplers run, not after: the table is written last.
+  if (vm.count("out")) check_out_path(vm["out"].as<std::string>(), "compare.md");
   const auto mixture = load_data(vm["data"].as<std::string>(), vm["dim"].as<Index>());
   const Index n = vm["samples"].as<Index>();
   require(n >= 2, "-n/--samples", std::to_string(n), "must be >= 2");

@@ -4,10 +4,15 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <utility>
 #include <thread>
 
 #include <Eigen/Cholesky>
@@ -84,6 +89,32 @@ std::function<std::optional<double>(const SamplerOptions&)> exact_law_weak_error
     const Matrix target_cov = tweedie ? Matrix(alpha * alpha * s * v.llt().solve(s)) : v;
     return std::sqrt(std::max(0.0, gaussian_w2(law.mean, law.covariance, target_mean, target_cov)));
   };
+}
+
+// Writes text files as a set: each is complete in its temporary file before any is renamed into place (the later
+// ones first), and if anything fails none of them is left.
+void write_texts_from(const std::vector<std::pair<std::string, std::string>>& files, std::size_t first,
+                      std::vector<std::string>& renamed) {
+  if (first == files.size()) return;
+  const auto& [path, text] = files[first];
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+    write_texts_from(files, first + 1, renamed);
+  });
+  renamed.push_back(path);
+}
+
+void write_texts_atomically(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<std::string> renamed;
+  try {
+    write_texts_from(files, 0, renamed);
+  } catch (...) {
+    for (const auto& path : renamed) std::remove(path.c_str());
+    throw;
+  }
 }
 
 }  // namespace
@@ -238,13 +269,14 @@ int convergence_command(const std::vector<std::string>& args, std::ostream& out,
   record["context"] = build_context();
   record["context"]["threads"] = base.threads;
 
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw ConfigError(fmt::format("--out = {}: cannot create the directory ({})", dir, ec.message()));
+  // The three files as a set, in a directory this run may create: a failed write leaves neither files nor the
+  // directory.
+  OutputDirectory output(dir);
   const std::filesystem::path d(dir);
-  write_text_atomically((d / "orders.csv").string(), orders_csv(results));
-  write_text_atomically((d / "errors.csv").string(), errors_csv(results));
-  write_text_atomically((d / "convergence.json").string(), record.dump(2) + "\n");
+  write_texts_atomically({{(d / "orders.csv").string(), orders_csv(results)},
+                          {(d / "errors.csv").string(), errors_csv(results)},
+                          {(d / "convergence.json").string(), record.dump(2) + "\n"}});
+  output.commit();
   if (!quiet) {
     out << fmt::format("{:<44} {:<6} {:>8} {:>9} {:>8}\n", "configuration", "kind", "declared", "measured", "se");
     for (const auto& r : results)

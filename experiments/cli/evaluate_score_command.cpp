@@ -79,7 +79,7 @@ int evaluate_score_command(const std::vector<std::string>& args, std::ostream& o
 
   if (!vm.count("model")) throw ConfigError("--model: required; name the checkpoint to evaluate");
   const std::string path = vm["model"].as<std::string>();
-  if (vm.count("json")) check_out_path(vm["json"].as<std::string>(), "score-errors.json");
+  if (vm.count("json")) check_out_path(vm["json"].as<std::string>(), "score-errors.json", "--json");
   const SdeOptions cli_sde = sde_options_from(vm);
   ScoreSpec spec = ScoreSpec::file(path, vm["weights"].as<std::string>());
   if (vm.count("parameterization"))

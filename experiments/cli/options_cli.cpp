@@ -134,6 +134,9 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
   }
   if (vm.count("config")) {
     const auto path = vm["config"].as<std::string>();
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      throw InputError(fmt::format("--config = {}: is a directory, not an INI file", path));
     std::ifstream in(path);
     if (!in) throw InputError(fmt::format("--config = {}: cannot open the file", path));
     try {
@@ -155,21 +158,47 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
   return true;
 }
 
-void check_out_path(const std::string& path, const std::string& example) {
+void check_out_path(const std::string& path, const std::string& example, const std::string& option) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path out(path);
   if (path.empty() || !out.has_filename())
-    throw ConfigError(fmt::format("--out = {}: name a file, such as {}", path, example));
-  if (fs::is_directory(out, ec))
-    throw ConfigError(fmt::format("--out = {}: is a directory; name a file in it", path));
+    throw ConfigError(fmt::format("{} = {}: name a file, such as {}", option, path, example));
+  const auto status = fs::status(out, ec);
+  if (fs::is_directory(status))
+    throw ConfigError(fmt::format("{} = {}: is a directory; name a file in it", option, path));
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    throw ConfigError(fmt::format(
+        "{} = {}: exists and is not a regular file (the output is written beside it and renamed into place, which "
+        "would replace it); name a regular file",
+        option, path));
   const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
   if (!fs::exists(dir, ec))
-    throw ConfigError(fmt::format("--out = {}: the directory {} does not exist", path, dir.string()));
+    throw ConfigError(fmt::format("{} = {}: the directory {} does not exist", option, path, dir.string()));
   if (!fs::is_directory(dir, ec))
-    throw ConfigError(fmt::format("--out = {}: {} is not a directory", path, dir.string()));
+    throw ConfigError(fmt::format("{} = {}: {} is not a directory", option, path, dir.string()));
   if (::access(dir.c_str(), W_OK) != 0)
-    throw ConfigError(fmt::format("--out = {}: the directory {} is not writable", path, dir.string()));
+    throw ConfigError(fmt::format("{} = {}: the directory {} is not writable", option, path, dir.string()));
+}
+
+OutputDirectory::OutputDirectory(const std::string& dir, const std::string& option) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // The topmost missing ancestor is what create_directories creates and what a failure removes.
+  fs::path missing;
+  for (fs::path p = fs::path(dir).lexically_normal(); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing = p;
+    if (p == p.parent_path()) break;
+  }
+  fs::create_directories(dir, ec);
+  if (ec) throw ConfigError(fmt::format("{} = {}: cannot create the directory ({})", option, dir, ec.message()));
+  created_ = missing.string();
+}
+
+OutputDirectory::~OutputDirectory() {
+  if (created_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(created_, ec);
 }
 
 std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved) {

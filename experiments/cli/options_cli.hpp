@@ -127,9 +127,28 @@ std::vector<std::string> split_list(const std::string& text);
 bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
                      const std::string& usage, po::variables_map& vm, std::ostream& out);
 
-// Refuses an --out that cannot be written (empty, a directory, a missing or read-only directory) before any
-// work is spent on it: ConfigError naming --out. `example` names a suitable file, such as "samples.npy".
-void check_out_path(const std::string& path, const std::string& example);
+// Refuses an --out that cannot be written (empty, a directory, a missing or read-only directory) or that is not a
+// regular file where it exists (a FIFO or a device such as /dev/null, which the atomic rename would replace) before
+// any work is spent on it: ConfigError naming `option` (--out, or --json and the like). `example` names a suitable
+// file, such as "samples.npy".
+void check_out_path(const std::string& path, const std::string& example, const std::string& option = "--out");
+
+// The output directory of a command that writes several files into it (convergence, study): created with its missing
+// parents, and removed again, with what is in it, if the command fails before commit(), so that a failed run leaves
+// no half-written directory. A directory that existed before is never removed. ConfigError naming `option` when it
+// cannot be created.
+class OutputDirectory {
+ public:
+  explicit OutputDirectory(const std::string& dir, const std::string& option = "--out");
+  ~OutputDirectory();
+  OutputDirectory(const OutputDirectory&) = delete;
+  OutputDirectory& operator=(const OutputDirectory&) = delete;
+  // The directory is the command's result from now on: kept whatever happens next.
+  void commit() { created_.clear(); }
+
+ private:
+  std::string created_;  // the topmost directory this object created; empty when it created none or was committed
+};
 
 // "scoresde SUBCOMMAND --key value ..." from resolved options: the run, rerunnable.
 std::string command_line(const std::string& subcommand, const nlohmann::ordered_json& resolved);

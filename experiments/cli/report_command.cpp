@@ -4,7 +4,10 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
@@ -52,10 +55,26 @@ int report_command(const std::vector<std::string>& args, std::ostream& out, std:
     }
   }
   if (dir.empty()) throw ConfigError("DIR: required; name a study directory (scoresde study --out DIR)");
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+    throw ConfigError(fmt::format("DIR = {}: not a directory; name a study directory (scoresde study --out DIR)", dir));
   const auto results = std::filesystem::path(dir) / "results.json";
   if (!std::filesystem::exists(results))
     throw InputError(fmt::format("{}: no such file; is {} a study directory (scoresde study --out {})?",
                                  results.string(), dir, dir));
+  // Read here, so that a damaged file is named as such rather than as a traceback of the plotting script.
+  {
+    std::ifstream in(results);
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(fmt::format("{}: not a study's results file ({})", results.string(), e.what()));
+    }
+    if (!record.is_object() || !record.contains("study") || !record.contains("rows") || !record["rows"].is_array())
+      throw InputError(
+          fmt::format("{}: not a study's results file (no \"study\" or \"rows\")", results.string()));
+  }
   out << std::flush;
   err << std::flush;
   std::cout << std::flush;

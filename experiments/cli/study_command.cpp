@@ -8,6 +8,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "core/errors.hpp"
@@ -172,6 +173,11 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
   const std::string preset = vm["preset"].as<std::string>();
   if (preset != "default" && preset != "moons" && preset != "gaussian" && preset != "fashion-mnist")
     throw ConfigError(fmt::format("--preset = {}: choose default, moons, gaussian or fashion-mnist", preset));
+  // A directory this run creates goes again if the study fails before it records anything (a bad option found after
+  // a preset wrote its data, a full disk at the first write); a model or mixture a preset made is kept, as is a
+  // study with results.json (--resume continues it).
+  std::optional<OutputDirectory> output;
+  if (vm.count("out") && !vm["dry-run"].as<bool>()) output.emplace(vm["out"].as<std::string>());
   if (preset == "gaussian") {
     if (!given(vm, "data")) {
       if (!vm.count("out"))
@@ -245,6 +251,7 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
     out << fmt::format("study: fitting the mixture first (seconds): {}\n", fit_command) << std::flush;
     const int status = run_cli(fit_args, out, err);
     if (status != 0) return status;
+    output->commit();
   }
   std::vector<std::string> train_args;  // the training the moons preset runs first, when its model is missing
   if (preset == "moons") {
@@ -291,6 +298,7 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
     out << fmt::format("study: training the model first (about a minute): {}\n", train_command) << std::flush;
     const int status = run_cli(train_args, out, err);
     if (status != 0) return status;
+    output->commit();
   }
   spec.validate();
 
@@ -338,7 +346,14 @@ int study_command(const std::vector<std::string>& args, std::ostream& out, std::
   resolved["out"] = dir;
   const StopSignals stop;
   progress.stop_requested = [&stop] { return stop.received() != 0; };
-  const auto rows = run_study(spec, dir, vm["resume"].as<bool>(), command_line("study", resolved), progress);
+  std::vector<StudyRow> rows;
+  try {
+    rows = run_study(spec, dir, vm["resume"].as<bool>(), command_line("study", resolved), progress);
+  } catch (...) {
+    if (std::filesystem::exists(std::filesystem::path(dir) / "results.json")) output->commit();
+    throw;
+  }
+  output->commit();
   if (const int signal = stop.received(); signal != 0 && rows.size() < runs.size()) {
     if (terminal && !quiet) err << "\r\033[K";
     err << fmt::format(
