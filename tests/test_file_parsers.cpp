@@ -1,0 +1,121 @@
+// Regressions of the file parsers found by the fuzz targets (tests/fuzz/,
+// scripts/fuzz.sh): each input that made a parser crash, allocate gigabytes or
+// escape with another exception type is refused here with an InputError naming
+// the file, and the valid files next to them still read.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "cli_helpers.hpp"
+#include "core/errors.hpp"
+#include "core/npy.hpp"
+#include "core/time_grid.hpp"
+#include "experiments/study/study_internal.hpp"
+#include "models/checkpoint.hpp"
+#include "models/datasets.hpp"
+
+using namespace scoresde;
+using scoresde::test::TempDir;
+
+namespace {
+
+// An .npy file of format 1.0 with the header dictionary `dict`, padded with
+// spaces to `header_length` bytes (the last a newline; 10 + header_length a
+// multiple of 64 as numpy writes), then `data`.
+std::string npy_v1(const std::string& dict, std::size_t header_length, const std::string& data) {
+  std::string header = dict;
+  header.resize(header_length - 1, ' ');
+  header += '\n';
+  std::string bytes = "\x93NUMPY\x01";
+  bytes += '\0';
+  bytes += static_cast<char>(header_length & 0xFF);
+  bytes += static_cast<char>(header_length >> 8);
+  return bytes + header + data;
+}
+
+std::string doubles(std::initializer_list<double> values) {
+  std::string bytes;
+  for (const double v : values) bytes.append(reinterpret_cast<const char*>(&v), sizeof v);
+  return bytes;
+}
+
+// The message of the InputError that f throws (fails the test when it throws
+// nothing or something else).
+template <class F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  FAIL("no InputError");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("npy: a header longer than 127 bytes is read (its length is unsigned)") {
+  TempDir dir("parsers");
+  // 182 = 0xB6: taken as a signed byte, the length became 0xFFB6 and the data
+  // was read as part of the header.
+  const std::string path = dir.write(
+      "long.npy", npy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }", 182, doubles({0.5, -2})));
+  const Matrix x = read_samples_npy(path);
+  REQUIRE(x.rows() == 2);
+  REQUIRE(x.cols() == 1);
+  CHECK(x(0, 0) == 0.5);
+  CHECK(x(1, 0) == -2);
+}
+
+TEST_CASE(
+    "npy: a shape larger than the file is refused before anything is "
+    "allocated") {
+  TempDir dir("parsers");
+  const std::string huge = dir.write("huge.npy", npy_v1("{'descr': '<f8', 'fortran_order': False, "
+                                                        "'shape': (4294967296, 4294967296), }",
+                                                        118, doubles({1, 2})));
+  const std::string message = input_error([&] { read_samples_npy(huge); });
+  CHECK(message.find(huge) != std::string::npos);
+  CHECK(message.find("needs more than the 16 bytes") != std::string::npos);
+  const std::string vector = dir.write("vector.npy", npy_v1("{'descr': '<f4', 'fortran_order': False, "
+                                                            "'shape': (1099511627776,), }",
+                                                            118, "abcd"));
+  CHECK(input_error([&] { read_vector_npy(vector); }).find("more than the 4 bytes") != std::string::npos);
+  // The same through --time-grid, which reads 1-d .npy arrays.
+  CHECK(input_error([&] { read_time_grid_file(vector, 1.0); }).find("more than the 4 bytes") != std::string::npos);
+  // And an .npz entry (read_npz reads each entry with read_npy_array).
+  std::istringstream entry(
+      npy_v1("{'descr': '<f8', 'fortran_order': False, "
+             "'shape': (1152921504606846976,), }",
+             118, ""));
+  CHECK(input_error([&] { read_npy_array(entry, entry.str().size(), "w.npz: array W1"); }).find("w.npz: array W1") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "npy: a version 2 header length with high bytes is checked against "
+    "the file") {
+  TempDir dir("parsers");
+  // Length bytes 8a ff 7b 27 (as signed chars, a length of about 4 GiB): the
+  // file has 40 bytes.
+  std::string bytes = "\x93NUMPY\x02";
+  bytes += '\0';
+  bytes += "\x8a\xff\x7b\x27{'descr': '<f4', 'shape': (2,)}";
+  const std::string path = dir.write("v2.npy", bytes);
+  CHECK(input_error([&] { read_vector_npy(path); }).find("not a readable .npy file (a header of") != std::string::npos);
+}
+
+TEST_CASE(
+    "npy: a malformed header dictionary is an InputError, not a read "
+    "past its end") {
+  TempDir dir("parsers");
+  for (const std::string dict : {"{'descr': '<f8', 'fortran_order': False, 'shape'C (2, 2), }",
+                                 "{'descr': '<f8', 'fortran_order': False, 'shape': }", "{}", "{'shape': (1,",
+                                 "{'descr': '<f8', 'fortran_order': Maybe, 'shape': (1,), }", ""}) {
+    CAPTURE(dict);
+    const std::string path = dir.write("bad.npy", npy_v1(dict, 118, doubles({1, 2, 3, 4})));
+    CHECK(input_error([&] { read_samples_npy(path); }).find("not a readable .npy file") != std::string::npos);
+  }
+}
