@@ -57,6 +57,12 @@ void put_array(std::string& out, const Vector& v, bool f4) {
   }
 }
 
+// True when `length` bytes from `offset` lie within a file of `size` bytes. The offsets and lengths of a zip
+// directory are the file's own 32- or 64-bit values: written as a sum, offset + length could wrap around.
+bool fits(std::uint64_t offset, std::uint64_t length, std::uint64_t size) {
+  return offset <= size && length <= size - offset;
+}
+
 std::string read_file(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open the {} ({})", path, what, std::strerror(errno)));
@@ -259,21 +265,21 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
   // end record.
   if ((entries == 0xFFFF || dir_at == 0xFFFFFFFFu) && eocd >= 20 && get<std::uint32_t>(z, eocd - 20) == 0x07064b50u) {
     const auto z64 = get<std::uint64_t>(z, eocd - 20 + 8);
-    if (z64 + 56 > z.size() || get<std::uint32_t>(z, z64) != 0x06064b50u) throw fail("corrupted zip64 directory");
+    if (!fits(z64, 56, z.size()) || get<std::uint32_t>(z, z64) != 0x06064b50u) throw fail("corrupted zip64 directory");
     entries = get<std::uint64_t>(z, z64 + 32);
     dir_at = get<std::uint64_t>(z, z64 + 48);
   }
   std::map<std::string, NpyArray> arrays;
   std::size_t at = dir_at;
   for (std::uint64_t e = 0; e < entries; ++e) {
-    if (at + 46 > z.size() || get<std::uint32_t>(z, at) != 0x02014b50u) throw fail("corrupted zip directory");
+    if (!fits(at, 46, z.size()) || get<std::uint32_t>(z, at) != 0x02014b50u) throw fail("corrupted zip directory");
     const auto method = get<std::uint16_t>(z, at + 10);
     std::uint64_t compressed = get<std::uint32_t>(z, at + 20);
     std::uint64_t uncompressed = get<std::uint32_t>(z, at + 24);
     const auto name_len = get<std::uint16_t>(z, at + 28), extra_len = get<std::uint16_t>(z, at + 30),
                comment_len = get<std::uint16_t>(z, at + 32);
     std::uint64_t local = get<std::uint32_t>(z, at + 42);
-    if (at + 46 + name_len + extra_len > z.size()) throw fail("corrupted zip directory");
+    if (!fits(at, 46 + std::uint64_t{name_len} + extra_len, z.size())) throw fail("corrupted zip directory");
     std::string name = z.substr(at + 46, name_len);
     // Zip64 extra field (id 1): the 64-bit values of the fields that hold
     // 0xFFFFFFFF, in this order.
@@ -295,10 +301,10 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
                       "numpy.savez, not savez_compressed",
                       name, method));
     if (compressed != uncompressed) throw fail(fmt::format("corrupted entry {}", name));
-    if (local + 30 > z.size() || get<std::uint32_t>(z, local) != 0x04034b50u)
+    if (!fits(local, 30, z.size()) || get<std::uint32_t>(z, local) != 0x04034b50u)
       throw fail(fmt::format("corrupted entry {}", name));
     const std::size_t data_at = local + 30 + get<std::uint16_t>(z, local + 26) + get<std::uint16_t>(z, local + 28);
-    if (data_at + compressed > z.size()) throw fail(fmt::format("truncated (entry {})", name));
+    if (!fits(data_at, compressed, z.size())) throw fail(fmt::format("truncated (entry {})", name));
     if (name.size() > 4 && name.substr(name.size() - 4) == ".npy") name.resize(name.size() - 4);
     std::istringstream npy(z.substr(data_at, compressed));
     NpyArray a = read_npy_array(npy, compressed, fmt::format("{}: array {}", path, name));

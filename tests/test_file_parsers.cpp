@@ -119,3 +119,25 @@ TEST_CASE(
     CHECK(input_error([&] { read_samples_npy(path); }).find("not a readable .npy file") != std::string::npos);
   }
 }
+
+TEST_CASE("npz: zip64 offsets near 2^64 are refused, not wrapped around") {
+  TempDir dir("parsers");
+  const auto le = [](std::uint64_t v, int bytes) {
+    std::string out;
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
+    return out;
+  };
+  // A zip64 end record (56 bytes) announcing one entry whose directory starts
+  // at 2^64 - 16, its locator, and the end record that sends there (entries
+  // 0xFFFF, directory offset 0xFFFFFFFF). offset + 46 wrapped to 30, inside the
+  // file, and the directory was read from 2^64 - 16.
+  std::string zip = le(0x06064b50u, 4) + std::string(28, '\0') + le(1, 8) + le(0, 8) + le(0xFFFFFFFFFFFFFFF0ull, 8);
+  zip += le(0x07064b50u, 4) + le(0, 4) + le(0, 8) + le(1, 4);
+  zip += le(0x06054b50u, 4) + std::string(6, '\0') + le(0xFFFF, 2) + le(0, 4) + le(0xFFFFFFFFu, 4) + le(0, 2);
+  const std::string path = dir.write("zip64.npz", zip);
+  CHECK(input_error([&] { read_npz(path); }).find("zip64.npz: corrupted zip directory") != std::string::npos);
+  // The zip64 end record itself placed at 2^64 - 8.
+  zip.replace(56 + 8, 8, le(0xFFFFFFFFFFFFFFF8ull, 8));
+  dir.write("zip64.npz", zip);
+  CHECK(input_error([&] { read_npz(path); }).find("corrupted zip64 directory") != std::string::npos);
+}
