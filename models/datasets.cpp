@@ -64,7 +64,8 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number beyond double's range (1e999).
     throw InputError(fmt::format("{}: not valid JSON ({})", source, e.what()));
   }
   if (!doc.is_object())

@@ -141,3 +141,11 @@ TEST_CASE("npz: zip64 offsets near 2^64 are refused, not wrapped around") {
   dir.write("zip64.npz", zip);
   CHECK(input_error([&] { read_npz(path); }).find("corrupted zip64 directory") != std::string::npos);
 }
+
+TEST_CASE("mixture file: a number beyond double's range is an InputError") {
+  // nlohmann's parser throws out_of_range (not parse_error) for 1e999; it
+  // escaped as an unexpected error.
+  const std::string message =
+      input_error([&] { parse_mixture_json(R"({"weights": [1], "means": [[2e308]], "stds": [1]})", "m.json"); });
+  CHECK(message.find("m.json: not valid JSON") != std::string::npos);
+}
