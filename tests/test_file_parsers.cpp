@@ -1,7 +1,6 @@
-// Regressions of the file parsers found by the fuzz targets (tests/fuzz/,
-// scripts/fuzz.sh): each input that made a parser crash, allocate gigabytes or
-// escape with another exception type is refused here with an InputError naming
-// the file, and the valid files next to them still read.
+// Regressions of the file parsers found by the fuzz targets (tests/fuzz/, scripts/fuzz.sh): each input that made a
+// parser crash, allocate gigabytes or escape with another exception type is refused here with an InputError naming the
+// file, and the valid files next to them still read.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -21,9 +20,8 @@ using scoresde::test::TempDir;
 
 namespace {
 
-// An .npy file of format 1.0 with the header dictionary `dict`, padded with
-// spaces to `header_length` bytes (the last a newline; 10 + header_length a
-// multiple of 64 as numpy writes), then `data`.
+// An .npy file of format 1.0 with the header dictionary `dict`, padded with spaces to `header_length` bytes (the last a
+// newline; 10 + header_length a multiple of 64 as numpy writes), then `data`.
 std::string npy_v1(const std::string& dict, std::size_t header_length, const std::string& data) {
   std::string header = dict;
   header.resize(header_length - 1, ' ');
@@ -41,8 +39,7 @@ std::string doubles(std::initializer_list<double> values) {
   return bytes;
 }
 
-// The message of the InputError that f throws (fails the test when it throws
-// nothing or something else).
+// The message of the InputError that f throws (fails the test when it throws nothing or something else).
 template <class F>
 std::string input_error(F&& f) {
   try {
@@ -58,8 +55,7 @@ std::string input_error(F&& f) {
 
 TEST_CASE("npy: a header longer than 127 bytes is read (its length is unsigned)") {
   TempDir dir("parsers");
-  // 182 = 0xB6: taken as a signed byte, the length became 0xFFB6 and the data
-  // was read as part of the header.
+  // 182 = 0xB6: taken as a signed byte, the length became 0xFFB6 and the data was read as part of the header.
   const std::string path = dir.write(
       "long.npy", npy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }", 182, doubles({0.5, -2})));
   const Matrix x = read_samples_npy(path);
@@ -98,8 +94,7 @@ TEST_CASE(
     "npy: a version 2 header length with high bytes is checked against "
     "the file") {
   TempDir dir("parsers");
-  // Length bytes 8a ff 7b 27 (as signed chars, a length of about 4 GiB): the
-  // file has 40 bytes.
+  // Length bytes 8a ff 7b 27 (as signed chars, a length of about 4 GiB): the file has 40 bytes.
   std::string bytes = "\x93NUMPY\x02";
   bytes += '\0';
   bytes += "\x8a\xff\x7b\x27{'descr': '<f4', 'shape': (2,)}";
@@ -127,10 +122,9 @@ TEST_CASE("npz: zip64 offsets near 2^64 are refused, not wrapped around") {
     for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
     return out;
   };
-  // A zip64 end record (56 bytes) announcing one entry whose directory starts
-  // at 2^64 - 16, its locator, and the end record that sends there (entries
-  // 0xFFFF, directory offset 0xFFFFFFFF). offset + 46 wrapped to 30, inside the
-  // file, and the directory was read from 2^64 - 16.
+  // A zip64 end record (56 bytes) announcing one entry whose directory starts at 2^64 - 16, its locator, and the end
+  // record that sends there (entries 0xFFFF, directory offset 0xFFFFFFFF). offset + 46 wrapped to 30, inside the file,
+  // and the directory was read from 2^64 - 16.
   std::string zip = le(0x06064b50u, 4) + std::string(28, '\0') + le(1, 8) + le(0, 8) + le(0xFFFFFFFFFFFFFFF0ull, 8);
   zip += le(0x07064b50u, 4) + le(0, 4) + le(0, 8) + le(1, 4);
   zip += le(0x06054b50u, 4) + std::string(6, '\0') + le(0xFFFF, 2) + le(0, 4) + le(0xFFFFFFFFu, 4) + le(0, 2);
@@ -143,9 +137,32 @@ TEST_CASE("npz: zip64 offsets near 2^64 are refused, not wrapped around") {
 }
 
 TEST_CASE("mixture file: a number beyond double's range is an InputError") {
-  // nlohmann's parser throws out_of_range (not parse_error) for 1e999; it
-  // escaped as an unexpected error.
+  // nlohmann's parser throws out_of_range (not parse_error) for 1e999; it escaped as an unexpected error.
   const std::string message =
       input_error([&] { parse_mixture_json(R"({"weights": [1], "means": [[2e308]], "stds": [1]})", "m.json"); });
   CHECK(message.find("m.json: not valid JSON") != std::string::npos);
+}
+
+TEST_CASE("study results.json: parts of the wrong type are refused by name") {
+  TempDir dir("parsers");
+  const auto problem = [&](const std::string& text) {
+    const std::string path = dir.write("results.json", text);
+    const std::string message = input_error([&] { read_study_results(path); });
+    CHECK(message.find(path + ": not a study's results file") != std::string::npos);
+    return message;
+  };
+  CHECK(problem(R"({"study": 5, "rows": []})").find("\"study\" is not an object") != std::string::npos);
+  CHECK(problem(R"({"study": {}, "rows": [3]})").find("row 0") != std::string::npos);
+  CHECK(problem(R"({"study": {}, "rows": [{"run": "a"}, {"w2": 1}]})").find("row 1") != std::string::npos);
+  CHECK(problem(R"({"study": {}, "rows": [], "sessions": 1})").find("\"sessions\"") != std::string::npos);
+  CHECK(problem("[1, 2]").find("no \"study\" or \"rows\"") != std::string::npos);
+  const StudyResults fine =
+      read_study_results(dir.write("results.json", R"({"study": {"threads": 2}, "rows": [{"run": "a", "w2": 0.5}]})"));
+  REQUIRE(fine.rows.size() == 1);
+  CHECK(fine.rows[0]["run"] == "a");
+  CHECK(fine.sessions.is_array());
+  // Another thread count is the same study; another value of a key is named.
+  check_same_study(fine.study, {{"threads", 1}}, "dir", "dir/study.ini");
+  CHECK_THROWS_WITH_AS(check_same_study({{"steps", "10"}}, {{"steps", "20"}}, "dir", "dir/study.ini"),
+                       doctest::Contains("steps was \"10\" and is now \"20\""), ConfigError);
 }
