@@ -3,7 +3,10 @@
 // file, and the valid files next to them still read.
 #include <doctest/doctest.h>
 
+#include <zlib.h>
+
 #include <cstdint>
+#include <filesystem>
 #include <sstream>
 #include <string>
 
@@ -14,6 +17,7 @@
 #include "experiments/study/study_internal.hpp"
 #include "models/checkpoint.hpp"
 #include "models/datasets.hpp"
+#include "models/idx.hpp"
 
 using namespace scoresde;
 using scoresde::test::TempDir;
@@ -165,4 +169,24 @@ TEST_CASE("study results.json: parts of the wrong type are refused by name") {
   check_same_study(fine.study, {{"threads", 1}}, "dir", "dir/study.ini");
   CHECK_THROWS_WITH_AS(check_same_study({{"steps", "10"}}, {{"steps", "20"}}, "dir", "dir/study.ini"),
                        doctest::Contains("steps was \"10\" and is now \"20\""), ConfigError);
+}
+
+TEST_CASE("idx: a small gzip file that inflates far beyond its header's dimensions is not read whole") {
+  TempDir dir("parsers");
+  // Labels of 3 bytes, then 4 MiB of zeros: some 4 KiB compressed. The whole content was read into memory before the
+  // length was compared with the header's (a file of a few MB could so ask for gigabytes).
+  const std::string path = dir.file("bomb.gz");
+  gzFile file = gzopen(path.c_str(), "wb9");
+  REQUIRE(file);
+  const std::string head("\0\0\x08\x01\0\0\0\x03\x01\x02\x03", 11);
+  gzwrite(file, head.data(), static_cast<unsigned>(head.size()));
+  const std::string zeros(1 << 20, '\0');
+  for (int i = 0; i < 4; ++i) gzwrite(file, zeros.data(), static_cast<unsigned>(zeros.size()));
+  gzclose(file);
+  CHECK(std::filesystem::file_size(path) < 100000);
+  CHECK(input_error([&] { read_idx(path, 1); }).find("bomb.gz: more than 1048575 bytes after the IDX data") !=
+        std::string::npos);
+  // A file with a few bytes too many is still told by how many.
+  const std::string longer = dir.write("long.idx", head + "ab");
+  CHECK(input_error([&] { read_idx(longer, 1); }).find("2 bytes after the IDX data") != std::string::npos);
 }
