@@ -194,7 +194,9 @@ Checkpoint load_checkpoint(const std::string& path) {
   std::size_t at = prefix_size + header_size;
   for (const auto& s : specs) {
     Vector v(static_cast<Index>(s.count));
-    if (s.f4) {
+    if (s.count == 0) {
+      // An empty array (the frequencies of a raw-time network) has no storage: memcpy to its null data() is undefined.
+    } else if (s.f4) {
       Eigen::VectorXf f(static_cast<Index>(s.count));
       std::memcpy(f.data(), bytes.data() + at, s.count * 4);
       v = f.cast<double>();

@@ -190,3 +190,24 @@ TEST_CASE("idx: a small gzip file that inflates far beyond its header's dimensio
   const std::string longer = dir.write("long.idx", head + "ab");
   CHECK(input_error([&] { read_idx(longer, 1); }).find("2 bytes after the IDX data") != std::string::npos);
 }
+
+TEST_CASE("checkpoint: an empty array (raw time: no frequencies) loads without copying to a null pointer") {
+  // load_checkpoint called memcpy(v.data(), ..., 0) with v empty, data() null: undefined behaviour that UBSan reports
+  // (the sanitize preset, the fuzz build) on every raw-time checkpoint. Round trip of one.
+  TempDir dir("parsers");
+  Checkpoint c;
+  c.architecture.dim = 2;
+  c.architecture.hidden = {3};
+  c.architecture.time_embedding = TimeEmbedding::raw;
+  c.architecture.precision = Precision::float64;
+  c.weights = Vector::LinSpaced(c.architecture.parameter_count(), -1.0, 1.0);
+  c.ema = c.weights / 2;
+  c.scaling.mean = Vector::Zero(2);
+  c.scaling.scale = Vector::Ones(2);
+  const std::string path = dir.file("raw.ckpt");
+  save_checkpoint(path, c);
+  const Checkpoint read = load_checkpoint(path);
+  CHECK(read.frequencies.size() == 0);
+  CHECK(read.weights == c.weights);
+  CHECK(read.ema == c.ema);
+}
