@@ -214,12 +214,12 @@ Checkpoint load_checkpoint(const std::string& path) {
     c.scaling.mean = Eigen::Map<const Vector>(mean.data(), static_cast<Index>(mean.size()));
     c.scaling.scale = Eigen::Map<const Vector>(scale.data(), static_cast<Index>(scale.size()));
     c.training = header.value("training", nlohmann::ordered_json::object());
+    c.sde = sde_options_from_json(header.at("sde"), path);
   } catch (const nlohmann::json::exception& e) {
     throw fail(fmt::format("malformed header ({})", e.what()));
   } catch (const ConfigError& e) {
     throw fail(fmt::format("invalid architecture in the header ({})", e.what()));
   }
-  c.sde = sde_options_from_json(header.at("sde"), path);
   const Index d = c.architecture.dim;
   if (c.scaling.mean.size() != d || c.scaling.scale.size() != d || !c.scaling.mean.allFinite() ||
       !(c.scaling.scale.array() > 0).all())

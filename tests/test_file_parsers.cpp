@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 
@@ -210,4 +212,39 @@ TEST_CASE("checkpoint: an empty array (raw time: no frequencies) loads without c
   CHECK(read.frequencies.size() == 0);
   CHECK(read.weights == c.weights);
   CHECK(read.ema == c.ema);
+}
+
+TEST_CASE("checkpoint: a header without its SDE is an InputError") {
+  // Found by fuzz_checkpoint: header.at("sde") was outside the try block that turns nlohmann's exceptions into
+  // InputError, so the out_of_range escaped.
+  TempDir dir("parsers");
+  Checkpoint c;
+  c.architecture.dim = 2;
+  c.architecture.hidden = {3};
+  c.architecture.time_embedding = TimeEmbedding::raw;
+  c.weights = Vector::Zero(c.architecture.parameter_count());
+  c.ema = c.weights;
+  c.scaling.mean = Vector::Zero(2);
+  c.scaling.scale = Vector::Ones(2);
+  const std::string path = dir.file("no_sde.ckpt");
+  save_checkpoint(path, c);
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto key = bytes.find("\"sde\":");
+  REQUIRE(key != std::string::npos);
+  bytes[key + 1] = 'k';  // "kde": the same length, so the header's length and the arrays stay right
+  // The checksum (FNV-1a 64 of everything before it) made valid again, so that the header is what is refused.
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
+    h ^= static_cast<unsigned char>(bytes[i]);
+    h *= 1099511628211ull;
+  }
+  for (int i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<char>((h >> (8 * i)) & 0xFF);
+  dir.write("no_sde.ckpt", bytes);
+  const std::string message = input_error([&] { load_checkpoint(path); });
+  CHECK(message.find("no_sde.ckpt: malformed header") != std::string::npos);
+  CHECK(message.find("'sde' not found") != std::string::npos);
 }
