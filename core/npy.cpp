@@ -247,37 +247,173 @@ struct NpyHeader {
   std::vector<std::size_t> shape;
   bool fortran_order = false;
   std::string typestring;
+  std::size_t data_bytes = 0;  // the bytes after the header
 };
 
-// Opens an .npy file and reads its header (xtensor's parser), leaving `in` at the first data byte; InputError
-// naming the file when it cannot be opened or parsed. The data is read by read_values straight into its
-// destination: no second copy of a large array.
+// Parses the header's dictionary, a Python literal such as {'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }
+// (keys in any order; single or double quotes; spaces anywhere). std::runtime_error saying what is wrong. Written
+// here rather than taken from xtensor, whose parse_header reads past the end of an empty or truncated header.
+void parse_npy_dictionary(const std::string& text, NpyHeader& h) {
+  std::size_t at = 0;
+  const auto skip_spaces = [&] {
+    while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n')) ++at;
+  };
+  const auto expect = [&](char c) {
+    skip_spaces();
+    if (at >= text.size() || text[at] != c) throw std::runtime_error(fmt::format("expected '{}' at byte {}", c, at));
+    ++at;
+  };
+  const auto accept = [&](char c) {
+    skip_spaces();
+    if (at < text.size() && text[at] == c) return ++at, true;
+    return false;
+  };
+  const auto quoted = [&] {
+    skip_spaces();
+    if (at >= text.size() || (text[at] != '\'' && text[at] != '"'))
+      throw std::runtime_error(fmt::format("expected a quoted string at byte {}", at));
+    const char quote = text[at++];
+    const auto end = text.find(quote, at);
+    if (end == std::string::npos) throw std::runtime_error("unterminated string");
+    std::string value = text.substr(at, end - at);
+    at = end + 1;
+    return value;
+  };
+  bool have_descr = false, have_order = false, have_shape = false;
+  expect('{');
+  while (!accept('}')) {
+    const std::string key = quoted();
+    expect(':');
+    skip_spaces();
+    if (key == "descr") {
+      h.typestring = quoted();
+      have_descr = true;
+    } else if (key == "fortran_order") {
+      if (text.compare(at, 4, "True") == 0) {
+        h.fortran_order = true, at += 4;
+      } else if (text.compare(at, 5, "False") == 0) {
+        h.fortran_order = false, at += 5;
+      } else {
+        throw std::runtime_error("fortran_order is neither True nor False");
+      }
+      have_order = true;
+    } else if (key == "shape") {
+      h.shape.clear();
+      expect('(');
+      while (!accept(')')) {
+        skip_spaces();
+        std::size_t n = 0, digits = 0;
+        for (; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at, ++digits) {
+          if (n > (std::size_t{1} << 62) / 10) throw std::runtime_error("a dimension beyond 2^62");
+          n = 10 * n + static_cast<std::size_t>(text[at] - '0');
+        }
+        if (digits == 0) throw std::runtime_error(fmt::format("expected a dimension at byte {}", at));
+        h.shape.push_back(n);
+        if (!accept(',')) {
+          expect(')');
+          break;
+        }
+      }
+      have_shape = true;
+    } else {
+      throw std::runtime_error(fmt::format("unknown key '{}'", key));
+    }
+    if (!accept(',')) {
+      expect('}');
+      break;
+    }
+  }
+  skip_spaces();
+  if (at != text.size()) throw std::runtime_error(fmt::format("unexpected bytes after the dictionary at byte {}", at));
+  if (!have_descr || !have_order || !have_shape)
+    throw std::runtime_error("the header lacks one of 'descr', 'fortran_order', 'shape'");
+}
+
+// Reads the header of an .npy stream (xtensor's parser for the dictionary), leaving `in` at the first data byte;
+// `available` is the number of bytes from the stream's position to its end. The prefix is read here rather than
+// with xtensor's read_header_1_0/2_0, which take the header length's bytes as signed chars (a length byte >= 0x80
+// turns into a length near 64 KiB, or 4 GiB in version 2) and allocate whatever length the file claims.
+// Versions 2.0 and 3.0 differ only in the header's encoding (UTF-8 in 3.0), which holds ASCII for these types.
+NpyHeader read_npy_header(std::istream& in, std::size_t available, const std::string& path) {
+  const auto fail = [&](const std::string& problem) {
+    return InputError(fmt::format("{}: not a readable .npy file ({})", path, problem));
+  };
+  unsigned char prefix[12] = {};
+  const std::size_t magic_size = 6;
+  if (available < magic_size + 4 || !in.read(reinterpret_cast<char*>(prefix), magic_size + 4))
+    throw fail("shorter than the .npy prefix");
+  if (std::memcmp(prefix, "\x93NUMPY", magic_size) != 0) throw fail("no .npy magic string \\x93NUMPY");
+  const unsigned major = prefix[6], minor = prefix[7];
+  std::size_t length = 0, prefix_size = magic_size + 4;
+  if (major == 1 && minor == 0) {
+    length = std::size_t{prefix[8]} | std::size_t{prefix[9]} << 8;
+  } else if ((major == 2 || major == 3) && minor == 0) {
+    if (available < magic_size + 6 || !in.read(reinterpret_cast<char*>(prefix + 10), 2))
+      throw fail("shorter than the .npy prefix");
+    length = std::size_t{prefix[8]} | std::size_t{prefix[9]} << 8 | std::size_t{prefix[10]} << 16 |
+             std::size_t{prefix[11]} << 24;
+    prefix_size += 2;
+  } else {
+    throw fail(fmt::format("format version {}.{}; expected 1.0, 2.0 or 3.0", major, minor));
+  }
+  if (length == 0 || length > available - prefix_size)
+    throw fail(fmt::format("a header of {} bytes in a file of {}", length, available));
+  std::string header(length, '\0');
+  if (!in.read(header.data(), static_cast<std::streamsize>(length))) throw fail("the header cannot be read");
+  try {
+    NpyHeader h;
+    parse_npy_dictionary(header, h);
+    h.data_bytes = available - prefix_size - length;
+    return h;
+  } catch (const std::exception& e) {
+    throw fail(e.what());
+  }
+}
+
+// Opens an .npy file and reads its header, leaving `in` at the first data byte; InputError naming the file when it
+// cannot be opened or parsed. The data is read by read_values straight into its destination: no second copy of a
+// large array.
 NpyHeader open_npy(const std::string& path, std::ifstream& in) {
   refuse_directory(path, "an .npy file");
   in.open(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
-  if (in.peek() == std::ifstream::traits_type::eof())
-    throw InputError(fmt::format("{}: the file is empty; expected an .npy array", path));
-  try {
-    unsigned char major = 0, minor = 0;
-    xt::detail::read_magic(in, &major, &minor);
-    std::string header;
-    if (major == 1 && minor == 0)
-      header = xt::detail::read_header_1_0(in);
-    else if (major == 2 && minor == 0)
-      header = xt::detail::read_header_2_0(in);
-    else
-      throw std::runtime_error("unsupported file format version");
-    NpyHeader h;
-    xt::detail::parse_header(header, h.typestring, &h.fortran_order, h.shape);
-    return h;
-  } catch (const std::exception& e) {
-    throw InputError(fmt::format("{}: not a readable .npy file ({})", path, e.what()));
+  in.seekg(0, std::ios::end);
+  const auto size = in.tellg();
+  in.seekg(0);
+  if (size < 0 || !in) throw InputError(fmt::format("{}: cannot read ({})", path, std::strerror(errno)));
+  if (size == 0) throw InputError(fmt::format("{}: the file is empty; expected an .npy array", path));
+  return read_npy_header(in, static_cast<std::size_t>(size), path);
+}
+
+// The element size of the supported types (float64, float32); InputError for any other.
+std::size_t element_size(const std::string& path, const std::string& typestring) {
+  if (typestring == "<f8") return 8;
+  if (typestring == "<f4") return 4;
+  throw InputError(
+      fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path, typestring));
+}
+
+// The number of elements of the array, checked against the bytes after the header (`in` is at the first data byte):
+// a header claiming a shape larger than the file is refused before anything is allocated for it (a damaged or
+// hostile header would otherwise ask for gigabytes, or overflow the product of the dimensions).
+std::size_t checked_element_count(const std::string& path, const NpyHeader& file) {
+  const std::size_t size = element_size(path, file.typestring), available = file.data_bytes;
+  std::size_t count = 1;
+  for (const std::size_t n : file.shape) {
+    if (n != 0 && count > available / size / n)
+      throw InputError(
+          fmt::format("{}: the shape ({}) needs more than the {} bytes of data the file holds (truncated?)", path,
+                      fmt::join(file.shape, ", "), available));
+    count *= n;
   }
+  if (count * size > available)
+    throw InputError(fmt::format("{}: the shape ({}) needs {} bytes of data; the file holds {} (truncated?)", path,
+                                 fmt::join(file.shape, ", "), count * size, available));
+  return count;
 }
 
 // Reads `count` float64 or float32 values from `in` into out as doubles.
-void read_values(std::ifstream& in, const std::string& path, const std::string& typestring, double* out,
+void read_values(std::istream& in, const std::string& path, const std::string& typestring, double* out,
                  std::size_t count) {
   if (typestring == "<f8") {
     in.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(count * sizeof(double)));
@@ -310,14 +446,12 @@ Matrix read_samples_npy(const std::string& path) {
   if (file.fortran_order) throw InputError(fmt::format("{}: expected C (row-major) order; found Fortran order", path));
   // Images are flattened row-major, d = C H W: in C order each image is already one contiguous row, and the
   // (n, d) rows are the columns of the column-major d x n batch.
-  const auto n = static_cast<Index>(file.shape[0]);
-  Index d = 1;
-  for (std::size_t i = 1; i < rank; ++i) d *= static_cast<Index>(file.shape[i]);
-  if (n < 1 || d < 1)
+  const std::size_t count = checked_element_count(path, file);
+  if (count == 0)
     throw InputError(fmt::format("{}: the array is empty (shape ({}))", path, fmt::join(file.shape, ", ")));
-  if (file.typestring != "<f8" && file.typestring != "<f4")
-    throw InputError(fmt::format("{}: element type {} is not supported; expected float64 (<f8) or float32 (<f4)", path,
-                                 file.typestring));
+  // count > 0 fits the file, so n and d (each at most count) fit an Index.
+  const auto n = static_cast<Index>(file.shape[0]);
+  const auto d = static_cast<Index>(count / file.shape[0]);
   Matrix x(d, n);
   read_values(in, path, file.typestring, x.data(), static_cast<std::size_t>(x.size()));
   for (Index j = 0; j < n; ++j)
@@ -331,9 +465,19 @@ Vector read_vector_npy(const std::string& path) {
   if (file.shape.size() != 1)
     throw InputError(
         fmt::format("{}: expected a 1-d array of shape (n,); found {} dimensions", path, file.shape.size()));
-  Vector v(static_cast<Index>(file.shape[0]));
+  Vector v(static_cast<Index>(checked_element_count(path, file)));
   read_values(in, path, file.typestring, v.data(), static_cast<std::size_t>(v.size()));
   return v;
+}
+
+NpyArray read_npy_array(std::istream& in, std::size_t size, const std::string& source) {
+  const NpyHeader file = read_npy_header(in, size, source);
+  NpyArray a;
+  a.shape = file.shape;
+  a.fortran_order = file.fortran_order;
+  a.data.resize(checked_element_count(source, file));
+  read_values(in, source, file.typestring, a.data.data(), a.data.size());
+  return a;
 }
 
 bool has_npy_magic(const std::string& path) {

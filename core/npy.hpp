@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <functional>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,15 @@ Matrix read_samples_npy(const std::string& path);
 // Reads a 1-d (n,) float64 or float32 array (n may be 0; values are not checked). InputError naming the file and
 // the problem.
 Vector read_vector_npy(const std::string& path);
+// An array of any shape as float64 values in the order of the file (C order unless fortran_order).
+struct NpyArray {
+  std::vector<std::size_t> shape;
+  std::vector<double> data;
+  bool fortran_order = false;
+};
+// Reads a float64 or float32 .npy array of `size` bytes from `in` (an entry of an .npz archive). InputError naming
+// `source` for a malformed header, another element type, or a shape larger than the data.
+NpyArray read_npy_array(std::istream& in, std::size_t size, const std::string& source);
 // True when the file starts with the .npy magic string "\x93NUMPY" (false for a file that cannot be read).
 bool has_npy_magic(const std::string& path);
 

@@ -8,7 +8,6 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
-#include <xtensor/xnpy.hpp>
 
 #include "core/errors.hpp"
 #include "core/input_file.hpp"
@@ -46,7 +45,8 @@ T get(const std::string& in, std::size_t at) {
   return static_cast<T>(v);
 }
 
-// Little-endian float arrays: this library targets little-endian machines (x86-64, AArch64), checked here.
+// Little-endian float arrays: this library targets little-endian machines
+// (x86-64, AArch64), checked here.
 static_assert(std::endian::native == std::endian::little, "checkpoints assume a little-endian machine");
 
 void put_array(std::string& out, const Vector& v, bool f4) {
@@ -56,6 +56,12 @@ void put_array(std::string& out, const Vector& v, bool f4) {
   } else {
     out.append(reinterpret_cast<const char*>(v.data()), static_cast<std::size_t>(v.size()) * 8);
   }
+}
+
+// True when `length` bytes from `offset` lie within a file of `size` bytes. The offsets and lengths of a zip
+// directory are the file's own 32- or 64-bit values: written as a sum, offset + length could wrap around.
+bool fits(std::uint64_t offset, std::uint64_t length, std::uint64_t size) {
+  return offset <= size && length <= size - offset;
 }
 
 std::string read_file(const std::string& path, const std::string& what) {
@@ -190,7 +196,9 @@ Checkpoint load_checkpoint(const std::string& path) {
   std::size_t at = prefix_size + header_size;
   for (const auto& s : specs) {
     Vector v(static_cast<Index>(s.count));
-    if (s.f4) {
+    if (s.count == 0) {
+      // An empty array (the frequencies of a raw-time network) has no storage: memcpy to its null data() is undefined.
+    } else if (s.f4) {
       Eigen::VectorXf f(static_cast<Index>(s.count));
       std::memcpy(f.data(), bytes.data() + at, s.count * 4);
       v = f.cast<double>();
@@ -208,12 +216,12 @@ Checkpoint load_checkpoint(const std::string& path) {
     c.scaling.mean = Eigen::Map<const Vector>(mean.data(), static_cast<Index>(mean.size()));
     c.scaling.scale = Eigen::Map<const Vector>(scale.data(), static_cast<Index>(scale.size()));
     c.training = header.value("training", nlohmann::ordered_json::object());
+    c.sde = sde_options_from_json(header.at("sde"), path);
   } catch (const nlohmann::json::exception& e) {
     throw fail(fmt::format("malformed header ({})", e.what()));
   } catch (const ConfigError& e) {
     throw fail(fmt::format("invalid architecture in the header ({})", e.what()));
   }
-  c.sde = sde_options_from_json(header.at("sde"), path);
   const Index d = c.architecture.dim;
   if (c.scaling.mean.size() != d || c.scaling.scale.size() != d || !c.scaling.mean.allFinite() ||
       !(c.scaling.scale.array() > 0).all())
@@ -225,8 +233,10 @@ Checkpoint load_checkpoint(const std::string& path) {
   c.ema = arrays["ema"];
   const Index P = c.architecture.parameter_count();
   if (c.weights.size() != P || c.ema.size() != P)
-    throw fail(fmt::format("the architecture has {} parameters, the file holds {} weights and {} EMA weights", P,
-                           c.weights.size(), c.ema.size()));
+    throw fail(
+        fmt::format("the architecture has {} parameters, the file holds "
+                    "{} weights and {} EMA weights",
+                    P, c.weights.size(), c.ema.size()));
   const Index F = c.architecture.time_embedding == TimeEmbedding::fourier ? c.architecture.fourier_features : 0;
   if (c.frequencies.size() != F)
     throw fail(fmt::format("{} Fourier frequencies for an architecture with {}", c.frequencies.size(), F));
@@ -235,14 +245,16 @@ Checkpoint load_checkpoint(const std::string& path) {
   return c;
 }
 
-// ------------------------------------------------------------------------------------------------ .npz
+// ------------------------------------------------------------------------------------------------
+// .npz
 
 std::map<std::string, NpyArray> read_npz(const std::string& path) {
   const std::string z = read_file(path, ".npz archive");
   const auto fail = [&](const std::string& problem) -> InputError {
     return InputError(fmt::format("{}: {}", path, problem));
   };
-  // End of central directory: signature 0x06054b50 within the last 64 KiB + 22 bytes.
+  // End of central directory: signature 0x06054b50 within the last 64 KiB + 22
+  // bytes.
   if (z.size() < 22) throw fail("not an .npz (zip) archive: too short");
   std::size_t eocd = std::string::npos;
   for (std::size_t i = z.size() - 22 + 1; i-- > 0 && z.size() - i <= 65557;)
@@ -253,26 +265,28 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
   if (eocd == std::string::npos) throw fail("not an .npz (zip) archive, or truncated (no end-of-directory record)");
   std::uint64_t entries = get<std::uint16_t>(z, eocd + 10);
   std::uint64_t dir_at = get<std::uint32_t>(z, eocd + 16);
-  // Zip64: the locator sits just before the end record and points at the zip64 end record.
+  // Zip64: the locator sits just before the end record and points at the zip64
+  // end record.
   if ((entries == 0xFFFF || dir_at == 0xFFFFFFFFu) && eocd >= 20 && get<std::uint32_t>(z, eocd - 20) == 0x07064b50u) {
     const auto z64 = get<std::uint64_t>(z, eocd - 20 + 8);
-    if (z64 + 56 > z.size() || get<std::uint32_t>(z, z64) != 0x06064b50u) throw fail("corrupted zip64 directory");
+    if (!fits(z64, 56, z.size()) || get<std::uint32_t>(z, z64) != 0x06064b50u) throw fail("corrupted zip64 directory");
     entries = get<std::uint64_t>(z, z64 + 32);
     dir_at = get<std::uint64_t>(z, z64 + 48);
   }
   std::map<std::string, NpyArray> arrays;
   std::size_t at = dir_at;
   for (std::uint64_t e = 0; e < entries; ++e) {
-    if (at + 46 > z.size() || get<std::uint32_t>(z, at) != 0x02014b50u) throw fail("corrupted zip directory");
+    if (!fits(at, 46, z.size()) || get<std::uint32_t>(z, at) != 0x02014b50u) throw fail("corrupted zip directory");
     const auto method = get<std::uint16_t>(z, at + 10);
     std::uint64_t compressed = get<std::uint32_t>(z, at + 20);
     std::uint64_t uncompressed = get<std::uint32_t>(z, at + 24);
     const auto name_len = get<std::uint16_t>(z, at + 28), extra_len = get<std::uint16_t>(z, at + 30),
                comment_len = get<std::uint16_t>(z, at + 32);
     std::uint64_t local = get<std::uint32_t>(z, at + 42);
-    if (at + 46 + name_len + extra_len > z.size()) throw fail("corrupted zip directory");
+    if (!fits(at, 46 + std::uint64_t{name_len} + extra_len, z.size())) throw fail("corrupted zip directory");
     std::string name = z.substr(at + 46, name_len);
-    // Zip64 extra field (id 1): the 64-bit values of the fields that hold 0xFFFFFFFF, in this order.
+    // Zip64 extra field (id 1): the 64-bit values of the fields that hold
+    // 0xFFFFFFFF, in this order.
     for (std::size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
       const auto id = get<std::uint16_t>(z, x), size = get<std::uint16_t>(z, x + 2);
       if (x + 4 + size > z.size()) throw fail("corrupted zip directory");
@@ -287,34 +301,19 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
     at += 46 + name_len + extra_len + comment_len;
     if (method != 0)
       throw fail(
-          fmt::format("entry {} is compressed (method {}); save with numpy.savez, not savez_compressed", name, method));
+          fmt::format("entry {} is compressed (method {}); save with "
+                      "numpy.savez, not savez_compressed",
+                      name, method));
     if (compressed != uncompressed) throw fail(fmt::format("corrupted entry {}", name));
-    if (local + 30 > z.size() || get<std::uint32_t>(z, local) != 0x04034b50u)
+    if (!fits(local, 30, z.size()) || get<std::uint32_t>(z, local) != 0x04034b50u)
       throw fail(fmt::format("corrupted entry {}", name));
     const std::size_t data_at = local + 30 + get<std::uint16_t>(z, local + 26) + get<std::uint16_t>(z, local + 28);
-    if (data_at + compressed > z.size()) throw fail(fmt::format("truncated (entry {})", name));
+    if (!fits(data_at, compressed, z.size())) throw fail(fmt::format("truncated (entry {})", name));
     if (name.size() > 4 && name.substr(name.size() - 4) == ".npy") name.resize(name.size() - 4);
     std::istringstream npy(z.substr(data_at, compressed));
-    try {
-      auto file = xt::detail::load_npy_file(npy);
-      if (file.m_fortran_order) throw fail(fmt::format("array {} is in Fortran order; save C-ordered arrays", name));
-      NpyArray a;
-      a.shape = file.m_shape;
-      if (file.m_typestring == "<f4") {
-        auto v = std::move(file).cast<float>();
-        a.data.assign(v.data(), v.data() + v.size());
-      } else if (file.m_typestring == "<f8") {
-        auto v = std::move(file).cast<double>();
-        a.data.assign(v.data(), v.data() + v.size());
-      } else {
-        throw fail(fmt::format("array {} has element type {}; expected float32 or float64", name, file.m_typestring));
-      }
+    NpyArray a = read_npy_array(npy, compressed, fmt::format("{}: array {}", path, name));
+    if (a.fortran_order) throw fail(fmt::format("array {} is in Fortran order; save C-ordered arrays", name));
       arrays[name] = std::move(a);
-    } catch (const InputError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw fail(fmt::format("array {} is not a readable .npy ({})", name, e.what()));
-    }
   }
   if (arrays.empty()) throw fail("the archive holds no arrays");
   return arrays;
@@ -327,8 +326,12 @@ ImportedMlp import_torch_npz(const std::string& path, Parameterization parameter
   };
   int L = 0;
   while (arrays.count(fmt::format("W{}", L + 1))) ++L;
-  if (L < 2) throw fail("expected keys W1, b1, ..., WL, bL with L >= 2 (an MLP with at least one hidden layer)");
-  // Other arrays (inputs and outputs kept for a self-test, say) are not the network's: ignored, with a note.
+  if (L < 2)
+    throw fail(
+        "expected keys W1, b1, ..., WL, bL with L >= 2 (an MLP with at "
+        "least one hidden layer)");
+  // Other arrays (inputs and outputs kept for a self-test, say) are not the
+  // network's: ignored, with a note.
   std::vector<std::string> ignored;
   for (const auto& [key, value] : arrays) {
     bool known = false;
@@ -376,7 +379,8 @@ ImportedMlp import_torch_npz(const std::string& path, Parameterization parameter
     const auto& W = arrays.at(fmt::format("W{}", l));
     const auto& b = arrays.at(fmt::format("b{}", l));
     const Index out = outs[l - 1], in = ins[l - 1];
-    // PyTorch's (out, in) row-major is this library's column-major out x in transposed: copy element-wise.
+    // PyTorch's (out, in) row-major is this library's column-major out x in
+    // transposed: copy element-wise.
     Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Wt(W.data.data(), out, in);
     Eigen::Map<Matrix>(m.weights.data() + at, out, in) = Wt;
     at += out * in;

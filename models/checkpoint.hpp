@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/npy.hpp"
 #include "core/sde.hpp"
 #include "models/mlp.hpp"
 #include "models/training.hpp"
@@ -48,11 +49,7 @@ bool is_checkpoint_file(const std::string& path);
 
 // ------------------------------------------------------------------------------------------------ .npz
 
-// One array of an .npz archive, as float64, with its shape (C order).
-struct NpyArray {
-  std::vector<std::size_t> shape;
-  std::vector<double> data;
-};
+// One array of an .npz archive is an NpyArray (core/npy.hpp): float64 values with their shape, C order.
 // Reads every array of an .npz written by numpy.savez (stored, not compressed, entries). InputError naming
 // the file and the problem.
 std::map<std::string, NpyArray> read_npz(const std::string& path);

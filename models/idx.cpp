@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -17,8 +18,10 @@ namespace scoresde {
 
 namespace {
 
-// The whole (decompressed) content of a file through zlib; InputError on an unreadable file or corrupt gzip data.
-std::vector<std::uint8_t> read_gz(const std::string& path) {
+// The (decompressed) content of a file through zlib, up to `limit` bytes: reading stops there, so that a small
+// gzip file that inflates to gigabytes (deflate reaches 1032:1) is not read whole. InputError on an unreadable file
+// or corrupt gzip data.
+std::vector<std::uint8_t> read_gz(const std::string& path, std::size_t limit) {
   refuse_directory(path, "an IDX file");
   {
     std::ifstream probe(path, std::ios::binary);
@@ -28,8 +31,9 @@ std::vector<std::uint8_t> read_gz(const std::string& path) {
   if (!file) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
   std::vector<std::uint8_t> bytes;
   std::uint8_t buffer[1 << 16];
-  for (;;) {
-    const int got = gzread(file, buffer, sizeof buffer);
+  while (bytes.size() < limit) {
+    const auto want = static_cast<unsigned>(std::min<std::size_t>(sizeof buffer, limit - bytes.size()));
+    const int got = gzread(file, buffer, want);
     if (got < 0) {
       int code = 0;
       const std::string message = gzerror(file, &code);
@@ -55,25 +59,25 @@ std::uint32_t big_endian(const std::uint8_t* p) {
 }  // namespace
 
 IdxArray read_idx(const std::string& path, int rank) {
-  const std::vector<std::uint8_t> bytes = read_gz(path);
-  if (bytes.size() < 4)
+  const std::size_t header = 4 + 4 * static_cast<std::size_t>(rank);
+  const std::vector<std::uint8_t> head = read_gz(path, header);
+  if (head.size() < 4)
     throw InputError(
-        fmt::format("{}: not an IDX file: {} bytes, shorter than the 4-byte magic number", path, bytes.size()));
-  if (bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08)
+        fmt::format("{}: not an IDX file: {} bytes, shorter than the 4-byte magic number", path, head.size()));
+  if (head[0] != 0 || head[1] != 0 || head[2] != 0x08)
     throw InputError(fmt::format(
         "{}: bad magic number {:02x} {:02x} {:02x} {:02x}: expected 00 00 08 {:02x} (an IDX file of unsigned bytes)",
-        path, bytes[0], bytes[1], bytes[2], bytes[3], rank));
-  if (bytes[3] != rank)
-    throw InputError(fmt::format("{}: an IDX array of rank {}; expected rank {} ({})", path, int{bytes[3]}, rank,
+        path, head[0], head[1], head[2], head[3], rank));
+  if (head[3] != rank)
+    throw InputError(fmt::format("{}: an IDX array of rank {}; expected rank {} ({})", path, int{head[3]}, rank,
                                  rank == 3 ? "images: count, rows, columns" : "labels: count"));
-  const std::size_t header = 4 + 4 * static_cast<std::size_t>(rank);
-  if (bytes.size() < header)
+  if (head.size() < header)
     throw InputError(
-        fmt::format("{}: truncated IDX header: {} bytes, expected {} for rank {}", path, bytes.size(), header, rank));
+        fmt::format("{}: truncated IDX header: {} bytes, expected {} for rank {}", path, head.size(), header, rank));
   IdxArray out;
   std::size_t expected = 1;
   for (int i = 0; i < rank; ++i) {
-    const std::uint32_t n = big_endian(bytes.data() + 4 + 4 * i);
+    const std::uint32_t n = big_endian(head.data() + 4 + 4 * i);
     if (n == 0 || n > (1u << 28))
       throw InputError(fmt::format("{}: dimension {} is {}; expected 1 to 2^28", path, i, n));
     out.dims.push_back(static_cast<Index>(n));
@@ -81,10 +85,16 @@ IdxArray read_idx(const std::string& path, int rank) {
     if (expected > (std::size_t{1} << 34))
       throw InputError(fmt::format("{}: the dimensions describe more than 2^34 elements", path));
   }
+  // The data, and up to `slack` bytes after it to count what a longer file holds; no more, whatever it inflates to.
+  const std::size_t slack = std::size_t{1} << 20;
+  const std::vector<std::uint8_t> bytes = read_gz(path, header + expected + slack);
   const std::size_t have = bytes.size() - header;
   if (have < expected)
     throw InputError(fmt::format("{}: truncated IDX data: the dimensions ({}) need {} bytes, the file holds {}", path,
                                  fmt::join(out.dims, " x "), expected, have));
+  if (have == expected + slack)
+    throw InputError(fmt::format("{}: more than {} bytes after the IDX data of dimensions {} (expected {} bytes)", path,
+                                 slack - 1, fmt::join(out.dims, " x "), expected));
   if (have > expected)
     throw InputError(fmt::format("{}: {} bytes after the IDX data of dimensions {} (expected {} bytes)", path,
                                  have - expected, fmt::join(out.dims, " x "), expected));

@@ -41,13 +41,6 @@ namespace {
 // Held-out exact points per model_nll.
 constexpr Index model_nll_points = 1000;
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The exact reference set of (data, replicate seed) and the exact-samples baseline: independent of each other
 // and of the samplers' draws, whose Philox keys are the seed itself.
 std::uint64_t reference_seed(std::uint64_t seed) {
@@ -99,36 +92,16 @@ struct StudyRecord {
 // be record.study but for threads (ConfigError naming the first key that differs; InputError for a file that is not
 // a study's). Without resume an existing study is a ConfigError. Then this session's context is appended.
 void open_study_directory(const StudyFiles& files, bool resume, int threads, StudyRecord& record) {
-  const auto without_threads = [](nlohmann::ordered_json j) {
-    j.erase("threads");
-    return j;
-  };
   std::error_code ec;
   if (fs::exists(files.json, ec)) {
     if (!resume)
       throw ConfigError(fmt::format(
           "--out = {}: already holds a study ({}); add --resume to continue it, or choose another directory", files.dir,
           files.json.string()));
-    nlohmann::ordered_json previous;
-    try {
-      previous = nlohmann::ordered_json::parse(read_text(files.json));
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(fmt::format("{}: not a study's results file ({})", files.json.string(), e.what()));
-    }
-    if (!previous.contains("study") || !previous.contains("rows") || !previous["rows"].is_array())
-      throw InputError(fmt::format("{}: not a study's results file (no \"study\" or \"rows\")", files.json.string()));
-    const auto before = without_threads(previous["study"]), now = without_threads(record.study);
-    if (nlohmann::json(before) != nlohmann::json(now)) {  // key order is presentation, not content
-      for (const auto& [key, value] : now.items())
-        if (!before.contains(key) || before[key] != value)
-          throw ConfigError(fmt::format(
-              "--resume: {} holds a different study: {} was {} and is now {}; resume with --config {}", files.dir, key,
-              before.contains(key) ? before[key].dump() : "absent", value.dump(), files.ini.string()));
-      throw ConfigError(
-          fmt::format("--resume: {} holds a different study; resume with --config {}", files.dir, files.ini.string()));
-    }
-    for (const auto& r : previous["rows"]) record.rows.push_back(r);
-    if (previous.contains("sessions")) record.sessions = previous["sessions"];
+    StudyResults previous = read_study_results(files.json.string());
+    check_same_study(previous.study, record.study, files.dir, files.ini.string());
+    record.rows = std::move(previous.rows);
+    if (!previous.sessions.empty()) record.sessions = std::move(previous.sessions);
     // A killed session may have left the temporary file of a write it did not finish (results, samples).
     remove_stale_temporaries(files.out.string());
     remove_stale_temporaries((files.out / "samples").string());
@@ -455,6 +428,59 @@ class CellRunner {
 };
 
 }  // namespace
+
+StudyResults read_study_results(const std::string& path) {
+  const auto not_results = [&](const std::string& problem) {
+    return InputError(fmt::format("{}: not a study's results file ({})", path, problem));
+  };
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot open the study's results file", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::ordered_json doc;
+  try {
+    doc = nlohmann::ordered_json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw not_results(e.what());
+  }
+  // Every part --resume uses is checked here, so that a damaged file is refused by name rather than failing later
+  // in a JSON accessor with nlohmann's message.
+  if (!doc.is_object() || !doc.contains("study") || !doc.contains("rows"))
+    throw not_results("no \"study\" or \"rows\"");
+  StudyResults results;
+  results.study = std::move(doc["study"]);
+  if (!results.study.is_object()) throw not_results("\"study\" is not an object");
+  if (!doc["rows"].is_array()) throw not_results("\"rows\" is not an array");
+  for (auto& row : doc["rows"]) {
+    if (!row.is_object() || !row.contains("run") || !row["run"].is_string())
+      throw not_results(fmt::format("row {} is not an object with a \"run\" name", results.rows.size()));
+    results.rows.push_back(std::move(row));
+  }
+  if (doc.contains("sessions")) {
+    if (!doc["sessions"].is_array()) throw not_results("\"sessions\" is not an array");
+    results.sessions = std::move(doc["sessions"]);
+  } else {
+    results.sessions = nlohmann::ordered_json::array();
+  }
+  return results;
+}
+
+void check_same_study(const nlohmann::ordered_json& before_with_threads, const nlohmann::ordered_json& now_with_threads,
+                      const std::string& dir, const std::string& ini) {
+  const auto without_threads = [](nlohmann::ordered_json j) {
+    if (j.is_object()) j.erase("threads");
+    return j;
+  };
+  const auto before = without_threads(before_with_threads), now = without_threads(now_with_threads);
+  if (nlohmann::json(before) == nlohmann::json(now)) return;  // key order is presentation, not content
+  if (before.is_object() && now.is_object())
+    for (const auto& [key, value] : now.items())
+      if (!before.contains(key) || before[key] != value)
+        throw ConfigError(
+            fmt::format("--resume: {} holds a different study: {} was {} and is now {}; resume with --config {}", dir,
+                        key, before.contains(key) ? before[key].dump() : "absent", value.dump(), ini));
+  throw ConfigError(fmt::format("--resume: {} holds a different study; resume with --config {}", dir, ini));
+}
 
 std::vector<StudyRow> run_study(const StudySpec& spec, const std::string& dir, bool resume, const std::string& command,
                                 const StudyProgress& progress) {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "experiments/study/study.hpp"
 #include "models/checkpoint.hpp"
 #include "models/score_factory.hpp"
 
@@ -43,5 +44,19 @@ std::shared_ptr<const Checkpoint> score_checkpoint(const std::string& path);
 // The score a --score file names, opened once per process: a checkpoint (score_checkpoint) or a TorchScript
 // module FILE.pt (models/torchscript_score.hpp; InputError "--score: FILE: problem").
 std::shared_ptr<const ScoreSource> score_file_source(const std::string& path);
+
+// What --resume continues from: a study's results.json.
+struct StudyResults {
+  nlohmann::ordered_json study;     // the resolved configuration the study ran with (an object)
+  nlohmann::ordered_json sessions;  // the build context of each start or resume (an array, empty when absent)
+  std::vector<StudyRow> rows;       // the finished runs, each an object with its "run" id
+};
+// Reads and checks results.json: InputError naming the file when it cannot be read, is not JSON, or its "study" is
+// not an object, its "rows" not an array of objects with a string "run", or its "sessions" (optional) not an array.
+StudyResults read_study_results(const std::string& path);
+// ConfigError naming the first key in which the study `now` differs from `before` (threads aside: a resumed study
+// may use another count), for --resume in `dir`, whose study.ini `ini` resumes it.
+void check_same_study(const nlohmann::ordered_json& before, const nlohmann::ordered_json& now, const std::string& dir,
+                      const std::string& ini);
 
 }  // namespace scoresde

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of the file parsers (CMake preset fuzz: clang, ASan, UBSan; tests/fuzz/) and runs each
+# for a number of executions, one target after the other.
+#
+#   scripts/fuzz.sh [--ci] [--runs N] [TARGET ...]
+#
+#   --runs N   executions per target (default 1000000)
+#   --ci       a short run for continuous integration: 20000 executions per target
+#   TARGET     fuzz_npy, npy, ...: only these (default: every fuzz_* target)
+#
+# Each target starts from its seed corpus tests/fuzz/corpus/NAME (read only) and keeps what it finds in
+# build/fuzz/fuzz-runs/NAME/corpus, so a later run goes on from there. A crash, a sanitizer report, an escaping
+# exception that is not the project's (tests/fuzz/fuzz_input.hpp), a hang (-timeout=10 s) or an allocation beyond
+# 2048 MB is a finding: the script says which target and where libFuzzer left the reproducer, and exits 1 once all
+# targets have run. Rerun one input with: build/fuzz/tests/fuzz/fuzz_NAME REPRODUCER
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=1000000
+targets=()
+while (($#)); do
+  case "$1" in
+    --ci) runs=20000 ;;
+    --runs)
+      runs="${2:?--runs needs a number}"
+      shift
+      ;;
+    -h | --help)
+      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) targets+=("fuzz_${1#fuzz_}") ;;
+  esac
+  shift
+done
+[[ "$runs" =~ ^[0-9]+$ ]] || { echo "fuzz: --runs $runs: expected a number of executions" >&2; exit 2; }
+
+echo "fuzz: configuring (CMake preset 'fuzz') and building with ${JOBS:-2} jobs"
+cmake --preset fuzz >/dev/null
+nice cmake --build --preset fuzz -j "${JOBS:-2}" >build/fuzz/build.log 2>&1 ||
+  { tail -n 40 build/fuzz/build.log >&2; echo "fuzz: the build failed (build/fuzz/build.log)" >&2; exit 2; }
+
+bin=build/fuzz/tests/fuzz
+if ((${#targets[@]} == 0)); then
+  for source in tests/fuzz/fuzz_*.cpp; do targets+=("$(basename "$source" .cpp)"); done
+fi
+
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+failed=()
+printf '%-20s %10s %9s %8s %8s  %s\n' target executions exec/s cov ft result
+for target in "${targets[@]}"; do
+  name="${target#fuzz_}"
+  [[ -x "$bin/$target" ]] || { echo "fuzz: no target $target (tests/fuzz/$target.cpp)" >&2; exit 2; }
+  work="build/fuzz/fuzz-runs/$name"
+  mkdir -p "$work/corpus" "$work/artifacts"
+  options=(-runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1
+           -artifact_prefix="$work/artifacts/")
+  [[ -f "tests/fuzz/$name.dict" ]] && options+=(-dict="tests/fuzz/$name.dict")
+  start=$(date +%s)
+  status=0
+  nice "$bin/$target" "${options[@]}" "$work/corpus" "tests/fuzz/corpus/$name" >"$work/log" 2>&1 || status=$?
+  seconds=$(($(date +%s) - start))
+  # The last status line: "#N DONE cov: C ft: F corp: ..." (or the last "#N ..." line before a finding).
+  last=$(grep -E '^#[0-9]+' "$work/log" | tail -n 1 || true)
+  executions=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$work/log" | grep -oE '[0-9]+$' || true)
+  [[ -n "$executions" ]] || executions=$(sed -E 's/^#([0-9]+).*/\1/' <<<"$last")
+  cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
+  ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
+  rate=$(grep -oE 'exec/s: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
+  if ((status == 0)); then
+    result="ok (${seconds} s)"
+  else
+    reproducer=$(grep -oE "Test unit written to [^ ]+" "$work/log" | tail -n 1 | sed 's/Test unit written to //' || true)
+    result="FINDING: ${reproducer:-see $work/log}"
+    failed+=("$target: ${reproducer:-no reproducer written}; log $work/log")
+  fi
+  printf '%-20s %10s %9s %8s %8s  %s\n' "$target" "${executions:--}" "$rate" "$cov" "$ft" "$result"
+done
+
+if ((${#failed[@]})); then
+  echo "fuzz: ${#failed[@]} target(s) found a problem:" >&2
+  printf '  %s\n' "${failed[@]}" >&2
+  echo "fuzz: rerun one with build/fuzz/tests/fuzz/TARGET REPRODUCER" >&2
+  exit 1
+fi
+echo "fuzz: no findings in ${#targets[@]} target(s), $runs executions each"
