@@ -133,18 +133,22 @@ inline Lanes log_lanes(Lanes v) {
   store(coef, a);
   for (Index k = 0; k < m.components; ++k) {
     double* ck = coef + (1 + 3 * k) * lanes;
+    Lanes log_ck;
     if (same_as[k] < k) {
+      // Whole registers, loaded as they were stored (a byte copy of a just-stored register stalls store forwarding).
       const double* cj = coef + (1 + 3 * same_as[k]) * lanes;
-      std::memcpy(ck, cj, 2 * lanes * sizeof(double));
-      std::memcpy(log_c + k * lanes, log_c + same_as[k] * lanes, lanes * sizeof(double));
+      store(ck, load(cj));
+      store(ck + lanes, load(cj + lanes));
+      log_ck = load(log_c + same_as[k] * lanes);
     } else {
       const Lanes c = a2 * m.variances[k] + s2;
       const Lanes inv_c = 1.0 / c;
       store(ck, 0.5 * inv_c);
       store(ck + lanes, inv_c);
-      store(log_c + k * lanes, log_lanes(c));
+      log_ck = log_lanes(c);
     }
-    store(ck + 2 * lanes, (m.log_weights[k] - half_dim * log_2pi) - half_dim * load(log_c + k * lanes));
+    store(log_c + k * lanes, log_ck);
+    store(ck + 2 * lanes, (m.log_weights[k] - half_dim * log_2pi) - half_dim * log_ck);
   }
 }
 
