@@ -12,6 +12,8 @@
 
 #include "core/errors.hpp"
 #include "core/npy.hpp"
+#include "core/sde_batch.hpp"
+#include "core/vector_math.hpp"
 
 namespace scoresde {
 namespace {
@@ -108,9 +110,20 @@ class VpSde final : public Sde {
   explicit VpSde(const SdeOptions& o) : Sde(o), schedule_(o) {}
   double f(double t) const override { return -0.5 * schedule_.beta(t); }
   double g(double t) const override { return std::sqrt(schedule_.beta(t)); }
+  void f_and_g(const double* t, Index n, double* f, double* g) const {
+    for (Index j = 0; j < n; ++j) {
+      f[j] = VpSde::f(t[j]);
+      g[j] = VpSde::g(t[j]);
+    }
+  }
   double log_alpha(double t) const override { return schedule_.log_alpha(t); }
   // sigma^2 = 1 - alpha^2, computed with expm1 to keep precision for small t.
   double sigma(double t) const override { return std::sqrt(-std::expm1(2.0 * log_alpha(t))); }
+  void alpha_sigma(const double* t, Index n, double* alpha, double* sigma) const {
+    for (Index j = 0; j < n; ++j) sigma[j] = schedule_.log_alpha(t[j]);  // log alpha, overwritten in place
+    alpha_and_one_minus_alpha_sq(sigma, n, alpha, sigma);
+    for (Index j = 0; j < n; ++j) sigma[j] = std::sqrt(sigma[j]);
+  }
   // sigma~^2 = (1 - alpha^2) / alpha^2 = expm1(-2 log alpha), so log alpha = -log1p(sigma~^2) / 2 =
   // -softplus(-2 lambda) / 2.
   double sigma_tilde(double t) const override { return std::sqrt(std::expm1(-2.0 * log_alpha(t))); }
@@ -136,9 +149,19 @@ class SubVpSde final : public Sde {
   double f(double t) const override { return -0.5 * schedule_.beta(t); }
   // g^2 = beta(t) (1 - exp(-2 int_0^t beta)) = beta (1 - alpha^4)   (Song et al. 2021, eq. 11)
   double g(double t) const override { return std::sqrt(schedule_.beta(t) * -std::expm1(4.0 * log_alpha(t))); }
+  void f_and_g(const double* t, Index n, double* f, double* g) const {
+    for (Index j = 0; j < n; ++j) {
+      f[j] = SubVpSde::f(t[j]);
+      g[j] = SubVpSde::g(t[j]);
+    }
+  }
   double log_alpha(double t) const override { return schedule_.log_alpha(t); }
   // The kernel std is 1 - alpha^2 itself, not its square root (Song et al. 2021, eq. 29).
   double sigma(double t) const override { return -std::expm1(2.0 * log_alpha(t)); }
+  void alpha_sigma(const double* t, Index n, double* alpha, double* sigma) const {
+    for (Index j = 0; j < n; ++j) sigma[j] = schedule_.log_alpha(t[j]);  // log alpha, overwritten in place
+    alpha_and_one_minus_alpha_sq(sigma, n, alpha, sigma);
+  }
   // sigma~ = (1 - alpha^2) / alpha = 1/alpha - alpha = 2 sinh(-log alpha), so log alpha = -asinh(sigma~ / 2).
   double sigma_tilde(double t) const override { return 2.0 * std::sinh(-log_alpha(t)); }
   double t_of_sigma_tilde(double s) const override { return schedule_.t_of_log_alpha(-std::asinh(0.5 * s)); }
@@ -342,6 +365,24 @@ void SdeOptions::validate() const {
   } else {
     require(alphas_cumprod.empty(), "--alphas-cumprod", values,
             fmt::format("only with --schedule discrete, not {}", to_string(schedule)));
+  }
+}
+
+void sde_f_and_g(const Sde& sde, const double* t, Index n, double* f, double* g) {
+  if (const auto* vp = dynamic_cast<const VpSde*>(&sde)) return vp->f_and_g(t, n, f, g);
+  if (const auto* subvp = dynamic_cast<const SubVpSde*>(&sde)) return subvp->f_and_g(t, n, f, g);
+  for (Index j = 0; j < n; ++j) {
+    f[j] = sde.f(t[j]);
+    g[j] = sde.g(t[j]);
+  }
+}
+
+void sde_alpha_sigma(const Sde& sde, const double* t, Index n, double* alpha, double* sigma) {
+  if (const auto* vp = dynamic_cast<const VpSde*>(&sde)) return vp->alpha_sigma(t, n, alpha, sigma);
+  if (const auto* subvp = dynamic_cast<const SubVpSde*>(&sde)) return subvp->alpha_sigma(t, n, alpha, sigma);
+  for (Index j = 0; j < n; ++j) {
+    alpha[j] = sde.alpha(t[j]);
+    sigma[j] = sde.sigma(t[j]);
   }
 }
 

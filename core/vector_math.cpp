@@ -55,12 +55,15 @@ void exp_in_place(double* x, Index n) {
 
 namespace {
 
-// One block of vector_block samples, transposed: xb[i * B + l] is coordinate i of lane l. D > 0 fixes the
-// dimension at compile time (so the accumulators live in registers); D = 0 reads it from m.dim.
-// Eight doubles as one value (GCC vector extension): one AVX-512 register, or two AVX2 ones, with the lane
-// arithmetic written once.
-using Lanes = double __attribute__((vector_size(vector_block * sizeof(double))));
-static_assert(sizeof(Lanes) == vector_block * sizeof(double));
+// One register of doubles: 8 lanes with AVX-512, 4 otherwise (an 8-wide GCC vector on AVX2 is kept on the stack and
+// moved in 16-byte pieces, seven times the instructions of the arithmetic; docs/benchmarks.md). A GCC vector type, so
+// that the lane arithmetic is written once.
+#if defined(__AVX512F__)
+constexpr int lanes = 8;
+#else
+constexpr int lanes = 4;
+#endif
+using Lanes = double __attribute__((vector_size(lanes * sizeof(double))));
 inline Lanes load(const double* p) {
   Lanes v;
   std::memcpy(&v, p, sizeof v);
@@ -69,190 +72,255 @@ inline Lanes load(const double* p) {
 inline void store(double* p, Lanes v) {
   std::memcpy(p, &v, sizeof v);
 }
-
-template <int D>
-void isotropic_score_block(const IsotropicMixtureAtTime& m, const double* __restrict xb, double* __restrict ob,
-                           double* __restrict logits, double* __restrict acc_dynamic) {
-  constexpr int B = vector_block;
-  const Index d = D > 0 ? D : m.dim, K = m.components;
-  const double* __restrict centres = m.centres;
-  Lanes max_logit = load(xb) * 0.0 - DBL_MAX;
-  for (Index k = 0; k < K; ++k) {
-    Lanes q = {};
-    for (Index i = 0; i < d; ++i) {
-      const Lanes r = load(xb + i * B) - centres[k * d + i];
-      q += r * r;
-    }
-    const Lanes v = m.log_norm[k] - (0.5 * m.inv_var[k]) * q;
-    store(logits + k * B, v);
-    max_logit = v > max_logit ? v : max_logit;
-  }
-  for (Index k = 0; k < K; ++k) {
-    alignas(64) double e[B];
-    store(e, load(logits + k * B) - max_logit);
-    for (int l = 0; l < B; ++l) e[l] = exp(e[l]);  // libmvec
-    std::memcpy(logits + k * B, e, sizeof e);
-  }
-  Lanes sum_e = {}, sum_e_inv_var = {};
-  Lanes acc_fixed[D > 0 ? D : 1] = {};
-  for (Index i = 0; D == 0 && i < d; ++i) store(acc_dynamic + i * B, Lanes{});
-  for (Index k = 0; k < K; ++k) {
-    const Lanes e = load(logits + k * B);
-    const Lanes e_inv_var = e * m.inv_var[k];
-    sum_e += e;
-    sum_e_inv_var += e_inv_var;
-    for (Index i = 0; i < d; ++i) {
-      if constexpr (D > 0) {
-        acc_fixed[i] += e_inv_var * centres[k * d + i];
-      } else {
-        store(acc_dynamic + i * B, load(acc_dynamic + i * B) + e_inv_var * centres[k * d + i]);
-      }
-    }
-  }
-  for (Index i = 0; i < d; ++i) {
-    const Lanes acc = D > 0 ? acc_fixed[D > 0 ? i : 0] : load(acc_dynamic + i * B);
-    store(ob + i * B, (acc - load(xb + i * B) * sum_e_inv_var) / sum_e);
-  }
+inline Lanes broadcast(double v) {
+  return Lanes{} + v;
 }
 
-template <int D>
-void isotropic_score(const IsotropicMixtureAtTime& m, const double* x, Index n, double* out) {
-  constexpr int B = vector_block;
-  const Index d = D > 0 ? D : m.dim;
-  thread_local std::vector<double> scratch;
-  scratch.resize(static_cast<std::size_t>((3 * d + m.components) * B));
-  double* xb = scratch.data();
-  double* ob = xb + d * B;
-  double* acc = ob + d * B;
-  double* logits = acc + d * B;
-  for (Index j = 0; j < n; j += B) {
-    const Index valid = std::min<Index>(B, n - j);
-    // Lanes past the end repeat the block's first sample: every lane computes something finite.
-    for (int l = 0; l < B; ++l) {
-      const double* column = x + (j + (l < valid ? l : 0)) * d;
-      for (Index i = 0; i < d; ++i) xb[i * B + l] = column[i];
-    }
-    isotropic_score_block<D>(m, xb, ob, logits, acc);
-    for (Index l = 0; l < valid; ++l)
-      for (Index i = 0; i < d; ++i) out[(j + l) * d + i] = ob[i * B + l];
-  }
-}
-
-// Two dimensions, the common case, without the scalar transposes of the general path: a block of W samples is 2 W
-// consecutive doubles (x y x y ...), deinterleaved by two shuffles and interleaved back the same way (a scalar
-// transpose through memory followed by a vector load stalls on store forwarding). W is one register of doubles:
-// 8 with AVX-512, 4 otherwise (an 8-wide GCC vector on AVX2 is kept on the stack and moved in 16-byte pieces,
-// seven times the instructions of the arithmetic; docs/benchmarks.md). Every lane does the same arithmetic, so a
-// sample's score does not depend on W or on its position. The logits of all components go through libmvec's exp
-// in one loop of K * W lanes.
 #if defined(__AVX512F__)
-constexpr int lanes_2d = 8;
-#else
-constexpr int lanes_2d = 4;
-#endif
-using Lanes2d = double __attribute__((vector_size(lanes_2d * sizeof(double))));
-inline Lanes2d load2d(const double* p) {
-  Lanes2d v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store2d(double* p, Lanes2d v) {
-  std::memcpy(p, &v, sizeof v);
-}
-#if defined(__AVX512F__)
-inline Lanes2d even_lanes(Lanes2d a, Lanes2d b) {
+inline Lanes even_lanes(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
 }
-inline Lanes2d odd_lanes(Lanes2d a, Lanes2d b) {
+inline Lanes odd_lanes(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
 }
-inline Lanes2d interleave_low(Lanes2d a, Lanes2d b) {
+inline Lanes interleave_low(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
 }
-inline Lanes2d interleave_high(Lanes2d a, Lanes2d b) {
+inline Lanes interleave_high(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
 }
 #else
-inline Lanes2d even_lanes(Lanes2d a, Lanes2d b) {
+inline Lanes even_lanes(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 0, 2, 4, 6);
 }
-inline Lanes2d odd_lanes(Lanes2d a, Lanes2d b) {
+inline Lanes odd_lanes(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 1, 3, 5, 7);
 }
-inline Lanes2d interleave_low(Lanes2d a, Lanes2d b) {
+inline Lanes interleave_low(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 0, 4, 1, 5);
 }
-inline Lanes2d interleave_high(Lanes2d a, Lanes2d b) {
+inline Lanes interleave_high(Lanes a, Lanes b) {
   return __builtin_shufflevector(a, b, 2, 6, 3, 7);
 }
 #endif
 
-void isotropic_score_2d(const IsotropicMixtureAtTime& m, const double* x, Index n, double* out) {
-  constexpr int B = lanes_2d;
-  const Index K = m.components;
-  thread_local std::vector<double> scratch;
-  if (static_cast<Index>(scratch.size()) < 4 * K + K * B) scratch.resize(static_cast<std::size_t>(4 * K + K * B));
-  // Per component: the centre's coordinates, 0.5 / c_k and 1 / c_k, then the block's logits.
-  double* __restrict coef = scratch.data();
-  double* __restrict logits = coef + 4 * K;
+// libmvec on one register: a fixed trip count over a local array, so GCC emits whole vector calls and no scalar
+// remainder (a lane in a scalar remainder would round differently from its neighbours).
+inline Lanes exp_lanes(Lanes v) {
+  alignas(64) double a[lanes];
+  store(a, v);
+  for (int l = 0; l < lanes; ++l) a[l] = exp(a[l]);
+  return load(a);
+}
+inline Lanes log_lanes(Lanes v) {
+  alignas(64) double a[lanes];
+  store(a, v);
+  for (int l = 0; l < lanes; ++l) a[l] = log(a[l]);
+  return load(a);
+}
+
+// A block's per-lane coefficients: coef[0 .. lanes) = alpha; for component k, at coef + (1 + 3 k) lanes:
+// 1 / (2 c_k), 1 / c_k and the normaliser log w_k - (dim / 2) log(2 pi c_k), one per lane. Components with the
+// variance of an earlier one (same_as[k] < k: eight_gaussians has one variance for all eight) copy its c_k terms
+// instead of recomputing the same values. Kept out of line, so that the one-time and per-column callers run this very
+// code and fill every lane alike.
+[[gnu::noinline]] void block_coefficients(const IsotropicMixture& m, const Index* same_as, const double* alpha,
+                                          const double* sigma, double* __restrict coef, double* __restrict log_c) {
+  constexpr double log_2pi = 1.8378770664093454835606594728112;
+  const double half_dim = 0.5 * static_cast<double>(m.dim);
+  const Lanes a = load(alpha), s = load(sigma);
+  const Lanes a2 = a * a, s2 = s * s;
+  store(coef, a);
+  for (Index k = 0; k < m.components; ++k) {
+    double* ck = coef + (1 + 3 * k) * lanes;
+    Lanes log_ck;
+    if (same_as[k] < k) {
+      // Whole registers, loaded as they were stored (a byte copy of a just-stored register stalls store forwarding).
+      const double* cj = coef + (1 + 3 * same_as[k]) * lanes;
+      store(ck, load(cj));
+      store(ck + lanes, load(cj + lanes));
+      log_ck = load(log_c + same_as[k] * lanes);
+    } else {
+      const Lanes c = a2 * m.variances[k] + s2;
+      const Lanes inv_c = 1.0 / c;
+      store(ck, 0.5 * inv_c);
+      store(ck + lanes, inv_c);
+      log_ck = log_lanes(c);
+    }
+    store(log_c + k * lanes, log_ck);
+    store(ck + 2 * lanes, (m.log_weights[k] - half_dim * log_2pi) - half_dim * log_ck);
+  }
+}
+
+// The score of one block of `lanes` samples: xb holds coordinate i of lane l at xb[i * lanes + l], ob likewise.
+// D > 0 fixes the dimension at compile time (the accumulators then live in registers); D = 0 reads it from m.dim
+// and accumulates in acc_dynamic (dim * lanes). logits: components * lanes.
+template <int D>
+inline void score_block(const IsotropicMixture& m, const double* __restrict coef, const double* __restrict xb,
+                        double* __restrict ob, double* __restrict logits, double* __restrict acc_dynamic) {
+  const Index d = D > 0 ? D : m.dim, K = m.components;
+  const double* __restrict mu = m.means;
+  const Lanes alpha = load(coef);
+  Lanes max_logit = broadcast(-DBL_MAX);
   for (Index k = 0; k < K; ++k) {
-    coef[4 * k] = m.centres[2 * k];
-    coef[4 * k + 1] = m.centres[2 * k + 1];
-    coef[4 * k + 2] = 0.5 * m.inv_var[k];
-    coef[4 * k + 3] = m.inv_var[k];
-  }
-  const auto block = [&](Lanes2d a, Lanes2d b, double* o) {
-    const Lanes2d x0 = even_lanes(a, b), x1 = odd_lanes(a, b);
-    Lanes2d max_logit = x0 * 0.0 - DBL_MAX;
-    for (Index k = 0; k < K; ++k) {
-      const Lanes2d r0 = x0 - coef[4 * k], r1 = x1 - coef[4 * k + 1];
-      const Lanes2d v = m.log_norm[k] - coef[4 * k + 2] * (r0 * r0 + r1 * r1);
-      store2d(logits + k * B, v);
-      max_logit = v > max_logit ? v : max_logit;
+    const double* ck = coef + (1 + 3 * k) * lanes;
+    Lanes q = {};
+    for (Index i = 0; i < d; ++i) {
+      const Lanes r = load(xb + i * lanes) - alpha * mu[k * d + i];
+      q += r * r;
     }
-    for (Index k = 0; k < K; ++k) store2d(logits + k * B, load2d(logits + k * B) - max_logit);
-    for (Index i = 0; i < K * B; ++i) logits[i] = exp(logits[i]);  // libmvec
-    Lanes2d sum_e = {}, sum_e_inv_var = {}, acc0 = {}, acc1 = {};
-    for (Index k = 0; k < K; ++k) {
-      const Lanes2d e = load2d(logits + k * B);
-      const Lanes2d e_inv_var = e * coef[4 * k + 3];
-      sum_e += e;
-      sum_e_inv_var += e_inv_var;
-      acc0 += e_inv_var * coef[4 * k];
-      acc1 += e_inv_var * coef[4 * k + 1];
-    }
-    const Lanes2d inv_sum = 1.0 / sum_e;
-    const Lanes2d s0 = (acc0 - x0 * sum_e_inv_var) * inv_sum, s1 = (acc1 - x1 * sum_e_inv_var) * inv_sum;
-    store2d(o, interleave_low(s0, s1));
-    store2d(o + B, interleave_high(s0, s1));
-  };
-  Index j = 0;
-  for (; j + B <= n; j += B) block(load2d(x + 2 * j), load2d(x + 2 * j + B), out + 2 * j);
-  if (j == n) return;
-  // The tail through a padded block whose lanes past the end repeat the block's first sample.
-  alignas(64) double in[2 * B], res[2 * B];
-  for (int l = 0; l < B; ++l) {
-    const Index col = j + (j + l < n ? l : 0);
-    in[2 * l] = x[2 * col];
-    in[2 * l + 1] = x[2 * col + 1];
+    const Lanes v = load(ck + 2 * lanes) - load(ck) * q;
+    store(logits + k * lanes, v);
+    max_logit = v > max_logit ? v : max_logit;
   }
-  block(load2d(in), load2d(in + B), res);
-  std::copy(res, res + 2 * (n - j), out + 2 * j);
+  Lanes sum_e = {}, sum_e_inv_c = {};
+  Lanes acc_fixed[D > 0 ? D : 1] = {};
+  for (Index i = 0; D == 0 && i < d; ++i) store(acc_dynamic + i * lanes, Lanes{});
+  for (Index k = 0; k < K; ++k) {
+    const Lanes e = exp_lanes(load(logits + k * lanes) - max_logit);
+    const Lanes e_inv_c = e * load(coef + (2 + 3 * k) * lanes);
+    sum_e += e;
+    sum_e_inv_c += e_inv_c;
+    for (Index i = 0; i < d; ++i) {
+      if constexpr (D > 0) {
+        acc_fixed[i] += e_inv_c * mu[k * d + i];
+      } else {
+        store(acc_dynamic + i * lanes, load(acc_dynamic + i * lanes) + e_inv_c * mu[k * d + i]);
+      }
+    }
+  }
+  const Lanes inv_sum = 1.0 / sum_e;
+  for (Index i = 0; i < d; ++i) {
+    const Lanes acc = D > 0 ? acc_fixed[D > 0 ? i : 0] : load(acc_dynamic + i * lanes);
+    store(ob + i * lanes, (alpha * acc - load(xb + i * lanes) * sum_e_inv_c) * inv_sum);
+  }
+}
+
+// Both forms of isotropic_mixture_score: one_time reads alpha[0] and sigma[0] only. Lanes past the end of the
+// columns repeat the block's first column and its time, so that every lane computes something finite. Two
+// dimensions, the common case, skip the scalar transposes: a block is 2 lanes consecutive doubles (x y x y ...),
+// deinterleaved by two shuffles and interleaved back the same way (a scalar transpose through memory followed by a
+// vector load stalls on store forwarding).
+template <int D>
+void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alpha, const double* sigma,
+                     const double* x, Index n, double* out) {
+  const Index d = D > 0 ? D : m.dim, K = m.components;
+  thread_local std::vector<double> scratch;
+  thread_local std::vector<Index> same_as;
+  const auto size = static_cast<std::size_t>((2 + 4 * K + 3 * d + K + 2) * lanes);
+  if (scratch.size() < size) scratch.resize(size);
+  // The first component with each component's variance (a quadratic search, for mixtures of up to 64 components).
+  same_as.resize(static_cast<std::size_t>(K));
+  for (Index k = 0; k < K; ++k) {
+    same_as[k] = k;
+    for (Index j = 0; K <= 64 && j < k; ++j)
+      if (m.variances[j] == m.variances[k]) {
+        same_as[k] = j;
+        break;
+      }
+  }
+  double* coef = scratch.data();
+  double* xb = coef + (1 + 3 * K) * lanes;
+  double* ob = xb + d * lanes;
+  double* acc = ob + d * lanes;
+  double* logits = acc + d * lanes;
+  double* lane_alpha = logits + K * lanes;
+  double* lane_sigma = lane_alpha + lanes;
+  double* log_c = lane_sigma + lanes;
+  if (one_time) {
+    std::fill(lane_alpha, lane_alpha + lanes, alpha[0]);
+    std::fill(lane_sigma, lane_sigma + lanes, sigma[0]);
+    block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
+  }
+  for (Index j = 0; j < n; j += lanes) {
+    const Index valid = std::min<Index>(lanes, n - j);
+    if (!one_time) {
+      for (int l = 0; l < lanes; ++l) {
+        const Index column = j + (l < valid ? l : 0);
+        lane_alpha[l] = alpha[column];
+        lane_sigma[l] = sigma[column];
+      }
+      block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
+    }
+    if constexpr (D == 2) {
+      alignas(64) double in[2 * lanes], res[2 * lanes];
+      const double* block = x + 2 * j;
+      if (valid < lanes) {
+        for (int l = 0; l < lanes; ++l) {
+          const Index column = j + (l < valid ? l : 0);
+          in[2 * l] = x[2 * column];
+          in[2 * l + 1] = x[2 * column + 1];
+        }
+        block = in;
+      }
+      const Lanes a = load(block), b = load(block + lanes);
+      store(xb, even_lanes(a, b));
+      store(xb + lanes, odd_lanes(a, b));
+      score_block<2>(m, coef, xb, ob, logits, acc);
+      const Lanes s0 = load(ob), s1 = load(ob + lanes);
+      double* o = valid < lanes ? res : out + 2 * j;
+      store(o, interleave_low(s0, s1));
+      store(o + lanes, interleave_high(s0, s1));
+      if (valid < lanes) std::copy(res, res + 2 * valid, out + 2 * j);
+    } else {
+      for (int l = 0; l < lanes; ++l) {
+        const double* column = x + (j + (l < valid ? l : 0)) * d;
+        for (Index i = 0; i < d; ++i) xb[i * lanes + l] = column[i];
+      }
+      score_block<D>(m, coef, xb, ob, logits, acc);
+      for (Index l = 0; l < valid; ++l)
+        for (Index i = 0; i < d; ++i) out[(j + l) * d + i] = ob[i * lanes + l];
+    }
+  }
+}
+
+void isotropic_score_dispatch(const IsotropicMixture& m, bool one_time, const double* alpha, const double* sigma,
+                              const double* x, Index n, double* out) {
+  switch (m.dim) {
+    case 1:
+      return isotropic_score<1>(m, one_time, alpha, sigma, x, n, out);
+    case 2:
+      return isotropic_score<2>(m, one_time, alpha, sigma, x, n, out);
+    case 3:
+      return isotropic_score<3>(m, one_time, alpha, sigma, x, n, out);
+    default:
+      return isotropic_score<0>(m, one_time, alpha, sigma, x, n, out);
+  }
+}
+
+void alpha_block(const double* log_alpha, double* alpha, double* one_minus_alpha_sq) {
+  alignas(64) double a[vector_block], b[vector_block];
+  for (int i = 0; i < vector_block; ++i) a[i] = log_alpha[i];
+  for (int i = 0; i < vector_block; ++i) b[i] = 2.0 * a[i];
+  for (int i = 0; i < vector_block; ++i) a[i] = exp(a[i]);
+  for (int i = 0; i < vector_block; ++i) b[i] = -expm1(b[i]);
+  for (int i = 0; i < vector_block; ++i) {
+    alpha[i] = a[i];
+    one_minus_alpha_sq[i] = b[i];
+  }
 }
 
 }  // namespace
 
-void isotropic_mixture_score(const IsotropicMixtureAtTime& mixture, const double* x, Index n, double* out) {
-  switch (mixture.dim) {
-    case 1:
-      return isotropic_score<1>(mixture, x, n, out);
-    case 2:
-      return isotropic_score_2d(mixture, x, n, out);
-    case 3:
-      return isotropic_score<3>(mixture, x, n, out);
-    default:
-      return isotropic_score<0>(mixture, x, n, out);
-  }
+void isotropic_mixture_score(const IsotropicMixture& mixture, double alpha, double sigma, const double* x, Index n,
+                             double* out) {
+  isotropic_score_dispatch(mixture, true, &alpha, &sigma, x, n, out);
+}
+
+void isotropic_mixture_score(const IsotropicMixture& mixture, const double* alpha, const double* sigma, const double* x,
+                             Index n, double* out) {
+  isotropic_score_dispatch(mixture, false, alpha, sigma, x, n, out);
+}
+
+void alpha_and_one_minus_alpha_sq(const double* log_alpha, Index n, double* alpha, double* one_minus_alpha_sq) {
+  Index i = 0;
+  for (; i + vector_block <= n; i += vector_block) alpha_block(log_alpha + i, alpha + i, one_minus_alpha_sq + i);
+  if (i == n) return;
+  alignas(64) double in[vector_block] = {}, a[vector_block], b[vector_block];
+  std::copy(log_alpha + i, log_alpha + n, in);
+  alpha_block(in, a, b);
+  std::copy(a, a + (n - i), alpha + i);
+  std::copy(b, b + (n - i), one_minus_alpha_sq + i);
 }
 
 }  // namespace scoresde

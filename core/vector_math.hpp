@@ -21,20 +21,35 @@ void box_muller(const std::uint64_t* a, const std::uint64_t* b, double* z0, doub
 // x[i] = exp(x[i]) for i < n.
 void exp_in_place(double* x, Index n);
 
-// The score of an isotropic Gaussian mixture at one time, in one pass over the samples (the hot path of every
-// sampler on mixture data; models/gaussian_mixture.cpp has the general form). With components N(m_k, c_k I),
-// m_k = alpha mu_k, c_k = alpha^2 lambda_k + sigma^2, and logits l_k(x) = log_norm_k - |x - m_k|^2 / (2 c_k),
-//     score(x) = [sum_k e_k m_k / c_k - x sum_k e_k / c_k] / sum_k e_k,   e_k = exp(l_k - max_j l_j),
-// the log-sum-exp form of sum_k gamma_k (m_k - x) / c_k. Samples are taken in blocks of vector_block, each
-// through the same code (a short tail through a padded block), so a sample's result does not depend on its
-// position.
-struct IsotropicMixtureAtTime {
+// An isotropic Gaussian mixture p_0 = sum_k w_k N(mu_k, lambda_k I) and its score after diffusion to
+// p_t = sum_k w_k N(alpha mu_k, c_k I), c_k = alpha^2 lambda_k + sigma^2 (the hot path of every sampler on mixture
+// data; models/gaussian_mixture.cpp has the general form). With logits l_k(x) = log w_k - (dim / 2) log(2 pi c_k)
+// - |x - alpha mu_k|^2 / (2 c_k),
+//     score(x) = [alpha sum_k e_k mu_k / c_k - x sum_k e_k / c_k] / sum_k e_k,   e_k = exp(l_k - max_j l_j),
+// the log-sum-exp form of sum_k gamma_k (alpha mu_k - x) / c_k.
+struct IsotropicMixture {
   Index dim = 0, components = 0;
-  const double* centres = nullptr;   // dim x components, column-major: m_k
-  const double* log_norm = nullptr;  // components: log w_k - (dim / 2) log(2 pi c_k)
-  const double* inv_var = nullptr;   // components: 1 / c_k
+  const double* means = nullptr;        // dim x components, column-major: mu_k
+  const double* log_weights = nullptr;  // components: log w_k
+  const double* variances = nullptr;    // components: lambda_k
 };
-// x and out: dim x n, column-major.
-void isotropic_mixture_score(const IsotropicMixtureAtTime& mixture, const double* x, Index n, double* out);
+// The score of every column of x at one time (alpha, sigma). x and out: dim x n, column-major.
+void isotropic_mixture_score(const IsotropicMixture& mixture, double alpha, double sigma, const double* x, Index n,
+                             double* out);
+// The score with column j at its own time: alpha[j], sigma[j]. Column j's result is bit for bit what the one-time
+// form gives for that column at alpha[j], sigma[j], whatever the other columns and their times.
+//
+// Both forms run samples in blocks of one vector register of lanes, each lane with its own alpha, sigma and
+// per-component 1 / c_k and normaliser, computed for a whole block by one vector function (the one-time form fills
+// the lanes with its one time, once); every sample goes through the same instructions in every lane and position (a
+// short tail through a padded block), and libmvec is called on whole registers only, so that no lane takes a scalar
+// path. A sample's score therefore depends only on that sample, its time and the build.
+void isotropic_mixture_score(const IsotropicMixture& mixture, const double* alpha, const double* sigma, const double* x,
+                             Index n, double* out);
+
+// alpha[i] = exp(log_alpha[i]) and one_minus_alpha_sq[i] = -expm1(2 log_alpha[i]) = 1 - alpha[i]^2 without
+// cancellation, for i < n, on libmvec: the marginal coefficients of the VP and sub-VP SDEs at many times (per-column
+// times of an adaptive solver). Element i depends on log_alpha[i] alone; one_minus_alpha_sq may be log_alpha itself.
+void alpha_and_one_minus_alpha_sq(const double* log_alpha, Index n, double* alpha, double* one_minus_alpha_sq);
 
 }  // namespace scoresde

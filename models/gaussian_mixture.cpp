@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "core/errors.hpp"
+#include "core/sde_batch.hpp"
 #include "core/vector_math.hpp"
 
 namespace scoresde {
@@ -15,8 +16,7 @@ void GaussianMixture::set_weights_and_means(Vector weights, Matrix means, Index 
   means_ = std::move(means);
   const Index K = means_.cols(), d = means_.rows();
   if (K < 1 || d < 1) throw ConfigError("mixture: needs at least one component of dimension >= 1");
-  if (weights_.size() != K)
-    throw ConfigError(fmt::format("mixture: {} weights for {} means", weights_.size(), K));
+  if (weights_.size() != K) throw ConfigError(fmt::format("mixture: {} weights for {} means", weights_.size(), K));
   if (covariances != K) throw ConfigError(fmt::format("mixture: {} covariances for {} means", covariances, K));
   for (Index k = 0; k < K; ++k)
     if (!(weights_(k) > 0) || !std::isfinite(weights_(k)))
@@ -34,8 +34,7 @@ GaussianMixture::GaussianMixture(Vector weights, Matrix means, std::vector<Matri
   for (Index k = 0; k < K; ++k) {
     const Matrix& S = covariances[k];
     if (S.rows() != d || S.cols() != d)
-      throw ConfigError(
-          fmt::format("mixture: covariances[{}] is {}x{}; expected {}x{}", k, S.rows(), S.cols(), d, d));
+      throw ConfigError(fmt::format("mixture: covariances[{}] is {}x{}; expected {}x{}", k, S.rows(), S.cols(), d, d));
     if (!S.allFinite() || (S - S.transpose()).cwiseAbs().maxCoeff() > 1e-12 * (1.0 + S.cwiseAbs().maxCoeff()))
       throw ConfigError(fmt::format("mixture: covariances[{}] must be finite and symmetric", k));
     const bool diagonal_equal = (S - S(0, 0) * Matrix::Identity(d, d)).cwiseAbs().maxCoeff() == 0.0;
@@ -52,6 +51,7 @@ GaussianMixture::GaussianMixture(Vector weights, Matrix means, std::vector<Matri
       eigenvectors_.push_back(eig.eigenvectors());
     }
   }
+  if (isotropic_) isotropic_variances_ = eigenvalues_.row(0).transpose();
   if (!isotropic_ && d >= float32_dim) set_score_precision(ScorePrecision::float32);
 }
 
@@ -137,8 +137,12 @@ namespace {
 using RowArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 }  // namespace
 
-void GaussianMixture::evaluate(double alpha, double sigma, ConstMatrixRef x, Vector* log_density,
-                               Matrix* score, Vector* laplacian) const {
+IsotropicMixture GaussianMixture::isotropic_kernel() const {
+  return {dim(), components(), means_.data(), log_weights_.data(), isotropic_variances_.data()};
+}
+
+void GaussianMixture::evaluate(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, Matrix* score,
+                               Vector* laplacian) const {
   if (score) score->resize(x.rows(), x.cols());
   evaluate_into(alpha, sigma, x, log_density, score ? score->data() : nullptr, laplacian);
 }
@@ -147,6 +151,34 @@ void GaussianMixture::score_into(double alpha, double sigma, ConstMatrixRef x, M
   if (out.outerStride() == out.rows()) return evaluate_into(alpha, sigma, x, nullptr, out.data(), nullptr);
   Matrix contiguous(out.rows(), out.cols());
   evaluate_into(alpha, sigma, x, nullptr, contiguous.data(), nullptr);
+  out = contiguous;
+}
+
+void GaussianMixture::score_at_times_into(ConstVectorRef alpha, ConstVectorRef sigma, ConstMatrixRef x,
+                                          MatrixRef out) const {
+  const Index n = x.cols();
+  eigen_assert(alpha.size() == n && sigma.size() == n);
+  if (!isotropic_) {
+    // Full covariances: one score_into per run of columns sharing their (alpha, sigma).
+    for (Index start = 0; start < n;) {
+      Index end = start + 1;
+      while (end < n && alpha(end) == alpha(start) && sigma(end) == sigma(start)) ++end;
+      score_into(alpha(start), sigma(start), x.middleCols(start, end - start), out.middleCols(start, end - start));
+      start = end;
+    }
+    return;
+  }
+  const Index d = dim();
+  const double* xs = x.data();
+  Matrix contiguous_x;
+  if (x.outerStride() != d) {
+    contiguous_x = x;
+    xs = contiguous_x.data();
+  }
+  if (out.outerStride() == d)
+    return isotropic_mixture_score(isotropic_kernel(), alpha.data(), sigma.data(), xs, n, out.data());
+  Matrix contiguous(d, n);
+  isotropic_mixture_score(isotropic_kernel(), alpha.data(), sigma.data(), xs, n, contiguous.data());
   out = contiguous;
 }
 
@@ -163,8 +195,8 @@ void GaussianMixture::score_and_laplacian_into(double alpha, double sigma, Const
   laplacian = lap;
 }
 
-void GaussianMixture::score_and_hessian_vector_into(double alpha, double sigma, ConstMatrixRef x,
-                                                    ConstMatrixRef v, MatrixRef score, MatrixRef hv) const {
+void GaussianMixture::score_and_hessian_vector_into(double alpha, double sigma, ConstMatrixRef x, ConstMatrixRef v,
+                                                    MatrixRef score, MatrixRef hv) const {
   const bool direct = score.outerStride() == score.rows() && hv.outerStride() == hv.rows();
   if (direct) return evaluate_into(alpha, sigma, x, nullptr, score.data(), nullptr, &v, hv.data());
   Matrix s(score.rows(), score.cols()), h(hv.rows(), hv.cols());
@@ -173,26 +205,19 @@ void GaussianMixture::score_and_hessian_vector_into(double alpha, double sigma, 
   hv = h;
 }
 
-void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density,
-                                    double* score, Vector* laplacian, const ConstMatrixRef* v,
-                                    double* hv) const {
+void GaussianMixture::evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, double* score,
+                                    Vector* laplacian, const ConstMatrixRef* v, double* hv) const {
   const Index d = dim(), K = components(), n = x.cols();
   if (float32_ && score && !log_density && !laplacian && !hv) return score_float32(alpha, sigma, x, score);
   if (isotropic_ && score && !log_density && !laplacian && !hv) {
     // The score alone: one fused pass (core/vector_math.hpp), the hot path of sampling.
-    thread_local Matrix centres;
-    thread_local Eigen::ArrayXd norm, inv_var;
-    const double log_2pi = std::log(2.0 * std::numbers::pi);
-    centres = alpha * means_;
-    inv_var = (alpha * alpha * eigenvalues_.row(0).transpose().array() + sigma * sigma).inverse();
-    norm = log_weights_.array() + 0.5 * static_cast<double>(d) * (inv_var.log() - log_2pi);
     const double* xs = x.data();
     Matrix contiguous;
     if (x.outerStride() != d) {
       contiguous = x;
       xs = contiguous.data();
     }
-    isotropic_mixture_score({d, K, centres.data(), norm.data(), inv_var.data()}, xs, n, score);
+    isotropic_mixture_score(isotropic_kernel(), alpha, sigma, xs, n, score);
     return;
   }
   // Scratch kept per thread, so that repeated calls on batches of one size allocate nothing.
@@ -388,17 +413,24 @@ void for_each_time_run(ConstVectorRef t, Fn&& fn) {
 }  // namespace
 
 void MixtureScore::evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const {
+  // alpha_t and sigma_t come from sde_alpha_sigma (core/sde_batch.hpp) whether the columns share one time or not, and
+  // the mixture's per-column path is its one-time kernel lane by lane: a column's score is the same bits in a batch at
+  // one time, in a batch of mixed times (an adaptive solver with a step size per column) and alone.
   const Index n = x.cols();
-  if (n > 0 && (t.array() == t(0)).all())
-    return mixture_->score_into(sde_->alpha(t(0)), sde_->sigma(t(0)), x, out);
-  for_each_time_run(t, [&](Index first, Index count, double ti) {
-    mixture_->score_into(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(first, count),
-                         out.middleCols(first, count));
-  });
+  if (n == 0) return;
+  if ((t.array() == t(0)).all()) {
+    double alpha, sigma;
+    sde_alpha_sigma(*sde_, t.data(), 1, &alpha, &sigma);
+    return mixture_->score_into(alpha, sigma, x, out);
+  }
+  thread_local Vector alpha, sigma;
+  alpha.resize(n);
+  sigma.resize(n);
+  sde_alpha_sigma(*sde_, t.data(), n, alpha.data(), sigma.data());
+  mixture_->score_at_times_into(alpha, sigma, x, out);
 }
 
-void MixtureScore::evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out,
-                                       VectorRef divergence) const {
+void MixtureScore::evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out, VectorRef divergence) const {
   for_each_time_run(t, [&](Index first, Index count, double ti) {
     mixture_->score_and_laplacian_into(sde_->alpha(ti), sde_->sigma(ti), x.middleCols(first, count),
                                        out.middleCols(first, count), divergence.segment(first, count));

@@ -17,6 +17,8 @@
 
 namespace scoresde {
 
+struct IsotropicMixture;
+
 class GaussianMixture {
  public:
   // weights (K, positive, normalised here), means (d x K), covariances (K matrices d x d, symmetric positive
@@ -54,6 +56,11 @@ class GaussianMixture {
   // products are float64 throughout.
   // set_score_precision(float64) turns the float32 path off for this mixture.
   void score_into(double alpha, double sigma, ConstMatrixRef x, MatrixRef out) const;
+  // The score with column j at its own time, alpha(j) and sigma(j) (an adaptive solver's per-column times). For an
+  // isotropic mixture, one pass over the columns through score_into's kernel, each lane of a vector register with
+  // its own time: column j's result is score_into's at alpha(j), sigma(j) bit for bit, whatever the other columns
+  // (core/vector_math.hpp). Otherwise one score_into per run of columns sharing a time.
+  void score_at_times_into(ConstVectorRef alpha, ConstVectorRef sigma, ConstMatrixRef x, MatrixRef out) const;
   enum class ScorePrecision { float64, float32 };
   static constexpr Index float32_dim = 256;
   void set_score_precision(ScorePrecision precision);
@@ -67,8 +74,8 @@ class GaussianMixture {
   //     H v = sum_k gamma_k (-C_k^{-1} v + s_k (s_k . v)) - s (s . v),
   // from grad gamma_k = gamma_k (s_k - s) and grad s_k = -C_k^{-1}. Two more products with U_k per component
   // than the score alone; none for an isotropic mixture.
-  void score_and_hessian_vector_into(double alpha, double sigma, ConstMatrixRef x, ConstMatrixRef v,
-                                     MatrixRef score, MatrixRef hv) const;
+  void score_and_hessian_vector_into(double alpha, double sigma, ConstMatrixRef x, ConstMatrixRef v, MatrixRef score,
+                                     MatrixRef hv) const;
 
  private:
   GaussianMixture() = default;
@@ -77,6 +84,9 @@ class GaussianMixture {
   // v and hv are both null or both set.
   void evaluate_into(double alpha, double sigma, ConstMatrixRef x, Vector* log_density, double* score,
                      Vector* laplacian, const ConstMatrixRef* v = nullptr, double* hv = nullptr) const;
+
+  // The kernel's view of an isotropic mixture (core/vector_math.hpp).
+  IsotropicMixture isotropic_kernel() const;
 
   // The float32 score: out = score for the columns of x, through stacked_f32_.
   void score_float32(double alpha, double sigma, ConstMatrixRef x, double* out) const;
@@ -89,6 +99,7 @@ class GaussianMixture {
   std::vector<Matrix> eigenvectors_;  // U_k; empty when isotropic_
   Matrix eigenvalues_;                // d x K: lambda_k
   bool isotropic_ = false;
+  Vector isotropic_variances_;  // K: lambda_k, when isotropic_
 };
 
 // The exact score of a mixture diffused by an SDE: a ScoreModel, with its exact divergence (the Laplacian of
@@ -109,10 +120,8 @@ class MixtureScore final : public ScoreModel {
 
  protected:
   void evaluate(ConstMatrixRef x, ConstVectorRef t, MatrixRef out) const override;
-  void evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out,
-                           VectorRef divergence) const override;
-  void evaluate_jvp(ConstMatrixRef x, ConstVectorRef t, ConstMatrixRef v, MatrixRef out,
-                    MatrixRef jv) const override;
+  void evaluate_divergence(ConstMatrixRef x, ConstVectorRef t, MatrixRef out, VectorRef divergence) const override;
+  void evaluate_jvp(ConstMatrixRef x, ConstVectorRef t, ConstMatrixRef v, MatrixRef out, MatrixRef jv) const override;
 
  private:
   std::shared_ptr<const GaussianMixture> mixture_;

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "core/errors.hpp"
+#include "core/sde_batch.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/odeint_eigen.hpp"
 #include "solvers/registry.hpp"
@@ -166,6 +167,8 @@ BatchedDopri5::BatchedDopri5(const ReverseSde& reverse, const ScoreModel& model,
       x_err_(dim, cols),
       score_(dim, cols),
       times_(cols),
+      f_(cols),
+      g_(cols),
       t_(cols),
       h_(cols),
       dt_(cols),
@@ -194,7 +197,7 @@ void BatchedDopri5::swap_slots(Index a, Index b) {
 
 void BatchedDopri5::flow(const Matrix& xs, Index m, Matrix& k) {
   model_.score(xs.leftCols(m), times_.head(m), score_.leftCols(m));
-  const Sde& sde = reverse_.sde();
+  sde_f_and_g(reverse_.sde(), times_.data(), m, f_.data(), g_.data());
   const Index d = xs.rows();
   const bool finite = first_non_finite(score_, m) < 0;
   for (Index s = 0; s < m; ++s) {
@@ -203,7 +206,7 @@ void BatchedDopri5::flow(const Matrix& xs, Index m, Matrix& k) {
            fmt::format("the score turned non-finite for sample {} at t = {:.6g}", first_sample_ + column_[s],
                        times_(s)));
     // ReverseSde::drift with c = 1/2, as a loop (see run()): k = f x - (c g g) s.
-    const double t = times_(s), f = sde.f(t), g = sde.g(t), c = 0.5 * g * g;
+    const double f = f_(s), g = g_(s), c = 0.5 * g * g;
     const double *x = xs.data() + s * d, *score = score_.data() + s * d;
     double* out = k.data() + s * d;
     for (Index i = 0; i < d; ++i) out[i] = f * x[i] - c * score[i];

@@ -62,7 +62,7 @@ class BatchedDopri5 {
   // Per slot (slot s holds column column_[s] of x while it is in the batch): the state, the derivative at it
   // (first-same-as-last), the stages of the trial step, its proposal and error.
   Matrix x_, k1_, k2_, k3_, k4_, k5_, k6_, k7_, x_stage_, x_new_, x_err_, score_;
-  Vector times_, t_, h_, dt_, error_;
+  Vector times_, f_, g_, t_, h_, dt_, error_;  // f_, g_: the SDE's coefficients at times_
   std::vector<Index> column_, accepted_, rejections_;
   std::vector<char> state_;
   std::optional<SampleFailure> failure_;

@@ -8,12 +8,15 @@
 //   - finiteness far from every mode, where exp() of every logit underflows;
 //   - exact sampling (moments within standard errors, index-keyed columns);
 //   - built-in data and the JSON mixture parser's errors;
-//   - the evaluation counters of MixtureScore.
+//   - the evaluation counters of MixtureScore;
+//   - a batch with a time per column: each column against the oracle at its own time, and (isotropic mixtures) bit
+//     for bit against the same column alone, in other batches and other lanes.
 #include <doctest/doctest.h>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numbers>
 #include <random>
@@ -79,8 +82,8 @@ Spec full_spec(Index d, std::uint64_t seed) {
 
 std::vector<Spec> all_specs() {
   // d = 1, 2, 3 take the fused score kernel's fixed-dimension paths, d = 5 its general one (core/vector_math.hpp).
-  return {isotropic_spec(1, 15), isotropic_spec(2, 16), isotropic_spec(3, 11), isotropic_spec(5, 12),
-          full_spec(3, 13),      full_spec(5, 14)};
+  return {isotropic_spec(1, 15), isotropic_spec(2, 16), isotropic_spec(3, 11),
+          isotropic_spec(5, 12), full_spec(3, 13),      full_spec(5, 14)};
 }
 
 SdeOptions sde_options(SdeKind kind, VpSchedule schedule = VpSchedule::linear) {
@@ -120,8 +123,8 @@ Direct direct(const Spec& m, double alpha, double sigma, const Vector& x) {
     const Vector sol = llt.solve(diff);
     const Matrix Cinv = llt.solve(Matrix::Identity(d, d));
     const double logdet = 2.0 * llt.matrixL().toDenseMatrix().diagonal().array().log().sum();
-    r.logit(k) = std::log(m.w(k) / wsum) - 0.5 * diff.dot(sol) - 0.5 * d * std::log(2 * std::numbers::pi) -
-                 0.5 * logdet;
+    r.logit(k) =
+        std::log(m.w(k) / wsum) - 0.5 * diff.dot(sol) - 0.5 * d * std::log(2 * std::numbers::pi) - 0.5 * logdet;
     r.s.col(k) = -sol;
     r.trace_inv(k) = Cinv.trace();
     const Eigen::SelfAdjointEigenSolver<Matrix> eig(C, Eigen::EigenvaluesOnly);
@@ -218,8 +221,7 @@ Matrix test_points(const Spec& m, double alpha, double sigma, std::uint64_t seed
   for (Index k = 0; k < K; ++k) {
     const double scale = std::sqrt((alpha * alpha * m.S[k].trace() + d * sigma * sigma) / d);
     x.col(k) = alpha * m.mu.col(k) + 0.8 * scale * random_normal(gen, d, 1);
-    x.col(K + k) =
-        0.5 * alpha * (m.mu.col(k) + m.mu.col((k + 1) % K)) + 0.1 * scale * random_normal(gen, d, 1);
+    x.col(K + k) = 0.5 * alpha * (m.mu.col(k) + m.mu.col((k + 1) % K)) + 0.1 * scale * random_normal(gen, d, 1);
     x.col(2 * K + k) = alpha * m.mu.col(k) + 3.0 * scale * random_normal(gen, d, 1).normalized();
   }
   return x;
@@ -232,14 +234,18 @@ Vector log_p(const MixtureScore& model, const Sde&, const Matrix& x, double t) {
   return lp;
 }
 
+bool same_bits(const Matrix& a, const Matrix& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(double) * static_cast<std::size_t>(a.size())) == 0;
+}
+
 std::vector<double> test_times(const Sde& sde) {
   return {1e-3, 0.05, 0.3, 0.7, sde.T()};
 }
 
 }  // namespace
 
-TEST_CASE(
-    "log p_t, score and Laplacian equal an independent LLT evaluation of sum_k w_k N(alpha mu_k, C_k)") {
+TEST_CASE("log p_t, score and Laplacian equal an independent LLT evaluation of sum_k w_k N(alpha mu_k, C_k)") {
   for (const auto& spec : all_specs()) {
     const auto mixture = std::make_shared<const GaussianMixture>(spec.build());
     CHECK(mixture->is_isotropic() == spec.isotropic);
@@ -349,8 +355,8 @@ TEST_CASE("at t = 0 the density is p_0 = sum_k w_k N(mu_k, S_k) itself") {
           const Vector diff = x.col(j) - spec.mu.col(k);
           const double q = diff.dot(llt.solve(diff));
           const double det = std::pow(llt.matrixL().toDenseMatrix().diagonal().prod(), 2);
-          const double pk = spec.w(k) / spec.w.sum() * std::exp(-0.5 * q) /
-                            std::sqrt(std::pow(2 * std::numbers::pi, d) * det);
+          const double pk =
+              spec.w(k) / spec.w.sum() * std::exp(-0.5 * q) / std::sqrt(std::pow(2 * std::numbers::pi, d) * det);
           p += pk;
           // Each side evaluates q_k with relative error ~eps cond(S_k) (64 eps: a few ulps per operation,
           // with margin), which moves log p by p_k / p times that. The points are within a few std: p > 0.
@@ -374,8 +380,8 @@ TEST_CASE("a single Gaussian N(mu, s^2 I) under VP diffuses to N(alpha mu, alpha
   Matrix mu(d, 1);
   mu << 1.5, -2.0, 0.25, 3.0;
   const double s = 0.7;
-  const auto mixture = std::make_shared<const GaussianMixture>(
-      GaussianMixture::isotropic(Vector::Ones(1), mu, Vector::Constant(1, s)));
+  const auto mixture =
+      std::make_shared<const GaussianMixture>(GaussianMixture::isotropic(Vector::Ones(1), mu, Vector::Constant(1, s)));
   const MixtureScore model(mixture, *sde);
   std::mt19937_64 gen(5);
   for (double t : {0.0, 1e-3, 0.1, 0.5, 1.0}) {
@@ -468,8 +474,7 @@ TEST_CASE("invalid mixtures are ConfigErrors") {
   Matrix indefinite(2, 2);
   indefinite << 1.0, 2.0, 2.0, 1.0;
   CHECK_THROWS_AS(GaussianMixture(Vector::Ones(2), mu, {indefinite, indefinite}), ConfigError);
-  CHECK_THROWS_AS(GaussianMixture(Vector::Ones(2), mu, {Matrix::Identity(3, 3), Matrix::Identity(3, 3)}),
-                  ConfigError);
+  CHECK_THROWS_AS(GaussianMixture(Vector::Ones(2), mu, {Matrix::Identity(3, 3), Matrix::Identity(3, 3)}), ConfigError);
   CHECK_THROWS_AS(GaussianMixture::isotropic(Vector::Ones(2), mu, Vector::Zero(2)), ConfigError);
 }
 
@@ -485,8 +490,7 @@ void check_moments(const Spec& spec, const Matrix& x) {
   const Vector w = spec.w / spec.w.sum();
   const Vector mean = spec.mu * w;
   Matrix cov = -mean * mean.transpose();
-  for (Index k = 0; k < w.size(); ++k)
-    cov += w(k) * (spec.S[k] + spec.mu.col(k) * spec.mu.col(k).transpose());
+  for (Index k = 0; k < w.size(); ++k) cov += w(k) * (spec.S[k] + spec.mu.col(k) * spec.mu.col(k).transpose());
   const Matrix c = x.colwise() - mean;  // centred at the exact mean, so E[c_i c_j] = cov_ij without bias
   for (Index i = 0; i < d; ++i) {
     CAPTURE(i);
@@ -548,8 +552,7 @@ TEST_CASE(
     const GaussianMixture m = spec.build();
     Matrix big(spec.mu.rows(), 40);
     m.sample(99, 0, big);
-    for (auto [first, count] :
-         std::vector<std::pair<Index, Index>>{{0, 1}, {5, 1}, {7, 13}, {39, 1}, {0, 40}}) {
+    for (auto [first, count] : std::vector<std::pair<Index, Index>>{{0, 1}, {5, 1}, {7, 13}, {39, 1}, {0, 40}}) {
       CAPTURE(first);
       Matrix part(spec.mu.rows(), count);
       m.sample(99, first, part);
@@ -603,8 +606,7 @@ std::string input_error(const std::string& text) {
 }
 }  // namespace
 
-TEST_CASE(
-    "parse_mixture_json: a valid file round-trips; errors are InputErrors naming the source and field") {
+TEST_CASE("parse_mixture_json: a valid file round-trips; errors are InputErrors naming the source and field") {
   const GaussianMixture m = parse_mixture_json(
       R"({"weights": [1, 3], "means": [[0, 1], [2, 3]], "covariances": [[[1, 0.5], [0.5, 2]], [[1, 0], [0, 1]]]})",
       "mix.json");
@@ -618,8 +620,7 @@ TEST_CASE(
   Matrix S0(2, 2);
   S0 << 1, 0.5, 0.5, 2;
   CHECK((m.covariance(0) - S0).cwiseAbs().maxCoeff() <= 64 * eps * 2);  // eigendecomposition round trip
-  const GaussianMixture iso =
-      parse_mixture_json(R"({"weights": [1], "means": [[0, 0, 0]], "stds": [2]})", "x");
+  const GaussianMixture iso = parse_mixture_json(R"({"weights": [1], "means": [[0, 0, 0]], "stds": [2]})", "x");
   CHECK(iso.is_isotropic());
   CHECK(iso.covariance(0) == 4.0 * Matrix::Identity(3, 3));
 
@@ -640,13 +641,11 @@ TEST_CASE(
       {R"({"weights": [1, 1], "means": [[0, 0], [1]], "stds": [1, 1]})", "means[1]"},
       {R"({"weights": [1], "means": [], "stds": [1]})", "means"},
       {R"({"weights": [1], "means": [[0, 0]]})", "covariances"},
-      {R"({"weights": [1], "means": [[0, 0]], "stds": [1], "covariances": [[[1, 0], [0, 1]]]})",
-       "covariances"},
+      {R"({"weights": [1], "means": [[0, 0]], "stds": [1], "covariances": [[[1, 0], [0, 1]]]})", "covariances"},
       {R"({"weights": [1], "means": [[0, 0]], "covariances": [[[1, 0.5], [0, 1]]]})", "covariances[0]"},
       {R"({"weights": [1], "means": [[0, 0]], "covariances": [[[1, 2], [2, 1]]]})", "covariances[0]"},
       {R"({"weights": [1], "means": [[0, 0]], "covariances": [[[1, 0], [0, "x"]]]})", "covariances[0][1][1]"},
-      {R"({"weights": [1], "means": [[0, 0]], "covariances": [[[1, 0, 0], [0, 1, 0]]]})",
-       "covariances[0][0]"},
+      {R"({"weights": [1], "means": [[0, 0]], "covariances": [[[1, 0, 0], [0, 1, 0]]]})", "covariances[0][0]"},
       {R"({"weights": [1], "means": [[0, 0]], "stds": [1], "colour": "red"})", "colour"},
   };
   for (const auto& b : bad) {
@@ -691,4 +690,66 @@ TEST_CASE("MixtureScore counts calls and columns; a batch with mixed times equal
   }
   CHECK(model.calls() == 3 + 7);
   CHECK(model.columns() == 9 + 7 + 7);
+}
+
+TEST_CASE(
+    "MixtureScore with a time per column: the exact score at each column's own time, and for isotropic "
+    "mixtures the bits of that column evaluated alone, in any lane and any batch") {
+  for (const auto& so : all_sdes()) {
+    const auto sde = make_sde(so);
+    for (const Spec& spec : all_specs()) {
+      CAPTURE(sde->name());
+      CAPTURE(spec.label);
+      const auto mixture = std::make_shared<const GaussianMixture>(spec.build());
+      const MixtureScore model(mixture, *sde);
+      const Index d = spec.mu.rows();
+      // The test points of every test time, interleaved so that neighbouring columns (the lanes of one vector
+      // register) have different times, and a time recurs across the batch.
+      const std::vector<double> times = test_times(*sde);
+      std::vector<Matrix> points;
+      for (std::size_t i = 0; i < times.size(); ++i)
+        points.push_back(test_points(spec, sde->alpha(times[i]), sde->sigma(times[i]), 40 + i));
+      const Index per_time = points[0].cols(), n = per_time * static_cast<Index>(times.size());
+      Matrix x(d, n);
+      Vector t(n);
+      for (Index c = 0; c < per_time; ++c)
+        for (std::size_t i = 0; i < times.size(); ++i) {
+          const Index j = c * static_cast<Index>(times.size()) + static_cast<Index>(i);
+          x.col(j) = points[i].col(c);
+          t(j) = times[i];
+        }
+      Matrix batch(d, n);
+      model.score(x, t, batch);
+      for (Index j = 0; j < n; ++j) {
+        CAPTURE(j);
+        CAPTURE(t(j));
+        // The oracle: the LLT evaluation at this column's own alpha_t, sigma_t, within its rounding bound.
+        const Direct r = direct(spec, sde->alpha(t(j)), sde->sigma(t(j)), x.col(j));
+        CHECK((batch.col(j) - r.score).cwiseAbs().maxCoeff() <= score_rounding(r));
+      }
+      if (!spec.isotropic) continue;  // full covariances go through Eigen's products, per run of equal times
+      // Alone (one time: the one-time kernel) and in a batch of one time, the same bits as in the mixed batch.
+      for (Index j = 0; j < n; ++j) {
+        Matrix one(d, 1);
+        model.score(x.col(j), t.segment(j, 1), one);
+        CHECK(same_bits(one, batch.col(j)));
+      }
+      for (std::size_t i = 0; i < times.size(); ++i) {
+        Matrix same_time(d, per_time);
+        model.score(points[i], Vector::Constant(per_time, times[i]), same_time);
+        for (Index c = 0; c < per_time; ++c)
+          CHECK(same_bits(same_time.col(c), batch.col(c * static_cast<Index>(times.size()) + static_cast<Index>(i))));
+      }
+      // Every window of the batch (other sizes, other lane positions, padded tails), and the batch reversed.
+      for (Index size = 1; size <= 19; size += 3)
+        for (Index first = 0; first + size <= n; first += 5) {
+          Matrix window(d, size);
+          model.score(x.middleCols(first, size), t.segment(first, size), window);
+          CHECK(same_bits(window, batch.middleCols(first, size)));
+        }
+      Matrix reversed(d, n);
+      model.score(x.rowwise().reverse(), t.reverse(), reversed);
+      CHECK(same_bits(reversed.rowwise().reverse(), batch));
+    }
+  }
 }

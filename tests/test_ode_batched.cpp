@@ -46,6 +46,17 @@ std::shared_ptr<const GaussianMixture> gaussian_data(Index dim) {
       GaussianMixture::isotropic(Vector::Ones(1), mu, Vector::Constant(1, data_std)));
 }
 
+// Three isotropic components in `dim` dimensions, unequal weights and widths: samples take different steps, and
+// dimensions 1 and 3 take the mixture kernel's other fixed-dimension paths (core/vector_math.cpp).
+std::shared_ptr<const GaussianMixture> mixture_data(Index dim) {
+  Matrix mu(dim, 3);
+  for (Index i = 0; i < dim; ++i) mu.row(i) << 2.0 - 0.5 * static_cast<double>(i), -1.5, 0.5 * static_cast<double>(i);
+  Vector weights(3), stds(3);
+  weights << 0.5, 0.3, 0.2;
+  stds << 0.3, 0.6, 0.15;
+  return std::make_shared<GaussianMixture>(GaussianMixture::isotropic(weights, mu, stds));
+}
+
 // x_eps = alpha_eps mu + sqrt(v_eps / v_T) (x_T - alpha_T mu), v_t = alpha_t^2 s^2 + sigma_t^2.
 Matrix gaussian_flow_map(const Sde& sde, const GaussianMixture& data, double eps, const Matrix& latents) {
   const auto v = [&](double t) {
@@ -104,9 +115,9 @@ TEST_CASE("batched per-column control gives --ode-control sample's samples and N
   for (const auto& so : all_sdes()) {
     const auto sde = make_sde(so);
     CAPTURE(sde->name());
-    // eight_gaussians (d = 2) and one 11-dimensional Gaussian, whose columns are long enough for Eigen's and the
-    // mixture kernel's vector paths.
-    for (const auto& data : {load_data("eight_gaussians", 0), gaussian_data(11)}) {
+    // eight_gaussians (d = 2), mixtures in 1 and 3 dimensions and one 11-dimensional Gaussian: every path of the
+    // mixture kernel, whose lanes then hold columns at different times.
+    for (const auto& data : {load_data("eight_gaussians", 0), mixture_data(1), mixture_data(3), gaussian_data(11)}) {
       const MixtureScore model(data, *sde);
       const Index d = data->dim();
       CAPTURE(d);
@@ -122,7 +133,7 @@ TEST_CASE("batched per-column control gives --ode-control sample's samples and N
         CHECK(bitwise_equal(alone.nfe, batched.nfe));
         // On the mixture, samples take different numbers of steps: the comparison covers columns leaving the batch
         // early. (On one Gaussian the flow is linear and every sample takes the same steps.)
-        if (d == 2) CHECK(batched.nfe.minCoeff() < batched.nfe.maxCoeff());
+        if (d <= 3) CHECK(batched.nfe.minCoeff() < batched.nfe.maxCoeff());
       }
     }
   }
@@ -130,22 +141,26 @@ TEST_CASE("batched per-column control gives --ode-control sample's samples and N
 
 TEST_CASE("batched: the samples do not depend on --chunk or --threads, bit for bit") {
   const auto sde = make_sde(SdeOptions{});
-  const MixtureScore model(load_data("eight_gaussians", 0), *sde);
-  auto o = dopri5(OdeControl::batched, 1e-5);
-  const Index n = 203;
-  const auto reference = sample(*sde, model, o, n);  // one chunk of 256, one thread
-  for (const auto& [chunk, threads] : std::vector<std::pair<Index, int>>{{1, 1}, {7, 2}, {64, 2}, {1000, 1}}) {
-    CAPTURE(chunk);
-    CAPTURE(threads);
-    o.chunk = chunk;
-    o.threads = threads;
-    const auto r = sample(*sde, model, o, n);
-    CHECK(bitwise_equal(r.samples, reference.samples));
-    CHECK(bitwise_equal(r.nfe, reference.nfe));
+  for (const auto& data : {load_data("eight_gaussians", 0), mixture_data(1), mixture_data(3)}) {
+    CAPTURE(data->dim());
+    const MixtureScore model(data, *sde);
+    auto o = dopri5(OdeControl::batched, 1e-5);
+    const Index n = 203;
+    const auto reference = sample(*sde, model, o, n);  // one chunk of 256, one thread
+    for (const auto& [chunk, threads] :
+         std::vector<std::pair<Index, int>>{{1, 1}, {3, 1}, {7, 2}, {64, 2}, {1000, 1}}) {
+      CAPTURE(chunk);
+      CAPTURE(threads);
+      o.chunk = chunk;
+      o.threads = threads;
+      const auto r = sample(*sde, model, o, n);
+      CHECK(bitwise_equal(r.samples, reference.samples));
+      CHECK(bitwise_equal(r.nfe, reference.nfe));
+    }
+    // -n does not matter either: the first 50 samples of 50 and of 203 are the same.
+    o.chunk = 64;
+    CHECK(bitwise_equal(sample(*sde, model, o, 50).samples, reference.samples.leftCols(50)));
   }
-  // -n does not matter either: the first 50 samples of 50 and of 203 are the same.
-  o.chunk = 64;
-  CHECK(bitwise_equal(sample(*sde, model, o, 50).samples, reference.samples.leftCols(50)));
 }
 
 TEST_CASE("batched: changing one sample's prior draw changes no other sample's output or NFE") {
