@@ -300,7 +300,7 @@ std::vector<BadInputCase> bad_input_cases() {
        {{"out.npy.json", directory_marker}},
        sample(sample_out),
        2,
-       {"{dir}/out.npy.json", "cannot write"}},
+       {"{dir}/out.npy.json", "directory"}},
       {"sample: a diverging sampler",
        {},
        sample(join({"--sampler", "pc", "--corrector", "langevin", "--snr", "1e100"}, sample_out)),
