@@ -60,17 +60,18 @@ for target in "${targets[@]}"; do
   status=0
   nice "$bin/$target" "${options[@]}" "$work/corpus" "tests/fuzz/corpus/$name" >"$work/log" 2>&1 || status=$?
   seconds=$(($(date +%s) - start))
-  # The last status line: "#N DONE cov: C ft: F corp: ..." (or the last "#N ..." line before a finding).
-  last=$(grep -E '^#[0-9]+' "$work/log" | tail -n 1 || true)
-  executions=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$work/log" | grep -oE '[0-9]+$' || true)
+  # The last status line: "#N DONE cov: C ft: F corp: ..." (or the last "#N ..." line before a finding); -a: the
+  # log holds raw bytes of the dictionary entries.
+  last=$(grep -aE '^#[0-9]+' "$work/log" | tail -n 1 || true)
+  executions=$(grep -aoE 'stat::number_of_executed_units: *[0-9]+' "$work/log" | grep -oE '[0-9]+$' || true)
   [[ -n "$executions" ]] || executions=$(sed -E 's/^#([0-9]+).*/\1/' <<<"$last")
-  cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
-  ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
-  rate=$(grep -oE 'exec/s: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
+  cov=$(grep -aoE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
+  ft=$(grep -aoE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo -)
+  rate=$(grep -aoE 'stat::average_exec_per_sec: *[0-9]+' "$work/log" | grep -oE '[0-9]+$' || echo -)
   if ((status == 0)); then
     result="ok (${seconds} s)"
   else
-    reproducer=$(grep -oE "Test unit written to [^ ]+" "$work/log" | tail -n 1 | sed 's/Test unit written to //' || true)
+    reproducer=$(grep -aoE "Test unit written to [^ ]+" "$work/log" | tail -n 1 | sed 's/Test unit written to //' || true)
     result="FINDING: ${reproducer:-see $work/log}"
     failed+=("$target: ${reproducer:-no reproducer written}; log $work/log")
   fi
