@@ -1,9 +1,14 @@
 #!/usr/bin/python3
-"""Writes the seed corpora of the fuzz targets whose formats numpy and the standard library write: corpus/npy,
-npz, csv, time_grid, idx, mixture_json. Small valid files and near-valid ones (truncated, a wrong field, a header
-claiming a huge shape), a few KB per target. The checkpoint, eigen-mixture, study.ini and results.json seeds come
-from the library itself (write_seeds.cpp). Run from anywhere: python3 tests/fuzz/make_corpus.py"""
+"""Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/NAME): small valid files and near-valid ones
+(truncated, a wrong field, a header claiming a huge shape), a few KB per target. corpus/study_ini/tiny and
+corpus/results_json/tiny are not written here: they are the study.ini and results.json of a small study,
+  scoresde study --data eight_gaussians --sde vp --sampler ddim,euler_maruyama --steps 5,10 --seeds 1 \\
+      --samples 200 --metrics mmd2,mean_error --out DIR
+and the results.json variants are made from them. Files whose name starts with found_ are inputs with which a fuzz
+target found a bug (tests/test_file_parsers.cpp has each as a test); they are kept, not written here.
+Run from anywhere: /usr/bin/python3 tests/fuzz/make_corpus.py"""
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -128,5 +133,80 @@ def mixture_json():
                                                     "weights": [1], "arrays": "arrays.npy"}))
 
 
-for make in (npy, npz, csv, time_grid, idx, mixture_json):
+def eigen_mixture():
+    # fuzz_eigen_mixture's input: the header, a NUL byte, the arrays file (float64 (K, d + 2, d): mean, eigenvalues,
+    # eigenvectors), as `scoresde fit-mixture` writes them.
+    K, d = 2, 2
+    arrays = np.zeros((K, d + 2, d))
+    arrays[1, 0] = [1, 0]
+    arrays[:, 1] = 0.25
+    arrays[:, 2:] = np.eye(d)
+    data = npy_bytes(arrays)
+    header = {"format": "scoresde-mixture-eig-1", "dim": d, "components": K, "weights": [0.5, 0.5],
+              "arrays": "arrays.npy", "arrays_sha256": hashlib.sha256(data).hexdigest(), "image_shape": [1, 1, 2]}
+    put("eigen_mixture", "valid", json.dumps(header).encode() + b"\0" + data)
+    del header["arrays_sha256"]
+    put("eigen_mixture", "no_sha256", json.dumps(header).encode() + b"\0" + data)
+    put("eigen_mixture", "truncated", json.dumps(header).encode() + b"\0" + data[:-16])
+    put("eigen_mixture", "wrong_dim", json.dumps(dict(header, dim=3)).encode() + b"\0" + data)
+    bad = arrays.copy()
+    bad[0, 2:] = [[1, 1], [0, 1]]
+    put("eigen_mixture", "not_orthonormal", json.dumps(header).encode() + b"\0" + npy_bytes(bad))
+
+
+def fnv1a(data):
+    h = 1469598103934665603
+    for c in data:
+        h = ((h ^ c) * 1099511628211) & (2**64 - 1)
+    return h
+
+
+def checkpoint():
+    # models/checkpoint.hpp, version 1, without the trailing checksum (fuzz_checkpoint appends it).
+    for name, fourier, f4 in (("raw_f8", False, False), ("fourier_f4", True, True)):
+        F = 2 if fourier else 0
+        arch = {"dim": 2, "hidden": [3, 3], "time_embedding": "fourier" if fourier else "raw", "time_input": "t",
+                "fourier_features": max(F, 1), "fourier_scale": 4.0, "parameterization": "noise",
+                "precision": "float32" if f4 else "float64", "activation": "silu"}
+        inputs = 2 + (2 * F if fourier else 1)
+        P = 3 * (inputs + 1) + 3 * (3 + 1) + 2 * (3 + 1)
+        dtype = "f4" if f4 else "f8"
+        header = {"format": "scoresde checkpoint", "version": 1, "architecture": arch,
+                  "sde": {"sde": "vp", "schedule": "linear", "beta-min": 0.1, "beta-max": 20.0, "cosine-s": 0.008,
+                          "sigma-min": 0.01, "sigma-max": 50.0, "T": 1.0},
+                  "scaling": {"mean": [0.0, 0.0], "scale": [1.0, 1.0]}, "training": {"iterations": 1},
+                  "arrays": [{"name": "frequencies", "dtype": "f8", "count": F},
+                             {"name": "weights", "dtype": dtype, "count": P},
+                             {"name": "ema", "dtype": dtype, "count": P}]}
+        text = json.dumps(header, separators=(",", ":")).encode()
+        arrays = np.linspace(0.5, 1.0, F).tobytes() + np.linspace(-1, 1, 2 * P).astype(
+            np.float32 if f4 else np.float64).tobytes()
+        body = b"SSDECKPT" + struct.pack("<IQ", 1, len(text)) + text + arrays
+        put("checkpoint", name, body)
+        put("checkpoint", name + "_truncated", body[:-12])
+        put("checkpoint", name + "_wrong_count", body.replace(b'"count":%d' % P, b'"count":9', 1))
+
+
+def study_ini():
+    put("study_ini", "small", "data = eight_gaussians\nsde = vp\nsampler = ddim\nsteps = 5\nseeds = 1\n")
+    put("study_ini", "preset", "preset = gaussian\nsteps = 4,8\nseeds = 1\n")
+    put("study_ini", "unknown_key", "sampler = ddim\nno-such-key = 1\n")
+    put("study_ini", "bad_value", "steps = 0\n[section]\nsamples = -1\n")
+    put("study_ini", "blocks", "blocks = sampler=ddim;steps=5\nmetrics = mmd2\n")
+
+
+def results_json():
+    tiny = os.path.join(HERE, "corpus", "results_json", "tiny")
+    if os.path.exists(tiny):
+        with open(tiny) as f:
+            results = json.load(f)
+        results["rows"] = results["rows"][:1]
+        results["study"]["steps"] = "1,2"
+        put("results_json", "other_study", json.dumps(results))
+    put("results_json", "minimal", '{"study": {}, "rows": [{"run": "a", "w2": 1.5}]}')
+    put("results_json", "no_rows", '{"study": {"threads": 1}}')
+    put("results_json", "bad_row", '{"study": {}, "rows": [{"run": 1}]}')
+
+
+for make in (npy, npz, csv, time_grid, idx, mixture_json, eigen_mixture, checkpoint, study_ini, results_json):
     make()
