@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh [--ci] [--runs N] [TARGET ...]
 #
 #   --runs N   executions per target (default 1000000)
-#   --ci       a short run for continuous integration: 20000 executions per target
+#   --ci       a short run for continuous integration: 20000 executions per target, from a fixed random seed
+#              (-seed=1), so that a CI run is repeatable
 #   TARGET     fuzz_npy, npy, ...: build and run only these (default: every fuzz_* target)
 #
 # Each target starts from its seed corpus tests/fuzz/corpus/NAME (read only) and keeps what it finds in
@@ -17,16 +18,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=1000000
+seed_options=()
 targets=()
 while (($#)); do
   case "$1" in
-    --ci) runs=20000 ;;
+    --ci)
+      runs=20000
+      seed_options=(-seed=1)
+      ;;
     --runs)
       runs="${2:?--runs needs a number}"
       shift
       ;;
     -h | --help)
-      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) targets+=("fuzz_${1#fuzz_}") ;;
@@ -57,7 +62,7 @@ for target in "${targets[@]}"; do
   work="build/fuzz/fuzz-runs/$name"
   mkdir -p "$work/corpus" "$work/artifacts"
   options=(-runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1
-           -artifact_prefix="$work/artifacts/")
+           -artifact_prefix="$work/artifacts/" "${seed_options[@]}")
   [[ -f "tests/fuzz/$name.dict" ]] && options+=(-dict="tests/fuzz/$name.dict")
   start=$(date +%s)
   status=0
