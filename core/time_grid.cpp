@@ -6,11 +6,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/errors.hpp"
+#include "core/input_file.hpp"
 #include "core/npy.hpp"
 
 namespace scoresde {
@@ -103,9 +103,7 @@ std::vector<double> read_text_times(const std::string& path) {
 }  // namespace
 
 TimeGrid read_time_grid_file(const std::string& path, double T) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw InputError(fmt::format("{}: is a directory, not a file of times", path));
+  refuse_directory(path, "a file of times");
   std::vector<double> t;
   if (has_npy_magic(path)) {
     const Vector v = read_vector_npy(path);
