@@ -213,8 +213,15 @@ TEST_CASE("sample: --write-block -1 is refused naming the option") {
 }
 
 // AddressSanitizer's shadow memory and quarantine add hundreds of megabytes of resident memory that the program does
-// not hold: the bound below is for the ordinary build.
-#ifdef __SANITIZE_ADDRESS__
+// not hold: the bound below is for the ordinary build. (GCC defines __SANITIZE_ADDRESS__; clang has the feature test.)
+#if defined(__SANITIZE_ADDRESS__)
+#define SCORESDE_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SCORESDE_TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifdef SCORESDE_TEST_UNDER_ASAN
 constexpr bool under_address_sanitizer = true;
 #else
 constexpr bool under_address_sanitizer = false;

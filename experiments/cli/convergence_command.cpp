@@ -96,7 +96,9 @@ std::function<std::optional<double>(const SamplerOptions&)> exact_law_weak_error
 void write_texts_from(const std::vector<std::pair<std::string, std::string>>& files, std::size_t first,
                       std::vector<std::string>& renamed) {
   if (first == files.size()) return;
-  const auto& [path, text] = files[first];
+  // Named references rather than a structured binding: clang 14 (the sanitized tree) cannot capture bindings.
+  const std::string& path = files[first].first;
+  const std::string& text = files[first].second;
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary);
     out << text;
