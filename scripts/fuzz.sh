@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of the file parsers (CMake preset fuzz: clang, ASan, UBSan; tests/fuzz/) and runs each
-# for a number of executions, one target after the other.
+# Builds the libFuzzer targets of the file parsers (in the tree of the CMake preset sanitize: clang, ASan, UBSan;
+# tests/fuzz/) and runs each for a number of executions, one target after the other.
 #
 #   scripts/fuzz.sh [--ci] [--runs N] [TARGET ...]
 #
@@ -10,10 +10,10 @@
 #   TARGET     fuzz_npy, npy, ...: build and run only these (default: every fuzz_* target)
 #
 # Each target starts from its seed corpus tests/fuzz/corpus/NAME (read only) and keeps what it finds in
-# build/fuzz/fuzz-runs/NAME/corpus, so a later run goes on from there. A crash, a sanitizer report, an escaping
+# build/sanitize/fuzz-runs/NAME/corpus, so a later run goes on from there. A crash, a sanitizer report, an escaping
 # exception that is not the project's (tests/fuzz/fuzz_input.hpp), a hang (-timeout=10 s) or an allocation beyond
 # 2048 MB is a finding: the script says which target and where libFuzzer left the reproducer, and exits 1 once all
-# targets have run. Rerun one input with: build/fuzz/tests/fuzz/fuzz_NAME REPRODUCER
+# targets have run. Rerun one input with: build/sanitize/tests/fuzz/fuzz_NAME REPRODUCER
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,14 +41,14 @@ done
 [[ "$runs" =~ ^[0-9]+$ ]] || { echo "fuzz: --runs $runs: expected a number of executions" >&2; exit 2; }
 
 # Named targets are built alone: those of the parsers need 15 of the library's files, not the whole of it.
-build_targets=()
+build_targets=(--target fuzz_targets)
 ((${#targets[@]})) && build_targets=(--target "${targets[@]}")
-echo "fuzz: configuring (CMake preset 'fuzz') and building with ${JOBS:-2} jobs"
-cmake --preset fuzz >/dev/null
-nice cmake --build --preset fuzz -j "${JOBS:-2}" "${build_targets[@]}" >build/fuzz/build.log 2>&1 ||
-  { tail -n 40 build/fuzz/build.log >&2; echo "fuzz: the build failed (build/fuzz/build.log)" >&2; exit 2; }
+echo "fuzz: configuring (CMake preset 'sanitize') and building the targets with ${JOBS:-2} jobs"
+cmake --preset sanitize >/dev/null
+nice cmake --build --preset sanitize -j "${JOBS:-2}" "${build_targets[@]}" >build/sanitize/fuzz-build.log 2>&1 ||
+  { tail -n 40 build/sanitize/fuzz-build.log >&2; echo "fuzz: the build failed (build/sanitize/fuzz-build.log)" >&2; exit 2; }
 
-bin=build/fuzz/tests/fuzz
+bin=build/sanitize/tests/fuzz
 if ((${#targets[@]} == 0)); then
   for source in tests/fuzz/fuzz_*.cpp; do targets+=("$(basename "$source" .cpp)"); done
 fi
@@ -59,7 +59,7 @@ printf '%-20s %10s %9s %8s %8s  %s\n' target executions exec/s cov ft result
 for target in "${targets[@]}"; do
   name="${target#fuzz_}"
   [[ -x "$bin/$target" ]] || { echo "fuzz: no target $target (tests/fuzz/$target.cpp)" >&2; exit 2; }
-  work="build/fuzz/fuzz-runs/$name"
+  work="build/sanitize/fuzz-runs/$name"
   mkdir -p "$work/corpus" "$work/artifacts"
   options=(-runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1
            -artifact_prefix="$work/artifacts/" "${seed_options[@]}")
@@ -89,7 +89,7 @@ done
 if ((${#failed[@]})); then
   echo "fuzz: ${#failed[@]} target(s) found a problem:" >&2
   printf '  %s\n' "${failed[@]}" >&2
-  echo "fuzz: rerun one with build/fuzz/tests/fuzz/TARGET REPRODUCER" >&2
+  echo "fuzz: rerun one with build/sanitize/tests/fuzz/TARGET REPRODUCER" >&2
   exit 1
 fi
 echo "fuzz: no findings in ${#targets[@]} target(s), $runs executions each"

@@ -14,8 +14,8 @@ packages=(
   # LibTorch for TorchScript score models (--model FILE.pt; SCORESDE_WITH_TORCH=AUTO finds it), and PyTorch for the
   # Python helper scripts/scoresde_torch.py and the modules of tests/test_torchscript.cpp.
   libtorch-dev python3-torch
-  # The fuzz targets of the file parsers (preset fuzz, scripts/fuzz.sh): clang with libFuzzer and the sanitizer
-  # runtimes, and clang's OpenMP runtime.
+  # The sanitized tree (preset sanitize: scripts/sanitize.sh, and the fuzz targets of scripts/fuzz.sh): clang with
+  # libFuzzer and the sanitizer runtimes, and clang's OpenMP runtime.
   clang libclang-rt-14-dev libomp-dev
 )
 missing=()
