@@ -311,7 +311,9 @@ TEST_CASE("sample: a bad --time-grid file is refused naming --time-grid, the fil
       {"1 0.5 x\n", "\"x\" is not a number"},
   };
   int i = 0;
-  for (const auto& [text, problem] : cases) {
+  for (const auto& entry : cases) {
+    const auto& text = std::get<0>(entry);
+    const auto& problem = std::get<1>(entry);
     CAPTURE(text);
     const auto path = dir.write(fmt::format("g{}.txt", i++), text);
     expect_rejected(dir, {"--time-grid", path}, {"--time-grid", path, problem});

@@ -103,7 +103,7 @@ TEST_CASE("first order: ddim = dpm_solver --order 1 = unipc --order 1 --unic off
       o.steps = 9;
       o.sampler = "ddim";
       const Matrix ddim = sample(*sde, model, o, 64, &init).samples;
-      for (const auto& [name, extra] : std::vector<std::pair<std::string, std::function<void(SamplerOptions&)>>>{
+      for (const auto& entry : std::vector<std::pair<std::string, std::function<void(SamplerOptions&)>>>{
                {"dpm_solver", [](SamplerOptions& s) { s.order = 1; }},
                {"unipc",
                 [](SamplerOptions& s) {
@@ -112,6 +112,8 @@ TEST_CASE("first order: ddim = dpm_solver --order 1 = unipc --order 1 --unic off
                 }},
                {"deis", [](SamplerOptions& s) { s.order = 1; }},
                {"edm_euler", [](SamplerOptions&) {}}}) {
+        const auto& name = std::get<0>(entry);
+        const auto& extra = std::get<1>(entry);
         CAPTURE(name);
         CAPTURE(sde->name());
         CAPTURE(grid);

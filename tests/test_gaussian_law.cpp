@@ -302,7 +302,9 @@ TEST_CASE(
       {{"--data", "gaussian", "--sampler", "pc", "--corrector", "ald"}, "--corrector = ald"},
       {{"--data", "gaussian", "--sampler", "ode", "--ode-method", "dopri5"}, "--ode-method = dopri5"},
   };
-  for (const auto& [extra, needle] : cases) {
+  for (const auto& entry : cases) {
+    const auto& extra = std::get<0>(entry);
+    const auto& needle = std::get<1>(entry);
     std::vector<std::string> args{"gaussian-law", "--dim", "2", "--steps", "10", "--out", out};
     args.insert(args.end(), extra.begin(), extra.end());
     const auto r = scoresde::test::run(args);

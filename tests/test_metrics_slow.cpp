@@ -60,7 +60,9 @@ void calibrate(const std::string& label, std::map<std::string, Tally> tallies, D
     }
   }
   const double sd_binomial = std::sqrt(R * 0.95 * 0.05);
-  for (const auto& [name, t] : tallies) {
+  for (const auto& entry : tallies) {
+    const auto& name = std::get<0>(entry);
+    const auto& t = std::get<1>(entry);
     int covered = 0;
     double mean = 0, mean_se2 = 0;
     for (int r = 0; r < R; ++r) {

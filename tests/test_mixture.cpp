@@ -552,7 +552,9 @@ TEST_CASE(
     const GaussianMixture m = spec.build();
     Matrix big(spec.mu.rows(), 40);
     m.sample(99, 0, big);
-    for (auto [first, count] : std::vector<std::pair<Index, Index>>{{0, 1}, {5, 1}, {7, 13}, {39, 1}, {0, 40}}) {
+    for (auto entry : std::vector<std::pair<Index, Index>>{{0, 1}, {5, 1}, {7, 13}, {39, 1}, {0, 40}}) {
+      auto first = std::get<0>(entry);
+      auto count = std::get<1>(entry);
       CAPTURE(first);
       Matrix part(spec.mu.rows(), count);
       m.sample(99, first, part);

@@ -237,8 +237,10 @@ TEST_CASE("mlp: a column's output is bitwise the same whatever the batch size an
         const Vector t = times(7, n, 0.01, 1.0);
         Matrix all(arch.dim, n);
         m.network_output(x, t, all);
-        for (const auto& [first, count] :
+        for (const auto& entry :
              std::vector<std::pair<Index, Index>>{{0, 1}, {5, 1}, {299, 1}, {3, 9}, {100, 137}, {17, 256}, {0, 300}}) {
+          const auto& first = std::get<0>(entry);
+          const auto& count = std::get<1>(entry);
           CAPTURE(first);
           CAPTURE(count);
           Matrix part(arch.dim, count);

@@ -147,8 +147,9 @@ TEST_CASE("batched: the samples do not depend on --chunk or --threads, bit for b
     auto o = dopri5(OdeControl::batched, 1e-5);
     const Index n = 203;
     const auto reference = sample(*sde, model, o, n);  // one chunk of 256, one thread
-    for (const auto& [chunk, threads] :
-         std::vector<std::pair<Index, int>>{{1, 1}, {3, 1}, {7, 2}, {64, 2}, {1000, 1}}) {
+    for (const auto& entry : std::vector<std::pair<Index, int>>{{1, 1}, {3, 1}, {7, 2}, {64, 2}, {1000, 1}}) {
+      const auto& chunk = std::get<0>(entry);
+      const auto& threads = std::get<1>(entry);
       CAPTURE(chunk);
       CAPTURE(threads);
       o.chunk = chunk;
@@ -247,7 +248,9 @@ TEST_CASE("batched: the observer sees each sample's own steps, as under --ode-co
   const Matrix b = sample(*sde, model, o, n, nullptr, &batched).samples;
   CHECK(bitwise_equal(a, b));
   REQUIRE(alone.calls.size() == batched.calls.size());
-  for (const auto& [key, value] : alone.calls) {
+  for (const auto& entry : alone.calls) {
+    const auto& key = std::get<0>(entry);
+    const auto& value = std::get<1>(entry);
     CAPTURE(key.first);
     CAPTURE(key.second);
     REQUIRE(batched.calls.count(key) == 1);

@@ -368,7 +368,9 @@ TEST_CASE("transition(s, t): a = alpha_t / alpha_s, variance = sigma_t^2 - a^2 s
     const std::vector<std::pair<double, double>> pairs = {{0.0, 0.5 * T},  {1e-3, 0.01}, {0.1, 0.2},
                                                           {0.3, 0.31},     {0.5, T},     {0.6, 0.9 * T},
                                                           {0.2, T - 1e-3}, {0.0, T}};
-    for (auto [s, t] : pairs) {
+    for (auto entry : pairs) {
+      auto s = std::get<0>(entry);
+      auto t = std::get<1>(entry);
       CAPTURE(s);
       CAPTURE(t);
       const Transition tr = sde->transition(s, t);
@@ -381,8 +383,11 @@ TEST_CASE("transition(s, t): a = alpha_t / alpha_s, variance = sigma_t^2 - a^2 s
     }
     // Chapman-Kolmogorov: x_t = a_ut (a_su x_s + G_su z1) + G_ut z2, so
     // a = a_ut a_su and G^2 = a_ut^2 G_su^2 + G_ut^2.
-    for (auto [s, u, t] : std::vector<std::tuple<double, double, double>>{
+    for (auto entry : std::vector<std::tuple<double, double, double>>{
              {0.0, 0.3, T}, {1e-3, 0.05, 0.5}, {0.2, 0.6, 0.9 * T}, {0.45, 0.46, 0.47}}) {
+      auto s = std::get<0>(entry);
+      auto u = std::get<1>(entry);
+      auto t = std::get<2>(entry);
       CAPTURE(s);
       CAPTURE(u);
       CAPTURE(t);
@@ -725,7 +730,9 @@ TEST_CASE("the discrete schedule agrees with DPM-Solver's NoiseScheduleVP('discr
   // Tolerance 1e-12: both interpolate the same node values log(alpha-bar_n) / 2 on the same segments, so they
   // differ by rounding only: a few ulps of log alpha (|log alpha| <= 5.1), which DPM-Solver's sigma = sqrt(1 -
   // exp(2 log alpha)) amplifies by 1 / sigma^2 <= 1e4 at t = 1/N (no expm1 there): ~1e-13.
-  for (const auto& [name, s] : dpm_solver_discrete()["schedules"].items()) {
+  for (const auto& entry : dpm_solver_discrete()["schedules"].items()) {
+    const auto& name = entry.key();
+    const auto& s = entry.value();
     CAPTURE(name);
     const auto sde = make_sde(discrete(s["alphas_cumprod"].get<std::vector<double>>()));
     const auto times = s["times"].get<std::vector<double>>();
@@ -801,13 +808,14 @@ TEST_CASE("--alphas-cumprod: a file (.npy or text) or a JSON array; records hold
   CHECK(sde_options_from_json(to_json(SdeOptions{}), "record").alphas_cumprod.empty());
   spec.set(o, "[0.5, 0.4]");
   CHECK(o.alphas_cumprod == std::vector<double>{0.5, 0.4});
-  for (const auto& [text, needle] :
-       std::vector<std::pair<std::string, std::string>>{{"[0.5, 0.6]", "decrease"},
-                                                        {"[1.0, 0.6]", "(0, 1)"},
-                                                        {"[0.5, 0.0]", "(0, 1)"},
-                                                        {"[]", "no values"},
-                                                        {"[0.5, \"x\"]", "array of numbers"},
-                                                        {dir + "/missing.txt", "no such file"}}) {
+  for (const auto& entry : std::vector<std::pair<std::string, std::string>>{{"[0.5, 0.6]", "decrease"},
+                                                                            {"[1.0, 0.6]", "(0, 1)"},
+                                                                            {"[0.5, 0.0]", "(0, 1)"},
+                                                                            {"[]", "no values"},
+                                                                            {"[0.5, \"x\"]", "array of numbers"},
+                                                                            {dir + "/missing.txt", "no such file"}}) {
+    const auto& text = std::get<0>(entry);
+    const auto& needle = std::get<1>(entry);
     CAPTURE(text);
     try {
       spec.set(o, text);

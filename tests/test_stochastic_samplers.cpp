@@ -250,8 +250,10 @@ TEST_CASE("--s-churn: Karras et al.'s gamma with its cap, the window and S_noise
   CHECK(bitwise_equal(sample(*sde, model, o, n).samples, y));
   o.s_tmax = std::numeric_limits<double>::infinity();
   CHECK_FALSE(bitwise_equal(sample(*sde, model, o, n).samples, y));
-  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& entry : std::vector<std::pair<std::string, std::string>>{
            {"s-churn", "-1"}, {"s-churn", "inf"}, {"s-tmin", "-1"}, {"s-tmax", "-1"}, {"s-noise", "-1"}}) {
+    const auto& key = std::get<0>(entry);
+    const auto& value = std::get<1>(entry);
     CAPTURE(key);
     const auto r = scoresde::test::run({"sample", "--sampler", "edm_heun", "--" + key, value, "--out", "x.npy"});
     CHECK(r.code == 2);

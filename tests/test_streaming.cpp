@@ -50,7 +50,9 @@ bool same_bits(const Matrix& a, const Matrix& b) {
 TEST_CASE("NpySamplesWriter writes, block by block, the bytes dump_samples_npy writes for the whole batch") {
   TempDir dir;
   // Shapes whose headers fall on both sides of the 64-byte padding boundary and digit-count changes.
-  for (const auto& [n, d] : std::vector<std::pair<Index, Index>>{{1, 1}, {7, 2}, {100, 3}, {12345, 2}, {999, 784}}) {
+  for (const auto& entry : std::vector<std::pair<Index, Index>>{{1, 1}, {7, 2}, {100, 3}, {12345, 2}, {999, 784}}) {
+    const auto& n = std::get<0>(entry);
+    const auto& d = std::get<1>(entry);
     CAPTURE(n);
     CAPTURE(d);
     Matrix x(d, n);

@@ -398,7 +398,9 @@ TEST_CASE("bad grids and files name the key, exit 2, and write nothing") {
       {{"--config", bad_ini}, "stepz"},
       {{"--config", malformed_ini}, "malformed.ini"},
   };
-  for (const auto& [extra, named] : cases) {
+  for (const auto& entry : cases) {
+    const auto& extra = std::get<0>(entry);
+    const auto& named = std::get<1>(entry);
     std::vector<std::string> args{"study", "--out", out};
     args.insert(args.end(), extra.begin(), extra.end());
     CAPTURE(fmt::format("{}", fmt::join(extra, " ")));
@@ -432,12 +434,14 @@ TEST_CASE("blocks: the study is the union of its grid and each block, a run name
                            "1", "--dry-run", "--out", dir.file("x")});
   CHECK(listed.status == 0);
   CHECK(listed.out.find("logsnr") == std::string::npos);
-  for (const auto& [blocks, named] :
+  for (const auto& entry :
        std::vector<std::pair<std::string, std::string>>{{"sampler ode", "key=LIST"},
                                                         {"sde=vp", "\"sde\" is not an option a block can set"},
                                                         {"steps=5; steps=6", "names steps twice"},
                                                         {"sampler=bogus", "unknown sampler"},
                                                         {"steps=0", "steps"}}) {
+    const auto& blocks = std::get<0>(entry);
+    const auto& named = std::get<1>(entry);
     CAPTURE(blocks);
     const auto r = cli({"study", "--blocks", blocks, "--dry-run", "--out", dir.file("y")});
     CHECK(r.status == 2);
@@ -540,11 +544,13 @@ TEST_CASE(
   // The grid at -n 300 with the exact score only; the block's cell with both scores at 200 samples, and an
   // exact-samples floor of that size.
   CHECK(by_id.size() == 5);
-  for (const auto& [id, n] : std::vector<std::pair<std::string, int>>{{"exact.s0", 300},
-                                                                      {"exact.size200.s0", 200},
-                                                                      {"exact.vp.euler_maruyama.n10.s0", 300},
-                                                                      {"exact.vp.ddim.n5.size200.s0", 200},
-                                                                      {"net.vp.ddim.n5.size200.s0", 200}}) {
+  for (const auto& entry : std::vector<std::pair<std::string, int>>{{"exact.s0", 300},
+                                                                    {"exact.size200.s0", 200},
+                                                                    {"exact.vp.euler_maruyama.n10.s0", 300},
+                                                                    {"exact.vp.ddim.n5.size200.s0", 200},
+                                                                    {"net.vp.ddim.n5.size200.s0", 200}}) {
+    const auto& id = std::get<0>(entry);
+    const auto& n = std::get<1>(entry);
     CAPTURE(id);
     REQUIRE(by_id.count(id));
     CHECK(by_id[id]["n"] == n);
