@@ -58,6 +58,8 @@ struct BadInputCase {
   Runner runner = Runner::in_process;
   // Runner::full_disk: the file-size limit in bytes, chosen per case between the sizes of the files it writes so that
   // the failing write is the one under test (for an .npy, the array, not the .json beside it), and above the message.
+  // At least 1024: LLVM's OpenMP runtime (the sanitized tree is built with clang) sizes a 1 kB shared-memory segment
+  // when it starts and aborts if it cannot.
   rlim_t disk_bytes = 0;
   std::map<std::string, std::string> env = {};  // set for the run (in-process), {dir} replaced
 };
@@ -502,7 +504,7 @@ std::vector<BadInputCase> bad_input_cases() {
        2,
        {"m.json", "cannot write"},
        Runner::full_disk,
-       512},
+       1024},  // m.json is about 1.6 kB; below 1 kB, clang's OpenMP runtime (libomp) cannot size its start-up segment
       // ------------------------------------------------------------------------------------ likelihood
       {"likelihood: --points holding Inf",
        {{"p.npy", npy(with_value(points(5, 2), -inf))}},
