@@ -119,6 +119,24 @@ inline Lanes log_lanes(Lanes v) {
   return load(a);
 }
 
+// Makes the compiler store what is to be stored and read back from memory what is loaded after this point: around
+// the libmvec calls, which clobber every vector register, this keeps it from holding values in registers across them
+// (each spilled and reloaded around every call) when memory operands would do.
+inline void memory_barrier() {
+  asm volatile("" ::: "memory");
+}
+
+// A partial sum, opaque to the compiler: -ffast-math would otherwise regroup the unrolled sums over components into
+// trees (a mul, a multiply-add and an add where one multiply-add does), so the sums of score_block are taken in
+// component order, as in the loops over a run-time number of components.
+// Without AVX a register does not hold four doubles, and the sums are left to the compiler.
+inline Lanes in_order(Lanes v) {
+#if defined(__AVX__)
+  asm("" : "+x"(v));
+#endif
+  return v;
+}
+
 // A block's per-lane coefficients: coef[0 .. lanes) = alpha; for component k, at coef + (1 + 3 k) lanes:
 // 1 / (2 c_k), 1 / c_k and the normaliser log w_k - (dim / 2) log(2 pi c_k), one per lane. Components with the
 // variance of an earlier one (same_as[k] < k: eight_gaussians has one variance for all eight) copy its c_k terms
@@ -153,39 +171,69 @@ inline Lanes log_lanes(Lanes v) {
 }
 
 // The score of one block of `lanes` samples: xb holds coordinate i of lane l at xb[i * lanes + l], ob likewise.
-// D > 0 fixes the dimension at compile time (the accumulators then live in registers); D = 0 reads it from m.dim
-// and accumulates in acc_dynamic (dim * lanes). logits: components * lanes.
-template <int D>
-inline void score_block(const IsotropicMixture& m, const double* __restrict coef, const double* __restrict xb,
-                        double* __restrict ob, double* __restrict logits, double* __restrict acc_dynamic) {
-  const Index d = D > 0 ? D : m.dim, K = m.components;
-  const double* __restrict mu = m.means;
+// mu_lanes holds mean coordinate mu_k[i] broadcast to a register at (k * d + i) * lanes. D > 0 fixes the dimension
+// at compile time (the accumulators then live in registers); D = 0 reads it from m.dim and accumulates in acc_dynamic
+// (dim * lanes). KC > 0 fixes the number of components at compile time: the loops over components are unrolled and
+// the logits stay in registers until their maximum is known; KC = 0 reads it from m.components. logits:
+// components * lanes.
+//
+// Three passes over the components: the logits and their maximum, the exponentials, the sums. The exponentials are
+// libmvec calls, which clobber every vector register, so they run back to back over the stored logits with nothing
+// else live across them; interleaving them with the sums would spill and reload the sums around every call.
+template <int D, int KC>
+inline void score_block(const IsotropicMixture& m, const double* __restrict coef, const double* __restrict mu_lanes,
+                        const double* __restrict xb, double* __restrict ob, double* __restrict logits,
+                        double* __restrict acc_dynamic) {
+  const Index d = D > 0 ? D : m.dim, K = KC > 0 ? KC : m.components;
   const Lanes alpha = load(coef);
-  Lanes max_logit = broadcast(-DBL_MAX);
-  for (Index k = 0; k < K; ++k) {
+  // l_k = normaliser_k - |x - alpha mu_k|^2 / (2 c_k).
+  const auto logit = [&](Index k) {
     const double* ck = coef + (1 + 3 * k) * lanes;
+    const double* muk = mu_lanes + k * d * lanes;
     Lanes q = {};
     for (Index i = 0; i < d; ++i) {
-      const Lanes r = load(xb + i * lanes) - alpha * mu[k * d + i];
+      const Lanes r = load(xb + i * lanes) - alpha * load(muk + i * lanes);
       q += r * r;
     }
-    const Lanes v = load(ck + 2 * lanes) - load(ck) * q;
-    store(logits + k * lanes, v);
-    max_logit = v > max_logit ? v : max_logit;
+    return load(ck + 2 * lanes) - load(ck) * q;
+  };
+  Lanes max_logit = broadcast(-DBL_MAX);
+  if constexpr (KC > 0) {
+    Lanes l[KC];
+#pragma GCC unroll 16
+    for (int k = 0; k < KC; ++k) {
+      l[k] = logit(k);
+      max_logit = l[k] > max_logit ? l[k] : max_logit;
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < KC; ++k) store(logits + k * lanes, l[k] - max_logit);
+  } else {
+    for (Index k = 0; k < K; ++k) {
+      const Lanes v = logit(k);
+      store(logits + k * lanes, v);
+      max_logit = v > max_logit ? v : max_logit;
+    }
+    for (Index k = 0; k < K; ++k) store(logits + k * lanes, load(logits + k * lanes) - max_logit);
   }
+  memory_barrier();
+#pragma GCC unroll 16
+  for (Index k = 0; k < K; ++k) store(logits + k * lanes, exp_lanes(load(logits + k * lanes)));
+  memory_barrier();
   Lanes sum_e = {}, sum_e_inv_c = {};
   Lanes acc_fixed[D > 0 ? D : 1] = {};
   for (Index i = 0; D == 0 && i < d; ++i) store(acc_dynamic + i * lanes, Lanes{});
+#pragma GCC unroll 16
   for (Index k = 0; k < K; ++k) {
-    const Lanes e = exp_lanes(load(logits + k * lanes) - max_logit);
+    const Lanes e = load(logits + k * lanes);
     const Lanes e_inv_c = e * load(coef + (2 + 3 * k) * lanes);
-    sum_e += e;
-    sum_e_inv_c += e_inv_c;
+    const double* muk = mu_lanes + k * d * lanes;
+    sum_e = in_order(sum_e + e);
+    sum_e_inv_c = in_order(sum_e_inv_c + e_inv_c);
     for (Index i = 0; i < d; ++i) {
       if constexpr (D > 0) {
-        acc_fixed[i] += e_inv_c * mu[k * d + i];
+        acc_fixed[i] = in_order(acc_fixed[i] + e_inv_c * load(muk + i * lanes));
       } else {
-        store(acc_dynamic + i * lanes, load(acc_dynamic + i * lanes) + e_inv_c * mu[k * d + i]);
+        store(acc_dynamic + i * lanes, load(acc_dynamic + i * lanes) + e_inv_c * load(muk + i * lanes));
       }
     }
   }
@@ -200,14 +248,14 @@ inline void score_block(const IsotropicMixture& m, const double* __restrict coef
 // columns repeat the block's first column and its time, so that every lane computes something finite. Two
 // dimensions, the common case, skip the scalar transposes: a block is 2 lanes consecutive doubles (x y x y ...),
 // deinterleaved by two shuffles and interleaved back the same way (a scalar transpose through memory followed by a
-// vector load stalls on store forwarding).
-template <int D>
+// vector load stalls on store forwarding). KC as in score_block: m.components when > 0.
+template <int D, int KC>
 void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alpha, const double* sigma,
                      const double* x, Index n, double* out) {
-  const Index d = D > 0 ? D : m.dim, K = m.components;
+  const Index d = D > 0 ? D : m.dim, K = KC > 0 ? KC : m.components;
   thread_local std::vector<double> scratch;
   thread_local std::vector<Index> same_as;
-  const auto size = static_cast<std::size_t>((2 + 4 * K + 3 * d + K + 2) * lanes);
+  const auto size = static_cast<std::size_t>((4 + 5 * K + 3 * d + K * d) * lanes);
   if (scratch.size() < size) scratch.resize(size);
   // The first component with each component's variance (a quadratic search, for mixtures of up to 64 components).
   same_as.resize(static_cast<std::size_t>(K));
@@ -227,6 +275,8 @@ void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alp
   double* lane_alpha = logits + K * lanes;
   double* lane_sigma = lane_alpha + lanes;
   double* log_c = lane_sigma + lanes;
+  double* mu_lanes = log_c + K * lanes;
+  for (Index e = 0; e < K * d; ++e) store(mu_lanes + e * lanes, broadcast(m.means[e]));
   if (one_time) {
     std::fill(lane_alpha, lane_alpha + lanes, alpha[0]);
     std::fill(lane_sigma, lane_sigma + lanes, sigma[0]);
@@ -256,7 +306,7 @@ void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alp
       const Lanes a = load(block), b = load(block + lanes);
       store(xb, even_lanes(a, b));
       store(xb + lanes, odd_lanes(a, b));
-      score_block<2>(m, coef, xb, ob, logits, acc);
+      score_block<2, KC>(m, coef, mu_lanes, xb, ob, logits, acc);
       const Lanes s0 = load(ob), s1 = load(ob + lanes);
       double* o = valid < lanes ? res : out + 2 * j;
       store(o, interleave_low(s0, s1));
@@ -267,10 +317,24 @@ void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alp
         const double* column = x + (j + (l < valid ? l : 0)) * d;
         for (Index i = 0; i < d; ++i) xb[i * lanes + l] = column[i];
       }
-      score_block<D>(m, coef, xb, ob, logits, acc);
+      score_block<D, KC>(m, coef, mu_lanes, xb, ob, logits, acc);
       for (Index l = 0; l < valid; ++l)
         for (Index i = 0; i < d; ++i) out[(j + l) * d + i] = ob[i * lanes + l];
     }
+  }
+}
+
+// Two-dimensional mixtures of up to 8 components (eight_gaussians among them) run with the number of components
+// fixed at compile time; every other shape through the general loops. The choice depends on the mixture alone, so
+// every sample of a mixture takes the same path.
+template <int KC>
+void isotropic_score_2d(const IsotropicMixture& m, bool one_time, const double* alpha, const double* sigma,
+                        const double* x, Index n, double* out) {
+  if constexpr (KC == 0) {
+    return isotropic_score<2, 0>(m, one_time, alpha, sigma, x, n, out);
+  } else {
+    if (m.components == KC) return isotropic_score<2, KC>(m, one_time, alpha, sigma, x, n, out);
+    return isotropic_score_2d<KC - 1>(m, one_time, alpha, sigma, x, n, out);
   }
 }
 
@@ -278,13 +342,13 @@ void isotropic_score_dispatch(const IsotropicMixture& m, bool one_time, const do
                               const double* x, Index n, double* out) {
   switch (m.dim) {
     case 1:
-      return isotropic_score<1>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score<1, 0>(m, one_time, alpha, sigma, x, n, out);
     case 2:
-      return isotropic_score<2>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score_2d<8>(m, one_time, alpha, sigma, x, n, out);
     case 3:
-      return isotropic_score<3>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score<3, 0>(m, one_time, alpha, sigma, x, n, out);
     default:
-      return isotropic_score<0>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score<0, 0>(m, one_time, alpha, sigma, x, n, out);
   }
 }
 
