@@ -10,7 +10,8 @@
 //   - built-in data and the JSON mixture parser's errors;
 //   - the evaluation counters of MixtureScore;
 //   - a batch with a time per column: each column against the oracle at its own time, and (isotropic mixtures) bit
-//     for bit against the same column alone, in other batches and other lanes.
+//     for bit against the same column alone, in other batches and other lanes;
+//   - the same for d = 2 mixtures of 1, 8 and 11 components (component counts fixed at compile time and not).
 #include <doctest/doctest.h>
 
 #include <Eigen/Cholesky>
@@ -63,6 +64,23 @@ Spec isotropic_spec(Index d, std::uint64_t seed) {
   Spec s{"isotropic d=" + std::to_string(d), Vector(3), 2.0 * random_normal(gen, d, 3), {}, true};
   s.w << 5.0, 3.0, 2.0;
   for (double std_k : {0.3, 1.0, 0.6}) s.S.push_back(std_k * std_k * Matrix::Identity(d, d));
+  return s;
+}
+
+// K components with weights 1 : 2 : ... : K, means ~ N(0, 2^2 I) and standard deviations cycling through 0.3, 1.0,
+// 0.6 (so that several components share a variance).
+Spec isotropic_spec(Index d, Index K, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  Spec s{"isotropic d=" + std::to_string(d) + " K=" + std::to_string(K),
+         Vector(K),
+         2.0 * random_normal(gen, d, K),
+         {},
+         true};
+  const double stds[] = {0.3, 1.0, 0.6};
+  for (Index k = 0; k < K; ++k) {
+    s.w(k) = static_cast<double>(k + 1);
+    s.S.push_back(stds[k % 3] * stds[k % 3] * Matrix::Identity(d, d));
+  }
   return s;
 }
 
@@ -748,6 +766,60 @@ TEST_CASE(
           CHECK(same_bits(window, batch.middleCols(first, size)));
         }
       Matrix reversed(d, n);
+      model.score(x.rowwise().reverse(), t.reverse(), reversed);
+      CHECK(same_bits(reversed.rowwise().reverse(), batch));
+    }
+  }
+}
+
+TEST_CASE(
+    "d = 2 mixtures of 1, 8 and 11 components (the component count fixed at compile time up to 8, read at run time "
+    "above): the exact score, and the same bits for a column alone, in a one-time batch, in any lane and window") {
+  for (const Spec& spec : {isotropic_spec(2, 1, 17), isotropic_spec(2, 8, 18), isotropic_spec(2, 11, 19)}) {
+    for (const auto& so : {sde_options(SdeKind::vp), sde_options(SdeKind::ve)}) {
+      const auto sde = make_sde(so);
+      CAPTURE(spec.label);
+      CAPTURE(sde->name());
+      const auto mixture = std::make_shared<const GaussianMixture>(spec.build());
+      const MixtureScore model(mixture, *sde);
+      const std::vector<double> times = test_times(*sde);
+      std::vector<Matrix> points;
+      for (std::size_t i = 0; i < times.size(); ++i)
+        points.push_back(test_points(spec, sde->alpha(times[i]), sde->sigma(times[i]), 60 + i));
+      const Index per_time = points[0].cols(), n = per_time * static_cast<Index>(times.size());
+      Matrix x(2, n);
+      Vector t(n);
+      for (Index c = 0; c < per_time; ++c)
+        for (std::size_t i = 0; i < times.size(); ++i) {
+          const Index j = c * static_cast<Index>(times.size()) + static_cast<Index>(i);
+          x.col(j) = points[i].col(c);
+          t(j) = times[i];
+        }
+      Matrix batch(2, n);
+      model.score(x, t, batch);
+      for (Index j = 0; j < n; ++j) {
+        CAPTURE(j);
+        CAPTURE(t(j));
+        const Direct r = direct(spec, sde->alpha(t(j)), sde->sigma(t(j)), x.col(j));
+        // The bound of the first oracle test above (the oracle's own errors are of the same kind, hence the 2).
+        CHECK((batch.col(j) - r.score).cwiseAbs().maxCoeff() <= 2 * score_rounding(r));
+        Matrix one(2, 1);
+        model.score(x.col(j), t.segment(j, 1), one);
+        CHECK(same_bits(one, batch.col(j)));
+      }
+      for (std::size_t i = 0; i < times.size(); ++i) {
+        Matrix same_time(2, per_time);
+        model.score(points[i], Vector::Constant(per_time, times[i]), same_time);
+        for (Index c = 0; c < per_time; ++c)
+          CHECK(same_bits(same_time.col(c), batch.col(c * static_cast<Index>(times.size()) + static_cast<Index>(i))));
+      }
+      for (Index size = 1; size <= 19; size += 3)
+        for (Index first = 0; first + size <= n; first += 7) {
+          Matrix window(2, size);
+          model.score(x.middleCols(first, size), t.segment(first, size), window);
+          CHECK(same_bits(window, batch.middleCols(first, size)));
+        }
+      Matrix reversed(2, n);
       model.score(x.rowwise().reverse(), t.reverse(), reversed);
       CHECK(same_bits(reversed.rowwise().reverse(), batch));
     }
