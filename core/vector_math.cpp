@@ -119,6 +119,24 @@ inline Lanes log_lanes(Lanes v) {
   return load(a);
 }
 
+// Makes the compiler store what is to be stored and read back from memory what is loaded after this point: around
+// the libmvec calls, which clobber every vector register, this keeps it from holding values in registers across them
+// (each spilled and reloaded around every call) when memory operands would do.
+inline void memory_barrier() {
+  asm volatile("" ::: "memory");
+}
+
+// A partial sum, opaque to the compiler: -ffast-math would otherwise regroup the unrolled sums over components into
+// trees (a mul, a multiply-add and an add where one multiply-add does), so the sums of score_block are taken in
+// component order, as in the loops over a run-time number of components.
+// Without AVX a register does not hold four doubles, and the sums are left to the compiler.
+inline Lanes in_order(Lanes v) {
+#if defined(__AVX__)
+  asm("" : "+x"(v));
+#endif
+  return v;
+}
+
 // A block's per-lane coefficients: coef[0 .. lanes) = alpha; for component k, at coef + (1 + 3 k) lanes:
 // 1 / (2 c_k), 1 / c_k and the normaliser log w_k - (dim / 2) log(2 pi c_k), one per lane. Components with the
 // variance of an earlier one (same_as[k] < k: eight_gaussians has one variance for all eight) copy its c_k terms
@@ -152,40 +170,119 @@ inline Lanes log_lanes(Lanes v) {
   }
 }
 
-// The score of one block of `lanes` samples: xb holds coordinate i of lane l at xb[i * lanes + l], ob likewise.
-// D > 0 fixes the dimension at compile time (the accumulators then live in registers); D = 0 reads it from m.dim
-// and accumulates in acc_dynamic (dim * lanes). logits: components * lanes.
+// The range guard of the affine logits: v in the lanes whose |x|^2 is below 1e300 (|x| < 1e150), NaN in the others.
+// The quadratic form's |x - alpha mu_k|^2 overflows to infinity for |x| beyond about 1.3e154 and makes the score NaN,
+// which is how a diverging sampler is caught; the affine form stays finite far beyond, so the guard makes the score
+// NaN itself. The NaN is built from the comparison's bits: -ffast-math lets the compiler assume that no arithmetic
+// result is NaN or infinite, and a test or constant it could see through might be folded away.
+using LaneBits = std::int64_t __attribute__((vector_size(lanes * sizeof(double))));
 template <int D>
-inline void score_block(const IsotropicMixture& m, const double* __restrict coef, const double* __restrict xb,
-                        double* __restrict ob, double* __restrict logits, double* __restrict acc_dynamic) {
-  const Index d = D > 0 ? D : m.dim, K = m.components;
-  const double* __restrict mu = m.means;
+inline Lanes out_of_range_to_nan(const double* __restrict xb, Lanes v) {
+  Lanes x_sq = {};
+  for (int i = 0; i < D; ++i) x_sq += load(xb + i * lanes) * load(xb + i * lanes);
+  const LaneBits beyond = x_sq >= broadcast(1e300);
+  const LaneBits quiet_nan = LaneBits{} + 0x7ff8000000000000LL;
+  return v + __builtin_bit_cast(Lanes, beyond & quiet_nan);
+}
+
+// The score of one block of `lanes` samples: xb holds coordinate i of lane l at xb[i * lanes + l], ob likewise.
+// mu_lanes holds mean coordinate mu_k[i] broadcast to a register at (k * d + i) * lanes. D > 0 fixes the dimension
+// at compile time (the accumulators then live in registers); D = 0 reads it from m.dim and accumulates in acc_dynamic
+// (dim * lanes). KC > 0 fixes the number of components at compile time: the loops over components are unrolled and
+// the logits stay in registers until their maximum is known; KC = 0 reads it from m.components. logits:
+// components * lanes.
+//
+// Three passes over the components: the logits and their maximum, the exponentials, the sums. The exponentials are
+// libmvec calls, which clobber every vector register, so they run back to back over the stored logits with nothing
+// else live across them; interleaving them with the sums would spill and reload the sums around every call.
+template <int D, int KC, bool Affine>
+inline void score_block(const IsotropicMixture& m, const double* __restrict coef, const double* __restrict mu_lanes,
+                        const double* __restrict mu_sq, const double* __restrict xb, double* __restrict ob,
+                        double* __restrict logits, double* __restrict acc_dynamic) {
+  const Index d = D > 0 ? D : m.dim, K = KC > 0 ? KC : m.components;
   const Lanes alpha = load(coef);
-  Lanes max_logit = broadcast(-DBL_MAX);
-  for (Index k = 0; k < K; ++k) {
+  // With one variance for all components (Affine, D > 0; mu_sq holds |mu_k|^2 broadcast per component), the logits
+  // in affine form: -|x|^2 / (2 c) is common to all and cancels in the softmax, leaving
+  //     l_k = normaliser_k - alpha^2 |mu_k|^2 / (2 c) + (alpha / c) x . mu_k,
+  // a multiply-add per component and coordinate and one more per component, where the quadratic form
+  //     l_k = normaliser_k - |x - alpha mu_k|^2 / (2 c_k)
+  // takes two instructions per component and coordinate and two more (and on AVX2 a register copy per coordinate).
+  // The affine form stays finite where the quadratic one overflows; out_of_range_to_nan restores the NaN there.
+  constexpr bool affine = D > 0 && Affine;
+  Lanes y[D > 0 ? D : 1] = {}, h_alpha_sq = {};
+  if constexpr (affine) {
+    const Lanes h = load(coef + lanes), h_alpha = h * alpha;  // 1 / (2 c) alpha
+    h_alpha_sq = h_alpha * alpha;
+    for (Index i = 0; i < (D > 0 ? D : 0); ++i) y[i] = load(xb + i * lanes) * (h_alpha + h_alpha);
+  }
+  const auto logit = [&](Index k) {
     const double* ck = coef + (1 + 3 * k) * lanes;
+    const double* muk = mu_lanes + k * d * lanes;
+    if constexpr (affine) {
+      Lanes v = in_order(load(ck + 2 * lanes) - h_alpha_sq * load(mu_sq + k * lanes));
+      for (Index i = 0; i < (D > 0 ? D : 0); ++i) v = in_order(v + y[i] * load(muk + i * lanes));
+      return v;
+    }
     Lanes q = {};
     for (Index i = 0; i < d; ++i) {
-      const Lanes r = load(xb + i * lanes) - alpha * mu[k * d + i];
+      const Lanes r = load(xb + i * lanes) - alpha * load(muk + i * lanes);
       q += r * r;
     }
-    const Lanes v = load(ck + 2 * lanes) - load(ck) * q;
-    store(logits + k * lanes, v);
-    max_logit = v > max_logit ? v : max_logit;
+    return load(ck + 2 * lanes) - load(ck) * q;
+  };
+  Lanes max_logit = broadcast(-DBL_MAX);
+  if constexpr (KC > 0) {
+    Lanes l[KC];
+#pragma GCC unroll 16
+    for (int k = 0; k < KC; ++k) {
+      l[k] = logit(k);
+      max_logit = l[k] > max_logit ? l[k] : max_logit;
+    }
+    if constexpr (affine) max_logit = out_of_range_to_nan<D>(xb, max_logit);
+#pragma GCC unroll 16
+    for (int k = 0; k < KC; ++k) store(logits + k * lanes, l[k] - max_logit);
+  } else {
+    for (Index k = 0; k < K; ++k) {
+      const Lanes v = logit(k);
+      store(logits + k * lanes, v);
+      max_logit = v > max_logit ? v : max_logit;
+    }
+    if constexpr (affine) max_logit = out_of_range_to_nan<D>(xb, max_logit);
+    for (Index k = 0; k < K; ++k) store(logits + k * lanes, load(logits + k * lanes) - max_logit);
   }
+  memory_barrier();
+#pragma GCC unroll 16
+  for (Index k = 0; k < K; ++k) store(logits + k * lanes, exp_lanes(load(logits + k * lanes)));
+  memory_barrier();
   Lanes sum_e = {}, sum_e_inv_c = {};
   Lanes acc_fixed[D > 0 ? D : 1] = {};
+  if constexpr (affine) {
+    // One 1 / c for all components: it leaves the sums, score = (1 / c) (alpha sum_k e_k mu_k / sum_k e_k - x).
+#pragma GCC unroll 16
+    for (Index k = 0; k < K; ++k) {
+      const Lanes e = load(logits + k * lanes);
+      const double* muk = mu_lanes + k * d * lanes;
+      sum_e = in_order(sum_e + e);
+      for (Index i = 0; i < (D > 0 ? D : 0); ++i) acc_fixed[i] = in_order(acc_fixed[i] + e * load(muk + i * lanes));
+    }
+    const Lanes alpha_over_sum = alpha / sum_e, inv_c = load(coef + 2 * lanes);
+    for (Index i = 0; i < (D > 0 ? D : 0); ++i)
+      store(ob + i * lanes, (alpha_over_sum * acc_fixed[i] - load(xb + i * lanes)) * inv_c);
+    return;
+  }
   for (Index i = 0; D == 0 && i < d; ++i) store(acc_dynamic + i * lanes, Lanes{});
+#pragma GCC unroll 16
   for (Index k = 0; k < K; ++k) {
-    const Lanes e = exp_lanes(load(logits + k * lanes) - max_logit);
+    const Lanes e = load(logits + k * lanes);
     const Lanes e_inv_c = e * load(coef + (2 + 3 * k) * lanes);
-    sum_e += e;
-    sum_e_inv_c += e_inv_c;
+    const double* muk = mu_lanes + k * d * lanes;
+    sum_e = in_order(sum_e + e);
+    sum_e_inv_c = in_order(sum_e_inv_c + e_inv_c);
     for (Index i = 0; i < d; ++i) {
       if constexpr (D > 0) {
-        acc_fixed[i] += e_inv_c * mu[k * d + i];
+        acc_fixed[i] = in_order(acc_fixed[i] + e_inv_c * load(muk + i * lanes));
       } else {
-        store(acc_dynamic + i * lanes, load(acc_dynamic + i * lanes) + e_inv_c * mu[k * d + i]);
+        store(acc_dynamic + i * lanes, load(acc_dynamic + i * lanes) + e_inv_c * load(muk + i * lanes));
       }
     }
   }
@@ -200,14 +297,14 @@ inline void score_block(const IsotropicMixture& m, const double* __restrict coef
 // columns repeat the block's first column and its time, so that every lane computes something finite. Two
 // dimensions, the common case, skip the scalar transposes: a block is 2 lanes consecutive doubles (x y x y ...),
 // deinterleaved by two shuffles and interleaved back the same way (a scalar transpose through memory followed by a
-// vector load stalls on store forwarding).
-template <int D>
+// vector load stalls on store forwarding). KC as in score_block: m.components when > 0.
+template <int D, int KC>
 void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alpha, const double* sigma,
                      const double* x, Index n, double* out) {
-  const Index d = D > 0 ? D : m.dim, K = m.components;
+  const Index d = D > 0 ? D : m.dim, K = KC > 0 ? KC : m.components;
   thread_local std::vector<double> scratch;
   thread_local std::vector<Index> same_as;
-  const auto size = static_cast<std::size_t>((2 + 4 * K + 3 * d + K + 2) * lanes);
+  const auto size = static_cast<std::size_t>((4 + 6 * K + 3 * d + K * d) * lanes);
   if (scratch.size() < size) scratch.resize(size);
   // The first component with each component's variance (a quadratic search, for mixtures of up to 64 components).
   same_as.resize(static_cast<std::size_t>(K));
@@ -227,50 +324,85 @@ void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alp
   double* lane_alpha = logits + K * lanes;
   double* lane_sigma = lane_alpha + lanes;
   double* log_c = lane_sigma + lanes;
+  double* mu_lanes = log_c + K * lanes;
+  for (Index e = 0; e < K * d; ++e) store(mu_lanes + e * lanes, broadcast(m.means[e]));
+  // One variance for all components: the affine logits of score_block, with |mu_k|^2 per component.
+  const bool one_variance = std::all_of(same_as.begin(), same_as.end(), [](Index j) { return j == 0; });
+  double* mu_sq = nullptr;
+  if (D > 0 && one_variance) {
+    mu_sq = mu_lanes + K * d * lanes;
+    for (Index k = 0; k < K; ++k) {
+      double sq = 0;
+      for (Index i = 0; i < d; ++i) sq += m.means[k * d + i] * m.means[k * d + i];
+      store(mu_sq + k * lanes, broadcast(sq));
+    }
+  }
   if (one_time) {
     std::fill(lane_alpha, lane_alpha + lanes, alpha[0]);
     std::fill(lane_sigma, lane_sigma + lanes, sigma[0]);
     block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
   }
-  for (Index j = 0; j < n; j += lanes) {
-    const Index valid = std::min<Index>(lanes, n - j);
-    if (!one_time) {
-      for (int l = 0; l < lanes; ++l) {
-        const Index column = j + (l < valid ? l : 0);
-        lane_alpha[l] = alpha[column];
-        lane_sigma[l] = sigma[column];
-      }
-      block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
-    }
-    if constexpr (D == 2) {
-      alignas(64) double in[2 * lanes], res[2 * lanes];
-      const double* block = x + 2 * j;
-      if (valid < lanes) {
+  // The blocks, with the affine logits compiled in or not: one loop each, so that neither form's loads are hoisted
+  // into the other's, inlined, so that the captured pointers stay in registers across the memory barriers.
+  const auto blocks = [&]<bool Affine>() __attribute__((always_inline)) {
+    for (Index j = 0; j < n; j += lanes) {
+      const Index valid = std::min<Index>(lanes, n - j);
+      if (!one_time) {
         for (int l = 0; l < lanes; ++l) {
           const Index column = j + (l < valid ? l : 0);
-          in[2 * l] = x[2 * column];
-          in[2 * l + 1] = x[2 * column + 1];
+          lane_alpha[l] = alpha[column];
+          lane_sigma[l] = sigma[column];
         }
-        block = in;
+        block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
       }
-      const Lanes a = load(block), b = load(block + lanes);
-      store(xb, even_lanes(a, b));
-      store(xb + lanes, odd_lanes(a, b));
-      score_block<2>(m, coef, xb, ob, logits, acc);
-      const Lanes s0 = load(ob), s1 = load(ob + lanes);
-      double* o = valid < lanes ? res : out + 2 * j;
-      store(o, interleave_low(s0, s1));
-      store(o + lanes, interleave_high(s0, s1));
-      if (valid < lanes) std::copy(res, res + 2 * valid, out + 2 * j);
-    } else {
-      for (int l = 0; l < lanes; ++l) {
-        const double* column = x + (j + (l < valid ? l : 0)) * d;
-        for (Index i = 0; i < d; ++i) xb[i * lanes + l] = column[i];
+      if constexpr (D == 2) {
+        alignas(64) double in[2 * lanes], res[2 * lanes];
+        const double* block = x + 2 * j;
+        if (valid < lanes) {
+          for (int l = 0; l < lanes; ++l) {
+            const Index column = j + (l < valid ? l : 0);
+            in[2 * l] = x[2 * column];
+            in[2 * l + 1] = x[2 * column + 1];
+          }
+          block = in;
+        }
+        const Lanes a = load(block), b = load(block + lanes);
+        store(xb, even_lanes(a, b));
+        store(xb + lanes, odd_lanes(a, b));
+        score_block<2, KC, Affine>(m, coef, mu_lanes, mu_sq, xb, ob, logits, acc);
+        const Lanes s0 = load(ob), s1 = load(ob + lanes);
+        double* o = valid < lanes ? res : out + 2 * j;
+        store(o, interleave_low(s0, s1));
+        store(o + lanes, interleave_high(s0, s1));
+        if (valid < lanes) std::copy(res, res + 2 * valid, out + 2 * j);
+      } else {
+        for (int l = 0; l < lanes; ++l) {
+          const double* column = x + (j + (l < valid ? l : 0)) * d;
+          for (Index i = 0; i < d; ++i) xb[i * lanes + l] = column[i];
+        }
+        score_block<D, KC, Affine>(m, coef, mu_lanes, mu_sq, xb, ob, logits, acc);
+        for (Index l = 0; l < valid; ++l)
+          for (Index i = 0; i < d; ++i) out[(j + l) * d + i] = ob[i * lanes + l];
       }
-      score_block<D>(m, coef, xb, ob, logits, acc);
-      for (Index l = 0; l < valid; ++l)
-        for (Index i = 0; i < d; ++i) out[(j + l) * d + i] = ob[i * lanes + l];
     }
+  };
+  if (mu_sq)
+    blocks.template operator()<true>();
+  else
+    blocks.template operator()<false>();
+}
+
+// Two-dimensional mixtures of up to 8 components (eight_gaussians among them) run with the number of components
+// fixed at compile time; every other shape through the general loops. The choice depends on the mixture alone, so
+// every sample of a mixture takes the same path.
+template <int KC>
+void isotropic_score_2d(const IsotropicMixture& m, bool one_time, const double* alpha, const double* sigma,
+                        const double* x, Index n, double* out) {
+  if constexpr (KC == 0) {
+    return isotropic_score<2, 0>(m, one_time, alpha, sigma, x, n, out);
+  } else {
+    if (m.components == KC) return isotropic_score<2, KC>(m, one_time, alpha, sigma, x, n, out);
+    return isotropic_score_2d<KC - 1>(m, one_time, alpha, sigma, x, n, out);
   }
 }
 
@@ -278,13 +410,13 @@ void isotropic_score_dispatch(const IsotropicMixture& m, bool one_time, const do
                               const double* x, Index n, double* out) {
   switch (m.dim) {
     case 1:
-      return isotropic_score<1>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score<1, 0>(m, one_time, alpha, sigma, x, n, out);
     case 2:
-      return isotropic_score<2>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score_2d<8>(m, one_time, alpha, sigma, x, n, out);
     case 3:
-      return isotropic_score<3>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score<3, 0>(m, one_time, alpha, sigma, x, n, out);
     default:
-      return isotropic_score<0>(m, one_time, alpha, sigma, x, n, out);
+      return isotropic_score<0, 0>(m, one_time, alpha, sigma, x, n, out);
   }
 }
 

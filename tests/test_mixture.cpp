@@ -10,7 +10,10 @@
 //   - built-in data and the JSON mixture parser's errors;
 //   - the evaluation counters of MixtureScore;
 //   - a batch with a time per column: each column against the oracle at its own time, and (isotropic mixtures) bit
-//     for bit against the same column alone, in other batches and other lanes.
+//     for bit against the same column alone, in other batches and other lanes;
+//   - the same for d = 2 mixtures of 1, 8 and 11 components (component counts fixed at compile time and not) and for
+//     mixtures with one variance (affine logits);
+//   - NaN scores where the logits overflow (a diverging sampler is caught), finite ones below.
 #include <doctest/doctest.h>
 
 #include <Eigen/Cholesky>
@@ -63,6 +66,24 @@ Spec isotropic_spec(Index d, std::uint64_t seed) {
   Spec s{"isotropic d=" + std::to_string(d), Vector(3), 2.0 * random_normal(gen, d, 3), {}, true};
   s.w << 5.0, 3.0, 2.0;
   for (double std_k : {0.3, 1.0, 0.6}) s.S.push_back(std_k * std_k * Matrix::Identity(d, d));
+  return s;
+}
+
+// K components with weights 1 : 2 : ... : K, means ~ N(0, 2^2 I) and standard deviations cycling through 0.3, 1.0,
+// 0.6 (so that several components share a variance), or all 0.5 (one_variance: the kernel's affine logits).
+Spec isotropic_spec(Index d, Index K, std::uint64_t seed, bool one_variance = false) {
+  std::mt19937_64 gen(seed);
+  Spec s{"isotropic d=" + std::to_string(d) + " K=" + std::to_string(K) + (one_variance ? ", one variance" : ""),
+         Vector(K),
+         2.0 * random_normal(gen, d, K),
+         {},
+         true};
+  const double stds[] = {0.3, 1.0, 0.6};
+  for (Index k = 0; k < K; ++k) {
+    s.w(k) = static_cast<double>(k + 1);
+    const double std_k = one_variance ? 0.5 : stds[k % 3];
+    s.S.push_back(std_k * std_k * Matrix::Identity(d, d));
+  }
   return s;
 }
 
@@ -754,4 +775,98 @@ TEST_CASE(
       CHECK(same_bits(reversed.rowwise().reverse(), batch));
     }
   }
+}
+
+TEST_CASE(
+    "d = 2 mixtures of 1, 8 and 11 components (the component count fixed at compile time up to 8, read at run time "
+    "above) and mixtures with one variance (affine logits): the exact score, and the same bits for a column alone, "
+    "in a one-time batch, in any lane and window") {
+  for (const Spec& spec :
+       {isotropic_spec(2, 1, 17), isotropic_spec(2, 8, 18), isotropic_spec(2, 11, 19), isotropic_spec(2, 8, 20, true),
+        isotropic_spec(2, 11, 21, true), isotropic_spec(3, 5, 22, true), isotropic_spec(5, 4, 23, true)}) {
+    const Index d = spec.mu.rows();
+    for (const auto& so : {sde_options(SdeKind::vp), sde_options(SdeKind::ve)}) {
+      const auto sde = make_sde(so);
+      CAPTURE(spec.label);
+      CAPTURE(sde->name());
+      const auto mixture = std::make_shared<const GaussianMixture>(spec.build());
+      const MixtureScore model(mixture, *sde);
+      const std::vector<double> times = test_times(*sde);
+      std::vector<Matrix> points;
+      for (std::size_t i = 0; i < times.size(); ++i)
+        points.push_back(test_points(spec, sde->alpha(times[i]), sde->sigma(times[i]), 60 + i));
+      const Index per_time = points[0].cols(), n = per_time * static_cast<Index>(times.size());
+      Matrix x(d, n);
+      Vector t(n);
+      for (Index c = 0; c < per_time; ++c)
+        for (std::size_t i = 0; i < times.size(); ++i) {
+          const Index j = c * static_cast<Index>(times.size()) + static_cast<Index>(i);
+          x.col(j) = points[i].col(c);
+          t(j) = times[i];
+        }
+      Matrix batch(d, n);
+      model.score(x, t, batch);
+      for (Index j = 0; j < n; ++j) {
+        CAPTURE(j);
+        CAPTURE(t(j));
+        const Direct r = direct(spec, sde->alpha(t(j)), sde->sigma(t(j)), x.col(j));
+        // The bound of the first oracle test above (the oracle's own errors are of the same kind, hence the 2).
+        CHECK((batch.col(j) - r.score).cwiseAbs().maxCoeff() <= 2 * score_rounding(r));
+        Matrix one(d, 1);
+        model.score(x.col(j), t.segment(j, 1), one);
+        CHECK(same_bits(one, batch.col(j)));
+      }
+      for (std::size_t i = 0; i < times.size(); ++i) {
+        Matrix same_time(d, per_time);
+        model.score(points[i], Vector::Constant(per_time, times[i]), same_time);
+        for (Index c = 0; c < per_time; ++c)
+          CHECK(same_bits(same_time.col(c), batch.col(c * static_cast<Index>(times.size()) + static_cast<Index>(i))));
+      }
+      for (Index size = 1; size <= 19; size += 3)
+        for (Index first = 0; first + size <= n; first += 7) {
+          Matrix window(d, size);
+          model.score(x.middleCols(first, size), t.segment(first, size), window);
+          CHECK(same_bits(window, batch.middleCols(first, size)));
+        }
+      Matrix reversed(d, n);
+      model.score(x.rowwise().reverse(), t.reverse(), reversed);
+      CHECK(same_bits(reversed.rowwise().reverse(), batch));
+    }
+  }
+}
+
+TEST_CASE(
+    "the score is NaN where |x - alpha mu_k|^2 overflows (|x| = 1e160) and finite at |x| = 1e100, with one variance "
+    "(affine logits behind a range guard) and with several") {
+  const auto sde = make_sde(SdeOptions{});
+  for (const Spec& spec : {isotropic_spec(2, 8, 24, true), isotropic_spec(2, 8, 25), isotropic_spec(2, 11, 26, true),
+                           isotropic_spec(3, 5, 27, true)}) {
+    CAPTURE(spec.label);
+    const Index d = spec.mu.rows();
+    const auto mixture = std::make_shared<const GaussianMixture>(spec.build());
+    const MixtureScore model(mixture, *sde);
+    // Five columns in one block: near the modes, |x| ~ 1e100, |x| ~ 1e160, |x| ~ 1e100, near the modes; each lane is
+    // judged on its own column.
+    Matrix x = Matrix::Constant(d, 5, 0.5);
+    x.col(1).setConstant(1e100);
+    x.col(2).setConstant(-1e160);
+    x.col(3).setConstant(-1e100);
+    Matrix out(d, 5);
+    for (double t : {1e-3, 0.5, 1.0}) {
+      CAPTURE(t);
+      model.score(x, Vector::Constant(5, t), out);
+      CHECK(out.col(0).allFinite());
+      CHECK(out.col(1).allFinite());
+      CHECK(out.col(2).array().isNaN().all());
+      CHECK(out.col(3).allFinite());
+      CHECK(out.col(4).allFinite());
+    }
+  }
+  const MixtureScore eight(load_data("eight_gaussians", 0), *sde);
+  Matrix x(2, 3), out(2, 3);
+  x << 1.0, 1e100, 1e160, -2.0, -1e100, 1e160;
+  eight.score(x, Vector::Constant(3, 0.3), out);
+  CHECK(out.col(0).allFinite());
+  CHECK(out.col(1).allFinite());
+  CHECK(out.col(2).array().isNaN().all());
 }
