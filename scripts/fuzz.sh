@@ -59,14 +59,16 @@ printf '%-20s %10s %9s %8s %8s  %s\n' target executions exec/s cov ft result
 for target in "${targets[@]}"; do
   name="${target#fuzz_}"
   [[ -x "$bin/$target" ]] || { echo "fuzz: no target $target (tests/fuzz/$target.cpp)" >&2; exit 2; }
-  work="build/sanitize/fuzz-runs/$name"
+  # Absolute paths: a target may change its working directory (fuzz_study_ini works in its scratch directory), and
+  # libFuzzer reads the corpus and writes what it finds after the first input has run.
+  work="$PWD/build/sanitize/fuzz-runs/$name"
   mkdir -p "$work/corpus" "$work/artifacts"
   options=(-runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1
            -artifact_prefix="$work/artifacts/" "${seed_options[@]}")
-  [[ -f "tests/fuzz/$name.dict" ]] && options+=(-dict="tests/fuzz/$name.dict")
+  [[ -f "tests/fuzz/$name.dict" ]] && options+=(-dict="$PWD/tests/fuzz/$name.dict")
   start=$(date +%s)
   status=0
-  nice "$bin/$target" "${options[@]}" "$work/corpus" "tests/fuzz/corpus/$name" >"$work/log" 2>&1 || status=$?
+  nice "$bin/$target" "${options[@]}" "$work/corpus" "$PWD/tests/fuzz/corpus/$name" >"$work/log" 2>&1 || status=$?
   seconds=$(($(date +%s) - start))
   # The last status line: "#N DONE cov: C ft: F corp: ..." (or the last "#N ..." line before a finding); -a: the
   # log holds raw bytes of the dictionary entries.

@@ -1,6 +1,7 @@
 // study.ini (`scoresde study --config DIR/study.ini`, as --resume and a rerun read it): the whole study command on
 // the file with --dry-run, so that the INI reader, every option's check, the presets and the expansion of the grid
-// see it, and nothing runs. The process works in its scratch directory: an "out" key lands there.
+// see it, and nothing runs. The process works in its scratch directory: an "out" key lands there. (So the corpus and
+// artifact paths given to it must be absolute, as scripts/fuzz.sh gives them.)
 #include <ostream>
 #include <sstream>
 
