@@ -182,7 +182,8 @@ inline Lanes out_of_range_to_nan(const double* __restrict xb, Lanes v) {
   for (int i = 0; i < D; ++i) x_sq += load(xb + i * lanes) * load(xb + i * lanes);
   const LaneBits beyond = x_sq >= broadcast(1e300);
   const LaneBits quiet_nan = LaneBits{} + 0x7ff8000000000000LL;
-  return v + __builtin_bit_cast(Lanes, beyond & quiet_nan);
+  // An integer OR, not an addition of NaN: under -ffast-math clang takes v + NaN for v and drops it.
+  return __builtin_bit_cast(Lanes, __builtin_bit_cast(LaneBits, v) | (beyond & quiet_nan));
 }
 
 // The score of one block of `lanes` samples: xb holds coordinate i of lane l at xb[i * lanes + l], ob likewise.
