@@ -715,6 +715,60 @@ TEST_CASE("MixtureScore counts calls and columns; a batch with mixed times equal
   CHECK(model.columns() == 9 + 7 + 7);
 }
 
+namespace {
+
+// The test points of every test time, interleaved so that neighbouring columns (the lanes of one vector register)
+// have different times, and a time recurs across the batch: column c * T + i is point c of time i (T times).
+struct InterleavedBatch {
+  std::vector<double> times;
+  std::vector<Matrix> points;  // per time: d x per_time
+  Index per_time = 0;
+  Matrix x;
+  Vector t;
+};
+
+InterleavedBatch interleaved_batch(const Spec& spec, const Sde& sde, std::uint64_t seed) {
+  InterleavedBatch b;
+  b.times = test_times(sde);
+  for (std::size_t i = 0; i < b.times.size(); ++i)
+    b.points.push_back(test_points(spec, sde.alpha(b.times[i]), sde.sigma(b.times[i]), seed + i));
+  const Index T = static_cast<Index>(b.times.size());
+  b.per_time = b.points[0].cols();
+  b.x.resize(spec.mu.rows(), b.per_time * T);
+  b.t.resize(b.per_time * T);
+  for (Index c = 0; c < b.per_time; ++c)
+    for (Index i = 0; i < T; ++i) {
+      b.x.col(c * T + i) = b.points[static_cast<std::size_t>(i)].col(c);
+      b.t(c * T + i) = b.times[static_cast<std::size_t>(i)];
+    }
+  return b;
+}
+
+// The same bits as in `batch` (the score of b.x at b.t) for each time's points in a batch of their own, in every
+// window of the batch (sizes 1 to 19, starting every `stride` columns: other lane positions, padded tails), and for
+// the batch reversed.
+void check_same_bits_in_other_batches(const MixtureScore& model, const InterleavedBatch& b, const Matrix& batch,
+                                      Index stride) {
+  const Index d = b.x.rows(), n = b.x.cols(), T = static_cast<Index>(b.times.size());
+  for (Index i = 0; i < T; ++i) {
+    Matrix same_time(d, b.per_time);
+    model.score(b.points[static_cast<std::size_t>(i)],
+                Vector::Constant(b.per_time, b.times[static_cast<std::size_t>(i)]), same_time);
+    for (Index c = 0; c < b.per_time; ++c) CHECK(same_bits(same_time.col(c), batch.col(c * T + i)));
+  }
+  for (Index size = 1; size <= 19; size += 3)
+    for (Index first = 0; first + size <= n; first += stride) {
+      Matrix window(d, size);
+      model.score(b.x.middleCols(first, size), b.t.segment(first, size), window);
+      CHECK(same_bits(window, batch.middleCols(first, size)));
+    }
+  Matrix reversed(d, n);
+  model.score(b.x.rowwise().reverse(), b.t.reverse(), reversed);
+  CHECK(same_bits(reversed.rowwise().reverse(), batch));
+}
+
+}  // namespace
+
 TEST_CASE(
     "MixtureScore with a time per column: the exact score at each column's own time, and for isotropic "
     "mixtures the bits of that column evaluated alone, in any lane and any batch") {
@@ -726,21 +780,10 @@ TEST_CASE(
       const auto mixture = std::make_shared<const GaussianMixture>(spec.build());
       const MixtureScore model(mixture, *sde);
       const Index d = spec.mu.rows();
-      // The test points of every test time, interleaved so that neighbouring columns (the lanes of one vector
-      // register) have different times, and a time recurs across the batch.
-      const std::vector<double> times = test_times(*sde);
-      std::vector<Matrix> points;
-      for (std::size_t i = 0; i < times.size(); ++i)
-        points.push_back(test_points(spec, sde->alpha(times[i]), sde->sigma(times[i]), 40 + i));
-      const Index per_time = points[0].cols(), n = per_time * static_cast<Index>(times.size());
-      Matrix x(d, n);
-      Vector t(n);
-      for (Index c = 0; c < per_time; ++c)
-        for (std::size_t i = 0; i < times.size(); ++i) {
-          const Index j = c * static_cast<Index>(times.size()) + static_cast<Index>(i);
-          x.col(j) = points[i].col(c);
-          t(j) = times[i];
-        }
+      const InterleavedBatch b = interleaved_batch(spec, *sde, 40);
+      const Matrix& x = b.x;
+      const Vector& t = b.t;
+      const Index n = x.cols();
       Matrix batch(d, n);
       model.score(x, t, batch);
       for (Index j = 0; j < n; ++j) {
@@ -751,28 +794,14 @@ TEST_CASE(
         CHECK((batch.col(j) - r.score).cwiseAbs().maxCoeff() <= score_rounding(r));
       }
       if (!spec.isotropic) continue;  // full covariances go through Eigen's products, per run of equal times
-      // Alone (one time: the one-time kernel) and in a batch of one time, the same bits as in the mixed batch.
+      // Alone (one time: the one-time kernel), in a batch of one time, in every window and reversed, the same bits
+      // as in the mixed batch.
       for (Index j = 0; j < n; ++j) {
         Matrix one(d, 1);
         model.score(x.col(j), t.segment(j, 1), one);
         CHECK(same_bits(one, batch.col(j)));
       }
-      for (std::size_t i = 0; i < times.size(); ++i) {
-        Matrix same_time(d, per_time);
-        model.score(points[i], Vector::Constant(per_time, times[i]), same_time);
-        for (Index c = 0; c < per_time; ++c)
-          CHECK(same_bits(same_time.col(c), batch.col(c * static_cast<Index>(times.size()) + static_cast<Index>(i))));
-      }
-      // Every window of the batch (other sizes, other lane positions, padded tails), and the batch reversed.
-      for (Index size = 1; size <= 19; size += 3)
-        for (Index first = 0; first + size <= n; first += 5) {
-          Matrix window(d, size);
-          model.score(x.middleCols(first, size), t.segment(first, size), window);
-          CHECK(same_bits(window, batch.middleCols(first, size)));
-        }
-      Matrix reversed(d, n);
-      model.score(x.rowwise().reverse(), t.reverse(), reversed);
-      CHECK(same_bits(reversed.rowwise().reverse(), batch));
+      check_same_bits_in_other_batches(model, b, batch, 5);
     }
   }
 }
@@ -791,19 +820,10 @@ TEST_CASE(
       CAPTURE(sde->name());
       const auto mixture = std::make_shared<const GaussianMixture>(spec.build());
       const MixtureScore model(mixture, *sde);
-      const std::vector<double> times = test_times(*sde);
-      std::vector<Matrix> points;
-      for (std::size_t i = 0; i < times.size(); ++i)
-        points.push_back(test_points(spec, sde->alpha(times[i]), sde->sigma(times[i]), 60 + i));
-      const Index per_time = points[0].cols(), n = per_time * static_cast<Index>(times.size());
-      Matrix x(d, n);
-      Vector t(n);
-      for (Index c = 0; c < per_time; ++c)
-        for (std::size_t i = 0; i < times.size(); ++i) {
-          const Index j = c * static_cast<Index>(times.size()) + static_cast<Index>(i);
-          x.col(j) = points[i].col(c);
-          t(j) = times[i];
-        }
+      const InterleavedBatch b = interleaved_batch(spec, *sde, 60);
+      const Matrix& x = b.x;
+      const Vector& t = b.t;
+      const Index n = x.cols();
       Matrix batch(d, n);
       model.score(x, t, batch);
       for (Index j = 0; j < n; ++j) {
@@ -816,21 +836,7 @@ TEST_CASE(
         model.score(x.col(j), t.segment(j, 1), one);
         CHECK(same_bits(one, batch.col(j)));
       }
-      for (std::size_t i = 0; i < times.size(); ++i) {
-        Matrix same_time(d, per_time);
-        model.score(points[i], Vector::Constant(per_time, times[i]), same_time);
-        for (Index c = 0; c < per_time; ++c)
-          CHECK(same_bits(same_time.col(c), batch.col(c * static_cast<Index>(times.size()) + static_cast<Index>(i))));
-      }
-      for (Index size = 1; size <= 19; size += 3)
-        for (Index first = 0; first + size <= n; first += 7) {
-          Matrix window(d, size);
-          model.score(x.middleCols(first, size), t.segment(first, size), window);
-          CHECK(same_bits(window, batch.middleCols(first, size)));
-        }
-      Matrix reversed(d, n);
-      model.score(x.rowwise().reverse(), t.reverse(), reversed);
-      CHECK(same_bits(reversed.rowwise().reverse(), batch));
+      check_same_bits_in_other_batches(model, b, batch, 7);
     }
   }
 }
