@@ -390,6 +390,8 @@ TEST_CASE("bad grids and files name the key, exit 2, and write nothing") {
       {{"--rtol", "0"}, "--rtol"},
       {{"--rtol", "1e-3,1e-4", "--atol", "1e-3"}, "--atol"},
       {{"--seeds", "0"}, "--seeds"},
+      // 100,001 seeds of one cell: 200,002 runs with the exact-samples baseline, beyond the 100,000 a study may have.
+      {{"--sampler", "euler_maruyama", "--steps", "10", "--sde", "vp", "--seeds", "100001"}, "more than 100000 runs"},
       {{"-n", "1"}, "--samples"},
       {{"--score", "model.ckpt"}, "--score"},
       {{"--data", "missing.json"}, "missing.json"},

@@ -511,8 +511,19 @@ std::vector<std::pair<SamplerOptions, std::string>> budget_points(const StudySpe
 
 }  // namespace
 
+// A study's runs are listed in memory (and in results.json) before the first runs: a grid far beyond any real study
+// (seeds = 82000 over a default grid is millions of runs and gigabytes) is refused while it is expanded.
+constexpr std::size_t max_study_runs = 100'000;
+
 std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::string>* skipped) {
   const auto grids = spec.grids();
+  const auto check_size = [&](const std::vector<StudyRun>& runs) {
+    if (runs.size() >= max_study_runs)
+      throw ConfigError(
+          fmt::format("the grid expands to more than {} runs (--seeds = {}, {} data set(s), {} "
+                      "score(s)): split it into smaller studies",
+                      max_study_runs, spec.seeds, spec.data.size(), spec.score.size()));
+  };
   // A block with its own sample count marks its runs (and its baseline) with it, so that a cell of the grid and the
   // same cell at the block's count are two runs.
   const auto size_part = [&](Index samples) {
@@ -539,6 +550,7 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
         run.id = fmt::format("{}exact.{}s{}", spec.data.size() > 1 ? id_part(data) + "." : "", size_part(samples),
                              run.sampler.seed);
         ids.insert(run.id);
+        check_size(runs);
         runs.push_back(std::move(run));
       }
   // The sampler configurations of the grid and of each block, each with the spec its scores, sample count and
@@ -605,6 +617,7 @@ std::vector<StudyRun> expand_study(const StudySpec& spec, std::vector<std::strin
               if (earlier_grids.count(run.id)) continue;
               if (!this_grid.insert(run.id).second || !ids.insert(run.id).second)
                 throw ConfigError(fmt::format("the grid names run {} twice: remove repeated list entries", run.id));
+              check_size(runs);
               runs.push_back(std::move(run));
             }
         }
