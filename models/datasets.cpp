@@ -321,10 +321,9 @@ Matrix load_training_data(const std::string& name, Index count, std::uint64_t se
     return x;
   }
   if (const auto selection = parse_fashion_mnist_name(name)) {
-    x = load_fashion_mnist(*selection).images;
-    require(dim == 0 || dim == x.rows(), "--dim", std::to_string(dim),
-            fmt::format("{} is {}-dimensional", name, x.rows()));
-    return x;
+    require(dim == 0 || dim == fashion_mnist_dimension(*selection), "--dim", std::to_string(dim),
+            fmt::format("{} is {}-dimensional", name, fashion_mnist_dimension(*selection)));
+    return load_fashion_mnist(*selection).images;
   }
   if (!has_exact_mixture(name))
     throw ConfigError(fmt::format("--data = {}: not a built-in data set ({}) nor a file ending in .json, .npy or .csv",
@@ -333,6 +332,15 @@ Matrix load_training_data(const std::string& name, Index count, std::uint64_t se
   x.resize(mixture->dim(), count);
   mixture->sample(seed, 0, x);
   return x;
+}
+
+Index training_data_dimension(const std::string& name, Index dim) {
+  if (const auto selection = parse_fashion_mnist_name(name)) {
+    const Index d = fashion_mnist_dimension(*selection);
+    require(dim == 0 || dim == d, "--dim", std::to_string(dim), fmt::format("{} is {}-dimensional", name, d));
+    return d;
+  }
+  return load_training_data(name, 1, 0, dim).rows();
 }
 
 }  // namespace scoresde

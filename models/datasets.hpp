@@ -44,6 +44,9 @@ GaussianMixture parse_mixture_json(const std::string& text, const std::string& s
 // naming the file, the row and the problem for a bad file.
 std::vector<std::string> training_data_names();
 Matrix load_training_data(const std::string& name_or_file, Index count, std::uint64_t seed, Index dim);
+// The dimension load_training_data(name_or_file, count, seed, dim) gives, with the same errors; for fashion_mnist
+// without scaling its images (a study's validation asks only the dimension).
+Index training_data_dimension(const std::string& name_or_file, Index dim);
 Matrix read_samples_csv(const std::string& path);
 // True for the names of training_data_names() and every fashion_mnist selection (fashion_mnist:class=3, ...):
 // built-in data, no file.

@@ -193,7 +193,13 @@ std::string fashion_mnist_labels_file(bool test) {
   return fmt::format("{}/{}-labels-idx1-ubyte.gz", fashion_mnist_directory(), test ? "t10k" : "train");
 }
 
-LabelledImages load_fashion_mnist(const FashionMnistSelection& selection) {
+namespace {
+
+// The raw bytes of the split a selection draws from, read once per process: decompressing a split takes about half a
+// second and a study asks for the same data several times (47 MB for the training split; scaled images are made per
+// call). InputError naming the missing file and the Debian package when the files are not there. The class, when
+// one is selected, must have images.
+const RawImages& fashion_mnist_split(const FashionMnistSelection& selection) {
   const std::string images = fashion_mnist_images_file(selection.test);
   const std::string labels = fashion_mnist_labels_file(selection.test);
   for (const auto& path : {images, labels})
@@ -203,18 +209,28 @@ LabelledImages load_fashion_mnist(const FashionMnistSelection& selection) {
           "dataset-fashion-mnist, or scripts/setup.sh), or point SCORESDE_FASHION_MNIST_DIR at a directory holding "
           "{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte.gz",
           path));
-  // Decompressing a split takes about half a second and a study asks for the same data several times: each
-  // split's bytes are kept once per process (47 MB for the training split; the scaled images are made per call).
   static std::mutex mutex;
-  static std::map<std::pair<std::string, std::string>, RawImages> cache;
+  static std::map<std::pair<std::string, std::string>, RawImages> cache;  // std::map: references stay valid
   std::unique_lock lock(mutex);
   auto it = cache.find({images, labels});
   if (it == cache.end()) it = cache.emplace(std::pair{images, labels}, read_raw_images(images, labels)).first;
   lock.unlock();
-  LabelledImages out = select_images(it->second, selection.label);
-  if (out.images.cols() == 0)
+  const RawImages& raw = it->second;
+  if (selection.label &&
+      std::find(raw.labels.data.begin(), raw.labels.data.end(), *selection.label) == raw.labels.data.end())
     throw InputError(fmt::format("fashion_mnist: no image of class {} in {}", *selection.label, labels));
-  return out;
+  return raw;
+}
+
+}  // namespace
+
+LabelledImages load_fashion_mnist(const FashionMnistSelection& selection) {
+  return select_images(fashion_mnist_split(selection), selection.label);
+}
+
+Index fashion_mnist_dimension(const FashionMnistSelection& selection) {
+  const RawImages& raw = fashion_mnist_split(selection);
+  return raw.images.dims[1] * raw.images.dims[2];
 }
 
 }  // namespace scoresde

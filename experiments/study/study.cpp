@@ -367,7 +367,7 @@ void StudySpec::validate() const {
             fmt::format("--data = {}: a study draws its data; give a built-in set ({}) or a mixture "
                         "FILE.json",
                         name, fmt::join(training_data_names(), ", ")));
-      data_dim = load_training_data(name, 2, 0, dim).rows();
+      data_dim = training_data_dimension(name, dim);
     }
     for (const auto& s : scores) {
       if (is_exact_score(s)) {
