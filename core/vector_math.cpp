@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -41,6 +42,12 @@ void box_muller(const std::uint64_t* a, const std::uint64_t* b, double* z0, doub
     z0[i] = radius[i] * c[i];
     z1[i] = radius[i] * s[i];
   }
+}
+
+void sqrt_in_place(double* x, Index n) {
+  // -ffast-math (this file) drops errno, which lets the loop use vsqrtpd; GCC forms no reciprocal estimate for
+  // doubles without -mrecip.
+  for (Index i = 0; i < n; ++i) x[i] = std::sqrt(x[i]);
 }
 
 void exp_in_place(double* x, Index n) {

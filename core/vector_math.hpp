@@ -20,6 +20,10 @@ void box_muller(const std::uint64_t* a, const std::uint64_t* b, double* z0, doub
 
 // x[i] = exp(x[i]) for i < n.
 void exp_in_place(double* x, Index n);
+// x[i] = sqrt(x[i]) for i < n, correctly rounded (IEEE 754's square root in every lane and in the tail), so each
+// element is std::sqrt's value. Eigen's packet sqrt is not: under its default EIGEN_FAST_MATH, AVX-512 doubles take
+// an rsqrt14 estimate refined by Newton steps, off by an ulp at some inputs.
+void sqrt_in_place(double* x, Index n);
 
 // An isotropic Gaussian mixture p_0 = sum_k w_k N(mu_k, lambda_k I) and its score after diffusion to
 // p_t = sum_k w_k N(alpha mu_k, c_k I), c_k = alpha^2 lambda_k + sigma^2 (the hot path of every sampler on mixture

@@ -166,6 +166,9 @@ BatchedDopri5::BatchedDopri5(const ReverseSde& reverse, const ScoreModel& model,
       x_new_(dim, cols),
       x_err_(dim, cols),
       score_(dim, cols),
+      dt_elements_(dim * cols),
+      f_elements_(dim * cols),
+      c_elements_(dim * cols),
       times_(cols),
       f_(cols),
       g_(cols),
@@ -195,22 +198,49 @@ void BatchedDopri5::swap_slots(Index a, Index b) {
   std::swap(state_[a], state_[b]);
 }
 
+namespace {
+
+// out[s D + i] = in[s] for s < m, i < D, with D known to the compiler so that the copy vectorises.
+template <int D>
+void spread_fixed(const double* __restrict in, Index m, double* __restrict out) {
+  for (Index s = 0; s < m; ++s)
+    for (int i = 0; i < D; ++i) out[s * D + i] = in[s];
+}
+
+}  // namespace
+
+void BatchedDopri5::spread(const Vector& per_slot, Index m, Vector& per_element) const {
+  const Index d = x_.rows();
+  const double* in = per_slot.data();
+  double* out = per_element.data();
+  switch (d) {
+    case 1:
+      return spread_fixed<1>(in, m, out);
+    case 2:
+      return spread_fixed<2>(in, m, out);
+    case 3:
+      return spread_fixed<3>(in, m, out);
+    default:
+      for (Index s = 0; s < m; ++s) std::fill_n(out + s * d, d, in[s]);
+  }
+}
+
 void BatchedDopri5::flow(const Matrix& xs, Index m, Matrix& k) {
   model_.score(xs.leftCols(m), times_.head(m), score_.leftCols(m));
   sde_f_and_g(reverse_.sde(), times_.data(), m, f_.data(), g_.data());
-  const Index d = xs.rows();
-  const bool finite = first_non_finite(score_, m) < 0;
-  for (Index s = 0; s < m; ++s) {
-    if (!finite && state_[s] == SlotState::running && !score_.col(s).allFinite())
-      fail(s, accepted_[s], times_(s),
-           fmt::format("the score turned non-finite for sample {} at t = {:.6g}", first_sample_ + column_[s],
-                       times_(s)));
-    // ReverseSde::drift with c = 1/2, as a loop (see run()): k = f x - (c g g) s.
-    const double f = f_(s), g = g_(s), c = 0.5 * g * g;
-    const double *x = xs.data() + s * d, *score = score_.data() + s * d;
-    double* out = k.data() + s * d;
-    for (Index i = 0; i < d; ++i) out[i] = f * x[i] - c * score[i];
-  }
+  if (first_non_finite(score_, m) >= 0)
+    for (Index s = 0; s < m; ++s)
+      if (state_[s] == SlotState::running && !score_.col(s).allFinite())
+        fail(s, accepted_[s], times_(s),
+             fmt::format("the score turned non-finite for sample {} at t = {:.6g}", first_sample_ + column_[s],
+                         times_(s)));
+  // ReverseSde::drift with c = 1/2, as one loop over the slots' elements (see run()): k = f x - (c g g) s.
+  for (Index s = 0; s < m; ++s) g_(s) = 0.5 * g_(s) * g_(s);
+  spread(f_, m, f_elements_);
+  spread(g_, m, c_elements_);
+  const double *f = f_elements_.data(), *c = c_elements_.data(), *x = xs.data(), *score = score_.data();
+  double* out = k.data();
+  for (Index e = 0, size = m * xs.rows(); e < size; ++e) out[e] = f[e] * x[e] - c[e] * score[e];
 }
 
 std::optional<SampleFailure> BatchedDopri5::run(Index first_sample, double t0, double t_end, MatrixRef x, VectorRef nfe,
@@ -252,83 +282,63 @@ std::optional<SampleFailure> BatchedDopri5::run(Index first_sample, double t0, d
 
     // One trial step for every slot, from t to t + h. The step is (t + h) - t, as Dopri5Ode computes it from the
     // driver's StepPosition; the controller and the time advance with h itself.
-    // The stage combinations are explicit loops over one column's elements, not Eigen expressions on column blocks:
-    // Eigen peels elements off a block to reach an aligned address, so which elements take its scalar or vector
-    // path would depend on the column's position in the work matrix, and with FMA contraction the two paths can
-    // round differently. A plain loop gives every element the same operations wherever the column lies.
+    // The stage combinations are plain loops over the m slots' elements as one array (slot s holds elements
+    // [s d, (s + 1) d)), each element with its slot's dt beside it in dt_elements_, not Eigen expressions on column
+    // blocks: Eigen peels elements off a block to reach an aligned address, so which elements take its scalar or
+    // vector path would depend on the column's position in the work matrix, and with FMA contraction the two paths
+    // can round differently. A plain loop gives every element the same operations wherever it lies (the compiler's
+    // vector body and scalar tail compute the same expression), and one loop over the whole batch vectorises where
+    // a loop per column of d = 2 elements could not. A weight dt b is formed per element, the same product as once
+    // per column.
     using namespace dp;
-    const Index d = x_.rows();
-    const auto col = [d](Matrix& a, Index s) { return a.data() + s * d; };
+    const Index d = x_.rows(), size = m * d;
     for (Index s = 0; s < m; ++s) dt_(s) = (t_(s) + h_(s)) - t_(s);
-    for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s), w1 = dt * b21;
-      const double *x = col(x_, s), *k1 = col(k1_, s);
-      double* out = col(x_stage_, s);
-      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i];
-      times_(s) = t_(s) + dt * a2;
-    }
+    spread(dt_, m, dt_elements_);
+    const double* dt = dt_elements_.data();
+    const double *y = x_.data(), *k1 = k1_.data(), *k2 = k2_.data(), *k3 = k3_.data(), *k4 = k4_.data(),
+                 *k5 = k5_.data(), *k6 = k6_.data(), *k7 = k7_.data();
+    double *stage = x_stage_.data(), *proposal = x_new_.data();
+    const auto stage_times = [&](double a) {
+      for (Index s = 0; s < m; ++s) times_(s) = t_(s) + dt_(s) * a;
+    };
+    for (Index e = 0; e < size; ++e) stage[e] = 1.0 * y[e] + (dt[e] * b21) * k1[e];
+    stage_times(a2);
     flow(x_stage_, m, k2_);
-    for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s), w1 = dt * b31, w2 = dt * b32;
-      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s);
-      double* out = col(x_stage_, s);
-      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i];
-      times_(s) = t_(s) + dt * a3;
-    }
+    for (Index e = 0; e < size; ++e) stage[e] = 1.0 * y[e] + (dt[e] * b31) * k1[e] + (dt[e] * b32) * k2[e];
+    stage_times(a3);
     flow(x_stage_, m, k3_);
-    for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s), w1 = dt * b41, w2 = dt * b42, w3 = dt * b43;
-      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s);
-      double* out = col(x_stage_, s);
-      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i];
-      times_(s) = t_(s) + dt * a4;
-    }
+    for (Index e = 0; e < size; ++e)
+      stage[e] = 1.0 * y[e] + (dt[e] * b41) * k1[e] + (dt[e] * b42) * k2[e] + (dt[e] * b43) * k3[e];
+    stage_times(a4);
     flow(x_stage_, m, k4_);
-    for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s), w1 = dt * b51, w2 = dt * b52, w3 = dt * b53, w4 = dt * b54;
-      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s), *k4 = col(k4_, s);
-      double* out = col(x_stage_, s);
-      for (Index i = 0; i < d; ++i) out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i] + w4 * k4[i];
-      times_(s) = t_(s) + dt * a5;
-    }
+    for (Index e = 0; e < size; ++e)
+      stage[e] =
+          1.0 * y[e] + (dt[e] * b51) * k1[e] + (dt[e] * b52) * k2[e] + (dt[e] * b53) * k3[e] + (dt[e] * b54) * k4[e];
+    stage_times(a5);
     flow(x_stage_, m, k5_);
-    for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s), w1 = dt * b61, w2 = dt * b62, w3 = dt * b63, w4 = dt * b64, w5 = dt * b65;
-      const double *x = col(x_, s), *k1 = col(k1_, s), *k2 = col(k2_, s), *k3 = col(k3_, s), *k4 = col(k4_, s),
-                   *k5 = col(k5_, s);
-      double* out = col(x_stage_, s);
-      for (Index i = 0; i < d; ++i)
-        out[i] = 1.0 * x[i] + w1 * k1[i] + w2 * k2[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i];
-      times_(s) = t_(s) + dt;
-    }
+    for (Index e = 0; e < size; ++e)
+      stage[e] = 1.0 * y[e] + (dt[e] * b61) * k1[e] + (dt[e] * b62) * k2[e] + (dt[e] * b63) * k3[e] +
+                 (dt[e] * b64) * k4[e] + (dt[e] * b65) * k5[e];
+    for (Index s = 0; s < m; ++s) times_(s) = t_(s) + dt_(s);
     flow(x_stage_, m, k6_);
-    for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s), w1 = dt * c1, w3 = dt * c3, w4 = dt * c4, w5 = dt * c5, w6 = dt * c6;
-      const double *x = col(x_, s), *k1 = col(k1_, s), *k3 = col(k3_, s), *k4 = col(k4_, s), *k5 = col(k5_, s),
-                   *k6 = col(k6_, s);
-      double* out = col(x_new_, s);
-      for (Index i = 0; i < d; ++i)
-        out[i] = 1.0 * x[i] + w1 * k1[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i] + w6 * k6[i];
-      times_(s) = t_(s) + dt;
-    }
+    for (Index e = 0; e < size; ++e)
+      proposal[e] = 1.0 * y[e] + (dt[e] * c1) * k1[e] + (dt[e] * c3) * k3[e] + (dt[e] * c4) * k4[e] +
+                    (dt[e] * c5) * k5[e] + (dt[e] * c6) * k6[e];
     flow(x_new_, m, k7_);
     for (Index s = 0; s < m; ++s) nfe(column_[s]) += 6;
 
     // odeint's default_error_checker on each column alone: max |err| / (atol + rtol (|x| + |dt| |dx/dt|)); a NaN
     // anywhere makes the error NaN (accepted, then reported as a non-finite state, as odeint's loop does).
+    double* err = x_err_.data();
+    for (Index e = 0; e < size; ++e) {
+      const double error = (dt[e] * dc1) * k1[e] + (dt[e] * dc3) * k3[e] + (dt[e] * dc4) * k4[e] +
+                           (dt[e] * dc5) * k5[e] + (dt[e] * dc6) * k6[e] + (dt[e] * dc7) * k7[e];
+      err[e] = std::abs(error) / (atol_ + rtol_ * (1.0 * std::abs(y[e]) + (1.0 * std::abs(dt[e])) * std::abs(k1[e])));
+    }
     for (Index s = 0; s < m; ++s) {
-      const double dt = dt_(s), w1 = dt * dc1, w3 = dt * dc3, w4 = dt * dc4, w5 = dt * dc5, w6 = dt * dc6,
-                   w7 = dt * dc7, dt_abs = 1.0 * std::abs(dt);
-      const double *x = col(x_, s), *k1 = col(k1_, s), *k3 = col(k3_, s), *k4 = col(k4_, s), *k5 = col(k5_, s),
-                   *k6 = col(k6_, s), *k7 = col(k7_, s);
-      double* err = col(x_err_, s);
-      for (Index i = 0; i < d; ++i) {
-        const double e = w1 * k1[i] + w3 * k3[i] + w4 * k4[i] + w5 * k5[i] + w6 * k6[i] + w7 * k7[i];
-        err[i] = std::abs(e) / (atol_ + rtol_ * (1.0 * std::abs(x[i]) + dt_abs * std::abs(k1[i])));
-      }
       double error = 0;
       bool nan = false;
-      for (Index i = 0; i < d; ++i) {
+      for (Index i = s * d; i < (s + 1) * d; ++i) {
         nan = nan || std::isnan(err[i]);
         error = std::max(error, err[i]);
       }

@@ -32,6 +32,7 @@
 #include "core/errors.hpp"
 #include "core/npy.hpp"
 #include "core/sde.hpp"
+#include "core/sde_batch.hpp"
 
 using namespace scoresde;
 
@@ -281,6 +282,36 @@ TEST_CASE("alpha_t, sigma_t, f, g and the prior std match the closed forms") {
         CHECK(rel_err(sde->f(t), o.f(t)) <= 64 * eps * o.cond(t));
       CHECK(rel_err(sde->g(t) * sde->g(t), o.g2(t)) <= o.g2_rel_err(t));
     }
+  }
+}
+
+TEST_CASE("sde_f_and_g is f and g bit for bit; both batch forms give a time the same bits at every position") {
+  // Times in batches of every length up to 19 (whole vector blocks and tails) and at every offset: element j must not
+  // depend on n or j, since an adaptive solver's columns are batched with whichever others are still running.
+  std::vector<double> t(40);
+  for (std::size_t j = 0; j < t.size(); ++j) t[j] = 1e-3 + 0.97 * std::fmod(0.618034 * static_cast<double>(j), 1.0);
+  for (const auto& c : all_cases()) {
+    CAPTURE(c.label);
+    const auto sde = make_sde(c.options);
+    std::vector<double> times = t;
+    for (double& v : times) v = std::min(v, sde->T());
+    std::vector<double> alpha_one(times.size()), sigma_one(times.size());
+    for (std::size_t j = 0; j < times.size(); ++j) sde_alpha_sigma(*sde, &times[j], 1, &alpha_one[j], &sigma_one[j]);
+    for (Index n = 1; n <= 19; ++n)
+      for (Index first = 0; first + n <= static_cast<Index>(times.size()); first += 3) {
+        std::vector<double> f(n), g(n), alpha(n), sigma(n);
+        sde_f_and_g(*sde, times.data() + first, n, f.data(), g.data());
+        sde_alpha_sigma(*sde, times.data() + first, n, alpha.data(), sigma.data());
+        for (Index j = 0; j < n; ++j) {
+          const double tj = times[first + j];
+          CAPTURE(n);
+          CAPTURE(tj);
+          CHECK(f[j] == sde->f(tj));
+          CHECK(g[j] == sde->g(tj));
+          CHECK(alpha[j] == alpha_one[first + j]);
+          CHECK(sigma[j] == sigma_one[first + j]);
+        }
+      }
   }
 }
 
