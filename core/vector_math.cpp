@@ -177,6 +177,20 @@ inline Lanes in_order(Lanes v) {
   }
 }
 
+// block_coefficients for a mixture whose components share one variance lambda (the affine logits of score_block):
+// only alpha and component 0's 1 / (2 c) and 1 / c, c = alpha^2 lambda + sigma^2, which are the same for every
+// component. The normalisers log w_k - (d / 2) log(2 pi c) differ from log w_k by a term common to all components,
+// which cancels in the softmax: isotropic_score stores log w_k once, and no logarithm is taken per block.
+inline void block_coefficients_one_variance(const IsotropicMixture& m, const double* alpha, const double* sigma,
+                                            double* __restrict coef) {
+  const Lanes a = load(alpha), s = load(sigma);
+  const Lanes c = (a * a) * m.variances[0] + s * s;
+  const Lanes inv_c = 1.0 / c;
+  store(coef, a);
+  store(coef + lanes, 0.5 * inv_c);
+  store(coef + 2 * lanes, inv_c);
+}
+
 // The range guard of the affine logits: v in the lanes whose |x|^2 is below 1e300 (|x| < 1e150), NaN in the others.
 // The quadratic form's |x - alpha mu_k|^2 overflows to infinity for |x| beyond about 1.3e154 and makes the score NaN,
 // which is how a diverging sampler is caught; the affine form stays finite far beyond, so the guard makes the score
@@ -210,8 +224,8 @@ inline void score_block(const IsotropicMixture& m, const double* __restrict coef
   const Index d = D > 0 ? D : m.dim, K = KC > 0 ? KC : m.components;
   const Lanes alpha = load(coef);
   // With one variance for all components (Affine, D > 0; mu_sq holds |mu_k|^2 broadcast per component), the logits
-  // in affine form: -|x|^2 / (2 c) is common to all and cancels in the softmax, leaving
-  //     l_k = normaliser_k - alpha^2 |mu_k|^2 / (2 c) + (alpha / c) x . mu_k,
+  // in affine form: -|x|^2 / (2 c) and -(d / 2) log(2 pi c) are common to all and cancel in the softmax, leaving
+  //     l_k = log w_k - alpha^2 |mu_k|^2 / (2 c) + (alpha / c) x . mu_k,
   // a multiply-add per component and coordinate and one more per component, where the quadratic form
   //     l_k = normaliser_k - |x - alpha mu_k|^2 / (2 c_k)
   // takes two instructions per component and coordinate and two more (and on AVX2 a register copy per coordinate).
@@ -345,23 +359,34 @@ void isotropic_score(const IsotropicMixture& m, bool one_time, const double* alp
       store(mu_sq + k * lanes, broadcast(sq));
     }
   }
+  // The coefficients of a block of lanes (alpha and sigma: one per lane).
+  const auto coefficients = [&](const double* lane_alpha, const double* lane_sigma) {
+    if (mu_sq)
+      block_coefficients_one_variance(m, lane_alpha, lane_sigma, coef);
+    else
+      block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
+  };
+  if (mu_sq)
+    for (Index k = 0; k < K; ++k) store(coef + (3 + 3 * k) * lanes, broadcast(m.log_weights[k]));
   if (one_time) {
     std::fill(lane_alpha, lane_alpha + lanes, alpha[0]);
     std::fill(lane_sigma, lane_sigma + lanes, sigma[0]);
-    block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
+    coefficients(lane_alpha, lane_sigma);
   }
   // The blocks, with the affine logits compiled in or not: one loop each, so that neither form's loads are hoisted
   // into the other's, inlined, so that the captured pointers stay in registers across the memory barriers.
   const auto blocks = [&]<bool Affine>() __attribute__((always_inline)) {
     for (Index j = 0; j < n; j += lanes) {
       const Index valid = std::min<Index>(lanes, n - j);
-      if (!one_time) {
+      if (!one_time && valid == lanes) {
+        coefficients(alpha + j, sigma + j);
+      } else if (!one_time) {
         for (int l = 0; l < lanes; ++l) {
           const Index column = j + (l < valid ? l : 0);
           lane_alpha[l] = alpha[column];
           lane_sigma[l] = sigma[column];
         }
-        block_coefficients(m, same_as.data(), lane_alpha, lane_sigma, coef, log_c);
+        coefficients(lane_alpha, lane_sigma);
       }
       if constexpr (D == 2) {
         alignas(64) double in[2 * lanes], res[2 * lanes];

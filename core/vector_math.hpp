@@ -31,9 +31,9 @@ void sqrt_in_place(double* x, Index n);
 // - |x - alpha mu_k|^2 / (2 c_k),
 //     score(x) = [alpha sum_k e_k mu_k / c_k - x sum_k e_k / c_k] / sum_k e_k,   e_k = exp(l_k - max_j l_j),
 // the log-sum-exp form of sum_k gamma_k (alpha mu_k - x) / c_k. When all components share one variance, the logits
-// leave out the term -|x|^2 / (2 c) common to all (the same softmax, rounded differently), and the score is NaN for
-// samples with |x|^2 >= 1e300, as it is with several variances where |x - alpha mu_k|^2 overflows: a diverging
-// sampler is caught either way.
+// leave out the terms -|x|^2 / (2 c) and -(dim / 2) log(2 pi c) common to all (the same softmax, rounded
+// differently), and the score is NaN for samples with |x|^2 >= 1e300, as it is with several variances where
+// |x - alpha mu_k|^2 overflows: a diverging sampler is caught either way.
 struct IsotropicMixture {
   Index dim = 0, components = 0;
   const double* means = nullptr;        // dim x components, column-major: mu_k

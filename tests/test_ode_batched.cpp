@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -21,6 +23,7 @@
 #include "sampler_cases.hpp"
 #include "solvers/driver.hpp"
 #include "solvers/likelihood.hpp"
+#include "solvers/step_control.hpp"
 
 using namespace scoresde;
 using scoresde::testing::all_sdes;
@@ -290,4 +293,31 @@ TEST_CASE("--ode-control batched is a sampler option: the likelihood names it an
   CHECK_THROWS_WITH_AS(lo.validate(*sde), doctest::Contains("--ode-control"), ConfigError);
   CHECK_THROWS_WITH_AS(lo.validate(*sde), doctest::Contains("chunk or sample"), ConfigError);
   CHECK(ode_control_from_string("batched") == OdeControl::batched);
+}
+
+TEST_CASE("StepSizeController proposes odeint's default_step_adjuster's step sizes bit for bit") {
+  // The controller writes odeint's rule out with its constants computed once; every proposal must be the double
+  // odeint's adjuster gives, so that a method under the driver takes exactly integrate_adaptive's steps.
+  const boost::numeric::odeint::default_step_adjuster<double, double> odeint_adjuster;
+  std::vector<double> errors = {0.0, 1e-300, 1e-20, 3.2e-4, 3.3e-4, 0.01, 0.25, 0.4999999, 0.5, 0.75, 1.0, 1.0000001,
+                                2.0, 1e3, 1e300, std::numeric_limits<double>::infinity(),
+                                std::numeric_limits<double>::quiet_NaN()};
+  for (int i = 1; i <= 200; ++i) errors.push_back(std::pow(10.0, -8.0 + 0.05 * i) * (1.0 + 1e-3 * i));
+  // dopri5's orders, and those the adaptive SDE methods give (an error order of 1 makes the decrease exponent -inf).
+  const auto same_bits = [](double a, double b) {
+    return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
+  };
+  for (const auto& orders : {std::pair{5, 4}, std::pair{1, 2}, std::pair{2, 1}, std::pair{3, 2}}) {
+    const int order = orders.first, error_order = orders.second;
+    const StepSizeController control(order, error_order);
+    for (const double h : {-0.01, -1e-6, 0.3})
+      for (const double error : errors) {
+        CAPTURE(order);
+        CAPTURE(error_order);
+        CAPTURE(h);
+        CAPTURE(error);
+        CHECK(same_bits(control.after_accept(h, error), odeint_adjuster.increase_step(h, error, order)));
+        CHECK(same_bits(control.after_reject(h, error), odeint_adjuster.decrease_step(h, error, error_order)));
+      }
+  }
 }
