@@ -130,10 +130,10 @@ inline std::vector<SamplerCase> stochastic_cases() {
       label += " --eta 1";
     }
     if (find_option(table, "s-churn")->used_by(o)) {
-      constexpr double share = 0.5;
+      static constexpr double share = 0.5;  // static: the lambda uses it without a capture (clang and GCC alike)
       o.s_churn = 1;  // stochastic at construction; for_sde sets the value
       limit_eta = std::sqrt(share);
-      for_sde = [share](SamplerOptions& s, const Sde& sde) {
+      for_sde = [](SamplerOptions& s, const Sde& sde) {
         s.s_churn = share * (sde.lambda(s.resolved_eps(sde)) - sde.lambda(sde.T()));
       };
       label += " --s-churn Lambda/2";
