@@ -120,6 +120,28 @@ TEST_CASE("the default grid: every combination once, ancestral skipped on sub-VP
   CHECK(expand_study(spec).size() == 1 + 2 * (2 + 1));
 }
 
+TEST_CASE("a sampler's own default tolerance beside the study's list of the other is used at every point (ggf)") {
+  // ggf declares rtol 0.05 and atol 0.0078. With the default study's atol list (equal to the rtol list by default)
+  // and a list of rtol of one's own, atol is ggf's own at every rtol point (fuzz_study_ini: this grid escaped as
+  // std::out_of_range).
+  StudySpec spec;
+  spec.blocks.clear();
+  spec.sde = {"vp"};
+  spec.seeds = 1;
+  spec.axes["sampler"] = {"ggf"};
+  spec.set_axis("rtol", std::vector<double>{0.02, 0.002, 0.0002, 2e-05});
+  spec.set_axis("atol", std::vector<double>{0.01, 0.001, 0.0001, 1e-05});  // the default study's list
+  spec.validate();
+  const auto runs = expand_study(spec);
+  REQUIRE(runs.size() == 1 + 4);
+  for (std::size_t i = 1; i < runs.size(); ++i) {
+    CAPTURE(runs[i].id);
+    CHECK(runs[i].sampler.atol.value_or(-1) == 0.0078);
+  }
+  CHECK(runs[1].sampler.rtol.value_or(-1) == 0.02);
+  CHECK(runs[4].sampler.rtol.value_or(-1) == 2e-05);
+}
+
 TEST_CASE("the time grid is an axis: shown in labels, ids and results.csv only when it is not uniform") {
   StudySpec spec;
   spec.blocks.clear();
@@ -389,6 +411,9 @@ TEST_CASE("bad grids and files name the key, exit 2, and write nothing") {
       {{"--snr", "-1"}, "--snr"},
       {{"--rtol", "0"}, "--rtol"},
       {{"--rtol", "1e-3,1e-4", "--atol", "1e-3"}, "--atol"},
+      // A block's atol meets the grid's rtol list (fuzz_study_ini: "blocks = atol= 04" escaped as std::out_of_range).
+      {{"--blocks", "atol=0.4"}, "--blocks, block 1: --atol = 0.4: give one value per --rtol value"},
+      {{"--rtol", "1e-3", "--atol", "1e-3", "--blocks", "rtol=1e-3,1e-4"}, "--blocks, block 1: --atol = 0.001"},
       {{"--seeds", "0"}, "--seeds"},
       // 100,001 seeds of one cell: 200,002 runs with the exact-samples baseline, beyond the 100,000 a study may have.
       {{"--sampler", "euler_maruyama", "--steps", "10", "--sde", "vp", "--seeds", "100001"}, "more than 100000 runs"},

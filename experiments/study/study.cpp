@@ -341,14 +341,21 @@ void StudySpec::validate() const {
   // Every value against its entry, as if given on the command line (C++ callers set the struct directly).
   for (const auto& [key, values] : axes) axis(key);
   check_options(study_option_table(), *this);
-  for (const auto& spec : sampler_option_table()) {
-    if (spec.paired_with.empty()) continue;
-    const auto own = axes.find(spec.key);
-    const auto paired = axis(spec.paired_with);
-    if (own != axes.end() && !own->second.empty() && own->second.size() != paired.size())
-      throw ConfigError(fmt::format(
-          "--{} = {}: give one value per --{} value ({} of them), or leave --{} out to use --{}'s", spec.key,
-          option_text::join_list(own->second), spec.paired_with, paired.size(), spec.key, spec.paired_with));
+  // Paired lists (atol with rtol) go point by point, in the grid and in every block, where a block's list meets the
+  // grid's partner unless the block gives both.
+  const auto all_grids = grids();
+  for (std::size_t b = 0; b < all_grids.size(); ++b) {
+    const StudySpec& g = all_grids[b];
+    const std::string where = b == 0 ? std::string() : fmt::format("--blocks, block {}: ", b);
+    for (const auto& spec : sampler_option_table()) {
+      if (spec.paired_with.empty()) continue;
+      const auto own = g.axes.find(spec.key);
+      const auto paired = g.axis(spec.paired_with);
+      if (own != g.axes.end() && !own->second.empty() && own->second.size() != paired.size())
+        throw ConfigError(fmt::format(
+            "{}--{} = {}: give one value per --{} value ({} of them), or leave --{} out to use --{}'s", where, spec.key,
+            option_text::join_list(own->second), spec.paired_with, paired.size(), spec.key, spec.paired_with));
+    }
   }
   sde_parameters.validate();
   MetricsOptions m;
@@ -497,10 +504,21 @@ std::vector<std::pair<SamplerOptions, std::string>> budget_points(const StudySpe
     if (own && spec.axis(entry.key) == default_spec.axis(entry.key)) return std::vector<std::string>{*own};
     return spec.axis(entry.key);
   };
-  const std::size_t count = values(*used.front()).size();
+  // The lists go point by point (StudySpec::validate checks the paired lengths); a list of one value, a sampler's own
+  // default beside a list of the study's, is used at every point.
+  std::vector<std::vector<std::string>> lists;
+  std::size_t count = 1;
+  for (const auto* entry : used) {
+    lists.push_back(values(*entry));
+    count = std::max(count, lists.back().size());
+  }
+  for (std::size_t u = 0; u < used.size(); ++u)
+    if (lists[u].size() != 1 && lists[u].size() != count)
+      throw ConfigError(fmt::format("--{} = {}: give one value per point of the other budget lists ({} of them)",
+                                    used[u]->key, option_text::join_list(lists[u]), count));
   for (std::size_t i = 0; i < count; ++i) {
     SamplerOptions p = o;
-    for (const auto* entry : used) entry->set(p, values(*entry).at(i));
+    for (std::size_t u = 0; u < used.size(); ++u) used[u]->set(p, lists[u].size() == 1 ? lists[u][0] : lists[u][i]);
     std::string id;
     for (const auto* entry : used)
       if (entry->shown_in_id(p)) id += fmt::format(fmt::runtime(entry->id_format), entry->label_text(p));
