@@ -724,6 +724,18 @@ std::vector<BadInputCase> bad_input_cases() {
        {"study", "--config", "{dir}/study.ini", "--out", "{dir}/st"},
        2,
        {"{dir}/study.ini", "unknown key \"solver\""}},
+      // Boost.Program_options fills %placeholders% in its messages until none is left: a value holding its own
+      // placeholder looped for ever (fuzz_study_ini) until program_options_message.
+      {"study.ini: a line holding Boost's placeholder",
+       {{"study.ini", "x %invalid_line%\n"}},
+       {"study", "--config", "{dir}/study.ini", "--out", "{dir}/st"},
+       2,
+       {"{dir}/study.ini", "invalid line 'x %invalid_line%'"}},
+      {"sample: an unknown option holding Boost's placeholder",
+       {},
+       {"sample", "--%canonical_option%", "--out", "{dir}/out.npy"},
+       2,
+       {"unrecognised option '--%canonical_option%'"}},
       {"study.ini: a directory",
        {{"study.ini", directory_marker}},
        {"study", "--config", "{dir}/study.ini", "--out", "{dir}/st"},

@@ -12,6 +12,7 @@
 #include "core/noise.hpp"
 #include "core/sde.hpp"
 #include "core/time_grid.hpp"
+#include "experiments/cli/options_cli.hpp"
 #include "models/datasets.hpp"
 #include "solvers/registry.hpp"
 
@@ -181,8 +182,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } catch (const InputError& e) {
     err << fmt::format("scoresde {}: {}\n", command, e.what());
     return 2;
-  } catch (const boost::program_options::error& e) {
-    err << fmt::format("scoresde {}: {} (see scoresde {} --help)\n", command, e.what(), command);
+  } catch (boost::program_options::error& e) {
+    err << fmt::format("scoresde {}: {} (see scoresde {} --help)\n", command, program_options_message(e), command);
     return 2;
   } catch (const NumericalError& e) {
     err << fmt::format("scoresde {}: the sampler diverged: {}; nothing was written\n", command, e.what());

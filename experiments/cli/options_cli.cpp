@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -10,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -120,6 +123,29 @@ void check_values(const po::parsed_options& parsed, const po::options_descriptio
 
 }  // namespace
 
+namespace {
+
+// The substitutions of an error_with_option_name, a protected member: a pointer to it formed in a derived class applies
+// to any error_with_option_name.
+struct ErrorSubstitutions : po::error_with_option_name {
+  static std::map<std::string, std::string>& of(po::error_with_option_name& e) {
+    return e.*(&ErrorSubstitutions::m_substitutions);
+  }
+};
+
+}  // namespace
+
+std::string program_options_message(po::error& e) {
+  auto* named = dynamic_cast<po::error_with_option_name*>(&e);
+  if (!named) return e.what();
+  // A byte no message template holds stands for '%' in the values while Boost forms the message.
+  constexpr char stand_in = '\x1a';
+  for (auto& [name, value] : ErrorSubstitutions::of(*named)) std::replace(value.begin(), value.end(), '%', stand_in);
+  std::string message = named->what();
+  std::replace(message.begin(), message.end(), stand_in, '%');
+  return message;
+}
+
 bool parse_arguments(const std::vector<std::string>& args, const po::options_description& visible,
                      const std::string& usage, po::variables_map& vm, std::ostream& out) {
   po::options_description all = visible;
@@ -150,8 +176,8 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
           fmt::format("{}: unknown key \"{}\"; the keys are the long option names without dashes, as "
                       "--help lists them",
                       path, e.get_option_name()));
-    } catch (const po::error& e) {
-      throw InputError(fmt::format("{}: {}", path, e.what()));
+    } catch (po::error& e) {
+      throw InputError(fmt::format("{}: {}", path, program_options_message(e)));
     }
   }
   po::notify(vm);

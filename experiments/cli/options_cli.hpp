@@ -131,6 +131,12 @@ bool parse_arguments(const std::vector<std::string>& args, const po::options_des
 // regular file where it exists (a FIFO or a device such as /dev/null, which the atomic rename would replace) before
 // any work is spent on it: ConfigError naming `option` (--out, or --json and the like). `example` names a suitable
 // file, such as "samples.npy".
+// e.what(), safe from Boost.Program_options 1.74's endless loop: it fills a message's %placeholder% with a value until
+// no placeholder is left (error_with_option_name::replace_token), so a value that holds its own placeholder, such as
+// the option --%canonical_option% or the INI line "x %invalid_line%", never ends. The values' '%' stand in for
+// themselves while the message is formed (e is changed so; it is the caught exception).
+std::string program_options_message(po::error& e);
+
 void check_out_path(const std::string& path, const std::string& example, const std::string& option = "--out");
 
 // The output directory of a command that writes several files into it (convergence, study): created with its missing
