@@ -307,6 +307,15 @@ Matrix read_samples_csv(const std::string& path) {
   return Eigen::Map<const Matrix>(values.data(), d, rows);
 }
 
+namespace {
+
+// --dim (0: not given) against the data's dimension d.
+void check_data_dimension(const std::string& name, Index dim, Index d) {
+  require(dim == 0 || dim == d, "--dim", std::to_string(dim), fmt::format("{} is {}-dimensional", name, d));
+}
+
+}  // namespace
+
 Matrix load_training_data(const std::string& name, Index count, std::uint64_t seed, Index dim) {
   require(count >= 1, "--data-samples", std::to_string(count), "must be >= 1");
   Matrix x;
@@ -316,13 +325,11 @@ Matrix load_training_data(const std::string& name, Index count, std::uint64_t se
   }
   if (ends_with(name, ".npy") || ends_with(name, ".csv")) {
     x = ends_with(name, ".npy") ? read_samples_npy(name) : read_samples_csv(name);
-    require(dim == 0 || dim == x.rows(), "--dim", std::to_string(dim),
-            fmt::format("{} is {}-dimensional", name, x.rows()));
+    check_data_dimension(name, dim, x.rows());
     return x;
   }
   if (const auto selection = parse_fashion_mnist_name(name)) {
-    require(dim == 0 || dim == fashion_mnist_dimension(*selection), "--dim", std::to_string(dim),
-            fmt::format("{} is {}-dimensional", name, fashion_mnist_dimension(*selection)));
+    check_data_dimension(name, dim, fashion_mnist_dimension(*selection));
     return load_fashion_mnist(*selection).images;
   }
   if (!has_exact_mixture(name))
@@ -337,7 +344,7 @@ Matrix load_training_data(const std::string& name, Index count, std::uint64_t se
 Index training_data_dimension(const std::string& name, Index dim) {
   if (const auto selection = parse_fashion_mnist_name(name)) {
     const Index d = fashion_mnist_dimension(*selection);
-    require(dim == 0 || dim == d, "--dim", std::to_string(dim), fmt::format("{} is {}-dimensional", name, d));
+    check_data_dimension(name, dim, d);
     return d;
   }
   return load_training_data(name, 1, 0, dim).rows();
